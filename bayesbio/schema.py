@@ -123,6 +123,20 @@ def _ids(table: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
     return f"{label} {shown}{more}"
 
 
+def _non_number_kind(values: pd.Series) -> str | None:
+    """Name the kind of a column (or its object entries) that must not be read as numbers."""
+    kinds = {"b": "boolean", "c": "complex", "m": "timedelta", "M": "datetime"}
+    kind = kinds.get(getattr(values.dtype, "kind", ""))
+    if kind is None and isinstance(values.dtype, pd.DatetimeTZDtype):
+        kind = "datetime"
+    if kind is None and values.dtype == object:
+        odd = (bool, np.bool_, complex, np.complexfloating, np.datetime64, np.timedelta64)
+        for v in values:
+            if isinstance(v, odd) or isinstance(v, pd.Timestamp | pd.Timedelta):
+                return type(v).__name__
+    return kind
+
+
 def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd.DataFrame:
     """Return a copy of ``table`` with user column names mapped to schema names.
 
@@ -148,6 +162,10 @@ def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd
         raise SchemaError(f"expected a pandas DataFrame, got {type(table).__name__}")
     if not columns:
         return table.copy()
+    if not isinstance(columns, Mapping):
+        raise SchemaError(
+            f"columns must be a mapping {{user_name: schema_name}}, got {type(columns).__name__}"
+        )
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise SchemaError(
@@ -234,6 +252,12 @@ def validate(
     numeric = [*PARAMETERS, RESPONSE] if RESPONSE in df.columns else list(PARAMETERS)
     for col in numeric:
         values = df[col]
+        kind = _non_number_kind(values)
+        if kind:
+            raise SchemaError(
+                f"column '{col}': {kind} values (dtype {values.dtype}); expected real numbers "
+                f"in {UNITS[col] or 'pH units'}"
+            )
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             converted = pd.to_numeric(values, errors="coerce")
             bad = converted.isna() & values.notna()

@@ -1,0 +1,505 @@
+"""Exploratory data analysis of a batch table: summaries and figures.
+
+:func:`summarize` counts, missing values and min/median/max per column and group;
+:func:`plot_distributions`, :func:`plot_correlation`, :func:`plot_yield_vs_parameter` (with a
+robust LOWESS smoother, :func:`smooth`), :func:`plot_yield_vs_parameters` and
+:func:`plot_pairs` draw figures with axes labelled in schema units; :func:`run_eda` does all
+of it and optionally saves PNGs. Plot functions never call ``plt.show()``; single-panel ones
+take an optional ``ax``.
+
+EDA works on raw tables as well as cleaned ones: missing values are allowed and physical
+limits are not enforced (they are reported, not fixed; use :func:`bayesbio.clean.clean`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bayesbio import schema
+
+__all__ = [
+    "EDAResult",
+    "plot_correlation",
+    "plot_distributions",
+    "plot_pairs",
+    "plot_yield_vs_parameter",
+    "plot_yield_vs_parameters",
+    "run_eda",
+    "smooth",
+    "summarize",
+]
+
+_log = logging.getLogger(__name__)
+_STATS = ("count", "missing", "min", "median", "max", "mean", "std")
+
+
+def _prepare(
+    table: pd.DataFrame, groups: Sequence[str] | None = None, *, need_response: bool = False
+) -> pd.DataFrame:
+    """Validate for EDA: raw data allowed.
+
+    Missing values, values beyond the physical limits and repeated batch ids pass (they are
+    what EDA of raw data should show); a missing group label becomes ``"(missing)"``.
+    """
+    df = schema.rename_columns(table, None)
+    if schema.BATCH_ID in df.columns:
+        df = df.drop(columns=schema.BATCH_ID)
+    for g in schema.group_columns(df, groups):
+        if df[g].isna().any():
+            df[g] = df[g].astype(object).where(df[g].notna(), "(missing)")
+    return schema.validate(
+        df,
+        require_response=need_response,
+        groups=groups,
+        allow_missing=True,
+        check_limits=False,
+    )
+
+
+def _numeric_columns(df: pd.DataFrame) -> list[str]:
+    return [*schema.PARAMETERS, *([schema.RESPONSE] if schema.RESPONSE in df.columns else [])]
+
+
+def _check_group(df: pd.DataFrame, group: str | None, argument: str = "group") -> None:
+    if group is not None and group not in df.columns:
+        raise ValueError(f"{argument}={group!r} is not a column of the table {list(df.columns)}")
+
+
+def summarize(table: pd.DataFrame, groups: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Summarise each parameter and the response, overall or per group.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table (raw or cleaned).
+    groups : str or sequence of str, optional
+        Group columns to summarise by. Default: one overall summary.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (group levels, column) with the group columns, ``column``, ``unit`` and
+        ``count`` (non-missing), ``missing``, ``min``, ``median``, ``max``, ``mean``, ``std``.
+
+    Raises
+    ------
+    SchemaError
+        If the table does not match the schema (missing columns, non-numeric values, a
+        missing group label).
+    """
+    if isinstance(groups, str):
+        groups = [groups]
+    groups = list(groups or [])
+    df = _prepare(table, groups or None)
+    cols = _numeric_columns(df)
+    long = df.melt(id_vars=groups, value_vars=cols, var_name="column", value_name="value")
+    keys = [*groups, "column"]
+    grouped = long.groupby(keys, sort=False)["value"]
+    out = grouped.agg(["count", "min", "median", "max", "mean", "std"]).reset_index()
+    out["missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
+    out["unit"] = out["column"].map(schema.UNITS)
+    order = {c: i for i, c in enumerate(cols)}
+    out = out.sort_values(
+        [*groups, "column"], key=lambda s: s.map(order) if s.name == "column" else s
+    )
+    return out[[*keys, "unit", *_STATS]].reset_index(drop=True)
+
+
+def smooth(
+    x: np.ndarray | pd.Series,
+    y: np.ndarray | pd.Series,
+    *,
+    frac: float = 0.5,
+    n_points: int = 50,
+    iterations: int = 2,
+    max_points: int = 3000,
+    random_seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust locally linear smoother (LOWESS with tricube and bisquare weights).
+
+    Parameters
+    ----------
+    x, y : array-like
+        Data; pairs with a missing or infinite value are ignored.
+    frac : float, default 0.5
+        Fraction of the points in each local fit, in (0, 1].
+    n_points : int, default 50
+        Number of evaluation points spread over the range of ``x``.
+    iterations : int, default 2
+        Robustness iterations (bisquare reweighting of large residuals).
+    max_points : int, default 3000
+        Larger data sets are subsampled (with ``random_seed``) to bound memory and time.
+    random_seed : int or None, default 0
+        Seed of the subsample.
+
+    Returns
+    -------
+    grid, fitted : numpy.ndarray
+        Evaluation points and smoothed values. Empty arrays for fewer than 3 distinct ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` and ``y`` differ in length or ``frac`` is outside (0, 1].
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac must be in (0, 1], got {frac!r}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) > max_points:
+        pick = np.random.default_rng(random_seed).choice(len(x), max_points, replace=False)
+        x, y = x[pick], y[pick]
+    if len(np.unique(x)) < 3:
+        return np.array([]), np.array([])
+    grid = np.linspace(x.min(), x.max(), n_points)
+    k = max(3, int(np.ceil(frac * len(x))))
+    dist = np.abs(grid[:, None] - x[None, :])  # (n_points, n)
+    h = np.partition(dist, k - 1, axis=1)[:, k - 1]
+    h = np.where(h > 0, h, np.max(dist)) * 1.0001
+    base = np.clip(1 - (dist / h[:, None]) ** 3, 0, None) ** 3
+    robust = np.ones_like(x)
+    for it in range(iterations + 1):
+        w = base * robust[None, :]
+        sw = w.sum(axis=1)
+        mx = (w @ x) / sw
+        my = (w @ y) / sw
+        dx = x[None, :] - mx[:, None]
+        sxx = (w * dx**2).sum(axis=1)
+        sxy = (w * dx * (y[None, :] - my[:, None])).sum(axis=1)
+        slope = np.where(sxx > 1e-12 * np.maximum(sw, 1e-300), sxy / np.where(sxx > 0, sxx, 1), 0)
+        fitted = my + slope * (grid - mx)
+        if it == iterations:
+            break
+        # residuals at the data points, by interpolating the fit on the grid
+        resid = y - np.interp(x, grid, fitted)
+        s = np.median(np.abs(resid))
+        if s <= 0:
+            break
+        robust = np.clip(1 - (resid / (6 * s)) ** 2, 0, None) ** 2
+    return grid, fitted
+
+
+def plot_distributions(
+    table: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    group: str | None = None,
+    bins: int = 30,
+) -> Figure:
+    """Histograms of the parameters and the response, optionally overlaid by group.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table.
+    columns : sequence of str, optional
+        Columns to draw; default the four parameters and ``yield`` when present.
+    group : str, optional
+        Group column whose levels are overlaid in each panel.
+    bins : int, default 30
+        Histogram bins (shared across groups in a panel).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per column, x axes labelled with units.
+    """
+    df = _prepare(table)
+    _check_group(df, group)
+    cols = list(columns) if columns is not None else _numeric_columns(df)
+    bad = [c for c in cols if c not in _numeric_columns(df)]
+    if bad:
+        raise ValueError(f"columns {bad} are not numeric schema columns of the table")
+    ncol = min(3, len(cols))
+    nrow = int(np.ceil(len(cols) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), squeeze=False)
+    for ax, col in zip(axes.flat, cols, strict=False):
+        values = df[col].to_numpy()
+        finite = values[np.isfinite(values)]
+        edges = np.histogram_bin_edges(finite, bins=bins) if len(finite) else bins
+        if group is None:
+            ax.hist(finite, bins=edges, color="C0", alpha=0.8)
+        else:
+            for i, (level, sub) in enumerate(df.groupby(group, sort=True)):
+                v = sub[col].to_numpy()
+                ax.hist(v[np.isfinite(v)], bins=edges, alpha=0.5, color=f"C{i}", label=str(level))
+        ax.set_xlabel(schema.axis_label(col))
+        ax.set_ylabel("batches")
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.set_visible(False)
+    if group is not None:
+        axes.flat[0].legend(title=group, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_correlation(
+    table: pd.DataFrame, *, method: str = "spearman", ax: Axes | None = None
+) -> Axes:
+    """Heatmap of the correlations between parameters and the response.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table.
+    method : {"spearman", "pearson", "kendall"}, default "spearman"
+        Correlation coefficient (pairwise complete observations).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is made if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Annotated heatmap; constant columns show as blank (undefined correlation).
+    """
+    methods = ("spearman", "pearson", "kendall")
+    if method not in methods:
+        raise ValueError(f"method={method!r}; expected one of {methods}")
+    df = _prepare(table)
+    cols = _numeric_columns(df)
+    data = df[cols].replace([np.inf, -np.inf], np.nan)
+    std = data.std()
+    varying = [c for c in cols if std[c] > 0]
+    corr = pd.DataFrame(np.nan, index=cols, columns=cols)
+    if len(varying) >= 2:
+        corr.loc[varying, varying] = data[varying].corr(method=method).to_numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    im = ax.imshow(corr.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+    labels = [schema.axis_label(c) for c in cols]
+    ax.set_xticks(range(len(cols)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(cols)), labels)
+    for i in range(len(cols)):
+        for j in range(len(cols)):
+            value = corr.iat[i, j]
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize="small")
+    ax.figure.colorbar(im, ax=ax, label=f"{method} correlation")
+    ax.set_title(f"{method.capitalize()} correlation")
+    return ax
+
+
+def plot_yield_vs_parameter(
+    table: pd.DataFrame,
+    parameter: str,
+    *,
+    group: str | None = "scale",
+    frac: float = 0.5,
+    max_points: int = 5000,
+    random_seed: int | None = 0,
+    ax: Axes | None = None,
+) -> Axes:
+    """Scatter of yield against one parameter, coloured by group, with a robust smoother.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table with a ``yield`` column.
+    parameter : str
+        One of :data:`bayesbio.schema.PARAMETERS`.
+    group : str or None, default "scale"
+        Group column for colours and one smoother per level; None (or a group column absent
+        from the table when left at its default) draws one cloud.
+    frac : float, default 0.5
+        Span of the LOWESS smoother (see :func:`smooth`).
+    max_points : int, default 5000
+        At most this many points are drawn (a seeded subsample).
+    random_seed : int or None, default 0
+        Seed of the subsample.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if parameter not in schema.PARAMETERS:
+        raise ValueError(f"parameter={parameter!r}; expected one of {list(schema.PARAMETERS)}")
+    df = _prepare(table, need_response=True)
+    if group == "scale" and group not in df.columns:
+        group = None
+    _check_group(df, group)
+    if len(df) > max_points:
+        df = df.sample(max_points, random_state=np.random.default_rng(random_seed))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.8))
+    levels = [(None, df)] if group is None else list(df.groupby(group, sort=True))
+    for i, (level, sub) in enumerate(levels):
+        x = sub[parameter].to_numpy()
+        y = sub[schema.RESPONSE].to_numpy()
+        label = "batches" if level is None else str(level)
+        ax.scatter(x, y, s=8, alpha=0.4, color=f"C{i}", label=label)
+        gx, gy = smooth(x, y, frac=frac, random_seed=random_seed)
+        if len(gx):
+            ax.plot(gx, gy, color=f"C{i}", lw=2)
+    ax.set_xlabel(schema.axis_label(parameter))
+    ax.set_ylabel(schema.axis_label(schema.RESPONSE))
+    if group is not None:
+        ax.legend(title=group, fontsize="small")
+    return ax
+
+
+def plot_yield_vs_parameters(
+    table: pd.DataFrame, *, group: str | None = "scale", frac: float = 0.5
+) -> Figure:
+    """One :func:`plot_yield_vs_parameter` panel per parameter.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table with a ``yield`` column.
+    group : str or None, default "scale"
+        Group column for colours and smoothers.
+    frac : float, default 0.5
+        Span of the smoother.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), squeeze=False)
+    for ax, p in zip(axes.flat, schema.PARAMETERS, strict=True):
+        plot_yield_vs_parameter(table, p, group=group, frac=frac, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pairs(
+    table: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    group: str | None = None,
+    max_points: int = 2000,
+    random_seed: int | None = 0,
+) -> Figure:
+    """Pair plot: histograms on the diagonal, scatter plots off it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table.
+    columns : sequence of str, optional
+        Columns; default the parameters and ``yield`` when present.
+    group : str, optional
+        Group column for colours.
+    max_points : int, default 2000
+        At most this many points (a seeded subsample).
+    random_seed : int or None, default 0
+        Seed of the subsample.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    df = _prepare(table)
+    _check_group(df, group)
+    cols = list(columns) if columns is not None else _numeric_columns(df)
+    bad = [c for c in cols if c not in _numeric_columns(df)]
+    if bad:
+        raise ValueError(f"columns {bad} are not numeric schema columns of the table")
+    if len(df) > max_points:
+        df = df.sample(max_points, random_state=np.random.default_rng(random_seed))
+    k = len(cols)
+    fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), squeeze=False)
+    levels = [(None, df)] if group is None else list(df.groupby(group, sort=True))
+    for i, ci in enumerate(cols):
+        for j, cj in enumerate(cols):
+            ax = axes[i, j]
+            for c, (level, sub) in enumerate(levels):
+                if i == j:
+                    v = sub[ci].to_numpy()
+                    ax.hist(v[np.isfinite(v)], bins=20, alpha=0.5, color=f"C{c}")
+                else:
+                    lab = None if level is None or (i, j) != (1, 0) else str(level)
+                    ax.scatter(sub[cj], sub[ci], s=4, alpha=0.4, color=f"C{c}", label=lab)
+            if i == k - 1:
+                ax.set_xlabel(schema.axis_label(cj), fontsize="small")
+            if j == 0:
+                ax.set_ylabel(schema.axis_label(ci), fontsize="small")
+            ax.tick_params(labelsize="x-small")
+    if group is not None and k > 1:
+        fig.legend(*axes[1, 0].get_legend_handles_labels(), title=group, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+class EDAResult(NamedTuple):
+    """Result of :func:`run_eda` (a NamedTuple: ``summary, figures = run_eda(table)``).
+
+    Attributes
+    ----------
+    summary : pandas.DataFrame
+        :func:`summarize` by the group columns.
+    figures : dict of str to matplotlib.figure.Figure
+        ``distributions``, ``correlation``, ``yield_vs_parameters`` (when the table has a
+        response) and ``pairs``; with ``out_dir`` each is saved as ``<name>.png``.
+    """
+
+    summary: pd.DataFrame
+    figures: dict[str, Figure]
+
+
+def run_eda(
+    table: pd.DataFrame,
+    out_dir: str | Path | None = None,
+    *,
+    groups: Sequence[str] | None = None,
+    group: str | None = "scale",
+    dpi: int = 100,
+) -> EDAResult:
+    """Summary table and the standard EDA figures; PNGs saved when ``out_dir`` is given.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table.
+    out_dir : str or path, optional
+        Folder for ``<name>.png`` files and ``summary.csv`` (created if needed).
+    groups : sequence of str, optional
+        Group columns for the summary; default those of :data:`bayesbio.schema.DEFAULT_GROUPS`
+        present except ``campaign``.
+    group : str or None, default "scale"
+        Group column for colours in the figures (ignored when absent).
+    dpi : int, default 100
+        Resolution of saved PNGs.
+
+    Returns
+    -------
+    EDAResult
+        ``summary`` and ``figures``. With ``out_dir``, ``out_dir/<figure name>.png`` and
+        ``out_dir/summary.csv`` are written. The caller closes the figures.
+    """
+    df = _prepare(table)
+    if groups is None:
+        groups = [g for g in schema.group_columns(df) if g != "campaign"]
+    if group is not None and group not in df.columns:
+        group = None
+    summary = summarize(df, groups)
+    figures: dict[str, Figure] = {
+        "distributions": plot_distributions(df, group=group),
+        "correlation": plot_correlation(df).figure,
+    }
+    if schema.RESPONSE in df.columns:
+        figures["yield_vs_parameters"] = plot_yield_vs_parameters(df, group=group)
+    figures["pairs"] = plot_pairs(df, group=group)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, fig in figures.items():
+            fig.savefig(out / f"{name}.png", dpi=dpi, bbox_inches="tight")
+        summary.to_csv(out / "summary.csv", index=False)
+        _log.info("EDA written to %s", out)
+    return EDAResult(summary, figures)

@@ -1,0 +1,425 @@
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bayesbio import schema
+from bayesbio.clean import (
+    DO_MG_PER_L_AT_SATURATION,
+    LOG_COLUMNS,
+    POLICIES,
+    CleanPolicy,
+    CleanResult,
+    clean,
+)
+from bayesbio.simulate import DO_MG_PER_L_AT_100_PERCENT, simulate_batches
+
+
+def small_table(n=60, seed=0):
+    """A clean historical-looking table built by hand (independent of the simulator)."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "batch_id": [f"B{i:03d}" for i in range(n)],
+            "scale": rng.choice(["2L", "200L", "2000L"], n),
+            "site": rng.choice(["A", "B"], n),
+            "mixing_time": np.round(rng.uniform(20, 100, n), 1),
+            "temperature": np.round(rng.normal(36.5, 0.5, n), 2),
+            "ph": np.round(rng.normal(7.0, 0.05, n), 3),
+            "dissolved_oxygen": np.round(rng.normal(40, 6, n), 1),
+        }
+    )
+    df["yield"] = np.round(
+        np.exp(1.6 - 0.1 * (df["temperature"] - 36.5) ** 2 + rng.normal(0, 0.05, n)), 3
+    )
+    return df
+
+
+def actions(log, row):
+    return log.loc[log["row"] == row]
+
+
+def assert_accounting(table, result):
+    dropped = result.log[result.log["action"] == "dropped"]
+    assert len(table) == len(result.table) + len(dropped)
+    assert dropped["row"].is_unique
+    assert dropped["reason"].notna().all() and (dropped["reason"].str.len() > 0).all()
+    kept_positions = set(range(len(table))) - set(dropped["row"])
+    assert list(result.table.index) == list(table.index[sorted(kept_positions)])
+
+
+@pytest.fixture(scope="module")
+def dirty():
+    return simulate_batches(1500, defects=True, random_seed=11)
+
+
+@pytest.fixture(scope="module")
+def dirty_result(dirty):
+    return clean(dirty.table)
+
+
+def test_clean_returns_named_result_with_documented_log_columns(dirty_result):
+    assert isinstance(dirty_result, CleanResult)
+    _table, log = dirty_result
+    assert tuple(log.columns) == LOG_COLUMNS
+    assert set(log["action"]) <= {"dropped", "repaired", "flagged", "imputed"}
+    assert log["row"].dtype == np.int64
+
+
+def test_clean_does_not_mutate_input(dirty):
+    before = dirty.table.copy(deep=True)
+    clean(dirty.table, "impute")
+    pd.testing.assert_frame_equal(dirty.table, before)
+
+
+def test_clean_row_accounting_and_schema_on_simulated_defects(dirty, dirty_result):
+    assert_accounting(dirty.table, dirty_result)
+    schema.validate(dirty_result.table)
+
+
+def test_clean_detects_every_simulated_defect_kind(dirty, dirty_result):
+    log, labels = dirty_result.log, dirty.defects
+    expected = {
+        "missing": "missing",
+        "duplicate_exact": "exact duplicate",
+        "duplicate_near": "duplicate",
+        "outlier": "outlier",
+        "impossible": "impossible",
+        "unit_kelvin": "kelvin",
+        "unit_fahrenheit": "Fahrenheit",
+        "unit_do_mg_per_l": "mg/L",
+        "label_typo": "group label",
+    }
+    for kind, word in expected.items():
+        rows = labels.loc[labels["defect"] == kind, "row"]
+        assert len(rows) > 0, kind
+        hit = log[log["reason"].str.contains(word, regex=False)]["row"]
+        recall = rows.isin(hit).mean()
+        assert recall == 1.0, (kind, recall)
+
+
+def test_clean_leaves_clean_rows_alone(dirty, dirty_result):
+    touched = set(dirty_result.log["row"])
+    clean_rows = set(range(len(dirty.table))) - set(dirty.defects["row"])
+    false_alarms = touched & clean_rows
+    assert len(false_alarms) <= 0.002 * len(clean_rows)
+
+
+def test_clean_recovers_true_values_of_unit_slips(dirty, dirty_result):
+    labels = dirty.defects[dirty.defects["defect"].str.startswith("unit_")]
+    log = dirty_result.log.set_index("row")
+    for row, col, true in labels[["row", "column", "true_value"]].itertuples(index=False):
+        entry = log.loc[[row]]
+        entry = entry[entry["column"] == col]
+        assert entry["action"].tolist() == ["repaired"]
+        # recorded to 2 decimals: 0.005 mg/L is 0.075 % air saturation
+        tol = 0.08 if col == "dissolved_oxygen" else 0.01
+        assert entry["new_value"].iloc[0] == pytest.approx(true, abs=tol)
+
+
+def test_clean_on_defect_free_historical_table_changes_nothing():
+    sim = simulate_batches(2000, design="historical", random_seed=3)
+    result = clean(sim.table)
+    assert len(result.log) == 0
+    pd.testing.assert_frame_equal(result.table, schema.validate(sim.table))
+
+
+def test_do_constant_is_the_simulators():
+    assert DO_MG_PER_L_AT_SATURATION == DO_MG_PER_L_AT_100_PERCENT
+
+
+def test_clean_flags_temperature_recorded_in_kelvin_and_fahrenheit():
+    df = small_table()
+    df.loc[3, "temperature"] = 36.4 + 273.15
+    df.loc[4, "temperature"] = 36.4 * 1.8 + 32
+    result = clean(df)
+    rep = result.log[result.log["action"] == "repaired"].set_index("row")
+    assert rep.loc[3, "reason"].startswith("unit slip: kelvin")
+    assert rep.loc[4, "reason"].startswith("unit slip: Fahrenheit")
+    assert result.table.loc[[3, 4], "temperature"].to_numpy() == pytest.approx([36.4, 36.4])
+
+
+def test_clean_converts_dissolved_oxygen_recorded_in_mg_per_l():
+    df = small_table()
+    df.loc[5, "dissolved_oxygen"] = round(40.0 * DO_MG_PER_L_AT_SATURATION / 100, 2)
+    result = clean(df)
+    entry = actions(result.log, 5)
+    assert entry["action"].tolist() == ["repaired"]
+    assert "mg/L" in entry["reason"].iloc[0]
+    assert result.table.loc[5, "dissolved_oxygen"] == pytest.approx(40.0, abs=0.1)
+
+
+def test_clean_drops_temperature_that_no_unit_explains():
+    df = small_table()
+    df.loc[6, "temperature"] = 150.0
+    result = clean(df)
+    entry = actions(result.log, 6)
+    assert entry["action"].tolist() == ["dropped"]
+    assert "outside the limits" in entry["reason"].iloc[0]
+
+
+def test_unit_repair_off_drops_slips_as_impossible():
+    df = small_table()
+    df.loc[3, "temperature"] = 309.5
+    result = clean(df, {"unit_repair": False})
+    assert actions(result.log, 3)["action"].tolist() == ["dropped"]
+
+
+def test_clean_drops_impossible_values_with_reason():
+    df = small_table()
+    df.loc[7, "ph"] = 70.0
+    df.loc[8, "yield"] = -2.0
+    df.loc[9, "mixing_time"] = np.inf
+    result = clean(df)
+    dropped = result.log[result.log["action"] == "dropped"].set_index("row")
+    assert "'ph' = 70" in dropped.loc[7, "reason"]
+    assert dropped.loc[8, "column"] == "yield"
+    assert "infinite" in dropped.loc[9, "reason"]
+    assert_accounting(df, result)
+
+
+def test_clean_normalises_group_labels_to_most_common_spelling():
+    df = small_table()
+    df.loc[0, "site"] = " a"
+    df.loc[1, "site"] = "Site-A"
+    df.loc[2, "site"] = "site a"
+    df.loc[3, "scale"] = "2000 L"
+    df.loc[4, "scale"] = "2000 l"
+    result = clean(df)
+    assert result.table.loc[[0, 1, 2], "site"].tolist() == ["A", "A", "A"]
+    assert result.table.loc[[3, 4], "scale"].tolist() == ["2000L", "2000L"]
+    rep = result.log[result.log["reason"] == "group label normalised"]
+    assert sorted(rep["row"]) == [0, 1, 2, 3, 4]
+    assert set(result.table["site"]) == {"A", "B"}
+
+
+def test_clean_drops_rows_without_group_label():
+    df = small_table()
+    df.loc[10, "site"] = None
+    df.loc[11, "site"] = "  "
+    result = clean(df)
+    dropped = result.log[result.log["action"] == "dropped"]
+    assert sorted(dropped["row"]) == [10, 11]
+    assert dropped["reason"].str.contains("missing group label in 'site'").all()
+
+
+def test_clean_missing_drop_policy_logs_each_drop():
+    df = small_table()
+    df.loc[12, "ph"] = np.nan
+    result = clean(df)
+    entry = actions(result.log, 12)
+    assert entry[["column", "action"]].values.tolist() == [["ph", "dropped"]]
+
+
+def test_clean_imputes_column_median():
+    df = small_table()
+    df.loc[12, "ph"] = np.nan
+    result = clean(df, "impute_median")
+    entry = actions(result.log, 12)
+    assert entry["action"].tolist() == ["imputed"]
+    expected = df["ph"].drop(index=12).median()
+    assert result.table.loc[12, "ph"] == pytest.approx(expected)
+    assert entry["new_value"].iloc[0] == pytest.approx(expected)
+
+
+def test_clean_imputes_group_median():
+    df = small_table(n=80)
+    df.loc[df["scale"] == "2000L", "mixing_time"] += 500.0
+    row = int(np.flatnonzero(df["scale"] == "2000L")[0])
+    df.loc[row, "mixing_time"] = np.nan
+    result = clean(df, {"missing": "impute_group_median", "groups": ("scale",)})
+    others = df[(df["scale"] == "2000L")].drop(index=row)["mixing_time"]
+    assert result.table.loc[row, "mixing_time"] == pytest.approx(others.median())
+    assert "median of its group" in actions(result.log, row)["reason"].iloc[0]
+
+
+def test_clean_never_imputes_missing_response():
+    df = small_table()
+    df.loc[13, "yield"] = np.nan
+    result = clean(df, "impute")
+    entry = actions(result.log, 13)
+    assert entry["action"].tolist() == ["dropped"]
+    assert "never imputed" in entry["reason"].iloc[0]
+
+
+def test_clean_drops_exact_and_near_duplicates_keeping_first():
+    df = small_table()
+    extra = pd.concat(
+        [
+            df.iloc[[5]],  # exact copy
+            df.iloc[[6]].assign(ph=df.loc[6, "ph"] + 0.004),  # same id, re-keyed value
+            df.iloc[[7]].assign(batch_id="NEW"),  # same record under a new id
+        ]
+    )
+    dup = pd.concat([df, extra], ignore_index=True)
+    result = clean(dup)
+    dropped = result.log[result.log["action"] == "dropped"].set_index("row")
+    n = len(df)
+    assert sorted(dropped.index) == [n, n + 1, n + 2]
+    assert dropped.loc[n, "reason"] == "exact duplicate of row 5"
+    assert dropped.loc[n + 1, "reason"].startswith("duplicate batch_id of row 6 (differs in ph")
+    assert dropped.loc[n + 2, "reason"].startswith("near duplicate of row 7")
+    assert len(result.table) == n
+
+
+def test_clean_keeps_replicate_batches_with_other_yields():
+    df = small_table()
+    rep = df.iloc[[8]].assign(batch_id="REP", **{"yield": df.loc[8, "yield"] * 1.05})
+    result = clean(pd.concat([df, rep], ignore_index=True))
+    assert len(result.log) == 0
+
+
+def test_clean_keeps_replicated_setpoints_in_a_table_without_response():
+    df = small_table().drop(columns="yield")
+    rep = df.iloc[[8]].assign(batch_id="REP")
+    result = clean(pd.concat([df, rep], ignore_index=True))
+    assert result.log.empty
+    schema.validate(result.table, require_response=False)
+
+
+def test_clean_flags_outliers_by_default_and_drops_them_when_strict():
+    df = small_table(n=150)
+    df.loc[20, "yield"] *= 3.0
+    df.loc[21, "yield"] *= 0.2
+    flagged = clean(df)
+    f = flagged.log[flagged.log["action"] == "flagged"]
+    assert sorted(f["row"]) == [20, 21]
+    assert len(flagged.table) == len(df)
+    strict = clean(df, "strict")
+    d = strict.log[strict.log["action"] == "dropped"]
+    assert sorted(d["row"]) == [20, 21]
+    assert d["reason"].str.startswith("outlier").all()
+
+
+def test_outlier_rule_does_not_flag_historical_spread():
+    for design in ("historical", "doe"):
+        sim = simulate_batches(1500, design=design, random_seed=5)
+        flagged = clean(sim.table).log
+        assert (flagged["action"] == "flagged").sum() <= 0.002 * len(sim.table)
+
+
+def test_outlier_rule_gives_small_groups_a_pooled_scale_not_zero():
+    # 9 scale x site groups of a few batches each: their own MAD would be near zero
+    flagged = sum(
+        (clean(simulate_batches(40, random_seed=s).table).log["action"] == "flagged").sum()
+        for s in range(10)
+    )
+    assert flagged <= 0.01 * 400
+
+
+def test_policy_accepts_instance_dict_and_name():
+    assert clean(small_table(), CleanPolicy(outliers="drop")).log.empty
+    assert clean(small_table(), {"missing": "impute_median"}).log.empty
+    for name in POLICIES:
+        assert clean(small_table(), name).log.empty
+
+
+def test_policy_is_frozen_and_validated():
+    pol = CleanPolicy()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pol.missing = "impute_median"
+    with pytest.raises(ValueError, match="missing='zap'"):
+        CleanPolicy(missing="zap")
+    with pytest.raises(ValueError, match="outliers='remove'"):
+        clean(small_table(), {"outliers": "remove"})
+    with pytest.raises(ValueError, match=r"unknown policy key\(s\) \['outlier'\]"):
+        clean(small_table(), {"outlier": "drop"})
+    with pytest.raises(ValueError, match="unknown policy name 'lenient'"):
+        clean(small_table(), "lenient")
+    with pytest.raises(TypeError, match="policy must be"):
+        clean(small_table(), 3)
+    with pytest.raises(ValueError, match="outlier_threshold"):
+        CleanPolicy(outlier_threshold=-1)
+
+
+def test_clean_maps_user_column_names():
+    df = small_table().rename(columns={"temperature": "Temp_C", "yield": "Titer"})
+    df.loc[2, "Temp_C"] = 309.6
+    result = clean(df, columns={"Temp_C": "temperature", "Titer": "yield"})
+    assert "temperature" in result.table.columns and "Temp_C" not in result.table.columns
+    assert actions(result.log, 2)["column"].tolist() == ["temperature"]
+
+
+def test_clean_keeps_extra_columns_and_index_labels():
+    df = small_table().assign(operator="x")
+    df.index = [f"r{i}" for i in range(len(df))]
+    df.iloc[3, df.columns.get_loc("ph")] = np.nan
+    result = clean(df)
+    assert "operator" in result.table.columns
+    assert "r3" not in result.table.index and "r4" in result.table.index
+
+
+def test_clean_is_idempotent_on_simulated_defects(dirty_result):
+    again = clean(dirty_result.table)
+    assert not again.log["action"].isin(["dropped", "repaired", "imputed"]).any()
+    pd.testing.assert_frame_equal(again.table, dirty_result.table)
+
+
+def test_clean_reads_numbers_and_units_from_text():
+    df = small_table().astype({"temperature": object, "dissolved_oxygen": object})
+    df.loc[0, "temperature"] = "37 C"
+    df.loc[1, "temperature"] = "310.15 K"
+    df.loc[2, "temperature"] = " 36.5 "
+    df.loc[3, "dissolved_oxygen"] = "2.68 mg/L"
+    df.loc[4, "dissolved_oxygen"] = "n/a"
+    result = clean(df)
+    t = result.table
+    assert t.loc[[0, 1, 2], "temperature"].to_numpy() == pytest.approx([37.0, 37.0, 36.5])
+    assert t.loc[3, "dissolved_oxygen"] == pytest.approx(40.0, abs=0.01)
+    assert 4 not in t.index
+    reasons = result.log.set_index(["row", "action"])["reason"]
+    assert "converted" in reasons.loc[(1, "repaired")]
+    assert "missing" in reasons.loc[(4, "dropped")]
+
+
+defect_rates = st.fixed_dictionaries(
+    {
+        kind: st.sampled_from([0.0, 0.01, 0.03, 0.08])
+        for kind in (
+            "missing",
+            "duplicate_exact",
+            "duplicate_near",
+            "outlier",
+            "impossible",
+            "unit_kelvin",
+            "unit_fahrenheit",
+            "unit_do_mg_per_l",
+            "label_typo",
+        )
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rates=defect_rates,
+    seed=st.integers(0, 2**16),
+    n=st.integers(5, 300),
+    design=st.sampled_from(["historical", "doe", "uniform"]),
+    policy=st.sampled_from(sorted(POLICIES)),
+)
+def test_clean_invariants_over_random_defect_mixes(rates, seed, n, design, policy):
+    sim = simulate_batches(n, design=design, defects=rates, random_seed=seed)
+    before = sim.table.copy(deep=True)
+    result = clean(sim.table, policy)
+    pd.testing.assert_frame_equal(sim.table, before)
+    assert_accounting(sim.table, result)
+    if len(result.table):
+        schema.validate(result.table)
+    if policy != "strict":  # dropping outliers can reveal new ones at the margin
+        again = clean(result.table, policy)
+        assert not again.log["action"].isin(["dropped", "repaired", "imputed"]).any()
+
+
+@pytest.mark.slow
+def test_clean_million_batches_in_seconds():
+    sim = simulate_batches(1_000_000, defects=True, random_seed=0)
+    start = time.perf_counter()
+    result = clean(sim.table)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 60
+    assert_accounting(sim.table, result)

@@ -1,0 +1,157 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bayesbio import eda, schema
+from bayesbio.simulate import simulate_batches
+
+
+@pytest.fixture(scope="module")
+def table():
+    return simulate_batches(300, random_seed=2).table
+
+
+def test_summarize_overall_matches_pandas(table):
+    raw = table.copy()
+    raw.loc[[0, 5], "ph"] = np.nan
+    out = eda.summarize(raw)
+    assert list(out["column"]) == [*schema.PARAMETERS, "yield"]
+    row = out.set_index("column").loc["ph"]
+    assert row["count"] == len(raw) - 2 and row["missing"] == 2
+    assert row["median"] == pytest.approx(raw["ph"].median())
+    assert row["min"] == pytest.approx(raw["ph"].min())
+    assert row["max"] == pytest.approx(raw["ph"].max())
+    assert row["unit"] == ""
+    assert out.set_index("column").loc["temperature", "unit"] == "degC"
+
+
+def test_summarize_per_group_counts_each_level(table):
+    out = eda.summarize(table, ["scale", "site"])
+    assert {"scale", "site", "column", "count", "missing", "min", "median", "max"} <= set(out)
+    yields = out[out["column"] == "yield"]
+    sizes = table.groupby(["scale", "site"]).size()
+    got = yields.set_index(["scale", "site"])["count"]
+    assert got.sort_index().tolist() == sizes.sort_index().tolist()
+    med = table.groupby("scale")["temperature"].median()
+    by_scale = eda.summarize(table, "scale")
+    by_scale = by_scale[by_scale["column"] == "temperature"].set_index("scale")["median"]
+    pd.testing.assert_series_equal(by_scale.sort_index(), med.sort_index(), check_names=False)
+
+
+def test_summarize_accepts_raw_values_beyond_limits(table):
+    raw = table.copy()
+    raw.loc[3, "ph"] = 70.0
+    out = eda.summarize(raw).set_index("column")
+    assert out.loc["ph", "max"] == 70.0
+
+
+def test_eda_runs_on_raw_dirty_table(tmp_path):
+    raw = simulate_batches(200, defects=True, random_seed=4).table
+    raw.loc[0, "site"] = None
+    summary, figures = eda.run_eda(raw, tmp_path)
+    assert len(figures) == 4
+    assert "(missing)" in set(summary["site"])
+    missing = summary[summary["column"].isin(schema.PARAMETERS)]["missing"].sum()
+    assert missing == raw[list(schema.PARAMETERS)].isna().sum().sum()
+    assert (tmp_path / "pairs.png").exists()
+
+
+def test_smooth_recovers_curve_despite_outliers():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 10, 400)
+    truth = lambda v: 5 - 0.2 * (v - 5) ** 2  # noqa: E731
+    y = truth(x) + rng.normal(0, 0.2, len(x))
+    y[:20] += 30  # gross outliers must not pull the smoother
+    grid, fitted = eda.smooth(x, y, frac=0.3)
+    assert len(grid) == 50
+    assert np.max(np.abs(fitted - truth(grid))) < 0.35
+
+
+def test_smooth_edge_cases():
+    grid, fitted = eda.smooth([1.0, 1.0, 2.0], [1.0, 2.0, 3.0])
+    assert grid.size == 0 and fitted.size == 0
+    with pytest.raises(ValueError, match="frac must be in"):
+        eda.smooth([1, 2, 3], [1, 2, 3], frac=0)
+    with pytest.raises(ValueError, match="same length"):
+        eda.smooth([1, 2, 3], [1, 2])
+    # linear data with NaN: exact line
+    x = np.array([0.0, 1, 2, 3, 4, 5, np.nan])
+    g, f = eda.smooth(x, 2 * x + 1, n_points=6)
+    assert f == pytest.approx(2 * g + 1)
+
+
+def test_plot_distributions_labels_units(table):
+    fig = eda.plot_distributions(table, group="scale")
+    assert isinstance(fig, Figure)
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
+    assert labels == [schema.axis_label(c) for c in (*schema.PARAMETERS, "yield")]
+    assert "Temperature [degC]" in labels
+
+
+def test_plot_correlation_draws_on_given_axes_and_blanks_constant_column(table):
+    _, ax = plt.subplots()
+    out = eda.plot_correlation(table.assign(ph=7.0), ax=ax)
+    assert out is ax
+    values = np.ma.filled(ax.images[0].get_array(), np.nan)
+    cols = [*schema.PARAMETERS, "yield"]
+    assert np.isnan(values[cols.index("ph")]).all()
+    assert np.diag(values)[cols.index("temperature")] == pytest.approx(1.0)
+    assert ax.get_xticklabels()[1].get_text() == "Temperature [degC]"
+
+
+def test_plot_correlation_rejects_unknown_method(table):
+    with pytest.raises(ValueError, match="method='cosine'"):
+        eda.plot_correlation(table, method="cosine")
+
+
+def test_plot_yield_vs_parameter_one_smoother_per_group(table):
+    _, ax = plt.subplots()
+    out = eda.plot_yield_vs_parameter(table, "temperature", group="scale", ax=ax)
+    assert isinstance(out, Axes)
+    assert out is ax
+    assert ax.get_xlabel() == "Temperature [degC]"
+    assert ax.get_ylabel() == "Yield (titer) [g/L]"
+    n_levels = table["scale"].nunique()
+    assert len(ax.collections) == n_levels and len(ax.lines) == n_levels
+
+
+def test_plot_yield_vs_parameters_and_pairs(table):
+    fig = eda.plot_yield_vs_parameters(table)
+    assert [ax.get_xlabel() for ax in fig.axes] == [schema.axis_label(p) for p in schema.PARAMETERS]
+    pairs = eda.plot_pairs(table, columns=["temperature", "ph", "yield"], group="site")
+    assert len(pairs.axes) == 9
+    assert pairs.axes[6].get_xlabel() == "Temperature [degC]"
+
+
+def test_run_eda_saves_pngs_and_summary(table, tmp_path):
+    summary, figures = eda.run_eda(table, tmp_path / "eda")
+    assert set(figures) == {"distributions", "correlation", "yield_vs_parameters", "pairs"}
+    for name in figures:
+        path = tmp_path / "eda" / f"{name}.png"
+        assert path.exists() and path.stat().st_size > 1000, name
+    saved = pd.read_csv(tmp_path / "eda" / "summary.csv")
+    assert len(saved) == len(summary)
+    assert {"scale", "site"} <= set(summary.columns)
+
+
+def test_run_eda_without_response_or_output(table):
+    result = eda.run_eda(table.drop(columns=["yield", "scale"]))
+    assert "yield_vs_parameters" not in result.figures
+    assert isinstance(result, eda.EDAResult) and len(result) == 2
+    assert set(result.summary["column"]) == set(schema.PARAMETERS)
+
+
+@pytest.mark.slow
+def test_example_01_runs_and_writes_figures(tmp_path, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "01_simulate_and_clean.py"
+    monkeypatch.setenv("BAYESBIO_OUTPUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    out = tmp_path / "01_simulate_and_clean"
+    assert {"distributions.png", "pairs.png", "audit_log.csv"} <= {p.name for p in out.iterdir()}
