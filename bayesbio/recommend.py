@@ -1,0 +1,1083 @@
+"""Risk-aware setpoint recommendations, Bayesian design spaces and where to run the next batch.
+
+Everything here works from a fitted yield model through the model protocol only
+(``model.predict_draws``, ``model.training_table_``; ``model.diagnostics_`` and
+``model.stacking_weights_`` are read when present), so the Bayesian model and the baselines
+are handled alike.
+
+How a recommendation is found
+-----------------------------
+For a setpoint ``x`` the model gives ``S`` predictive draws ``y_1..y_S`` (g/L). An *objective*
+turns them into one number:
+
+* ``"mean"`` -- expected yield;
+* ``"quantile"`` -- the ``risk`` quantile (default the 10th percentile of a new batch);
+* ``"prob_spec"`` -- ``P(y >= spec)``;
+* ``"cvar"`` (default) -- the mean of the worst ``risk`` fraction of draws (lower-tail
+  conditional value at risk, a risk-averse expected utility).
+
+The uncertainty in the draws is what the caller switches on: the parameter posterior and the
+model structure (both inside the model's draws), new-batch noise (``noise``), a group without
+data (``kind="new_group"``) and setpoint execution noise (``execution_sd``: each setpoint is
+perturbed per draw with 16 common offsets).
+
+All evaluations use the same seed, so candidates are compared on *common random numbers*
+(the same posterior draws). The search is a Latin hypercube of candidates evaluated in one
+``predict_draws`` call, a vectorised local pattern search from the best few, and a short
+Nelder-Mead polish; a final call compares the finalists on the same draws.
+
+The *extrapolation guard* keeps the search within a Mahalanobis distance of the training
+setpoints (:class:`Constraints`); a recommendation outside it raises
+:class:`ExtrapolationWarning`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from bayesbio import schema
+from bayesbio._recommend_core import (
+    DEFAULT_MAX_DISTANCE,
+    KINDS,
+    OBJECTIVES,
+    PARAMS,
+    QUANTILE_LEVELS,
+    Constraints,
+    Context,
+    Evaluator,
+    build_context,
+    check_choice,
+    check_execution_sd,
+    check_fraction,
+    distinct_top,
+    largest_box,
+    lhs,
+    local_search,
+    make_score,
+    objective_values,
+    summarise,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DISTANCE",
+    "KINDS",
+    "OBJECTIVES",
+    "Constraints",
+    "DesignSpace",
+    "ExtrapolationWarning",
+    "ModelDiagnosticsWarning",
+    "Recommendation",
+    "design_space",
+    "next_batches",
+    "plot_design_space",
+    "plot_recommendation",
+    "plot_regret_study",
+    "recommend",
+]
+
+_ROWS = ("recommended", "mean_optimal", "recipe")
+
+
+class ExtrapolationWarning(UserWarning):
+    """A setpoint lies outside the support of the historical data (Mahalanobis limit)."""
+
+
+class ModelDiagnosticsWarning(UserWarning):
+    """The model's sampling diagnostics flag a problem; the recommendation carries it."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended setpoint with its predictive summary and the mean-optimal comparison.
+
+    Attributes
+    ----------
+    setpoint : pandas.Series
+        Recommended setpoint, domain units, indexed by parameter.
+    objective : str
+        Objective maximised (see :data:`OBJECTIVES`); ``risk`` is its level.
+    objective_value : float
+        Its value at ``setpoint`` (g/L, or a probability for ``"prob_spec"``).
+    expected_yield : float
+        Mean predictive yield at ``setpoint``, g/L.
+    quantiles : pandas.Series
+        Predictive quantiles at ``setpoint`` (index: probability levels), g/L.
+    prob_spec : float or None
+        ``P(yield >= spec)`` at ``setpoint`` for a new batch (None without ``spec``).
+    expected_regret : float
+        Posterior expected regret, g/L: the mean over posterior draws of (best mean yield over
+        all evaluated feasible setpoints under that draw) minus (mean yield at ``setpoint``).
+        A lower bound, as the maximum runs over a finite candidate set.
+    support_distance : dict
+        Mahalanobis distance of ``setpoint`` from the training setpoints: ``"group"`` (the
+        target group's mean, pooled within-group covariance; NaN for a new group) and
+        ``"overall"``; ``"limit"`` is the support limit.
+    mean_optimal : pandas.Series
+        The setpoint maximising expected yield under the same constraints.
+    recipe : pandas.Series
+        The group's median historical setpoint (overall median for a new group).
+    summary : pandas.DataFrame
+        One row each for ``recommended``, ``mean_optimal`` and ``recipe``: setpoint, expected
+        yield, SD, quantiles, CVaR, P(meet spec), objective, expected regret, distances.
+    shift : pandas.DataFrame
+        Per parameter: recommended and mean-optimal values, their difference in domain units
+        and in SDs of the training setpoints.
+    premium : dict
+        Model-risk premium: ``delta_mean`` (expected yield given up, g/L, recommended minus
+        mean-optimal), ``delta_q10`` (change in the 10th percentile), ``delta_cvar``,
+        ``delta_prob_spec`` and ``distance_sd`` (Euclidean shift in data SDs).
+    draws : pandas.DataFrame
+        Predictive draws (g/L) at the three setpoints, one column each.
+    group : dict
+        Target group (all group columns); ``kind`` how it was predicted.
+    warnings : tuple of str
+        Diagnostics and extrapolation warnings (also emitted as Python warnings).
+    diagnostics : dict
+        ``model.diagnostics_`` (and ``stacking_weights_``) when the model has them.
+    settings : dict
+        The arguments used (objective, risk, spec, noise, execution SDs, draws, seed, ...).
+    """
+
+    setpoint: pd.Series
+    objective: str
+    risk: float
+    spec: float | None
+    objective_value: float
+    expected_yield: float
+    quantiles: pd.Series
+    prob_spec: float | None
+    expected_regret: float
+    support_distance: dict[str, float]
+    mean_optimal: pd.Series
+    recipe: pd.Series
+    summary: pd.DataFrame
+    shift: pd.DataFrame
+    premium: dict[str, float]
+    draws: pd.DataFrame
+    group: dict[str, str]
+    kind: str
+    warnings: tuple[str, ...] = ()
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the summary table (rows: recommended, mean_optimal, recipe)."""
+        out = self.summary.copy()
+        out.attrs["units"] = "setpoints in domain units; yields in g/L"
+        return out
+
+    def plot(self, *, ax: Axes | None = None) -> Axes:
+        """Plot the predictive distributions; see :func:`plot_recommendation`."""
+        return plot_recommendation(self, ax=ax)
+
+
+@dataclass(frozen=True)
+class DesignSpace:
+    """Setpoints where a new batch meets the spec with at least the required probability.
+
+    Attributes
+    ----------
+    spec : float
+        Yield specification, g/L.
+    prob : float
+        Required probability ``P(yield >= spec | data)``.
+    grid : pandas.DataFrame
+        Tidy grid over the search bounds (fixed parameters at their values): the parameters,
+        ``prob`` (P(meet spec)), ``expected_yield``, ``distance`` (support distance used by the
+        guard), ``supported`` and ``inside`` (``prob >= prob`` and, with the guard on,
+        supported).
+    maps : dict
+        ``{(p1, p2): DataFrame}`` for each pair of free parameters: a finer 2-D grid of
+        ``p1, p2, prob, expected_yield, supported, inside`` with the others held at
+        ``center``.
+    par : pandas.DataFrame
+        Proven acceptable ranges: per parameter ``low``, ``high`` (domain units), ``unit`` and
+        ``fixed``; the largest axis-aligned box of grid points that are all inside (NaN when
+        the design space is empty).
+    center : pandas.Series
+        The setpoint the 2-D maps hold the other parameters at.
+    training : pandas.DataFrame
+        The target group's training setpoints (for plots).
+    group : dict
+        Target group; ``kind`` how it was predicted.
+    settings : dict
+        Arguments used.
+    """
+
+    spec: float
+    prob: float
+    grid: pd.DataFrame
+    maps: dict[tuple[str, str], pd.DataFrame]
+    par: pd.DataFrame
+    center: pd.Series
+    training: pd.DataFrame
+    group: dict[str, str]
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def share_inside(self) -> float:
+        """Share of grid points inside the design space."""
+        return float(self.grid["inside"].mean())
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the tidy grid (see ``grid``)."""
+        return self.grid.copy()
+
+    def plot(self, *, pairs: Sequence[tuple[str, str]] | None = None) -> Figure:
+        """Plot the 2-D maps; see :func:`plot_design_space`."""
+        return plot_design_space(self, pairs=pairs)
+
+
+# -- argument checks ---------------------------------------------------------------------------
+def _seed(random_seed: int | np.random.Generator | None) -> tuple[np.random.Generator, int]:
+    rng = np.random.default_rng(random_seed)
+    return rng, int(rng.integers(2**31 - 1))
+
+
+def _check_spec(spec: Any, objective: str | None) -> float | None:
+    if spec is None:
+        if objective == "prob_spec":
+            raise ValueError(
+                "spec is required for objective='prob_spec': pass the minimum acceptable "
+                "yield in g/L, e.g. spec=5.0"
+            )
+        return None
+    try:
+        value = float(spec)
+    except (TypeError, ValueError):
+        raise ValueError(f"spec must be a yield in g/L, got {spec!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"spec must be a finite yield in g/L, got {spec!r}")
+    return value
+
+
+def _check_int(value: Any, argument: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _diagnostics(model: Any) -> tuple[dict[str, Any], list[str]]:
+    """Copy the model's diagnostics and list the problems they flag."""
+    raw = getattr(model, "diagnostics_", None)
+    if isinstance(raw, pd.Series):
+        raw = raw.to_dict()
+    diag: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+    weights = getattr(model, "stacking_weights_", None)
+    if weights is not None:
+        diag["stacking_weights"] = (
+            weights.to_dict()
+            if isinstance(weights, pd.Series)
+            else dict(weights)
+            if isinstance(weights, Mapping)
+            else np.asarray(weights).tolist()
+        )
+    problems: list[str] = []
+    # a flat dict of diagnostics, or one dict per model structure (stacked models)
+    nested = {k: v for k, v in diag.items() if isinstance(v, Mapping)}
+    blocks = nested.items() if nested else [("", diag)]
+    for name, block in blocks:
+        where = f"structure '{name}': " if name else ""
+
+        def number(key: str, block: Mapping[str, Any] = block) -> float | None:
+            try:
+                value = float(block[key]) if key in block else None
+            except (TypeError, ValueError):
+                return None
+            return value if value is not None and np.isfinite(value) else None
+
+        r_hat = number("max_r_hat")
+        if r_hat is not None and r_hat > 1.01:
+            problems.append(f"{where}max R-hat {r_hat:.3f} > 1.01")
+        div = number("divergences")
+        if div is not None and div > 0:
+            problems.append(f"{where}{int(div)} divergent transitions")
+        for key in ("min_ess_bulk", "min_ess_tail"):
+            ess = number(key)
+            if ess is not None and ess < 400:
+                problems.append(f"{where}{key} {ess:.0f} < 400")
+        if block.get("converged") is False:
+            problems.append(f"{where}model reports converged=False")
+    messages = []
+    if problems:
+        messages.append(
+            f"model {type(model).__name__} did not pass its sampling diagnostics ("
+            + "; ".join(problems)
+            + "): the posterior draws behind this result may be unreliable; refit with more "
+            "tuning/draws or check the model"
+        )
+    for text in diag.get("warnings", []) or []:
+        messages.append(str(text))
+    return diag, messages
+
+
+def _emit(messages: Sequence[str], category: type[Warning]) -> None:
+    for text in messages:
+        warnings.warn(text, category, stacklevel=3)
+
+
+# -- recommend ---------------------------------------------------------------------------------
+def recommend(
+    model: Any,
+    *,
+    group: Mapping[str, Any] | None = None,
+    objective: str = "cvar",
+    risk: float = 0.1,
+    spec: float | None = None,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    noise: bool = True,
+    kind: str = "auto",
+    execution_sd: Mapping[str, float] | None = None,
+    n_draws: int = 1000,
+    n_candidates: int = 256,
+    random_seed: int | np.random.Generator | None = None,
+) -> Recommendation:
+    """Recommend a setpoint for a group, maximising a risk-aware objective over the posterior.
+
+    Parameters
+    ----------
+    model : fitted yield model
+        Any model following the bayesbio model protocol (``predict_draws``,
+        ``training_table_``).
+    group : mapping of str to str, optional
+        Target group, e.g. ``{"scale": "2000L", "site": "B"}``. Group columns not given take
+        their most frequent value among the group's batches. Required when the training data
+        hold more than one group.
+    objective : {"mean", "quantile", "prob_spec", "cvar"}, default "cvar"
+        What to maximise over the predictive draws (see the module docstring).
+    risk : float, default 0.1
+        Quantile level for ``"quantile"``, tail fraction for ``"cvar"``; in (0, 1).
+    spec : float, optional
+        Yield specification, g/L; required for ``"prob_spec"``, otherwise only reported.
+    constraints : Constraints or mapping, optional
+        Bounds, fixed parameters and the extrapolation guard; default :class:`Constraints()`
+        (schema operating bounds, guard on at :data:`DEFAULT_MAX_DISTANCE`).
+    noise : bool, default True
+        Include new-batch noise in the draws (the yield of one new batch). ``False``: the
+        uncertainty about the mean yield only.
+    kind : {"auto", "existing", "new_group", "population"}, default "auto"
+        Prediction kind passed to the model; ``"auto"``: ``"existing"`` when the group has
+        training batches, else ``"new_group"``.
+    execution_sd : mapping of str to float, optional
+        SD of setpoint execution per parameter in domain units, e.g.
+        ``{"ph": 0.05, "temperature": 0.2}``; the objective then averages over it.
+    n_draws : int, default 1000
+        Posterior predictive draws per setpoint.
+    n_candidates : int, default 256
+        Latin-hypercube candidates of the first search stage.
+    random_seed : int, numpy.random.Generator or None, default None
+        Seed; the same seed gives the same recommendation.
+
+    Returns
+    -------
+    Recommendation
+        The setpoint, its predictive summary, the mean-optimal setpoint, the model-risk
+        premium and warnings; ``.to_frame()`` gives a table.
+
+    Raises
+    ------
+    ValueError
+        For an unknown objective, kind, parameter or group name, bounds outside
+        :data:`bayesbio.schema.LIMITS`, a missing ``spec`` for ``"prob_spec"`` or an unfitted
+        model; the message names the argument and the valid values.
+
+    Warns
+    -----
+    ExtrapolationWarning
+        When the recommended setpoint is outside the data support limit.
+    ModelDiagnosticsWarning
+        When the model's diagnostics (R-hat, ESS, divergences) flag a problem.
+    """
+    check_choice(objective, OBJECTIVES, "objective")
+    risk = check_fraction(risk, "risk")
+    spec = _check_spec(spec, objective)
+    n_draws = _check_int(n_draws, "n_draws", 10)
+    n_candidates = _check_int(n_candidates, "n_candidates", 1)
+    exec_sd = check_execution_sd(execution_sd)
+    ctx = build_context(model, group, kind, constraints)
+    rng, seed = _seed(random_seed)
+    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
+    diag, diag_messages = _diagnostics(model)
+
+    # stage 1: candidates in one call
+    d = len(ctx.res.free)
+    cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else ctx.clip(ctx.recipe[None])
+    group_points = ctx.table.loc[ctx.in_group, list(PARAMS)].to_numpy(dtype=float)[:64]
+    cands = np.unique(
+        np.vstack([ctx.clip(ctx.recipe[None]), ctx.clip(group_points), cands]), axis=0
+    )
+    mean_draws = ev.raw(cands, noise=False)
+    if objective == "mean" or not noise:
+        risk_draws = mean_draws
+    elif ev.calibrate_noise(mean_draws, ev.raw(cands, noise=True)):
+        risk_draws = ev.add_noise(mean_draws)
+    else:
+        risk_draws = ev.raw(cands, noise=True)
+    smooth = None
+    if objective == "prob_spec":
+        spread = float(np.median(risk_draws.std(axis=0)))
+        smooth = 0.2 * spread if spread > 0 else None
+    score_risk = make_score(
+        ev,
+        objective,
+        noise=noise if objective != "mean" else False,
+        spec=spec,
+        risk=risk,
+        smooth=smooth,
+    )
+    score_mean = make_score(ev, "mean", noise=False, spec=None, risk=risk, smooth=None)
+    feasible = _feasible(ctx, cands)
+
+    def penalise(values: np.ndarray) -> np.ndarray:
+        return np.where(feasible, values, -1e9 - ctx.support.guard_distance(cands, ctx.res.support))
+
+    v_risk = penalise(objective_values(risk_draws, objective, spec=spec, risk=risk, smooth=smooth))
+    v_mean = penalise(mean_draws.mean(axis=0))
+
+    # stage 2: local refinement from the best few, for both objectives
+    unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
+    finalists = [cands[np.argmax(v_risk)][None], cands[np.argmax(v_mean)][None]]
+    if d:
+        for values, score in ((v_risk, score_risk), (v_mean, score_mean)):
+            top = distinct_top(unit, values, 3, 0.1)
+            finalists.append(local_search(score, ctx, cands[top], rng))
+    finalists.append(ctx.clip(ctx.recipe[None]))
+    final = ctx.clip(np.vstack(finalists))
+
+    # stage 3: compare the finalists on the same draws; regret over everything evaluated
+    everything = np.vstack([final, cands])
+    f_all = ev.raw(everything, noise=False)
+    f_final = f_all[:, : len(final)]
+    if objective == "mean" or not noise:
+        y_final = f_final
+    else:
+        y_final = ev.add_noise(f_final) if ev.noise_ref is not None else ev.raw(final, noise=True)
+    ok_final = _feasible(ctx, final)
+    r_final = objective_values(y_final, objective, spec=spec, risk=risk, smooth=smooth)
+    m_final = f_all[:, : len(final)].mean(axis=0)
+    any_ok = ok_final.any()
+    i_rec = int(np.argmax(np.where(ok_final, r_final, -np.inf))) if any_ok else _closest(ctx, final)
+    i_mean = int(np.argmax(np.where(ok_final, m_final, -np.inf))) if any_ok else i_rec
+    three = np.vstack([final[i_rec], final[i_mean], ctx.clip(ctx.recipe[None])[0]])
+    y3 = ev.raw(three, noise=noise)
+    ok_all = _feasible(ctx, everything)
+    best_per_draw = (f_all[:, ok_all] if ok_all.any() else f_all).max(axis=1)
+    regret = best_per_draw[:, None] - ev.raw(three, noise=False)
+
+    summary = _summary_table(ctx, three, y3, regret, objective, spec, risk)
+    rec_point = summary.loc["recommended", list(PARAMS)].astype(float)
+    mean_point = summary.loc["mean_optimal", list(PARAMS)].astype(float)
+    shift = pd.DataFrame(
+        {
+            "recommended": rec_point.to_numpy(),
+            "mean_optimal": mean_point.to_numpy(),
+            "difference": (rec_point - mean_point).to_numpy(),
+            "difference_sd": ((rec_point - mean_point).to_numpy() / ctx.data_sd),
+            "unit": [schema.UNITS[p] for p in PARAMS],
+        },
+        index=pd.Index(PARAMS, name="parameter"),
+    )
+    r, m = summary.loc["recommended"], summary.loc["mean_optimal"]
+    premium = {
+        "delta_mean": float(r["expected_yield"] - m["expected_yield"]),
+        "delta_q10": float(r["q10"] - m["q10"]),
+        "delta_cvar": float(r["cvar"] - m["cvar"]),
+        "delta_prob_spec": float(r["prob_spec"] - m["prob_spec"]) if spec is not None else np.nan,
+        "distance_sd": float(np.sqrt((shift["difference_sd"] ** 2).sum())),
+    }
+    limit = ctx.res.max_distance
+    guard_d = float(ctx.support.guard_distance(three[:1], ctx.res.support)[0])
+    extrap = []
+    if not guard_d <= limit:
+        extrap.append(
+            f"recommended setpoint {dict(rec_point.round(3))} is outside the support of the "
+            f"historical data (Mahalanobis distance {guard_d:.2f} > limit {limit:.2f}, "
+            f"{ctx.res.support}): the model is extrapolating; run confirmation batches or keep "
+            "Constraints(guard=True)"
+        )
+    _emit(diag_messages, ModelDiagnosticsWarning)
+    _emit(extrap, ExtrapolationWarning)
+    draws = pd.DataFrame(y3, columns=list(_ROWS))
+    draws.attrs["units"] = "g/L"
+    settings = {
+        "objective": objective,
+        "risk": risk,
+        "spec": spec,
+        "noise": bool(noise),
+        "kind": ctx.kind,
+        "execution_sd": {p: float(s) for p, s in zip(PARAMS, exec_sd, strict=True) if s > 0},
+        "constraints": ctx.res.constraints,
+        "n_draws": n_draws,
+        "n_candidates": n_candidates,
+        "model_calls": ev.calls,
+        "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
+        "notes": list(ctx.notes),
+    }
+    return Recommendation(
+        setpoint=rec_point.rename("recommended"),
+        objective=objective,
+        risk=risk,
+        spec=spec,
+        objective_value=float(r["objective_value"]),
+        expected_yield=float(r["expected_yield"]),
+        quantiles=pd.Series(
+            [float(r[_qname(q)]) for q in QUANTILE_LEVELS],
+            index=pd.Index(QUANTILE_LEVELS, name="prob"),
+            name="yield",
+        ),
+        prob_spec=float(r["prob_spec"]) if spec is not None else None,
+        expected_regret=float(r["expected_regret"]),
+        support_distance={
+            "group": float(r["distance_group"]),
+            "overall": float(r["distance_overall"]),
+            "limit": limit,
+        },
+        mean_optimal=mean_point.rename("mean_optimal"),
+        recipe=summary.loc["recipe", list(PARAMS)].astype(float).rename("recipe"),
+        summary=summary,
+        shift=shift,
+        premium=premium,
+        draws=draws,
+        group=dict(ctx.group),
+        kind=ctx.kind,
+        warnings=tuple(diag_messages + extrap),
+        diagnostics=diag,
+        settings=settings,
+    )
+
+
+def _qname(level: float) -> str:
+    return f"q{round(100 * level):02d}"
+
+
+def _feasible(ctx: Context, points: np.ndarray) -> np.ndarray:
+    if not ctx.res.guard:
+        return np.ones(len(points), dtype=bool)
+    return ctx.support.guard_distance(points, ctx.res.support) <= ctx.res.max_distance
+
+
+def _closest(ctx: Context, points: np.ndarray) -> int:
+    return int(np.argmin(ctx.support.guard_distance(points, ctx.res.support)))
+
+
+def _summary_table(
+    ctx: Context,
+    points: np.ndarray,
+    draws: np.ndarray,
+    regret: np.ndarray,
+    objective: str,
+    spec: float | None,
+    risk: float,
+) -> pd.DataFrame:
+    stats_ = summarise(draws, spec=spec, risk=risk)
+    out = pd.DataFrame(points, columns=list(PARAMS), index=pd.Index(_ROWS, name="setpoint"))
+    for key, values in stats_.items():
+        out[key] = values
+    out["objective_value"] = objective_values(draws, objective, spec=spec, risk=risk)
+    out["expected_regret"] = regret.mean(axis=0)
+    out["distance_group"] = ctx.support.distance(points, "group")
+    out["distance_overall"] = ctx.support.distance(points, "overall")
+    out["within_support"] = (
+        ctx.support.guard_distance(points, ctx.res.support) <= ctx.res.max_distance
+    )
+    return out
+
+
+# -- design space ------------------------------------------------------------------------------
+def design_space(
+    model: Any,
+    spec: float,
+    prob: float = 0.9,
+    *,
+    group: Mapping[str, Any] | None = None,
+    resolution: int = 9,
+    map_resolution: int = 25,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    center: Recommendation | Mapping[str, float] | None = None,
+    noise: bool = True,
+    kind: str = "auto",
+    execution_sd: Mapping[str, float] | None = None,
+    n_draws: int = 1000,
+    random_seed: int | np.random.Generator | None = None,
+) -> DesignSpace:
+    """Find the setpoints where ``P(yield of a new batch >= spec | data) >= prob``.
+
+    Parameters
+    ----------
+    model : fitted yield model
+        Any model following the bayesbio model protocol.
+    spec : float
+        Yield specification, g/L.
+    prob : float, default 0.9
+        Required probability of meeting ``spec``, in (0, 1).
+    group : mapping of str to str, optional
+        Target group (as in :func:`recommend`).
+    resolution : int, default 9
+        Grid points per free parameter of the full grid (``resolution ** n_free`` setpoints).
+    map_resolution : int, default 25
+        Grid points per axis of each 2-D map.
+    constraints : Constraints or mapping, optional
+        Bounds and fixed parameters span the grid; with the guard on, unsupported grid points
+        are never inside the design space.
+    center : Recommendation or mapping of str to float, optional
+        Setpoint at which the 2-D maps hold the other parameters. Default: the
+        :func:`recommend` setpoint maximising ``P(yield >= spec)``.
+    noise : bool, default True
+        Include new-batch noise (the probability is for one new batch).
+    kind : {"auto", "existing", "new_group", "population"}, default "auto"
+        Prediction kind (as in :func:`recommend`).
+    execution_sd : mapping of str to float, optional
+        Setpoint execution SDs per parameter (as in :func:`recommend`).
+    n_draws : int, default 1000
+        Predictive draws per setpoint.
+    random_seed : int, numpy.random.Generator or None, default None
+        Seed.
+
+    Returns
+    -------
+    DesignSpace
+        Tidy grid, 2-D maps and proven acceptable ranges (PAR).
+
+    Notes
+    -----
+    The proven acceptable ranges are the largest axis-aligned box (most grid points) whose
+    faces lie on grid points and whose grid points are all inside the design space; the search
+    over all such boxes is exhaustive (a summed-area table over the last two parameters,
+    enumeration over the others). Between grid points the box is an interpolation: refine
+    ``resolution`` to tighten it.
+    """
+    spec_value = _check_spec(spec, "prob_spec")
+    assert spec_value is not None
+    prob = check_fraction(prob, "prob")
+    resolution = _check_int(resolution, "resolution", 2)
+    map_resolution = _check_int(map_resolution, "map_resolution", 2)
+    exec_sd = check_execution_sd(execution_sd)
+    ctx = build_context(model, group, kind, constraints)
+    rng, seed = _seed(random_seed)
+    if center is None:
+        center_point = recommend(
+            model,
+            group=group,
+            objective="prob_spec",
+            spec=spec_value,
+            constraints=constraints,
+            noise=noise,
+            kind=kind,
+            execution_sd=execution_sd,
+            n_draws=n_draws,
+            random_seed=rng,
+        ).setpoint.to_numpy(dtype=float)
+    elif isinstance(center, Recommendation):
+        center_point = center.setpoint.to_numpy(dtype=float)
+    else:
+        given = {k: float(v) for k, v in dict(center).items()}
+        unknown = [k for k in given if k not in PARAMS]
+        missing = [p for p in PARAMS if p not in given]
+        if unknown or missing:
+            raise ValueError(
+                f"center must give all parameters {list(PARAMS)}; unknown {unknown}, "
+                f"missing {missing}"
+            )
+        center_point = np.array([given[p] for p in PARAMS])
+    center_point = ctx.clip(center_point[None])[0]
+    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
+    free = ctx.res.free
+    axes = [
+        np.linspace(ctx.res.lo[j], ctx.res.hi[j], resolution)
+        if j in free
+        else np.array([ctx.res.lo[j]])
+        for j in range(len(PARAMS))
+    ]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(PARAMS))
+    grid = _prob_table(ev, ctx, mesh, spec_value, prob, noise)
+    maps: dict[tuple[str, str], pd.DataFrame] = {}
+    pairs = [(a, b) for i, a in enumerate(free) for b in free[i + 1 :]]
+    if pairs:
+        blocks = []
+        for a, b in pairs:
+            xa = np.linspace(ctx.res.lo[a], ctx.res.hi[a], map_resolution)
+            xb = np.linspace(ctx.res.lo[b], ctx.res.hi[b], map_resolution)
+            pts = np.tile(center_point, (map_resolution**2, 1))
+            ga, gb = np.meshgrid(xa, xb, indexing="ij")
+            pts[:, a], pts[:, b] = ga.ravel(), gb.ravel()
+            blocks.append(pts)
+        table = _prob_table(ev, ctx, np.vstack(blocks), spec_value, prob, noise)
+        size = map_resolution**2
+        for k, (a, b) in enumerate(pairs):
+            part = table.iloc[k * size : (k + 1) * size]
+            cols = [PARAMS[a], PARAMS[b], "prob", "expected_yield", "supported", "inside"]
+            maps[(PARAMS[a], PARAMS[b])] = part[cols].reset_index(drop=True)
+    par = _par(ctx, grid, axes, resolution)
+    training = ctx.table.loc[ctx.in_group, list(PARAMS)].reset_index(drop=True)
+    settings = {
+        "resolution": resolution,
+        "map_resolution": map_resolution,
+        "noise": bool(noise),
+        "execution_sd": {p: float(s) for p, s in zip(PARAMS, exec_sd, strict=True) if s > 0},
+        "constraints": ctx.res.constraints,
+        "n_draws": n_draws,
+        "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
+    }
+    return DesignSpace(
+        spec=spec_value,
+        prob=prob,
+        grid=grid,
+        maps=maps,
+        par=par,
+        center=pd.Series(center_point, index=list(PARAMS), name="center"),
+        training=training,
+        group=dict(ctx.group),
+        kind=ctx.kind,
+        settings=settings,
+    )
+
+
+def _prob_table(
+    ev: Evaluator, ctx: Context, points: np.ndarray, spec: float, prob: float, noise: bool
+) -> pd.DataFrame:
+    p_meet, mean = [], []
+    step = 2048
+    for start in range(0, len(points), step):
+        y = ev.raw(points[start : start + step], noise=noise)
+        p_meet.append((y >= spec).mean(axis=0))
+        mean.append(y.mean(axis=0))
+    out = pd.DataFrame(points, columns=list(PARAMS))
+    out["prob"] = np.concatenate(p_meet)
+    out["expected_yield"] = np.concatenate(mean)
+    out["distance"] = ctx.support.guard_distance(points, ctx.res.support)
+    out["supported"] = out["distance"] <= ctx.res.max_distance
+    ok = out["prob"] >= prob
+    out["inside"] = ok & out["supported"] if ctx.res.guard else ok
+    return out
+
+
+def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray], resolution: int) -> pd.DataFrame:
+    free = ctx.res.free
+    shape = tuple(len(a) for a in axes)
+    inside = grid["inside"].to_numpy().reshape(shape)
+    inside = inside.reshape(tuple(shape[j] for j in free))
+    box = largest_box(inside)
+    low = np.full(len(PARAMS), np.nan)
+    high = np.full(len(PARAMS), np.nan)
+    if box is not None:
+        for k, j in enumerate(free):
+            low[j], high[j] = axes[j][box[0][k]], axes[j][box[1][k]]
+        for j, v in ctx.res.fixed.items():
+            low[j] = high[j] = v
+    return pd.DataFrame(
+        {
+            "low": low,
+            "high": high,
+            "unit": [schema.UNITS[p] for p in PARAMS],
+            "fixed": [j in ctx.res.fixed for j in range(len(PARAMS))],
+        },
+        index=pd.Index(PARAMS, name="parameter"),
+    )
+
+
+# -- next batches ------------------------------------------------------------------------------
+def next_batches(
+    model: Any,
+    candidates: pd.DataFrame,
+    k: int = 3,
+    *,
+    group: Mapping[str, Any] | None = None,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    kind: str = "auto",
+    noise_sd: float | None = None,
+    n_draws: int = 1000,
+    n_outcomes: int = 64,
+    n_decisions: int = 256,
+    random_seed: int | np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """Rank candidate setpoints by the expected reduction in regret from one more batch there.
+
+    Parameters
+    ----------
+    model : fitted yield model
+        Any model following the bayesbio model protocol.
+    candidates : pandas.DataFrame
+        Setpoints that could be run next (the four parameter columns; other columns are kept).
+    k : int, default 3
+        Number of candidates to return (the ``k`` best, each valued on its own).
+    group : mapping of str to str, optional
+        Target group (as in :func:`recommend`).
+    constraints : Constraints or mapping, optional
+        Constraints on the *decision* (the setpoint recommended afterwards); the candidates
+        themselves may lie anywhere within the physical limits.
+    kind : {"auto", "existing", "new_group", "population"}, default "auto"
+        Prediction kind (as in :func:`recommend`).
+    noise_sd : float, optional
+        Batch-to-batch noise SD (g/L) of the hypothetical observation. Default: estimated per
+        candidate as ``sqrt(var(draws with noise) - var(draws without noise))``.
+    n_draws : int, default 1000
+        Posterior draws.
+    n_outcomes : int, default 64
+        Simulated outcomes per candidate.
+    n_decisions : int, default 256
+        Latin-hypercube setpoints (plus the recipe) over which the best decision is taken.
+    random_seed : int, numpy.random.Generator or None, default None
+        Seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``k`` best candidates, best first, with ``expected_regret_reduction`` (g/L; the
+        value of information), ``expected_regret_after``, ``expected_yield`` and
+        ``posterior_sd`` of the mean yield there, ``noise_sd`` and ``ess`` (mean effective
+        sample size of the importance weights). ``attrs["current_expected_regret"]`` holds the
+        regret of deciding now.
+
+    Notes
+    -----
+    A knowledge-gradient approximation using only posterior draws ``f_s`` (mean yield,
+    ``noise=False``). For a candidate ``c``, outcomes ``y_j = f_{s_j}(c) + noise_sd * z_j`` are
+    simulated from the predictive (common ``s_j``, ``z_j`` for all candidates). Each outcome
+    reweights the draws by its Gaussian likelihood, ``w_s ~ N(y_j; f_s(c), noise_sd)``, the best
+    decision ``x_j = argmax_x sum_s w_s f_s(x)`` is recomputed over the decision set, and the
+    value of information is the mean over ``j`` of ``sum_s w_s (f_s(x_j) - f_s(x_0))``, with
+    ``x_0`` today's best decision. By the tower property this is the expected reduction in the
+    posterior expected regret. Approximations: Gaussian noise; a finite decision set; self-
+    normalised importance weights, which degenerate (small ``ess``) when one batch would be
+    very informative; each candidate is valued alone (no joint value of a batch of ``k``).
+    """
+    k = _check_int(k, "k", 1)
+    n_draws = _check_int(n_draws, "n_draws", 10)
+    n_outcomes = _check_int(n_outcomes, "n_outcomes", 1)
+    n_decisions = _check_int(n_decisions, "n_decisions", 1)
+    cand_table = schema.validate(candidates, require_response=False)
+    if k > len(cand_table):
+        raise ValueError(f"k must be at most the number of candidates ({len(cand_table)}), got {k}")
+    ctx = build_context(model, group, kind, constraints)
+    rng, seed = _seed(random_seed)
+    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=np.zeros(len(PARAMS)))
+    d = len(ctx.res.free)
+    decisions = ctx.to_points(lhs(n_decisions, d, rng)) if d else ctx.clip(ctx.recipe[None])
+    decisions = np.vstack([ctx.clip(ctx.recipe[None]), decisions])
+    ok = _feasible(ctx, decisions)
+    if ok.any():
+        decisions = decisions[ok]
+    cand = cand_table[list(PARAMS)].to_numpy(dtype=float)
+    f = ev.raw(np.vstack([decisions, cand]), noise=False)
+    f_dec, f_cand = f[:, : len(decisions)], f[:, len(decisions) :]
+    if noise_sd is None:
+        y_cand = ev.raw(cand, noise=True)
+        var = y_cand.var(axis=0) - f_cand.var(axis=0)
+        floor = (1e-3 * np.abs(f_cand.mean(axis=0))) ** 2 + 1e-12
+        sigma = np.sqrt(np.maximum(var, floor))
+    else:
+        value = float(noise_sd)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"noise_sd must be a positive SD in g/L, got {noise_sd!r}")
+        sigma = np.full(len(cand), value)
+    prior_mean = f_dec.mean(axis=0)
+    i0 = int(prior_mean.argmax())
+    current = float(f_dec.max(axis=1).mean() - prior_mean[i0])
+    s_idx = rng.integers(n_draws, size=n_outcomes)
+    z = rng.standard_normal(n_outcomes)
+    gain = np.empty(len(cand))
+    ess = np.empty(len(cand))
+    for c in range(len(cand)):
+        y = f_cand[s_idx, c] + sigma[c] * z
+        logw = -0.5 * ((y[:, None] - f_cand[None, :, c]) / sigma[c]) ** 2
+        logw -= logw.max(axis=1, keepdims=True)
+        w = np.exp(logw)
+        w /= w.sum(axis=1, keepdims=True)
+        post = w @ f_dec
+        gain[c] = float((post.max(axis=1) - post[:, i0]).mean())
+        ess[c] = float((1.0 / (w**2).sum(axis=1)).mean())
+    out = (
+        candidates.loc[cand_table.index].copy()
+        if len(cand_table) == len(candidates)
+        else (cand_table.copy())
+    )
+    out["expected_regret_reduction"] = gain
+    out["expected_regret_after"] = current - gain
+    out["expected_yield"] = f_cand.mean(axis=0)
+    out["posterior_sd"] = f_cand.std(axis=0)
+    out["noise_sd"] = sigma
+    out["ess"] = ess
+    out = out.sort_values("expected_regret_reduction", ascending=False, kind="stable")
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out = out.head(k)
+    out.attrs["current_expected_regret"] = current
+    out.attrs["units"] = "g/L"
+    return out
+
+
+# -- plots -------------------------------------------------------------------------------------
+def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: int = 50) -> Axes:
+    """Plot the predictive yield distribution at the recipe, mean-optimal and recommended setpoint.
+
+    Parameters
+    ----------
+    rec : Recommendation
+        Result of :func:`recommend`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+    bins : int, default 50
+        Histogram bins.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes, with the spec (if any) and each distribution's 10th percentile marked.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.8))
+    values = rec.draws.to_numpy()
+    edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
+    colors = {"recipe": "0.5", "mean_optimal": "tab:blue", "recommended": "tab:red"}
+    for name in ("recipe", "mean_optimal", "recommended"):
+        row = rec.summary.loc[name]
+        ax.hist(
+            rec.draws[name],
+            bins=edges,
+            density=True,
+            histtype="step",
+            lw=1.6,
+            color=colors[name],
+            label=f"{name.replace('_', '-')}: mean {row['expected_yield']:.2f}, "
+            f"q10 {row['q10']:.2f}",
+        )
+        ax.axvline(row["q10"], color=colors[name], ls=":", lw=1)
+    if rec.spec is not None:
+        ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec {rec.spec:g}")
+    ax.set_xlabel(schema.axis_label(schema.RESPONSE))
+    ax.set_ylabel("density")
+    label = f"{rec.objective}" + (
+        f" ({rec.risk:g})" if rec.objective in ("quantile", "cvar") else ""
+    )
+    ax.set_title(f"Predictive yield, objective {label}")
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def plot_design_space(
+    ds: DesignSpace,
+    *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """Plot P(meet spec) maps for pairs of parameters with the design-space contour and PAR box.
+
+    Parameters
+    ----------
+    ds : DesignSpace
+        Result of :func:`design_space`.
+    pairs : sequence of (str, str), optional
+        Pairs to show; default all pairs in ``ds.maps``.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw on; a new one when None.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per pair: colour = P(yield >= spec), black line = the ``prob`` contour,
+        dashed box = proven acceptable ranges, star = ``ds.center``, dots = training setpoints,
+        hatched = outside the data support.
+    """
+    keys = list(ds.maps) if pairs is None else [tuple(p) for p in pairs]
+    missing = [p for p in keys if p not in ds.maps]
+    if missing:
+        raise ValueError(f"pairs {missing} not in the design space maps; valid: {list(ds.maps)}")
+    ncol = min(3, max(1, len(keys)))
+    nrow = max(1, -(-len(keys) // 3))
+    if fig is None:
+        fig = plt.figure(figsize=(3.8 * ncol, 3.3 * nrow), layout="constrained")
+    axs = fig.subplots(nrow, ncol, squeeze=False)
+    mesh = None
+    for ax, (a, b) in zip(axs.ravel(), keys, strict=False):
+        m = ds.maps[(a, b)]
+        xa, xb = np.unique(m[a]), np.unique(m[b])
+        z = m["prob"].to_numpy().reshape(len(xa), len(xb)).T
+        mesh = ax.pcolormesh(xa, xb, z, vmin=0, vmax=1, cmap="viridis", shading="nearest")
+        if z.min() < ds.prob <= z.max():
+            ax.contour(xa, xb, z, levels=[ds.prob], colors="k", linewidths=1.2)
+        unsupported = (~m["supported"].to_numpy()).reshape(len(xa), len(xb)).T
+        if unsupported.any():
+            ax.contourf(
+                xa, xb, unsupported.astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"]
+            )
+        lo, hi = ds.par.loc[a], ds.par.loc[b]
+        if np.isfinite(lo["low"]) and np.isfinite(hi["low"]):
+            ax.add_patch(
+                Rectangle(
+                    (lo["low"], hi["low"]),
+                    lo["high"] - lo["low"],
+                    hi["high"] - hi["low"],
+                    fill=False,
+                    ls="--",
+                    ec="w",
+                    lw=1.5,
+                )
+            )
+        if len(ds.training):
+            ax.plot(ds.training[a], ds.training[b], ".", color="w", ms=3, alpha=0.7)
+        ax.plot(ds.center[a], ds.center[b], "*", color="tab:red", ms=10)
+        ax.set_xlabel(schema.axis_label(a))
+        ax.set_ylabel(schema.axis_label(b))
+    for ax in axs.ravel()[len(keys) :]:
+        ax.set_visible(False)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axs.ravel().tolist(), label=f"P(yield >= {ds.spec:g} g/L)")
+    fig.suptitle(f"Design space: P(yield >= {ds.spec:g}) >= {ds.prob:g}")
+    return fig
+
+
+def plot_regret_study(results: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Box plot of regret (% of the true optimum) by recommender and number of batches.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results with columns ``recommender``, ``n`` and ``regret_pct``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes.
+    """
+    need = ["recommender", "n", "regret_pct"]
+    missing = [c for c in need if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lacks column(s) {missing}; needs {need}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 4.0))
+    names = list(dict.fromkeys(results["recommender"]))
+    ns = sorted(results["n"].unique())
+    width = 0.8 / len(names)
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        data = [
+            results.loc[(results["recommender"] == name) & (results["n"] == n), "regret_pct"]
+            .dropna()
+            .to_numpy()
+            for n in ns
+        ]
+        pos = np.arange(len(ns)) + (i - (len(names) - 1) / 2) * width
+        bp = ax.boxplot(
+            data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False
+        )
+        for box in bp["boxes"]:
+            box.set_facecolor(cmap(i % 10))
+            box.set_alpha(0.7)
+        ax.plot([], [], "s", color=cmap(i % 10), label=name)
+    ax.set_xticks(np.arange(len(ns)))
+    ax.set_xticklabels([f"n = {n}" for n in ns])
+    ax.set_ylabel("regret [% of true optimum]")
+    ax.legend(fontsize="small", frameon=False, ncol=min(3, len(names)))
+    return ax

@@ -1,0 +1,604 @@
+import itertools
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy import stats
+
+from bayesbio import schema
+from bayesbio._recommend_core import largest_box
+from bayesbio.recommend import (
+    Constraints,
+    DesignSpace,
+    ExtrapolationWarning,
+    ModelDiagnosticsWarning,
+    Recommendation,
+    design_space,
+    next_batches,
+    plot_design_space,
+    plot_recommendation,
+    plot_regret_study,
+    recommend,
+)
+
+PARAMS = schema.PARAMETERS
+LO = np.array([schema.BOUNDS[p][0] for p in PARAMS])
+WIDTH = np.array([schema.BOUNDS[p][1] - schema.BOUNDS[p][0] for p in PARAMS])
+
+
+def unit_to_domain(u):
+    return LO + np.asarray(u, dtype=float) * WIDTH
+
+
+def make_table(n=40, *, centre=0.5, spread=None, seed=0):
+    """Training setpoints: uniform over the bounds (spread=None) or a Gaussian cloud."""
+    rng = np.random.default_rng(seed)
+    if spread is None:
+        u = rng.uniform(0.0, 1.0, size=(n, 4))
+    else:
+        u = np.clip(centre + spread * rng.standard_normal((n, 4)), 0.0, 1.0)
+    x = unit_to_domain(u)
+    table = pd.DataFrame(x, columns=list(PARAMS))
+    table.insert(0, "site", np.where(np.arange(n) % 2 == 0, "A", "B"))
+    table.insert(0, "batch_id", [f"B{i:03d}" for i in range(n)])
+    table["yield"] = 5.0
+    return table
+
+
+class KnownPosterior:
+    """A fake fitted model with a known posterior.
+
+    Mean yield under posterior draw s: ``top_s - sum_j curvature_j * (u_j - vertex_sj)^2``, with
+    ``u`` the setpoint scaled to [0, 1] over schema.BOUNDS. ``cliff`` multiplies the curvature
+    of one parameter above its vertex (a steep fall on that side). New-batch noise is Normal with
+    SD ``noise_sd``. Draws are picked from a fixed pool with ``random_seed``, as a real model
+    picks posterior draws.
+    """
+
+    def __init__(
+        self,
+        table,
+        *,
+        vertex=(0.5, 0.5, 0.5, 0.5),
+        vertex_sd=(0.0, 0.0, 0.0, 0.0),
+        top=8.0,
+        top_sd=0.0,
+        curvature=(4.0, 8.0, 8.0, 4.0),
+        cliff=None,
+        noise_sd=0.3,
+        n_pool=4000,
+        seed=0,
+        diagnostics=None,
+    ):
+        rng = np.random.default_rng(seed)
+        self.vertex = np.asarray(vertex, dtype=float) + np.asarray(vertex_sd) * rng.standard_normal(
+            (n_pool, 4)
+        )
+        self.top = top + top_sd * rng.standard_normal(n_pool)
+        self.curvature = np.asarray(curvature, dtype=float)
+        self.cliff = cliff
+        self.noise_sd = noise_sd
+        self.training_table_ = table
+        if diagnostics is not None:
+            self.diagnostics_ = diagnostics
+        self.kinds = []
+
+    def _mean(self, X, idx):
+        u = (X[list(PARAMS)].to_numpy(dtype=float) - LO) / WIDTH
+        mu = np.repeat(self.top[idx][:, None], len(u), axis=1)
+        for j in range(4):
+            d = u[None, :, j] - self.vertex[idx, j][:, None]
+            c = self.curvature[j]
+            if self.cliff is not None and self.cliff[0] == j:
+                c = np.where(d > 0, c * self.cliff[1], c)
+            mu -= c * d**2
+        return mu
+
+    def predict_draws(self, X, *, n_draws=1000, noise=True, kind="existing", random_seed=None):
+        self.kinds.append(kind)
+        rng = np.random.default_rng(random_seed)
+        idx = rng.integers(len(self.top), size=n_draws)
+        mu = self._mean(X, idx)
+        if noise:
+            mu = mu + self.noise_sd * rng.standard_normal(mu.shape)
+        return mu
+
+    def predict(self, X):
+        return self._mean(X, np.arange(len(self.top))).mean(axis=0)
+
+
+def unit(setpoint):
+    return (setpoint[list(PARAMS)].to_numpy(dtype=float) - LO) / WIDTH
+
+
+FAST = {"n_draws": 400, "n_candidates": 128}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_table()
+
+
+# -- recommend: known answers --------------------------------------------------------------------
+@pytest.mark.parametrize("objective", ["mean", "cvar", "quantile"])
+def test_recommend_lands_at_vertex_with_tight_posterior(table, objective):
+    vertex = np.array([0.3, 0.6, 0.45, 0.7])
+    model = KnownPosterior(table, vertex=vertex, vertex_sd=[0.005] * 4)
+    rec = recommend(model, group={"site": "A"}, objective=objective, random_seed=1, **FAST)
+    assert isinstance(rec, Recommendation)
+    np.testing.assert_allclose(unit(rec.setpoint), vertex, atol=0.03)
+    np.testing.assert_allclose(unit(rec.mean_optimal), vertex, atol=0.03)
+    assert rec.expected_yield == pytest.approx(8.0, abs=0.1)
+    assert rec.expected_regret >= 0
+    assert rec.expected_regret < 0.05
+    assert rec.support_distance["overall"] < rec.support_distance["limit"]
+    assert not rec.warnings
+
+
+def test_recommend_risk_averse_setpoint_moves_away_from_cliff(table):
+    # temperature optimum uncertain (posterior SD 0.08 of its range) with a cliff above it
+    common = {"vertex": (0.5, 0.5, 0.5, 0.5), "cliff": (1, 12.0), "noise_sd": 0.2}
+    tight = KnownPosterior(table, vertex_sd=(0.0, 0.005, 0.0, 0.0), **common)
+    wide = KnownPosterior(table, vertex_sd=(0.0, 0.08, 0.0, 0.0), **common)
+    kw = {"group": {"site": "A"}, "objective": "cvar", "risk": 0.1, "random_seed": 3, **FAST}
+    t_tight = unit(recommend(tight, **kw).setpoint)[1]
+    rec = recommend(wide, **kw)
+    t_wide = unit(rec.setpoint)[1]
+    t_mean = unit(rec.mean_optimal)[1]
+    assert t_tight == pytest.approx(0.5, abs=0.03)
+    # exact optima (1-D, 200k draws): mean 0.422, CVaR(0.1) 0.395 of the temperature range
+    assert t_wide < t_mean - 0.01  # risk-averse backs off the cliff further than the mean
+    assert t_wide < 0.42
+    assert 0.4 < t_mean < 0.45  # even the mean backs off
+    # model-risk premium: some mean yield traded for a better lower tail
+    assert rec.premium["delta_mean"] <= 0.01
+    assert rec.premium["delta_cvar"] >= -0.01
+    assert rec.shift.loc["temperature", "difference"] < 0
+    assert rec.premium["distance_sd"] > 0
+
+
+def test_recommend_execution_noise_moves_setpoint_away_from_cliff(table):
+    model = KnownPosterior(table, vertex_sd=(0.0, 0.005, 0.0, 0.0), cliff=(1, 12.0))
+    kw = {"group": {"site": "A"}, "objective": "cvar", "random_seed": 4, **FAST}
+    plain = unit(recommend(model, **kw).setpoint)[1]
+    shaky = recommend(model, execution_sd={"temperature": 0.6}, **kw)
+    assert unit(shaky.setpoint)[1] < plain - 0.02
+    assert shaky.settings["execution_sd"] == {"temperature": 0.6}
+
+
+def test_recommend_honours_bounds_and_fixed_parameters(table):
+    model = KnownPosterior(table, vertex=(0.3, 0.6, 0.45, 0.7), vertex_sd=[0.005] * 4)
+    cons = Constraints(bounds={"temperature": (30.0, 33.0)}, fixed={"ph": 7.3})
+    rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=2, **FAST)
+    for frame_row in ("recommended", "mean_optimal"):
+        row = rec.summary.loc[frame_row]
+        assert 30.0 <= row["temperature"] <= 33.0
+        assert row["ph"] == 7.3
+    # the binding bound is active: the vertex (35.4 degC) lies above it
+    assert rec.setpoint["temperature"] == pytest.approx(33.0, abs=0.1)
+    # the same constraints as a plain mapping
+    rec2 = recommend(
+        model,
+        group={"site": "A"},
+        constraints={"bounds": {"temperature": (30.0, 33.0)}, "fixed": {"ph": 7.3}},
+        random_seed=2,
+        **FAST,
+    )
+    pd.testing.assert_series_equal(rec.setpoint, rec2.setpoint)
+
+
+def test_extrapolation_guard_keeps_setpoint_in_support_and_warns_without_it():
+    cloud = make_table(60, centre=0.4, spread=0.05, seed=5)
+    model = KnownPosterior(cloud, vertex=(0.4, 0.9, 0.4, 0.4), vertex_sd=[0.005] * 4)
+    rec = recommend(model, group={"site": "A"}, random_seed=1, **FAST)
+    assert rec.support_distance["overall"] <= rec.support_distance["limit"] + 1e-9
+    assert unit(rec.setpoint)[1] < 0.8  # held back from the unsupported optimum
+    with pytest.warns(ExtrapolationWarning, match="outside the support"):
+        free = recommend(
+            model, group={"site": "A"}, constraints={"guard": False}, random_seed=1, **FAST
+        )
+    assert unit(free.setpoint)[1] == pytest.approx(0.9, abs=0.03)
+    assert any("outside the support" in w for w in free.warnings)
+    assert not free.summary.loc["recommended", "within_support"]
+
+
+def test_prob_spec_is_calibrated_on_conjugate_model(table):
+    # flat response, Normal posterior on the level, known noise: P(y >= spec) in closed form
+    m, s, sigma, spec = 6.0, 0.4, 0.3, 5.5
+    model = KnownPosterior(
+        table, top=m, top_sd=s, curvature=(0, 0, 0, 0), noise_sd=sigma, n_pool=20000, seed=9
+    )
+    exact = 1 - stats.norm.cdf((spec - m) / np.hypot(s, sigma))
+    rec = recommend(
+        model,
+        group={"site": "A"},
+        objective="prob_spec",
+        spec=spec,
+        n_draws=8000,
+        n_candidates=16,
+        random_seed=3,
+    )
+    assert rec.prob_spec == pytest.approx(exact, abs=0.02)
+    # without new-batch noise: the probability that the mean yield meets the spec
+    rec_mean = recommend(
+        model,
+        group={"site": "A"},
+        objective="mean",
+        spec=spec,
+        noise=False,
+        n_draws=8000,
+        n_candidates=16,
+        random_seed=3,
+    )
+    assert rec_mean.prob_spec == pytest.approx(1 - stats.norm.cdf((spec - m) / s), abs=0.02)
+    q10 = m + stats.norm.ppf(0.1) * np.hypot(s, sigma)
+    assert rec.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
+
+
+def test_design_space_probabilities_match_exact_values_on_quadratic(table):
+    # a tight posterior: P(meet) is the noise tail at the known mean
+    vertex = np.array([0.5, 0.5, 0.5, 0.5])
+    model = KnownPosterior(table, vertex=vertex, vertex_sd=[0.0] * 4, noise_sd=0.5)
+    ds = design_space(
+        model,
+        7.0,
+        0.8,
+        group={"site": "A"},
+        resolution=5,
+        map_resolution=7,
+        n_draws=4000,
+        center={p: float(v) for p, v in zip(PARAMS, unit_to_domain(vertex), strict=True)},
+        random_seed=2,
+    )
+    assert isinstance(ds, DesignSpace)
+    grid = ds.grid
+    assert len(grid) == 5**4
+    u = (grid[list(PARAMS)].to_numpy() - LO) / WIDTH
+    mean = 8.0 - ((u - vertex) ** 2 * model.curvature).sum(axis=1)
+    exact = 1 - stats.norm.cdf((7.0 - mean) / 0.5)
+    assert np.max(np.abs(grid["prob"].to_numpy() - exact)) < 0.04
+    assert set(ds.maps) == set(itertools.combinations(PARAMS, 2))
+    assert all(len(m) == 49 for m in ds.maps.values())
+    # proven acceptable ranges: every grid point in the box is inside the design space
+    par = ds.par
+    in_box = np.all(
+        (grid[list(PARAMS)] >= par["low"].to_numpy() - 1e-9)
+        & (grid[list(PARAMS)] <= par["high"].to_numpy() + 1e-9),
+        axis=1,
+    )
+    assert in_box.sum() >= 1
+    assert grid.loc[in_box, "inside"].all()
+    # and the box holds the vertex, where P(meet) is highest
+    assert (par["low"].to_numpy() <= unit_to_domain(vertex) + 1e-9).all()
+    assert (par["high"].to_numpy() >= unit_to_domain(vertex) - 1e-9).all()
+    assert 0 < ds.share_inside < 1
+    pd.testing.assert_frame_equal(ds.to_frame(), grid)
+
+
+def test_design_space_honours_fixed_parameters_and_defaults_center_to_recommendation(table):
+    model = KnownPosterior(table, vertex_sd=[0.01] * 4)
+    ds = design_space(
+        model,
+        7.0,
+        0.8,
+        group={"site": "B"},
+        resolution=4,
+        map_resolution=5,
+        n_draws=300,
+        constraints={"fixed": {"ph": 7.0}},
+        random_seed=1,
+    )
+    assert len(ds.grid) == 4**3
+    assert (ds.grid["ph"] == 7.0).all()
+    assert set(ds.maps) == {
+        ("mixing_time", "temperature"),
+        ("mixing_time", "dissolved_oxygen"),
+        ("temperature", "dissolved_oxygen"),
+    }
+    assert ds.par.loc["ph", "fixed"] and ds.par.loc["ph", "low"] == 7.0
+    np.testing.assert_allclose(unit(ds.center)[[0, 1, 3]], 0.5, atol=0.05)
+
+
+def test_largest_box_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for shape in [(6,), (5, 6), (4, 3, 4), (3, 4, 3, 3)]:
+        ok = rng.random(shape) < 0.8
+        box = largest_box(ok)
+        best = 0
+        for lohi in itertools.product(
+            *[[(a, b) for a in range(n) for b in range(a, n)] for n in shape]
+        ):
+            sl = tuple(slice(a, b + 1) for a, b in lohi)
+            if ok[sl].all():
+                best = max(best, int(np.prod([b - a + 1 for a, b in lohi])))
+        lo, hi = box
+        sl = tuple(slice(a, b + 1) for a, b in zip(lo, hi, strict=True))
+        assert ok[sl].all()
+        assert int(np.prod(hi - lo + 1)) == best
+    assert largest_box(np.zeros((3, 3), dtype=bool)) is None
+
+
+# -- recommend: reproducibility, groups, diagnostics ----------------------------------------------
+def test_same_seed_gives_same_recommendation(table):
+    model = KnownPosterior(table, vertex_sd=[0.05] * 4)
+    a = recommend(model, group={"site": "A"}, random_seed=11, **FAST)
+    b = recommend(model, group={"site": "A"}, random_seed=11, **FAST)
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
+    c = recommend(model, group={"site": "A"}, random_seed=12, **FAST)
+    assert not np.allclose(a.setpoint.to_numpy(), c.setpoint.to_numpy())
+
+
+def test_unseen_group_is_predicted_as_new_group(table):
+    model = KnownPosterior(table, vertex_sd=[0.01] * 4)
+    rec = recommend(model, group={"site": "Z"}, random_seed=1, **FAST)
+    assert rec.kind == "new_group"
+    assert set(model.kinds) == {"new_group"}
+    assert np.isnan(rec.support_distance["group"])
+    with pytest.raises(ValueError, match="kind='existing'"):
+        recommend(model, group={"site": "Z"}, kind="existing")
+
+
+def test_recommendation_carries_model_diagnostics_warning(table):
+    model = KnownPosterior(
+        table, vertex_sd=[0.01] * 4, diagnostics={"max_r_hat": 1.2, "divergences": 3}
+    )
+    with pytest.warns(ModelDiagnosticsWarning, match="R-hat 1.200"):
+        rec = recommend(model, group={"site": "A"}, random_seed=1, **FAST)
+    assert any("3 divergent" in w for w in rec.warnings)
+    assert rec.diagnostics["max_r_hat"] == 1.2
+
+
+def test_to_frame_and_summary_contents(table):
+    model = KnownPosterior(table, vertex=(0.3, 0.6, 0.45, 0.7), vertex_sd=[0.03] * 4)
+    rec = recommend(model, group={"site": "A"}, spec=7.0, random_seed=5, **FAST)
+    frame = rec.to_frame()
+    assert list(frame.index) == ["recommended", "mean_optimal", "recipe"]
+    for col in [
+        *PARAMS,
+        "expected_yield",
+        "q10",
+        "q90",
+        "prob_spec",
+        "expected_regret",
+        "distance_group",
+        "distance_overall",
+        "cvar",
+    ]:
+        assert col in frame.columns
+    assert frame.loc["recipe", list(PARAMS)].to_numpy() == pytest.approx(
+        table.loc[table["site"] == "A", list(PARAMS)].median().to_numpy()
+    )
+    # the recommendation beats the recipe on its objective and on regret here
+    assert frame.loc["recommended", "cvar"] >= frame.loc["recipe", "cvar"]
+    assert frame.loc["recommended", "expected_regret"] <= frame.loc["recipe", "expected_regret"]
+    assert rec.quantiles.is_monotonic_increasing
+    assert 0 <= rec.prob_spec <= 1
+    assert list(rec.draws.columns) == ["recommended", "mean_optimal", "recipe"]
+
+
+def test_one_recommendation_with_1000_draws_is_fast(table):
+    model = KnownPosterior(table, vertex_sd=[0.03] * 4)
+    start = time.perf_counter()
+    recommend(model, group={"site": "A"}, n_draws=1000, random_seed=1)
+    assert time.perf_counter() - start < 5.0
+
+
+# -- argument errors -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"objective": "median"}, r"objective must be one of \['mean', 'quantile'"),
+        ({"objective": "prob_spec"}, "spec is required"),
+        ({"constraints": {"bounds": {"temp": (30, 35)}}}, r"unknown parameter\(s\) \['temp'\]"),
+        ({"constraints": {"bounds": {"temperature": (1.0, 35)}}}, "schema.LIMITS"),
+        ({"constraints": {"bounds": {"temperature": (36.0, 35)}}}, "low < high"),
+        ({"constraints": {"fixed": {"ph": 9.9}}}, "outside schema.LIMITS"),
+        ({"constraints": {"fixd": {}}}, "unknown key"),
+        ({"constraints": {"support": "nearby"}}, r"constraints.support must be one of"),
+        ({"execution_sd": {"pH": 0.1}}, "execution_sd names unknown"),
+        ({"execution_sd": {"ph": -0.1}}, "SD >= 0"),
+        ({"kind": "other"}, "kind must be one of"),
+        ({"risk": 1.5}, r"risk must be in \(0, 1\)"),
+        ({"group": {"scale": "2000L"}}, "group names unknown column"),
+        ({"group": None}, "group must name the target group"),
+        ({"n_draws": 0}, "n_draws must be an integer"),
+    ],
+)
+def test_recommend_rejects_bad_arguments(table, kwargs, match):
+    model = KnownPosterior(table)
+    args = {"group": {"site": "A"}, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        recommend(model, **args)
+
+
+def test_recommend_rejects_unfitted_model():
+    with pytest.raises(ValueError, match="training_table_"):
+        recommend(object(), group={"site": "A"})
+
+
+# -- properties ----------------------------------------------------------------------------------
+_PROP_MODEL = KnownPosterior(make_table(), vertex=(0.2, 0.8, 0.4, 0.6), vertex_sd=[0.05] * 4)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.floats(4.0, 9.0), step=st.floats(0.05, 3.0))
+def test_stricter_spec_never_raises_probability_of_meeting_it(spec, step):
+    center = dict(zip(PARAMS, unit_to_domain([0.5] * 4), strict=True))
+    kw = {
+        "group": {"site": "A"},
+        "resolution": 3,
+        "map_resolution": 2,
+        "n_draws": 200,
+        "center": center,
+        "random_seed": 0,
+    }
+    loose = design_space(_PROP_MODEL, spec, 0.5, **kw)
+    strict = design_space(_PROP_MODEL, spec + step, 0.5, **kw)
+    assert (strict.grid["prob"].to_numpy() <= loose.grid["prob"].to_numpy()).all()
+    assert strict.grid["inside"].sum() <= loose.grid["inside"].sum()
+    rec_kw = {
+        "group": {"site": "A"},
+        "objective": "mean",
+        "n_draws": 200,
+        "n_candidates": 16,
+        "random_seed": 0,
+    }
+    assert (
+        recommend(_PROP_MODEL, spec=spec + step, **rec_kw).prob_spec
+        <= recommend(_PROP_MODEL, spec=spec, **rec_kw).prob_spec
+    )
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fractions=st.lists(
+        st.tuples(st.floats(0.0, 0.9), st.floats(0.05, 1.0)), min_size=4, max_size=4
+    ),
+    objective=st.sampled_from(["mean", "cvar", "quantile"]),
+)
+def test_recommended_setpoints_stay_within_bounds(fractions, objective):
+    bounds = {}
+    for p, (a, w) in zip(PARAMS, fractions, strict=True):
+        lo = schema.BOUNDS[p][0] + a * (schema.BOUNDS[p][1] - schema.BOUNDS[p][0])
+        hi = min(schema.BOUNDS[p][1], lo + max(w, 0.05) * (schema.BOUNDS[p][1] - lo))
+        bounds[p] = (lo, max(hi, lo + 1e-3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        rec = recommend(
+            _PROP_MODEL,
+            group={"site": "A"},
+            objective=objective,
+            constraints={"bounds": bounds, "guard": False},
+            n_draws=100,
+            n_candidates=32,
+            random_seed=0,
+        )
+    for name in ("recommended", "mean_optimal"):
+        row = rec.summary.loc[name]
+        for p in PARAMS:
+            assert bounds[p][0] - 1e-9 <= row[p] <= bounds[p][1] + 1e-9
+
+
+# -- next batches --------------------------------------------------------------------------------
+class SlopeModel(KnownPosterior):
+    """Mean yield 6 + beta * (u_ph - 0.5) with beta ~ N(0, 2): which pH end is better is unknown."""
+
+    def __init__(self, table):
+        super().__init__(table, curvature=(0, 0, 0, 0), noise_sd=0.2)
+        self.beta = 2.0 * np.random.default_rng(1).standard_normal(len(self.top))
+
+    def _mean(self, X, idx):
+        u = (X["ph"].to_numpy(dtype=float) - LO[2]) / WIDTH[2]
+        return 6.0 + self.beta[idx][:, None] * (u[None, :] - 0.5)
+
+
+def test_next_batches_prefers_informative_candidates(table):
+    model = SlopeModel(table)
+    cand = pd.DataFrame(
+        unit_to_domain([[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 1.0, 0.5], [0.5, 0.5, 0.75, 0.5]]),
+        columns=list(PARAMS),
+    )
+    cand["label"] = ["centre", "ph_high", "ph_mid"]
+    ranked = next_batches(model, cand, k=3, group={"site": "A"}, n_draws=1000, random_seed=0)
+    assert list(ranked["label"]) == ["ph_high", "ph_mid", "centre"]
+    assert list(ranked["rank"]) == [1, 2, 3]
+    centre = ranked.set_index("label").loc["centre"]
+    assert centre["expected_regret_reduction"] == pytest.approx(0.0, abs=1e-6)
+    assert (ranked["expected_regret_reduction"] >= -1e-9).all()
+    current = ranked.attrs["current_expected_regret"]
+    # E|beta| / 2 = 2 * sqrt(2 / pi) / 2
+    assert current == pytest.approx(np.sqrt(2 / np.pi), rel=0.1)
+    # an observation at the pH bound nearly settles the sign of beta: most regret removed
+    assert ranked.iloc[0]["expected_regret_after"] < 0.2 * current
+    # estimated noise SD from the draws matches the model's
+    assert ranked["noise_sd"].to_numpy() == pytest.approx(0.2, rel=0.15)
+    top1 = next_batches(model, cand, k=1, group={"site": "A"}, noise_sd=0.2, random_seed=0)
+    assert len(top1) == 1 and top1["label"].iloc[0] == "ph_high"
+    with pytest.raises(ValueError, match="k must be at most"):
+        next_batches(model, cand, k=5, group={"site": "A"})
+
+
+# -- plots ---------------------------------------------------------------------------------------
+def test_plots_return_matplotlib_objects(table):
+    import matplotlib.pyplot as plt
+
+    model = KnownPosterior(table, vertex_sd=[0.03] * 4)
+    rec = recommend(model, group={"site": "A"}, spec=7.0, random_seed=1, **FAST)
+    _, ax = plt.subplots()
+    assert plot_recommendation(rec, ax=ax) is ax
+    assert isinstance(rec.plot(), Axes)
+    ds = design_space(
+        model,
+        7.0,
+        0.8,
+        group={"site": "A"},
+        center=rec,
+        resolution=3,
+        map_resolution=6,
+        n_draws=200,
+        random_seed=1,
+    )
+    fig = plot_design_space(ds)
+    assert isinstance(fig, Figure)
+    assert len([a for a in fig.axes if a.get_visible()]) == 6 + 1  # panels + colour bar
+    with pytest.raises(ValueError, match="not in the design space maps"):
+        plot_design_space(ds, pairs=[("ph", "ph")])
+    results = pd.DataFrame(
+        {"recommender": ["a", "b"] * 4, "n": [20, 20, 40, 40] * 2, "regret_pct": np.arange(8.0)}
+    )
+    assert isinstance(plot_regret_study(results), Axes)
+    with pytest.raises(ValueError, match="regret_pct"):
+        plot_regret_study(results.drop(columns="regret_pct"))
+
+
+# -- real models ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim40():
+    from bayesbio.simulate import simulate_batches
+
+    return simulate_batches(40, random_seed=3)
+
+
+def test_recommend_works_with_lasso_baseline_through_the_protocol(sim40):
+    from bayesbio.models.baselines import LassoYield
+
+    model = LassoYield(n_bootstrap=20, random_state=0).fit(sim40.table)
+    group = {"scale": "200L", "site": "A"}
+    rec = recommend(model, group=group, spec=4.0, random_seed=0, **FAST)
+    row = rec.setpoint
+    for p in PARAMS:
+        assert schema.BOUNDS[p][0] <= row[p] <= schema.BOUNDS[p][1]
+    assert rec.kind == "existing"
+    assert rec.group["campaign"] in set(sim40.table["campaign"])
+    assert rec.support_distance["overall"] <= rec.support_distance["limit"] + 1e-9
+    # better than the recipe in truth (the model is decent at n = 40)
+    truth = sim40.truth
+    X = rec.summary.loc[["recommended", "recipe"], list(PARAMS)]
+    true_rec, true_recipe = truth.mean_yield(X, group)
+    assert true_rec >= true_recipe - 0.05 * truth.optimum(group)["yield"]
+
+
+@pytest.mark.slow
+def test_recommend_with_bayesian_model_warns_on_short_chains_and_beats_recipe(sim40):
+    from bayesbio.models.bayesian import BayesianYieldModel
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")  # short chains: convergence warnings are expected
+        model = BayesianYieldModel(draws=200, tune=200, chains=2, random_seed=1).fit(sim40.table)
+    group = {"scale": "200L", "site": "A"}
+    start = time.perf_counter()
+    with pytest.warns(ModelDiagnosticsWarning, match="sampling diagnostics"):
+        rec = recommend(model, group=group, random_seed=0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 15.0  # <= 5 s on an idle 2-core machine; slack for a busy one
+    assert rec.warnings and rec.diagnostics
+    truth = sim40.truth
+    X = rec.summary.loc[["recommended", "recipe"], list(PARAMS)]
+    true_rec, true_recipe = truth.mean_yield(X, group)
+    assert true_rec > true_recipe
