@@ -1,0 +1,505 @@
+"""The end-to-end study: simulate (or read) -> clean -> EDA -> compare -> fit -> recommend -> harvest.
+
+:func:`run_study` runs every stage of bayesbio on one batch table with one ``random_seed``
+and writes tables, figures, the fitted model and a self-contained HTML report into an output
+folder. On the default scenario the data are simulated with labelled defects, so every claim
+in the report is also scored against the simulator's ground truth; on a user's own table
+(``data=``) the same stages run without the truth columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from bayesbio import schema
+from bayesbio.report import Report
+
+__all__ = ["StudyConfig", "StudyResult", "read_table", "run_study"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Settings of the end-to-end study.
+
+    Attributes
+    ----------
+    n_batches : int, default 48
+        Simulated historical batches (default scenario only).
+    design : str, default "historical"
+        Simulation design.
+    defects : bool, default True
+        Inject labelled data defects into the simulated table.
+    clean_policy : str, default "default"
+        Cleaning policy name (:data:`bayesbio.clean.POLICIES`).
+    cv_splits : int, default 5
+        Folds of the model comparison.
+    draws, tune, chains : int, default 500, 500, 2
+        MCMC settings of the Bayesian model.
+    structures : tuple of str, default ("quadratic", "spline")
+        Response-surface structures stacked for model risk.
+    spec_quantile : float, default 0.5
+        The yield spec of the design space is this quantile of the cleaned yields, unless
+        ``spec`` is given.
+    spec : float or None, default None
+        Yield specification, g/L.
+    prob : float, default 0.8
+        Required probability of meeting the spec inside the design space.
+    objective : str, default "cvar"
+        Recommendation objective (see :func:`bayesbio.recommend.recommend`).
+    harvest_replications : int, default 100
+        Replications of the harvest case study.
+    harvest_sizes : tuple of int, default (3, 10)
+        Historical data sizes of the harvest case study.
+    """
+
+    n_batches: int = 48
+    design: str = "historical"
+    defects: bool = True
+    clean_policy: str = "default"
+    cv_splits: int = 5
+    draws: int = 500
+    tune: int = 500
+    chains: int = 2
+    structures: tuple[str, ...] = ("quadratic", "spline")
+    spec_quantile: float = 0.5
+    spec: float | None = None
+    prob: float = 0.8
+    objective: str = "cvar"
+    harvest_replications: int = 100
+    harvest_sizes: tuple[int, ...] = (3, 10)
+
+    @classmethod
+    def quick(cls) -> StudyConfig:
+        """A reduced configuration for smoke runs and tests (about a minute)."""
+        return cls(
+            n_batches=30,
+            cv_splits=3,
+            draws=200,
+            tune=200,
+            structures=("quadratic",),
+            harvest_replications=20,
+            harvest_sizes=(3,),
+        )
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` produced.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    report_path : pathlib.Path
+        The HTML report.
+    tables : dict of str to pandas.DataFrame
+        Every table written (also as CSV in ``out_dir``).
+    warnings : list of str
+        Every warning raised during the study (also at the top of the report).
+    timings : dict of str to float
+        Wall time per stage, seconds.
+    model : object
+        The fitted Bayesian yield model.
+    """
+
+    out_dir: Path
+    report_path: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    model: Any = None
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a batch table from CSV or Parquet.
+
+    Parameters
+    ----------
+    path : str or path
+        A ``.csv``, ``.parquet`` or ``.pq`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The raw table.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        For an unsupported extension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise ValueError(f"unsupported data file {path.name!r}: expected .csv or .parquet")
+
+
+class _Stages:
+    """Runs named stages, timing them, collecting warnings and reporting progress."""
+
+    def __init__(self, progress: Callable[[str, int, int], None] | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.timings: dict[str, float] = {}
+        self.warnings: list[str] = []
+
+    def run(self, name: str, func: Callable[[], Any]) -> Any:
+        if self.progress is not None:
+            self.progress(name, self.done, self.total)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = func()
+        self.timings[name] = time.perf_counter() - start
+        for w in caught:
+            message = f"[{name}] {w.category.__name__}: {w.message}"
+            if message not in self.warnings:
+                self.warnings.append(message)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(name, self.done, self.total)
+        _log.info("study stage %s took %.1f s", name, self.timings[name])
+        return result
+
+
+def _save(tables: dict[str, pd.DataFrame], out: Path, name: str, frame: pd.DataFrame) -> None:
+    tables[name] = frame
+    frame.to_csv(out / f"{name}.csv", index=False)
+
+
+def _savefig(report: Report, out: Path, name: str, fig: Any, caption: str) -> None:
+    figure = fig if hasattr(fig, "savefig") else fig.figure
+    figure.savefig(out / "figures" / f"{name}.png", dpi=100, bbox_inches="tight")
+    report.figure(figure, caption)
+    plt.close(figure)
+
+
+def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, str]]:
+    """The groups with data, largest first, for per-group recommendations."""
+    cols = [c for c in groups if c in table.columns]
+    if not cols:
+        return [{}]
+    counts = table.groupby(cols).size().sort_values(ascending=False)
+    groups = []
+    for key in counts.index:
+        key = key if isinstance(key, tuple) else (key,)
+        groups.append(dict(zip(cols, map(str, key), strict=True)))
+    return groups
+
+
+def run_study(
+    out_dir: str | Path,
+    *,
+    data: pd.DataFrame | None = None,
+    columns: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = None,
+    config: StudyConfig | None = None,
+    random_seed: int = 2024,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> StudyResult:
+    """Run the whole bayesbio workflow and write its outputs and an HTML report.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        Output folder (created). Receives CSV tables, ``figures/*.png``, the fitted model
+        (``model.nc``) and ``report.html``.
+    data : pandas.DataFrame, optional
+        The user's raw batch table. Default: simulate the default scenario.
+    columns : mapping of str to str, optional
+        ``{user_name: schema_name}`` for ``data`` with other column names.
+    groups : sequence of str, optional
+        Group columns to pool over; default those of
+        :data:`bayesbio.schema.DEFAULT_GROUPS` present (without ``campaign``).
+    config : StudyConfig, optional
+        Study settings; default ``StudyConfig()``.
+    random_seed : int, default 2024
+        The one seed of the study.
+    progress : callable, optional
+        ``progress(stage, done, total)``, called before and after each stage.
+
+    Returns
+    -------
+    StudyResult
+        Paths, tables, warnings, timings and the fitted model.
+    """
+    from bayesbio import clean as clean_mod
+    from bayesbio import eda, evaluate, harvest, recommend, simulate
+    from bayesbio.models import BayesianYieldModel, ForestYield, LassoYield
+    from bayesbio.models import posterior_plots as pplots
+
+    cfg = config or StudyConfig()
+    if not isinstance(cfg, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(cfg).__name__}")
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    seeds = np.random.SeedSequence(random_seed).generate_state(8)
+    stages = _Stages(progress, total=8 if data is None else 7)
+    tables: dict[str, pd.DataFrame] = {}
+    report = Report("bayesbio study")
+    report.meta.update(
+        {
+            "data": "simulated default scenario" if data is None else "user table",
+            "random_seed": str(random_seed),
+            "config": ", ".join(f"{k}={v}" for k, v in asdict(cfg).items()),
+        }
+    )
+
+    # 1. data
+    truth = None
+    if data is None:
+        sim = stages.run(
+            "simulate",
+            lambda: simulate.simulate_batches(
+                cfg.n_batches,
+                design=cfg.design,
+                defects=cfg.defects,
+                random_seed=int(seeds[0]),
+            ),
+        )
+        raw, truth, labels = sim
+        _save(tables, out, "defect_labels", labels)
+    else:
+        raw = schema.rename_columns(data, columns)
+    _save(tables, out, "raw_batches", raw)
+
+    # 2. clean
+    cleaned = stages.run("clean", lambda: clean_mod.clean(raw, cfg.clean_policy))
+    table, log = cleaned.table, cleaned.log
+    _save(tables, out, "clean_batches", table)
+    _save(tables, out, "cleaning_log", log)
+    if groups is None:
+        groups = [g for g in schema.group_columns(table) if g != "campaign"]
+    groups = list(groups)
+    sec = report.section("Data and cleaning")
+    n_dropped = int((log["action"] == "dropped").sum()) if len(log) else 0
+    report.text(
+        f"{len(raw)} raw batches; {len(table)} kept after cleaning, {n_dropped} dropped "
+        f"(each with a reason in the audit log); {len(log)} logged actions in total. "
+        f"Group columns pooled over: {groups or 'none'}."
+    )
+    if len(log):
+        counts = log.groupby(["action", "reason"]).size().rename("batches").reset_index()
+        report.table(counts, caption="Cleaning actions by reason")
+    if truth is not None and len(labels):
+        found = labels.merge(log[["row"]].drop_duplicates(), on="row", how="left", indicator=True)
+        score = (
+            found.assign(detected=found["_merge"] == "both")
+            .groupby("defect")["detected"]
+            .agg(["size", "mean"])
+            .rename(columns={"size": "injected", "mean": "detected share"})
+            .reset_index()
+        )
+        _save(tables, out, "cleaning_score", score)
+        report.table(score, caption="Injected defects found by the cleaner (simulator labels)")
+    del sec
+
+    # 3. EDA
+    eda_result = stages.run("eda", lambda: eda.run_eda(table, groups=groups or None))
+    report.section("Exploratory data analysis")
+    report.table(eda_result.summary, caption="Summary per group")
+    _save(tables, out, "eda_summary", eda_result.summary)
+    for name, fig in eda_result.figures.items():
+        _savefig(report, out, f"eda_{name}", fig, name.replace("_", " "))
+
+    # 4. model comparison on identical folds
+    def bayes_model(seed: int) -> Any:
+        return BayesianYieldModel(
+            groups=groups,
+            structures=cfg.structures,
+            draws=cfg.draws,
+            tune=cfg.tune,
+            chains=cfg.chains,
+            random_seed=seed,
+        )
+
+    models = {
+        "LASSO": LassoYield(groups=groups, random_state=int(seeds[1]) % 2**31),
+        "RandomForest": ForestYield(groups=groups, random_state=int(seeds[1]) % 2**31),
+        "Bayesian": bayes_model(int(seeds[2]) % 2**31),
+    }
+    comparison = stages.run(
+        "compare",
+        lambda: evaluate.compare(
+            models,
+            table,
+            cv="kfold",
+            n_splits=cfg.cv_splits,
+            random_seed=int(seeds[3]) % 2**31,
+        ),
+    )
+    summary = comparison.summary.reset_index()
+    _save(tables, out, "comparison_scores", comparison.scores)
+    _save(tables, out, "comparison_summary", summary)
+    report.section("Model comparison (same folds for every model)")
+    report.table(summary, caption=f"{cfg.cv_splits}-fold cross-validation, mean and SE")
+    _savefig(report, out, "comparison_scores", evaluate.plot_scores(comparison), "RMSE by model")
+    _savefig(
+        report,
+        out,
+        "comparison_pred_obs",
+        evaluate.plot_predicted_vs_observed(comparison),
+        "Out-of-fold predicted vs observed",
+    )
+
+    # 5. the Bayesian model on all data
+    model = stages.run("fit", lambda: bayes_model(int(seeds[4]) % 2**31).fit(table))
+    model.save(out / "model.nc")
+    diag = pd.DataFrame([model.diagnostics_]) if isinstance(model.diagnostics_, dict) else None
+    report.section("Hierarchical Bayesian model")
+    report.text(
+        f"Structures {list(cfg.structures)} stacked by LOO; weights "
+        f"{getattr(model, 'stacking_weights_', {})}. {cfg.chains} chains x {cfg.draws} draws."
+    )
+    if diag is not None:
+        _save(tables, out, "diagnostics", diag)
+        report.table(diag, caption="Convergence diagnostics (R-hat <= 1.01, ESS >= 400, 0 div.)")
+    for name, plot in (
+        ("posterior_effects", pplots.plot_marginal_effects),
+        ("posterior_ppc", pplots.plot_ppc),
+        ("posterior_forest", pplots.plot_group_effects),
+        ("posterior_trace", pplots.plot_trace),
+    ):
+        _savefig(report, out, name, plot(model), name.replace("_", " "))
+
+    # 6. recommendations and design spaces per group
+    spec = cfg.spec if cfg.spec is not None else float(table[schema.RESPONSE].quantile(0.5))
+
+    def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any]]:
+        rows, recs, spaces = [], [], []
+        for i, grp in enumerate(_site_groups(groups, table)[:3]):
+            rec = recommend.recommend(
+                model,
+                group=grp or None,
+                objective=cfg.objective,
+                spec=spec,
+                random_seed=int(seeds[5]) + i,
+            )
+            ds = recommend.design_space(
+                model,
+                spec,
+                cfg.prob,
+                group=grp or None,
+                center=rec,
+                resolution=6,
+                map_resolution=20,
+                n_draws=500,
+                random_seed=int(seeds[6]) + i,
+            )
+            frame = rec.to_frame().rename_axis("setpoint").reset_index()
+            if grp:
+                frame = frame.assign(**grp)
+            if truth is not None and grp:
+                best = float(truth.optimum(grp)[schema.RESPONSE])
+                true_at = truth.mean_yield(frame[list(schema.PARAMETERS)], group=grp)
+                frame = frame.assign(
+                    true_optimum=best,
+                    true_mean_yield=true_at,
+                    true_regret_pct=100 * (best - true_at) / best,
+                )
+            rows.append(frame)
+            recs.append((grp, rec))
+            spaces.append((grp, ds))
+        return pd.concat(rows, ignore_index=True), recs, spaces
+
+    rec_table, recs, spaces = stages.run("recommend", recommend_all)
+    _save(tables, out, "recommendations", rec_table)
+    report.section("Risk-aware setpoint recommendations and design spaces")
+    report.text(
+        f"Objective {cfg.objective!r}; yield spec {spec:.3g} g/L; design space = setpoints "
+        f"with P(new batch >= spec) >= {cfg.prob:g}."
+    )
+    report.table(rec_table, caption="Recommendation per group")
+    for grp, rec in recs:
+        label = "_".join(grp.values()) or "all"
+        _savefig(
+            report,
+            out,
+            f"recommendation_{label}",
+            recommend.plot_recommendation(rec),
+            f"Predictive yield at recipe vs recommendation, {grp}",
+        )
+    for grp, ds in spaces:
+        label = "_".join(grp.values()) or "all"
+        _save(tables, out, f"design_space_par_{label}", ds.par)
+        report.table(ds.par, caption=f"Proven acceptable ranges, {grp}")
+        _savefig(
+            report,
+            out,
+            f"design_space_{label}",
+            recommend.plot_design_space(ds),
+            f"Design space maps, {grp}",
+        )
+
+    # 7. harvest case study
+    case = stages.run(
+        "harvest",
+        lambda: harvest.harvest_case_study(
+            scenarios=("default",),
+            n_values=cfg.harvest_sizes,
+            n_replications=cfg.harvest_replications,
+            random_seed=int(seeds[7]) % 2**31,
+            table2=False,
+            fig4_n=cfg.harvest_sizes[:2],
+        ),
+    )
+    report.section("Harvest timing under model risk")
+    report.text(
+        "Harvest decisions for a running batch from a few historical growth-rate data points "
+        "(Wang et al. 2024): the perfect-information MDP (upper bound), common practice, and "
+        "policies that learn from the data, with and without modelling model risk (RL-MR). "
+        f"{cfg.harvest_replications} replications with common random numbers."
+    )
+    _save(tables, out, "harvest_table1", case.table1)
+    report.table(case.table1, caption="Reward per policy and data size (Table 1 structure)")
+    for name, plot, data, caption in (
+        ("harvest_rewards", harvest.plot_reward_table, case.table1, "Mean reward +-2 SE"),
+        ("harvest_epochs", harvest.plot_harvest_epochs, case.fig3, "Stopping epochs (Fig. 3)"),
+        ("harvest_thresholds", harvest.plot_thresholds, case.fig4, "Control limits (Fig. 4)"),
+    ):
+        _savefig(report, out, name, plot(data), caption)
+
+    # 8. report
+    stages.run("report", lambda: None)
+    for w in stages.warnings:
+        report.warn(w)
+    if isinstance(model.diagnostics_, dict) and model.diagnostics_.get("converged") is False:
+        report.warn("The Bayesian model did not converge: treat recommendations with caution.")
+    timing = pd.DataFrame({"stage": list(stages.timings), "seconds": list(stages.timings.values())})
+    _save(tables, out, "timings", timing)
+    report.section("Run details")
+    report.table(timing, caption="Wall time per stage")
+    report_path = report.write(out / "report.html")
+    return StudyResult(
+        out_dir=out,
+        report_path=report_path,
+        tables=tables,
+        warnings=list(stages.warnings),
+        timings=dict(stages.timings),
+        model=model,
+    )
+
+
+def quick_config(**overrides: Any) -> StudyConfig:
+    """Return :meth:`StudyConfig.quick` with ``overrides`` applied."""
+    return replace(StudyConfig.quick(), **overrides)
