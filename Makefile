@@ -16,5 +16,5 @@ test: venv
 	MPLBACKEND=Agg .venv/bin/python -m pytest -q $(ARGS)
 
 lint: venv
-	.venv/bin/ruff check bayesbio tests examples benchmarks
-	.venv/bin/ruff format --check bayesbio tests examples benchmarks
+	.venv/bin/ruff check bayesbio tests examples benchmarks tools
+	.venv/bin/ruff format --check bayesbio tests examples benchmarks tools

@@ -135,8 +135,7 @@ class Report:
             f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in self.sections
         )
         body = "".join(
-            f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.blocks)}"
-            "</section>"
+            f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.blocks)}</section>"
             for s in self.sections
         )
         return (

@@ -1,4 +1,4 @@
-"""The end-to-end study: simulate (or read) -> clean -> EDA -> compare -> fit -> recommend -> harvest.
+"""The end-to-end study: simulate or read, clean, EDA, compare, fit, recommend, harvest.
 
 :func:`run_study` runs every stage of bayesbio on one batch table with one ``random_seed``
 and writes tables, figures, the fitted model and a self-contained HTML report into an output
@@ -82,7 +82,7 @@ class StudyConfig:
 
     @classmethod
     def quick(cls) -> StudyConfig:
-        """A reduced configuration for smoke runs and tests (about a minute)."""
+        """Return a reduced configuration for smoke runs and tests (about a minute)."""
         return cls(
             n_batches=30,
             cv_splits=3,
@@ -195,7 +195,7 @@ def _savefig(report: Report, out: Path, name: str, fig: Any, caption: str) -> No
 
 
 def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, str]]:
-    """The groups with data, largest first, for per-group recommendations."""
+    """Return the groups with data, largest first, for per-group recommendations."""
     cols = [c for c in groups if c in table.columns]
     if not cols:
         return [{}]

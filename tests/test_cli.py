@@ -60,8 +60,15 @@ def test_cli_column_mapping_renames_user_columns(tmp_path):
     table.to_csv(tmp_path / "user.csv", index=False)
     result = runner.invoke(
         app,
-        ["clean", "--data", str(tmp_path / "user.csv"), "-c", "Temp_C=temperature",
-         "--out", str(tmp_path / "c")],
+        [
+            "clean",
+            "--data",
+            str(tmp_path / "user.csv"),
+            "-c",
+            "Temp_C=temperature",
+            "--out",
+            str(tmp_path / "c"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "temperature" in pd.read_csv(tmp_path / "c" / "clean_batches.csv").columns

@@ -14,10 +14,20 @@ SCRIPTS = sorted((ROOT / "examples").glob("*.py"))
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_example_script_runs(script, tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg", "BAYESBIO_OUTPUT": str(tmp_path),
-           "BAYESBIO_QUICK": "1"}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "BAYESBIO_OUTPUT": str(tmp_path),
+        "BAYESBIO_QUICK": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -29,10 +39,16 @@ def test_walkthrough_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESBIO_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(ROOT / "examples" / "walkthrough.ipynb", as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
     assert any("regret %" in str(o) for c in nb.cells for o in c.get("outputs", []))
 

@@ -43,7 +43,7 @@ def test_study_report_has_every_section_and_embedded_nonempty_images(quick_study
     for data in images:
         png = base64.b64decode(data)
         assert png.startswith(b"\x89PNG") and len(png) > 2000
-    assert "src=\"http" not in text and "<script src" not in text
+    assert 'src="http' not in text and "<script src" not in text
 
 
 def test_study_warnings_are_at_the_top_of_the_report(quick_study):
@@ -58,8 +58,15 @@ def test_study_warnings_are_at_the_top_of_the_report(quick_study):
 def test_study_writes_tables_model_and_accounts_for_every_row(quick_study):
     result, stages = quick_study
     out = result.out_dir
-    for name in ("clean_batches", "cleaning_log", "comparison_scores", "recommendations",
-                 "harvest_table1", "diagnostics", "timings"):
+    for name in (
+        "clean_batches",
+        "cleaning_log",
+        "comparison_scores",
+        "recommendations",
+        "harvest_table1",
+        "diagnostics",
+        "timings",
+    ):
         assert (out / f"{name}.csv").is_file(), name
     assert (out / "model.nc").stat().st_size > 0
     raw = pd.read_csv(out / "raw_batches.csv")
@@ -92,11 +99,11 @@ def test_study_runs_on_a_user_table_with_other_column_names(tmp_path):
 
 
 def test_read_table_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
         read_table(tmp_path / "missing.csv")
     bad = tmp_path / "table.xlsx"
     bad.write_text("x")
-    with pytest.raises(ValueError, match="table.xlsx"):
+    with pytest.raises(ValueError, match=r"table\.xlsx"):
         read_table(bad)
 
 
@@ -111,10 +118,23 @@ def test_report_renders_in_headless_chromium(quick_study, tmp_path):
     result, _ = quick_study
     shot = tmp_path / "report.png"
     subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1200,2400", result.report_path.as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            result.report_path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20000
