@@ -1,0 +1,206 @@
+"""Sampling and diagnostics for the Bayesian yield model (internal).
+
+nutpie is the default sampler. Its compiled log-density is cached per *model signature*
+(structure, likelihood, group level counts, parameterisation, priors): the data enter the
+graph as ``pm.Data`` containers, so a later fit with the same signature (another CV fold,
+another seed, a bootstrap) swaps the data into the compiled model with ``with_data`` instead
+of recompiling. If nutpie is missing or fails, PyMC's own NUTS runs instead (with a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+_log = logging.getLogger(__name__)
+
+_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_SIZE = 32
+
+#: Convergence thresholds; a fit failing any of them raises a ConvergenceWarning.
+THRESHOLDS: dict[str, float] = {"max_r_hat": 1.01, "min_ess": 400.0, "divergences": 0.0}
+
+
+def clear_compile_cache() -> None:
+    """Forget all cached nutpie compilations (the next fit compiles afresh)."""
+    _CACHE.clear()
+
+
+def _data_values(model: pm.Model) -> dict[str, np.ndarray]:
+    return {name: np.asarray(var.get_value()) for name, var in _shared(model).items()}
+
+
+def _shared(model: pm.Model) -> dict[str, Any]:
+    return {v.name: v for v in model.data_vars}
+
+
+def _compiled(model: pm.Model, key: str) -> Any:
+    import nutpie
+
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key].with_data(**_data_values(model))
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    _log.info("nutpie compile took %.1f s", time.perf_counter() - t0)
+    _CACHE[key] = compiled
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return compiled
+
+
+def _seed(random_seed: int | None) -> int:
+    if random_seed is None:
+        return int(np.random.default_rng().integers(2**31 - 1))
+    return int(random_seed)
+
+
+def _relabel(tree: xr.DataTree, model: pm.Model) -> xr.DataTree:
+    """Give a (possibly cached-model) trace the coordinates of the current model."""
+    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
+    for group in ("posterior",):
+        ds = tree[group].to_dataset()
+        present = {k: v for k, v in coords.items() if k in ds.dims}
+        tree[group] = xr.DataTree(ds.assign_coords(present))
+    return tree
+
+
+def sample_model(
+    model: pm.Model,
+    key: str,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    random_seed: int | None,
+    progressbar: bool,
+    nuts_sampler: str,
+    cores: int | None = None,
+    adaptation: str = "diag",
+) -> tuple[xr.DataTree, str]:
+    """Sample ``model``; return the trace (posterior + sample_stats) and the sampler used."""
+    seed = _seed(random_seed)
+    if nuts_sampler == "nutpie":
+        try:
+            import nutpie
+
+            compiled = _compiled(model, key)
+            tree = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                seed=seed,
+                save_warmup=False,
+                progress_bar=progressbar,
+                target_accept=target_accept,
+                adaptation=adaptation,
+            )
+            tree = _relabel(tree, model)
+            return _strip(tree), "nutpie"
+        except ImportError as err:  # nutpie not installed
+            reason = f"nutpie is not available ({err})"
+        except Exception as err:  # any nutpie failure falls back to PyMC NUTS
+            reason = f"nutpie failed ({type(err).__name__}: {err})"
+        warnings.warn(
+            f"{reason}; falling back to PyMC's NUTS sampler (slower). Pass "
+            "nuts_sampler='pymc' to skip nutpie.",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif nuts_sampler != "pymc":
+        raise ValueError(f"nuts_sampler must be 'nutpie' or 'pymc', got {nuts_sampler!r}")
+    tree = pm.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=seed,
+        progressbar=progressbar,
+        nuts_sampler="pymc",
+        nuts={"target_accept": target_accept},
+        model=model,
+    )
+    return _strip(tree), "pymc"
+
+
+def _strip(tree: xr.DataTree) -> xr.DataTree:
+    """Keep posterior and sample_stats; drop warmup and data groups (the model stores data)."""
+    out = xr.DataTree()
+    out["posterior"] = xr.DataTree(tree["posterior"].to_dataset())
+    stats = tree["sample_stats"].to_dataset()
+    keep = [v for v in ("diverging", "energy", "tree_depth", "n_steps", "lp") if v in stats]
+    out["sample_stats"] = xr.DataTree(stats[keep])
+    out.attrs.update({k: v for k, v in tree.attrs.items() if isinstance(v, str | int | float)})
+    return out
+
+
+def diagnose(tree: xr.DataTree) -> dict[str, float]:
+    """Summarise the convergence of one posterior.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A trace with ``posterior`` and ``sample_stats`` groups.
+
+    Returns
+    -------
+    dict
+        ``max_r_hat`` (rank-normalised split R-hat), ``min_ess_bulk``, ``min_ess_tail``,
+        ``divergences`` (count), ``min_bfmi`` (energy Bayesian fraction of missing
+        information, lowest chain; NaN if energy was not recorded) and ``n_draws``.
+    """
+    post = tree["posterior"].to_dataset()
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+
+    def _extreme(ds: xr.Dataset, fn: Any) -> float:
+        vals = [np.asarray(ds[v].values, dtype=float).ravel() for v in ds.data_vars]
+        flat = np.concatenate(vals) if vals else np.array([np.nan])
+        flat = flat[np.isfinite(flat)]
+        return float(fn(flat)) if flat.size else float("nan")
+
+    rhat = az.rhat(post) if n_chain > 1 else None
+    found = {
+        "max_r_hat": _extreme(rhat, np.max) if rhat is not None else float("nan"),
+        "min_ess_bulk": _extreme(az.ess(post, method="bulk"), np.min),
+        "min_ess_tail": _extreme(az.ess(post, method="tail"), np.min),
+        "divergences": float(tree["sample_stats"]["diverging"].values.sum()),
+        "min_bfmi": float("nan"),
+        "n_draws": float(n_chain * n_draw),
+    }
+    stats = tree["sample_stats"].to_dataset()
+    if "energy" in stats:
+        energy = np.asarray(stats["energy"].values, dtype=float)
+        num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
+        den = np.var(energy, axis=1)
+        found["min_bfmi"] = float(np.min(num / den))
+    return found
+
+
+def failed_checks(found: dict[str, float]) -> list[str]:
+    """Which convergence thresholds a diagnostics dict fails (empty list: all passed)."""
+    failed = []
+    if np.isfinite(found["max_r_hat"]) and found["max_r_hat"] > THRESHOLDS["max_r_hat"]:
+        failed.append(f"max R-hat {found['max_r_hat']:.3f} > {THRESHOLDS['max_r_hat']}")
+    ess = min(found["min_ess_bulk"], found["min_ess_tail"])
+    if not np.isfinite(ess) or ess < THRESHOLDS["min_ess"]:
+        failed.append(f"min ESS {ess:.0f} < {THRESHOLDS['min_ess']:.0f}")
+    if found["divergences"] > THRESHOLDS["divergences"]:
+        failed.append(f"{int(found['divergences'])} divergent transitions")
+    return failed
+
+
+def signature(payload: dict[str, Any]) -> str:
+    """Return a stable cache key for a model signature."""
+    return json.dumps(payload, sort_keys=True, default=str)

@@ -1,0 +1,1366 @@
+"""Hierarchical Bayesian yield model: a partially pooled response surface in PyMC.
+
+The model
+---------
+For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site, campaign)::
+
+    log yield_i = alpha + sum_c a_c[g_c(i)] + X_i beta + S_i b[g_1(i)] + eps_i
+
+* ``X_i`` -- the population design of a *structure* over the four standardised parameters
+  (``z = -1 .. +1`` across each schema operating range, see
+  :mod:`bayesbio.models._bayes_design`): ``"quadratic"`` (linear, squared and interaction
+  terms) or ``"spline"`` (linear, interaction and additive cubic B-spline terms).
+* ``a_c`` -- varying intercepts for every group column with >= 2 levels, partially pooled:
+  ``a_c ~ Normal(0, sigma_c)``.
+* ``b`` -- varying linear *and* quadratic coefficients (``S_i`` = ``[z, z**2]``) for the
+  primary group (the first group column with >= 2 levels, scale by default), switched on
+  where the data support it (``varying_slopes="auto"``: >= 2 levels and a median of >= 20
+  batches per level), so each scale can have its own optimum.
+* ``eps_i ~ Normal(0, sigma_i)`` or ``StudentT(nu, 0, sigma_i)`` (``likelihood``), with
+  ``log sigma_i = log sigma + z_i gamma`` when ``heteroscedastic=True``.
+
+Why log-yield: titers are positive and batch-to-batch variation is multiplicative (a CV, not
+a fixed g/L spread: a 6 % CV is 0.3 g/L at 5 g/L but 0.06 g/L at 1 g/L). On the log scale the
+noise is homoscedastic, group effects are percent shifts, and every predictive draw is
+positive. Predictions are returned in g/L: ``exp(mu + sigma_i**2 / 2)`` is the expected yield
+of a batch (exact for the normal likelihood; for Student-t the same lognormal correction with
+the t scale is used, since a log-t has no finite mean).
+
+Priors (``DEFAULT_PRIORS``; pass ``priors={...}`` to override any). "sd(log y)" is the
+standard deviation of the training log-yields, so slope priors are relative to the observed
+yield variation per operating range:
+
+========================  ========================================================================
+``intercept_loc``         None -> log of the median training yield (g/L); centre of ``alpha``
+``intercept_scale``       1.0: sd of ``alpha`` in log units (a factor e either way)
+``log_yield_sd``          None -> sd of the training log-yields: "sd(log y)" below
+``slope_scale``           1.0 x sd(log y): linear effect from centre to edge of operating range
+``curvature_scale``       1.0 x sd(log y): squared terms
+``interaction_scale``     0.5 x sd(log y): two-way interactions
+``spline_scale``          0.5 x sd(log y): half-normal scale of each parameter's spline amplitude
+``group_scale``           0.2: half-normal scale of between-group sd of log yield (~20 % shifts)
+``slope_group_scale``     0.5 x sd(log y): half-normal scale of group slope/curvature deviations
+``noise_scale``           0.2: half-normal scale of the residual sd of log yield (about the CV)
+``nu_alpha, nu_beta``     2, 0.1: Gamma prior of the Student-t degrees of freedom
+``hetero_scale``          0.5: sd of the log-noise slopes ``gamma``
+========================  ========================================================================
+
+Parameterisation (``parameterization="auto"``): a group column's intercepts are centred when
+the data pin them (>= 10 batches per level on average and a spread of level means that
+clearly exceeds its sampling noise, judged from a quick ridge fit) and non-centred otherwise
+(small or noisy groups: the funnel regime). Slope deviations are always non-centred. Group
+effects are zero-sum over the observed levels (``pm.ZeroSumNormal``), so the intercept is the
+mean over levels; this removes the intercept/effect ridge that slows NUTS with few levels. A
+new group's effect is drawn from ``Normal(0, sigma_c)`` around that intercept.
+
+With the normal, homoscedastic likelihood and >= 1000 batches, the likelihood is evaluated
+exactly through sufficient statistics (``D'D``, ``D'y``, ``y'y`` of the full linear design),
+so the cost of a gradient does not grow with the number of batches.
+
+Model risk: each structure in ``structures`` is fitted, and the predictive distributions are
+combined by LOO stacking (Yao et al. 2018) with weights ``stacking_weights_``; predictive
+draws are a mixture of the structures in those proportions, so they carry structural
+uncertainty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from bayesbio import schema
+from bayesbio.models import _bayes_design as design
+from bayesbio.models import _bayes_sampling as sampling
+from bayesbio.models._bayes_sampling import clear_compile_cache
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "KINDS",
+    "STRUCTURES",
+    "BayesianYieldModel",
+    "ConvergenceWarning",
+    "IncompatibleModelError",
+    "build_model",
+    "clear_compile_cache",
+    "diagnose",
+]
+
+_log = logging.getLogger(__name__)
+
+STRUCTURES = design.STRUCTURES
+#: Prediction kinds: seen groups, new groups drawn from the population, the population mean.
+KINDS: tuple[str, ...] = ("existing", "new_group", "population")
+
+DEFAULT_PRIORS: dict[str, float | None] = {
+    "intercept_loc": None,
+    "intercept_scale": 1.0,
+    "log_yield_sd": None,
+    "slope_scale": 1.0,
+    "curvature_scale": 1.0,
+    "interaction_scale": 0.5,
+    "spline_scale": 0.5,
+    "group_scale": 0.2,
+    "slope_group_scale": 0.5,
+    "noise_scale": 0.2,
+    "nu_alpha": 2.0,
+    "nu_beta": 0.1,
+    "hetero_scale": 0.5,
+}
+
+FORMAT_VERSION = "1"
+_CENTRED_SIGNAL_RATIO = 4.0
+_SLOPES_MIN_PER_LEVEL = 20.0
+_SUFFICIENT_MIN_ROWS = 1000
+_LOO_MAX_ROWS = 4000
+_LOO_MAX_DRAWS = 2000
+_PREDICT_MEAN_DRAWS = 1000
+_CHUNK = 8192
+_INTERVAL_ROWS = 16384
+
+
+class ConvergenceWarning(UserWarning):
+    """MCMC diagnostics failed a threshold (R-hat > 1.01, ESS < 400 or divergences)."""
+
+
+class IncompatibleModelError(ValueError):
+    """A saved model cannot be loaded: other model type, format version or changed config."""
+
+
+def diagnose(tree: xr.DataTree) -> dict[str, float]:
+    """Convergence summary of one posterior (see ``_bayes_sampling.diagnose``).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Trace with ``posterior`` and ``sample_stats``.
+
+    Returns
+    -------
+    dict
+        ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``min_bfmi``,
+        ``n_draws``.
+    """
+    return sampling.diagnose(tree)
+
+
+# --------------------------------------------------------------------------------------
+# Specification: what the data support (levels, parameterisation, slopes), JSON-able
+# --------------------------------------------------------------------------------------
+
+
+def _priors(priors: Mapping[str, float | None] | None) -> dict[str, float | None]:
+    merged = dict(DEFAULT_PRIORS)
+    for key, value in (priors or {}).items():
+        if key not in DEFAULT_PRIORS:
+            raise ValueError(f"unknown prior {key!r}; valid keys are {sorted(DEFAULT_PRIORS)}")
+        merged[key] = None if value is None else float(value)
+    return merged
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _informative_groups(
+    table: pd.DataFrame, logy: np.ndarray, used: Sequence[str]
+) -> dict[str, bool]:
+    """Whether the data pin each group column's level effects (-> centred parameterisation).
+
+    A quick ridge fit of the quadratic surface gives residuals; per level, the mean residual
+    has standard error ``s / sqrt(n_level)``. If the spread of the level means clearly exceeds
+    that (ratio of variances > 4) and levels hold >= 10 batches on average, the likelihood
+    identifies the effects and the centred form samples better; otherwise (few or noisy
+    batches per level, the funnel regime) the non-centred form is used.
+    """
+    z = design.standardise(table)
+    x = np.column_stack([np.ones(len(z)), design.population_design(z, "quadratic")])
+    ridge = np.eye(x.shape[1]) * 1e-3 * len(z)
+    ridge[0, 0] = 0.0
+    coef = np.linalg.solve(x.T @ x + ridge, x.T @ logy)
+    resid = logy - x @ coef
+    out = {}
+    for g in used:
+        frame = pd.DataFrame({"r": resid, "g": table[g].to_numpy()})
+        stats = frame.groupby("g")["r"].agg(["mean", "count", "var"])
+        within = float(np.nanmean(stats["var"])) if len(stats) else 0.0
+        se2 = float(np.mean(within / stats["count"]))
+        between = float(np.var(stats["mean"], ddof=1)) if len(stats) > 1 else 0.0
+        out[g] = bool(stats["count"].mean() >= 10 and between > _CENTRED_SIGNAL_RATIO * se2)
+    return out
+
+
+def _make_spec(
+    table: pd.DataFrame,
+    groups: Sequence[str],
+    *,
+    likelihood: str,
+    heteroscedastic: bool,
+    varying_slopes: bool | str,
+    parameterization: str,
+    priors: Mapping[str, float | None],
+) -> dict[str, Any]:
+    _check_choice("likelihood", likelihood, ("normal", "student_t"))
+    _check_choice("parameterization", parameterization, ("auto", "centered", "noncentered"))
+    n = len(table)
+    y = table[schema.RESPONSE].to_numpy(dtype=float)
+    bad = y <= 0
+    if bad.any():
+        rows = table.index[bad][:5].tolist()
+        raise ValueError(
+            f"column '{schema.RESPONSE}': {int(bad.sum())} non-positive yield(s) (rows {rows}); "
+            "the model works on log-yield and needs yields > 0 g/L"
+        )
+    logy = np.log(y)
+    levels = {g: sorted(pd.unique(table[g]).tolist()) for g in groups}
+    used = [g for g in groups if len(levels[g]) >= 2]
+    centred = {}
+    informative = _informative_groups(table, logy, used) if parameterization == "auto" else {}
+    for g in used:
+        if parameterization == "auto":
+            centred[g] = informative[g]
+        else:
+            centred[g] = parameterization == "centered"
+    primary = used[0] if used else None
+    if isinstance(varying_slopes, str) and varying_slopes != "auto":
+        if varying_slopes not in used:
+            raise ValueError(
+                f"varying_slopes={varying_slopes!r} must name a group column with >= 2 levels "
+                f"among {used}, or be 'auto', True or False"
+            )
+        primary = varying_slopes
+    if varying_slopes == "auto":
+        counts = table[primary].value_counts() if primary else pd.Series(dtype=float)
+        slopes = bool(primary is not None and float(counts.median()) >= _SLOPES_MIN_PER_LEVEL)
+    else:
+        slopes = bool(varying_slopes) and primary is not None
+    loc = priors["intercept_loc"]
+    return {
+        "groups": list(groups),
+        "levels": levels,
+        "used": used,
+        "centred": centred,
+        "primary": primary if slopes else None,
+        "likelihood": likelihood,
+        "heteroscedastic": bool(heteroscedastic),
+        "sufficient": bool(
+            likelihood == "normal" and not heteroscedastic and n >= _SUFFICIENT_MIN_ROWS
+        ),
+        "prior_loc": float(np.median(logy)) if loc is None else float(loc),
+        "prior_scale": float(max(np.std(logy), 0.05))
+        if priors["log_yield_sd"] is None
+        else float(priors["log_yield_sd"]),
+        "n": n,
+        "priors": dict(priors),
+    }
+
+
+def _codes(table: pd.DataFrame, spec: dict[str, Any], g: str) -> np.ndarray:
+    return pd.Categorical(table[g].astype(str), categories=spec["levels"][g]).codes.astype(np.int64)
+
+
+def _full_design(table: pd.DataFrame, spec: dict[str, Any], structure: str) -> np.ndarray:
+    """Columns of the whole linear predictor, for sufficient statistics."""
+    z = design.standardise(table)
+    n = len(table)
+    cols = [np.ones((n, 1)), design.population_design(z, structure)]
+    for g in spec["used"]:
+        onehot = np.zeros((n, len(spec["levels"][g])))
+        onehot[np.arange(n), _codes(table, spec, g)] = 1.0
+        cols.append(onehot)
+    if spec["primary"]:
+        p = spec["primary"]
+        s = design.slope_design(z)
+        codes = _codes(table, spec, p)
+        block = np.zeros((n, len(spec["levels"][p]), s.shape[1]))
+        block[np.arange(n), codes, :] = s
+        cols.append(block.reshape(n, -1))
+    return np.column_stack(cols)
+
+
+def _model_from_spec(table: pd.DataFrame, spec: dict[str, Any], structure: str) -> pm.Model:
+    pr = spec["priors"]
+    z = design.standardise(table)
+    logy = np.log(table[schema.RESPONSE].to_numpy(dtype=float))
+    terms = design.population_terms(structure)
+    coords: dict[str, Any] = {"term": terms, "parameter": list(schema.PARAMETERS)}
+    for g in spec["used"]:
+        coords[g] = spec["levels"][g]
+    if spec["primary"]:
+        coords["slope_term"] = design.slope_terms()
+    n_lin, n_int = 4, 6
+    with pm.Model(coords=coords) as model:
+        loc = pm.Data("prior_loc", spec["prior_loc"])
+        scale = pm.Data("prior_scale", spec["prior_scale"])
+        intercept = pm.Normal("intercept", loc, pr["intercept_scale"])
+        if structure == "quadratic":
+            widths = np.array(
+                [pr["slope_scale"]] * n_lin
+                + [pr["curvature_scale"]] * n_lin
+                + [pr["interaction_scale"]] * n_int
+            )
+            beta = pm.Normal("beta", 0.0, scale * widths, dims="term")
+        else:
+            widths = np.array([pr["slope_scale"]] * n_lin + [pr["interaction_scale"]] * n_int)
+            beta_lin = pm.Normal("beta_linear", 0.0, scale * widths, shape=n_lin + n_int)
+            owner = design.spline_groups(structure)
+            amp = pm.HalfNormal("spline_sd", pr["spline_scale"], dims="parameter")
+            raw = pm.Normal("spline_raw", 0.0, 1.0, shape=len(owner))
+            beta = pm.Deterministic(
+                "beta", pt.concatenate([beta_lin, scale * amp[owner] * raw]), dims="term"
+            )
+        effects = {}
+        for g in spec["used"]:
+            sd = pm.HalfNormal(f"sigma_{g}", pr["group_scale"])
+            # zero-sum effects: the intercept is the mean over levels, which removes the
+            # intercept/effect ridge that otherwise slows NUTS with few levels per column
+            if spec["centred"][g]:
+                effects[g] = pm.ZeroSumNormal(f"a_{g}", sigma=sd, dims=g)
+            else:
+                raw_g = pm.ZeroSumNormal(f"z_{g}", sigma=1.0, dims=g)
+                effects[g] = pm.Deterministic(f"a_{g}", sd * raw_g, dims=g)
+        slopes = None
+        if spec["primary"]:
+            p = spec["primary"]
+            tau = pm.HalfNormal("sigma_b", scale * pr["slope_group_scale"], dims="slope_term")
+            # non-centred, zero-sum over levels (ZeroSumNormal sums out its last axis)
+            raw_b = pm.ZeroSumNormal(f"z_b_{p}", sigma=1.0, dims=("slope_term", p))
+            slopes = pm.Deterministic(f"b_{p}", (tau[:, None] * raw_b).T, dims=(p, "slope_term"))
+        sigma = pm.HalfNormal("sigma", pr["noise_scale"])
+        nu = (
+            pm.Gamma("nu", pr["nu_alpha"], pr["nu_beta"])
+            if spec["likelihood"] == "student_t"
+            else None
+        )
+        if spec["sufficient"]:
+            dmat = _full_design(table, spec, structure)
+            yc = logy - spec["prior_loc"]
+            dtd = pm.Data("DtD", dmat.T @ dmat)
+            dty = pm.Data("Dty", dmat.T @ yc)
+            yty = pm.Data("yty", float(yc @ yc))
+            n_obs = pm.Data("n_obs", float(len(yc)))
+            parts = [(intercept - loc)[None], beta]
+            parts += [effects[g] for g in spec["used"]]
+            if slopes is not None:
+                parts.append(slopes.flatten())
+            theta = pt.concatenate(parts)
+            sse = yty - 2.0 * pt.dot(theta, dty) + pt.dot(theta, pt.dot(dtd, theta))
+            pm.Potential(
+                "log_likelihood_sufficient",
+                -n_obs * pt.log(sigma) - sse / (2.0 * sigma**2) - 0.5 * n_obs * np.log(2 * np.pi),
+            )
+        else:
+            x = pm.Data("x_pop", design.population_design(z, structure), dims=("obs", "term"))
+            mu = intercept + pt.dot(x, beta)
+            for g in spec["used"]:
+                idx = pm.Data(f"idx_{g}", _codes(table, spec, g), dims="obs")
+                mu = mu + effects[g][idx]
+            if slopes is not None:
+                xs = pm.Data("x_slope", design.slope_design(z), dims=("obs", "slope_term"))
+                idx_p = pm.Data(
+                    f"slope_idx_{spec['primary']}", _codes(table, spec, spec["primary"]), dims="obs"
+                )
+                mu = mu + (xs * slopes[idx_p]).sum(axis=-1)
+            sd_i = sigma
+            if spec["heteroscedastic"]:
+                gamma = pm.Normal("gamma", 0.0, pr["hetero_scale"], dims="parameter")
+                zlin = pm.Data("z", z, dims=("obs", "parameter"))
+                sd_i = sigma * pt.exp(pt.dot(zlin, gamma))
+            y_data = pm.Data("log_yield", logy, dims="obs")
+            if nu is None:
+                pm.Normal("log_yield_obs", mu, sd_i, observed=y_data, dims="obs")
+            else:
+                pm.StudentT("log_yield_obs", nu=nu, mu=mu, sigma=sd_i, observed=y_data, dims="obs")
+    return model
+
+
+def _signature(spec: dict[str, Any], structure: str) -> str:
+    return sampling.signature(
+        {
+            "structure": structure,
+            "likelihood": spec["likelihood"],
+            "heteroscedastic": spec["heteroscedastic"],
+            "sufficient": spec["sufficient"],
+            "used": {g: len(spec["levels"][g]) for g in spec["used"]},
+            "centred": spec["centred"],
+            "primary": None if spec["primary"] is None else len(spec["levels"][spec["primary"]]),
+            "priors": {
+                k: v
+                for k, v in spec["priors"].items()
+                if k not in ("intercept_loc", "log_yield_sd")
+            },
+        }
+    )
+
+
+def build_model(
+    table: pd.DataFrame,
+    *,
+    structure: str = "quadratic",
+    groups: Sequence[str] | None = None,
+    priors: Mapping[str, float | None] | None = None,
+    likelihood: str = "normal",
+    heteroscedastic: bool = False,
+    varying_slopes: bool | str = "auto",
+    parameterization: str = "auto",
+    columns: Mapping[str, str] | None = None,
+) -> pm.Model:
+    """Build (without sampling) the PyMC model for a batch table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Batch table with the four parameters, ``yield`` (g/L, > 0) and group columns.
+    structure : {"quadratic", "spline"}, default "quadratic"
+        Response-surface structure over the standardised parameters.
+    groups : sequence of str, optional
+        Group columns; default those of ``schema.DEFAULT_GROUPS`` present.
+    priors : mapping, optional
+        Overrides of :data:`DEFAULT_PRIORS`.
+    likelihood : {"normal", "student_t"}, default "normal"
+        Noise distribution of log-yield.
+    heteroscedastic : bool, default False
+        Let the log-noise sd vary log-linearly with the four parameters.
+    varying_slopes : bool, "auto" or str, default "auto"
+        Group-varying linear and quadratic terms for the primary group; a column name picks
+        the primary group.
+    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+        Group effects' parameterisation; "auto" chooses by batches per level.
+    columns : mapping of str to str, optional
+        ``{user_name: schema_name}`` column mapping.
+
+    Returns
+    -------
+    pymc.Model
+        The model; data are ``pm.Data`` containers. Its ``spec`` dict is attached as
+        ``model.bayesbio_spec``.
+    """
+    _check_choice("structure", structure, STRUCTURES)
+    df = schema.validate(table, columns, groups=groups)
+    gcols = schema.group_columns(df, groups)
+    spec = _make_spec(
+        df,
+        gcols,
+        likelihood=likelihood,
+        heteroscedastic=heteroscedastic,
+        varying_slopes=varying_slopes,
+        parameterization=parameterization,
+        priors=_priors(priors),
+    )
+    model = _model_from_spec(df, spec, structure)
+    model.bayesbio_spec = spec
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# Posterior arrays and the vectorised predictive
+# --------------------------------------------------------------------------------------
+
+
+def _flat(ds: xr.Dataset, name: str) -> np.ndarray:
+    da = ds[name]
+    arr = da.values
+    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
+
+
+def _posterior_arrays(tree: xr.DataTree, spec: dict[str, Any]) -> dict[str, Any]:
+    post = tree["posterior"].to_dataset()
+    out: dict[str, Any] = {
+        "intercept": _flat(post, "intercept"),
+        "beta": _flat(post, "beta"),
+        "sigma": _flat(post, "sigma"),
+        "a": {g: _flat(post, f"a_{g}") for g in spec["used"]},
+        "sigma_g": {g: _flat(post, f"sigma_{g}") for g in spec["used"]},
+    }
+    if spec["primary"]:
+        out["b"] = _flat(post, f"b_{spec['primary']}")
+        out["sigma_b"] = _flat(post, "sigma_b")
+    if spec["heteroscedastic"]:
+        out["gamma"] = _flat(post, "gamma")
+    if spec["likelihood"] == "student_t":
+        out["nu"] = _flat(post, "nu")
+    out["n"] = out["intercept"].shape[0]
+    return out
+
+
+class _Rows:
+    """Design and group codes of a prediction table, shared by all structures."""
+
+    def __init__(self, table: pd.DataFrame, spec: dict[str, Any], kind: str) -> None:
+        self.n = len(table)
+        self.z = design.standardise(table)
+        self.codes: dict[str, np.ndarray] = {}
+        # Per group column: codes into "effect slots". Seen labels keep their training code;
+        # labels treated as new get slots >= n_levels, one per distinct new label.
+        self.n_new: dict[str, int] = {}
+        for g in spec["groups"]:
+            levels = spec["levels"][g]
+            if kind == "population":
+                continue
+            if g not in table.columns:
+                if kind == "existing":
+                    raise ValueError(
+                        f"group column '{g}' is missing from the prediction table; it is "
+                        f"needed for kind='existing' (training levels: {levels})"
+                    )
+                self.codes[g] = np.full(self.n, len(levels), dtype=np.int64)
+                self.n_new[g] = 1
+                continue
+            labels = table[g].astype(str).to_numpy()
+            known = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
+            unknown = known < 0
+            if unknown.any():
+                if kind == "existing":
+                    bad = sorted(set(labels[unknown].tolist()))
+                    raise ValueError(
+                        f"group column '{g}': label(s) {bad[:5]} not seen in training "
+                        f"(training levels: {levels}). Use kind='new_group' to predict for a "
+                        "group drawn from the population."
+                    )
+                uniq, inv = np.unique(labels[unknown], return_inverse=True)
+                known[unknown] = len(levels) + inv
+                self.n_new[g] = len(uniq)
+            else:
+                self.n_new[g] = 0
+            self.codes[g] = known
+        if self.codes:
+            mat = np.column_stack(list(self.codes.values()))
+            self.combos, inv = np.unique(mat, axis=0, return_inverse=True)
+            self.combo_inv = inv.ravel().astype(np.int64)
+        else:
+            self.combos = np.zeros((1, 0), dtype=np.int64)
+            self.combo_inv = np.zeros(self.n, dtype=np.int64)
+
+
+_FOLD_MAX = 256
+
+
+def _coefficients(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    rows: _Rows,
+    sel: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Coefficients of the linear predictor for draws ``sel`` and the rows' groups.
+
+    Group offsets are summed per distinct combination of group labels and, like the primary
+    group's slope deviations, folded into one matrix ``B`` so that the log-mean of every row
+    and draw is a single matrix product ``B @ [X, onehot(combo), slope block].T``.
+    """
+    c = len(sel)
+    tables: dict[str, np.ndarray] = {}
+    for g in rows.codes:
+        n_new = rows.n_new[g]
+        if g in spec["used"]:
+            seen = arrays["a"][g][sel]
+            sd = arrays["sigma_g"][g][sel]
+        else:  # one level in training: its effect is absorbed by the intercept
+            seen = np.zeros((c, len(spec["levels"][g])))
+            sd = np.abs(rng.standard_normal(c)) * spec["priors"]["group_scale"]
+        new = sd[:, None] * rng.standard_normal((c, n_new)) if n_new else np.zeros((c, 0))
+        tables[g] = np.concatenate([seen, new], axis=1)
+    offsets = np.repeat(arrays["intercept"][sel][:, None], len(rows.combos), axis=1)
+    for j, g in enumerate(rows.codes):
+        offsets += tables[g][:, rows.combos[:, j]]
+    slopes = None
+    p = spec["primary"]
+    if p and p in rows.codes:
+        seen = arrays["b"][sel]
+        n_new = rows.n_new[p]
+        new = arrays["sigma_b"][sel][:, None, :] * rng.standard_normal((c, n_new, seen.shape[2]))
+        slopes = np.concatenate([seen, new], axis=1)
+    fold_offsets = len(rows.combos) <= _FOLD_MAX
+    fold_slopes = slopes is not None and slopes.shape[1] * slopes.shape[2] <= _FOLD_MAX
+    parts = [arrays["beta"][sel]]
+    if fold_offsets:
+        parts.append(offsets)
+    if fold_slopes:
+        parts.append(slopes.reshape(c, -1))
+    return {
+        "B": np.concatenate(parts, axis=1),
+        "offsets": offsets,
+        "slopes": slopes,
+        "fold_offsets": fold_offsets,
+        "fold_slopes": fold_slopes,
+        "sigma": arrays["sigma"][sel],
+        "gamma": arrays["gamma"][sel] if spec["heteroscedastic"] else None,
+        "nu": arrays["nu"][sel] if spec["likelihood"] == "student_t" else None,
+        "cast": {},
+    }
+
+
+def _cast(coef: dict[str, Any], name: str, dtype: Any) -> np.ndarray:
+    key = (name, np.dtype(dtype).str)
+    if key not in coef["cast"]:
+        coef["cast"][key] = np.ascontiguousarray(coef[name], dtype=dtype)
+    return coef["cast"][key]
+
+
+def _block(
+    coef: dict[str, Any],
+    spec: dict[str, Any],
+    structure: str,
+    rows: _Rows,
+    lo: int,
+    hi: int,
+    *,
+    noise: bool,
+    mean: bool,
+    rng: np.random.Generator | None,
+    dtype: Any,
+) -> np.ndarray:
+    """Log-scale predictive of rows ``lo:hi``: ``(n_draws, hi - lo)``."""
+    z = rows.z[lo:hi]
+    m = hi - lo
+    parts = [design.population_design(z, structure)]
+    inv = rows.combo_inv[lo:hi]
+    if coef["fold_offsets"]:
+        onehot = np.zeros((m, len(rows.combos)))
+        onehot[np.arange(m), inv] = 1.0
+        parts.append(onehot)
+    slopes = coef["slopes"]
+    if slopes is not None:
+        xs = design.slope_design(z)
+        slot = rows.codes[spec["primary"]][lo:hi]
+    if coef["fold_slopes"]:
+        block = np.zeros((m, slopes.shape[1], slopes.shape[2]))
+        block[np.arange(m), slot, :] = xs
+        parts.append(block.reshape(m, -1))
+    x = np.concatenate(parts, axis=1).astype(dtype)
+    mu = _cast(coef, "B", dtype) @ x.T
+    if not coef["fold_offsets"]:
+        mu += _cast(coef, "offsets", dtype)[:, inv]
+    if slopes is not None and not coef["fold_slopes"]:
+        for k in np.unique(slot):
+            cols = np.flatnonzero(slot == k)
+            mu[:, cols] += slopes[:, k, :].astype(dtype) @ xs[cols].T.astype(dtype)
+    sd = _cast(coef, "sigma", dtype)[:, None]
+    if coef["gamma"] is not None:
+        sd = sd * np.exp(_cast(coef, "gamma", dtype) @ z.T.astype(dtype))
+    if mean:
+        mu += 0.5 * sd**2
+    elif noise:
+        assert rng is not None
+        if coef["nu"] is not None:
+            nu = np.broadcast_to(coef["nu"][:, None], mu.shape)
+            eps = rng.standard_t(nu).astype(dtype)
+        else:
+            eps = rng.standard_normal(mu.shape, dtype=dtype)
+        eps *= sd
+        mu += eps
+    return mu
+
+
+def _loglik(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    structure: str,
+    table: pd.DataFrame,
+    sel: np.ndarray,
+) -> np.ndarray:
+    """Pointwise log-likelihood of log-yield, ``(len(sel), n)``, matching the PyMC model."""
+    from scipy import stats
+
+    rows = _Rows(table, spec, "existing")
+    coef = _coefficients(arrays, spec, rows, sel, np.random.default_rng(0))
+    mu = _block(
+        coef, spec, structure, rows, 0, rows.n, noise=False, mean=False, rng=None, dtype=np.float64
+    )
+    sd = arrays["sigma"][sel][:, None]
+    if spec["heteroscedastic"]:
+        sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
+    logy = np.log(table[schema.RESPONSE].to_numpy(dtype=float))[None, :]
+    if spec["likelihood"] == "student_t":
+        return stats.t.logpdf(logy, arrays["nu"][sel][:, None], loc=mu, scale=sd)
+    return stats.norm.logpdf(logy, loc=mu, scale=sd)
+
+
+def _stacking_weights(elpd_i: np.ndarray) -> np.ndarray:
+    """Stacking weights from pointwise LOO elpd ``(n, K)`` (as az.compare(method='stacking'))."""
+    from scipy.optimize import Bounds, LinearConstraint, minimize
+
+    k = elpd_i.shape[1]
+    if k == 1:
+        return np.ones(1)
+    dens = np.exp(elpd_i - elpd_i.max(axis=1, keepdims=True))
+
+    def score(w: np.ndarray) -> float:
+        return -float(np.sum(np.log(dens @ w)))
+
+    def grad(w: np.ndarray) -> np.ndarray:
+        return -np.sum(dens / (dens @ w)[:, None], axis=0)
+
+    res = minimize(
+        score,
+        np.full(k, 1.0 / k),
+        jac=grad,
+        bounds=Bounds(np.zeros(k), np.ones(k)),
+        constraints=LinearConstraint(np.ones(k), 1.0, 1.0),
+    )
+    w = np.clip(res.x, 0.0, None)
+    return w / w.sum()
+
+
+def _quantiles(draws: np.ndarray, probs: Sequence[float]) -> list[np.ndarray]:
+    """Column quantiles of ``draws`` (linear interpolation, as ``np.quantile``), fast.
+
+    One ``np.partition`` of the transposed (row-contiguous) block instead of a full sort.
+    """
+    block = np.ascontiguousarray(draws.T)
+    n = block.shape[1]
+    pos = [(n - 1) * p for p in probs]
+    kth = sorted({k for h in pos for k in (int(np.floor(h)), min(int(np.floor(h)) + 1, n - 1))})
+    part = np.partition(block, kth, axis=1)
+    out = []
+    for h in pos:
+        f = int(np.floor(h))
+        c = min(f + 1, n - 1)
+        lo = part[:, f].astype(np.float64)
+        out.append(lo + (h - f) * (part[:, c].astype(np.float64) - lo))
+    return out
+
+
+def _sha(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def _data_hash(table: pd.DataFrame) -> str:
+    return _sha(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("bayesbio", "pymc", "arviz", "nutpie", "numpy", "pandas", "xarray"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------
+
+
+class BayesianYieldModel(RegressorMixin, BaseEstimator):
+    """Hierarchical Bayesian response-surface model of yield (see the module docstring).
+
+    Parameters
+    ----------
+    groups : sequence of str, optional
+        Group columns; default those of ``schema.DEFAULT_GROUPS`` present at ``fit``.
+    priors : mapping, optional
+        Overrides of :data:`DEFAULT_PRIORS` (domain meaning documented there).
+    likelihood : {"normal", "student_t"}, default "normal"
+        Noise distribution of log-yield; Student-t is robust to outlying batches.
+    heteroscedastic : bool, default False
+        Log-noise sd varies log-linearly with the standardised parameters.
+    structures : sequence of str, default ("quadratic", "spline")
+        Response-surface structures to fit and combine by LOO stacking. One structure
+        skips the stacking.
+    varying_slopes : bool, "auto" or str, default "auto"
+        Group-varying linear and quadratic terms for the primary group.
+    parameterization : {"auto", "centered", "noncentered"}, default "auto"
+        Group-effect parameterisation ("auto": by batches per level).
+    draws, tune, chains : int, default 1000, 1000, 4
+        MCMC settings per structure.
+    target_accept : float, default 0.95
+        NUTS target acceptance rate.
+    random_seed : int, optional
+        Seeds the sampler (and the LOO subsample).
+    progressbar : bool, default False
+        Show the sampler's progress bar.
+    nuts_sampler : {"nutpie", "pymc"}, default "nutpie"
+        nutpie (compiled once per model signature and cached) or PyMC's own NUTS; nutpie
+        falls back to PyMC's NUTS with a warning when unavailable or failing.
+    cores : int, optional
+        Parallel chains; default: sampler's choice.
+    columns : mapping of str to str, optional
+        ``{user_name: schema_name}`` column mapping applied at fit and predict.
+
+    Attributes
+    ----------
+    idata_ : dict of str to xarray.DataTree
+        Posterior and sample stats per structure.
+    diagnostics_ : dict of str to dict
+        Convergence summary per structure (see :func:`diagnose`) plus LOO figures.
+    stacking_weights_ : pandas.Series
+        LOO-stacking weight per structure (sum 1).
+    training_table_ : pandas.DataFrame
+        The validated training table.
+    data_hash_ : str
+        SHA-256 of the training table.
+    spec_ : dict
+        What the data supported: groups and levels, pooled columns, primary group,
+        parameterisation, prior location and scale.
+    sampler_ : str
+        Sampler that ran ("nutpie" or "pymc").
+    """
+
+    def __init__(
+        self,
+        *,
+        groups: Sequence[str] | None = None,
+        priors: Mapping[str, float | None] | None = None,
+        likelihood: str = "normal",
+        heteroscedastic: bool = False,
+        structures: Sequence[str] = ("quadratic", "spline"),
+        varying_slopes: bool | str = "auto",
+        parameterization: str = "auto",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        target_accept: float = 0.95,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+        nuts_sampler: str = "nutpie",
+        cores: int | None = None,
+        columns: Mapping[str, str] | None = None,
+    ) -> None:
+        self.groups = groups
+        self.priors = priors
+        self.likelihood = likelihood
+        self.heteroscedastic = heteroscedastic
+        self.structures = structures
+        self.varying_slopes = varying_slopes
+        self.parameterization = parameterization
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.target_accept = target_accept
+        self.random_seed = random_seed
+        self.progressbar = progressbar
+        self.nuts_sampler = nuts_sampler
+        self.cores = cores
+        self.columns = columns
+
+    # ---------------------------------------------------------------- fitting
+    def _structures(self) -> list[str]:
+        structures = [self.structures] if isinstance(self.structures, str) else self.structures
+        structures = list(structures)
+        if not structures:
+            raise ValueError(f"structures must name at least one of {list(STRUCTURES)}")
+        for s in structures:
+            _check_choice("structures entry", s, STRUCTURES)
+        if len(set(structures)) != len(structures):
+            raise ValueError(f"structures has duplicates: {structures}")
+        return structures
+
+    def _validated(self, X: pd.DataFrame, y: Any = None) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame batch table, got {type(X).__name__}")
+        df = schema.rename_columns(X, self.columns)
+        if y is not None:
+            yv = np.asarray(y, dtype=float).ravel()
+            if len(yv) != len(df):
+                raise ValueError(f"y has {len(yv)} values but X has {len(df)} rows")
+            df = df.copy()
+            df[schema.RESPONSE] = yv
+        return schema.validate(df, groups=self.groups, min_rows=2)
+
+    def _spec(self, table: pd.DataFrame) -> dict[str, Any]:
+        return _make_spec(
+            table,
+            schema.group_columns(table, self.groups),
+            likelihood=self.likelihood,
+            heteroscedastic=self.heteroscedastic,
+            varying_slopes=self.varying_slopes,
+            parameterization=self.parameterization,
+            priors=_priors(self.priors),
+        )
+
+    def build_model(
+        self, X: pd.DataFrame, y: Any = None, *, structure: str | None = None
+    ) -> pm.Model:
+        """Build (without sampling) the PyMC model this estimator would fit.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Batch table.
+        y : array-like, optional
+            Yields (g/L); default the table's ``yield`` column.
+        structure : str, optional
+            Structure to build; default the first of ``structures``.
+
+        Returns
+        -------
+        pymc.Model
+            The model, with its spec dict as ``model.bayesbio_spec``.
+        """
+        structure = structure or self._structures()[0]
+        _check_choice("structure", structure, STRUCTURES)
+        table = self._validated(X, y)
+        spec = self._spec(table)
+        model = _model_from_spec(table, spec, structure)
+        model.bayesbio_spec = spec
+        return model
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        """Sample the posterior of every structure and stack them.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Batch table (parameters, group columns, and ``yield`` unless ``y`` is given).
+        y : array-like, optional
+            Yields in g/L; default the table's ``yield`` column.
+
+        Returns
+        -------
+        BayesianYieldModel
+            The fitted estimator.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When a structure's R-hat > 1.01, ESS < 400 or any divergence.
+        """
+        structures = self._structures()
+        _check_choice("nuts_sampler", self.nuts_sampler, ("nutpie", "pymc"))
+        for name in ("draws", "tune", "chains"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        table = self._validated(X, y)
+        spec = self._spec(table)
+        for attr in ("idata_", "diagnostics_", "stacking_weights_", "_arrays"):
+            self.__dict__.pop(attr, None)
+        idata: dict[str, xr.DataTree] = {}
+        diagnostics: dict[str, dict[str, float]] = {}
+        samplers = []
+        for k, structure in enumerate(structures):
+            model = _model_from_spec(table, spec, structure)
+            seed = None if self.random_seed is None else int(self.random_seed) + 7919 * k
+            tree, used = sampling.sample_model(
+                model,
+                _signature(spec, structure),
+                draws=int(self.draws),
+                tune=int(self.tune),
+                chains=int(self.chains),
+                target_accept=float(self.target_accept),
+                random_seed=seed,
+                progressbar=bool(self.progressbar),
+                nuts_sampler=self.nuts_sampler,
+                cores=self.cores,
+            )
+            samplers.append(used)
+            idata[structure] = tree
+            diagnostics[structure] = sampling.diagnose(tree)
+        self.training_table_ = table
+        self.data_hash_ = _data_hash(table)
+        self.spec_ = spec
+        self.idata_ = idata
+        self.sampler_ = samplers[0] if len(set(samplers)) == 1 else ",".join(samplers)
+        self.n_features_in_ = len(schema.PARAMETERS)
+        self.diagnostics_ = diagnostics
+        self._stack()
+        for structure, found in diagnostics.items():
+            failed = sampling.failed_checks(found)
+            if failed:
+                warnings.warn(
+                    f"structure '{structure}': posterior may not have converged ("
+                    + "; ".join(failed)
+                    + "). Increase tune/draws, raise target_accept, or simplify the model "
+                    "before trusting its predictions.",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
+        return self
+
+    def _posterior(self, structure: str) -> dict[str, Any]:
+        cache = self.__dict__.setdefault("_arrays", {})
+        if structure not in cache:
+            cache[structure] = _posterior_arrays(self.idata_[structure], self.spec_)
+        return cache[structure]
+
+    def _stack(self) -> None:
+        """LOO (PSIS) per structure on the training data, then stacking weights."""
+        import arviz as az
+
+        names = list(self.idata_)
+        if len(names) == 1:  # nothing to stack: skip the LOO pass
+            self.stacking_weights_ = pd.Series([1.0], index=names, name="weight")
+            return
+        table = self.training_table_
+        rng = np.random.default_rng(self.random_seed)
+        rows = np.arange(len(table))
+        if len(rows) > _LOO_MAX_ROWS:  # pointwise LOO on a random subsample of batches
+            rows = np.sort(rng.choice(len(table), _LOO_MAX_ROWS, replace=False))
+        sub = table.iloc[rows]
+        elpd = []
+        for s in names:
+            arrays = self._posterior(s)
+            tree = self.idata_[s]
+            n_chain = tree["posterior"].sizes["chain"]
+            n_draw = tree["posterior"].sizes["draw"]
+            step = max(1, (n_chain * n_draw) // _LOO_MAX_DRAWS)
+            keep = max(1, n_draw // step)
+            sel = (np.arange(n_chain)[:, None] * n_draw + np.arange(0, keep * step, step)).ravel()
+            ll = _loglik(arrays, self.spec_, s, sub, sel).reshape(n_chain, keep, len(sub))
+            loo_tree = xr.DataTree()
+            loo_tree["posterior"] = xr.DataTree(
+                xr.Dataset(
+                    {"sigma": (("chain", "draw"), arrays["sigma"][sel].reshape(n_chain, keep))}
+                )
+            )
+            loo_tree["log_likelihood"] = xr.DataTree(
+                xr.Dataset({"log_yield": (("chain", "draw", "obs"), ll)})
+            )
+            res = az.loo(loo_tree, pointwise=True)
+            elpd.append(np.asarray(res.elpd_i).ravel())
+            self.diagnostics_[s]["elpd_loo"] = float(res.elpd)
+            self.diagnostics_[s]["elpd_loo_se"] = float(res.se)
+            self.diagnostics_[s]["p_loo"] = float(res.p)
+            self.diagnostics_[s]["max_pareto_k"] = float(np.nanmax(np.asarray(res.pareto_k)))
+        weights = _stacking_weights(np.column_stack(elpd))
+        self.stacking_weights_ = pd.Series(weights, index=names, name="weight")
+
+    # ------------------------------------------------------------- prediction
+    def _prediction_table(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+        df = schema.rename_columns(X, self.columns)
+        return schema.validate(df, require_response=False, check_limits=True)
+
+    def predict_draws(
+        self,
+        X: pd.DataFrame,
+        *,
+        n_draws: int = 1000,
+        noise: bool = True,
+        kind: str = "existing",
+        random_seed: int | None = None,
+        dtype: Any = np.float64,
+    ) -> np.ndarray:
+        """Posterior predictive draws of yield (g/L), vectorised in numpy.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Setpoints: the four parameters and (for ``kind="existing"``) the group columns.
+        n_draws : int, default 1000
+            Number of draws; structures contribute in proportion to ``stacking_weights_``
+            (multinomial), draws are in random order.
+        noise : bool, default True
+            Add new-batch noise (predictive draws of a batch's yield). False: draws of the
+            expected yield ``exp(mu + sigma**2 / 2)`` (epistemic uncertainty only).
+        kind : {"existing", "new_group", "population"}, default "existing"
+            ``"existing"``: groups seen in training (unknown label -> ValueError naming the
+            column and label). ``"new_group"``: labels not seen in training (and group
+            columns missing from X) are new members of their group column, with effects
+            (intercept, and slope/curvature for the primary group) drawn from the fitted
+            population, one draw per distinct label; seen labels keep their own effects.
+            So ``site="new"`` at a known scale is a new site at that scale; to ask for a
+            wholly new group, pass unseen labels or omit the group columns.
+            ``"population"``: population mean (all group effects zero).
+        random_seed : int, optional
+            Same seed, same draws.
+        dtype : numpy dtype, default numpy.float64
+            Output dtype; ``numpy.float32`` halves memory and time for large grids.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_draws, len(X))``, g/L.
+        """
+        check_is_fitted(self, "idata_")
+        _check_choice("kind", kind, KINDS)
+        if not isinstance(n_draws, int | np.integer) or n_draws < 1:
+            raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
+        table = self._prediction_table(X)
+        rows = _Rows(table, self.spec_, kind)
+        rng = np.random.default_rng(random_seed)
+        names = list(self.stacking_weights_.index)
+        counts = rng.multinomial(n_draws, self.stacking_weights_.to_numpy())
+        order = rng.permutation(n_draws)
+        dt = np.dtype(dtype)
+        work = np.float32 if dt == np.float32 else np.float64
+        out = np.empty((n_draws, rows.n), dtype=dt)
+        plans = []
+        start = 0
+        for s, c in zip(names, counts, strict=True):
+            if c == 0:
+                continue
+            arrays = self._posterior(s)
+            sel = rng.choice(arrays["n"], size=c, replace=c > arrays["n"])
+            coef = _coefficients(arrays, self.spec_, rows, sel, rng)
+            plans.append((s, coef, np.sort(order[start : start + c])))
+            start += c
+        chunks = [(lo, min(lo + _CHUNK, rows.n)) for lo in range(0, rows.n, _CHUNK)]
+        seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(max(len(chunks), 1))
+
+        def run(i: int) -> None:
+            lo, hi = chunks[i]
+            crng = np.random.default_rng(seeds[i])
+            for s, coef, pos in plans:
+                mu = _block(
+                    coef, self.spec_, s, rows, lo, hi, noise=noise, mean=not noise, rng=crng,
+                    dtype=work,
+                )  # fmt: skip
+                np.exp(mu, out=mu)
+                for i, row in enumerate(pos):  # row copies beat a fancy-index scatter here
+                    out[row, lo:hi] = mu[i]
+
+        workers = min(len(chunks), os.cpu_count() or 1, 4)
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, range(len(chunks))))
+        else:
+            for i in range(len(chunks)):
+                run(i)
+        return out
+
+    def predict(self, X: pd.DataFrame, *, kind: str = "existing") -> np.ndarray:
+        """Posterior mean yield (g/L) of a batch at each setpoint.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Setpoints (four parameters and group columns).
+        kind : {"existing", "new_group", "population"}, default "existing"
+            See :meth:`predict_draws`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Stacking-weighted posterior mean of ``exp(mu + sigma**2 / 2)``, g/L.
+        """
+        check_is_fitted(self, "idata_")
+        _check_choice("kind", kind, KINDS)
+        table = self._prediction_table(X)
+        rows = _Rows(table, self.spec_, kind)
+        rng = np.random.default_rng(0)
+        total = np.zeros(rows.n)
+        for s, w in self.stacking_weights_.items():
+            if w <= 0:
+                continue
+            arrays = self._posterior(s)
+            n_sel = min(arrays["n"], _PREDICT_MEAN_DRAWS)
+            sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
+            coef = _coefficients(arrays, self.spec_, rows, sel, rng)
+            for lo in range(0, rows.n, _CHUNK):
+                hi = min(lo + _CHUNK, rows.n)
+                mu = _block(
+                    coef, self.spec_, s, rows, lo, hi, noise=False, mean=True, rng=None,
+                    dtype=np.float32,
+                )  # fmt: skip
+                total[lo:hi] += w * np.exp(mu).mean(axis=0, dtype=np.float64)
+        return total
+
+    def predict_interval(
+        self,
+        X: pd.DataFrame,
+        ci_prob: float = 0.9,
+        *,
+        kind: str = "existing",
+        n_draws: int = 2000,
+        random_seed: int | None = 0,
+    ) -> pd.DataFrame:
+        """Equal-tailed predictive interval of a new batch's yield (g/L).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Setpoints.
+        ci_prob : float, default 0.9
+            Interval probability.
+        kind : {"existing", "new_group", "population"}, default "existing"
+            See :meth:`predict_draws`.
+        n_draws : int, default 2000
+            Predictive draws used for the quantiles.
+        random_seed : int, optional, default 0
+            Seed of the draws (fixed by default, so intervals are reproducible); rows are
+            drawn in blocks of 16,384 with seeds spawned from it.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``mean``, ``lower``, ``upper`` in g/L, indexed like ``X``.
+        """
+        if not 0.0 < ci_prob < 1.0:
+            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        # quantiles chunk by chunk of rows: a (n_draws, 16k) block stays in cache and memory
+        q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
+        lower, upper = np.empty(len(X)), np.empty(len(X))
+        seeds = np.random.SeedSequence(random_seed).spawn(max(1, -(-len(X) // _INTERVAL_ROWS)))
+        for k, lo in enumerate(range(0, len(X), _INTERVAL_ROWS)):
+            hi = min(lo + _INTERVAL_ROWS, len(X))
+            draws = self.predict_draws(
+                X.iloc[lo:hi],
+                n_draws=n_draws,
+                noise=True,
+                kind=kind,
+                random_seed=int(seeds[k].generate_state(1)[0]),
+                dtype=np.float32,
+            )
+            lower[lo:hi], upper[lo:hi] = _quantiles(draws, q)
+        return pd.DataFrame(
+            {"mean": self.predict(X, kind=kind), "lower": lower, "upper": upper}, index=X.index
+        )
+
+    # ------------------------------------------------------------ persistence
+    def _config_json(self) -> str:
+        params = self.get_params()
+        params["groups"] = None if params["groups"] is None else list(params["groups"])
+        params["structures"] = (
+            [params["structures"]]
+            if isinstance(params["structures"], str)
+            else list(params["structures"])
+        )
+        params["priors"] = None if params["priors"] is None else dict(params["priors"])
+        params["columns"] = None if params["columns"] is None else dict(params["columns"])
+        return json.dumps(params, sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model to one netCDF file (h5netcdf), no pickle.
+
+        The file holds, per structure, the posterior and sample stats as groups, the training
+        table as a group, and in the root attrs (JSON): model type, format and package
+        versions, configuration and its hash, spec, stacking weights, diagnostics and the
+        training-data hash.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Target file (conventionally ``.nc``).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        check_is_fitted(self, "idata_")
+        path = Path(path)
+        config = self._config_json()
+        tree = xr.DataTree()
+        for s, t in self.idata_.items():
+            tree[f"{s}/posterior"] = xr.DataTree(t["posterior"].to_dataset())
+            tree[f"{s}/sample_stats"] = xr.DataTree(t["sample_stats"].to_dataset())
+        tab = self.training_table_.reset_index(drop=False)
+        tab.columns = [str(c) for c in tab.columns]
+        data = {}
+        for col in tab.columns:
+            values = tab[col]
+            if pd.api.types.is_numeric_dtype(values):
+                data[col] = ("row", values.to_numpy())
+            else:
+                data[col] = ("row", values.astype(str).to_numpy(dtype=object))
+        tree["training_table"] = xr.DataTree(xr.Dataset(data))
+        tree.attrs.update(
+            {
+                "model_type": type(self).__name__,
+                "format_version": FORMAT_VERSION,
+                "versions": json.dumps(_versions(), sort_keys=True),
+                "config": config,
+                "config_hash": _sha(config),
+                "spec": json.dumps(self.spec_, sort_keys=True),
+                "schema": json.dumps(
+                    {
+                        "parameters": list(schema.PARAMETERS),
+                        "response": schema.RESPONSE,
+                        "units": schema.UNITS,
+                        "bounds": schema.BOUNDS,
+                    }
+                ),
+                "columns": json.dumps(None if self.columns is None else dict(self.columns)),
+                "stacking_weights": json.dumps(self.stacking_weights_.to_dict()),
+                "diagnostics": json.dumps(self.diagnostics_),
+                "data_hash": self.data_hash_,
+                "sampler": self.sampler_,
+                "training_columns": json.dumps(list(self.training_table_.columns)),
+                "training_index_name": json.dumps(self.training_table_.index.name),
+            }
+        )
+        tree.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Load a model written by :meth:`save`, checking before trusting it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File written by :meth:`save`.
+
+        Returns
+        -------
+        BayesianYieldModel
+            The fitted model; predictions are identical to the saved one's.
+
+        Raises
+        ------
+        IncompatibleModelError
+            If the file holds another model type, another format version, or a configuration
+            that does not match its recorded hash.
+        """
+        with xr.open_datatree(path, engine="h5netcdf") as handle:
+            tree = handle.load()
+        attrs = dict(tree.attrs)
+        if attrs.get("model_type") != cls.__name__:
+            raise IncompatibleModelError(
+                f"{path} holds a {attrs.get('model_type')!r} model, not {cls.__name__}"
+            )
+        if str(attrs.get("format_version")) != FORMAT_VERSION:
+            versions = attrs.get("versions", "{}")
+            raise IncompatibleModelError(
+                f"{path} was written in model format {attrs.get('format_version')!r} "
+                f"(packages {versions}); this bayesbio reads format {FORMAT_VERSION!r}. "
+                "Refit the model with this version, or load it with the version that wrote it."
+            )
+        config = str(attrs.get("config", ""))
+        if _sha(config) != attrs.get("config_hash"):
+            raise IncompatibleModelError(
+                f"{path}: the stored configuration does not match its hash (it was changed "
+                "after saving); refit instead of editing a saved model"
+            )
+        params = json.loads(config)
+        params["groups"] = None if params["groups"] is None else tuple(params["groups"])
+        params["structures"] = tuple(params["structures"])
+        model = cls(**params)
+        spec = json.loads(attrs["spec"])
+        model.spec_ = spec
+        model.idata_ = {}
+        for s in json.loads(attrs["stacking_weights"]):
+            t = xr.DataTree()
+            t["posterior"] = xr.DataTree(tree[f"{s}/posterior"].to_dataset())
+            t["sample_stats"] = xr.DataTree(tree[f"{s}/sample_stats"].to_dataset())
+            model.idata_[s] = t
+        weights = json.loads(attrs["stacking_weights"])
+        model.stacking_weights_ = pd.Series(weights, name="weight", dtype=float)
+        model.diagnostics_ = json.loads(attrs["diagnostics"])
+        model.data_hash_ = attrs["data_hash"]
+        model.sampler_ = attrs["sampler"]
+        ds = tree["training_table"].to_dataset()
+        tab = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
+        index_col = "index" if "index" in tab.columns else tab.columns[0]
+        tab = tab.set_index(index_col)
+        tab.index.name = json.loads(attrs["training_index_name"])
+        tab = tab[json.loads(attrs["training_columns"])]
+        for g in spec["groups"]:
+            tab[g] = tab[g].astype(str)
+        model.training_table_ = tab
+        model.n_features_in_ = len(schema.PARAMETERS)
+        if _data_hash(tab) != model.data_hash_:
+            _log.info("training table of %s re-hashes differently after the round trip", path)
+        return model
