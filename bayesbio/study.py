@@ -45,7 +45,7 @@ class StudyConfig:
         Cleaning policy name (:data:`bayesbio.clean.POLICIES`).
     cv_splits : int, default 5
         Folds of the model comparison.
-    draws, tune, chains : int, default 500, 500, 2
+    draws, tune, chains : int, default 1000, 1000, 4
         MCMC settings of the Bayesian model.
     structures : tuple of str, default ("quadratic", "spline")
         Response-surface structures stacked for model risk.
@@ -69,9 +69,9 @@ class StudyConfig:
     defects: bool = True
     clean_policy: str = "default"
     cv_splits: int = 5
-    draws: int = 500
-    tune: int = 500
-    chains: int = 2
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
     structures: tuple[str, ...] = ("quadratic", "spline")
     spec_quantile: float = 0.5
     spec: float | None = None
@@ -88,6 +88,7 @@ class StudyConfig:
             cv_splits=3,
             draws=200,
             tune=200,
+            chains=2,
             structures=("quadratic",),
             harvest_replications=20,
             harvest_sizes=(3,),
