@@ -196,16 +196,20 @@ def _savefig(report: Report, out: Path, name: str, fig: Any, caption: str) -> No
 
 
 def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, str]]:
-    """Return the groups with data, largest first, for per-group recommendations."""
+    """Return the groups to recommend for: the best-documented group of each first-level.
+
+    With ``groups = ["scale", "site"]`` this is, for every scale, the site with the most
+    batches, so the production scale is covered even when it has few batches.
+    """
     cols = [c for c in groups if c in table.columns]
     if not cols:
         return [{}]
-    counts = table.groupby(cols).size().sort_values(ascending=False)
-    groups = []
+    counts = table.groupby(cols).size().sort_values(ascending=False, kind="stable")
+    chosen: dict[str, dict[str, str]] = {}
     for key in counts.index:
         key = key if isinstance(key, tuple) else (key,)
-        groups.append(dict(zip(cols, map(str, key), strict=True)))
-    return groups
+        chosen.setdefault(str(key[0]), dict(zip(cols, map(str, key), strict=True)))
+    return list(chosen.values())
 
 
 def run_study(
@@ -366,15 +370,14 @@ def run_study(
     # 5. the Bayesian model on all data
     model = stages.run("fit", lambda: bayes_model(int(seeds[4]) % 2**31).fit(table))
     model.save(out / "model.nc")
-    diag = pd.DataFrame([model.diagnostics_]) if isinstance(model.diagnostics_, dict) else None
+    diag = pd.DataFrame(model.diagnostics_).T.rename_axis("structure").reset_index()
     report.section("Hierarchical Bayesian model")
     report.text(
         f"Structures {list(cfg.structures)} stacked by LOO; weights "
         f"{getattr(model, 'stacking_weights_', {})}. {cfg.chains} chains x {cfg.draws} draws."
     )
-    if diag is not None:
-        _save(tables, out, "diagnostics", diag)
-        report.table(diag, caption="Convergence diagnostics (R-hat <= 1.01, ESS >= 400, 0 div.)")
+    _save(tables, out, "diagnostics", diag)
+    report.table(diag, caption="Convergence diagnostics (R-hat <= 1.01, ESS >= 400, 0 div.)")
     for name, plot in (
         ("posterior_effects", pplots.plot_marginal_effects),
         ("posterior_ppc", pplots.plot_ppc),
@@ -484,8 +487,6 @@ def run_study(
     stages.run("report", lambda: None)
     for w in stages.warnings:
         report.warn(w)
-    if isinstance(model.diagnostics_, dict) and model.diagnostics_.get("converged") is False:
-        report.warn("The Bayesian model did not converge: treat recommendations with caution.")
     timing = pd.DataFrame({"stage": list(stages.timings), "seconds": list(stages.timings.values())})
     _save(tables, out, "timings", timing)
     report.section("Run details")

@@ -78,6 +78,10 @@ def test_study_writes_tables_model_and_accounts_for_every_row(quick_study):
     recs = pd.read_csv(out / "recommendations.csv")
     assert {"true_regret_pct", "setpoint"} <= set(recs.columns)
     assert (recs["true_regret_pct"] >= -1e-6).all()
+    # one recommendation per scale, the production scale included
+    assert set(recs["scale"]) == set(kept["scale"])
+    diagnostics = pd.read_csv(out / "diagnostics.csv")
+    assert {"structure", "max_r_hat", "min_ess_bulk", "divergences"} <= set(diagnostics.columns)
     assert stages[-1][1] == stages[-1][2]
 
 
