@@ -296,7 +296,7 @@ def run_study(
     if groups is None:
         groups = [g for g in schema.group_columns(table) if g != "campaign"]
     groups = list(groups)
-    sec = report.section("Data and cleaning")
+    report.section("Data and cleaning")
     n_dropped = int((log["action"] == "dropped").sum()) if len(log) else 0
     report.text(
         f"{len(raw)} raw batches; {len(table)} kept after cleaning, {n_dropped} dropped "
@@ -317,7 +317,6 @@ def run_study(
         )
         _save(tables, out, "cleaning_score", score)
         report.table(score, caption="Injected defects found by the cleaner (simulator labels)")
-    del sec
 
     # 3. EDA
     eda_result = stages.run("eda", lambda: eda.run_eda(table, groups=groups or None))
