@@ -1,0 +1,1126 @@
+"""The declared contract of a process: factors, response, groups, units and column names.
+
+A :class:`ProcessSpace` says what a batch table of *one* upstream process holds and what the
+numbers mean. Every stage of bayesbio (validation, cleaning, EDA, features, models,
+recommendations, design spaces, the study, the report and the CLI) reads it instead of
+module-level constants, so a process with other factors, units, ranges or group columns is
+declared once and used everywhere.
+
+>>> from bayesbio.space import ProcessSpace
+>>> space = ProcessSpace.default()            # the four-factor cell-culture demo process
+>>> space.factor_names
+('mixing_time', 'temperature', 'ph', 'dissolved_oxygen')
+
+A space is frozen and validated on construction; :meth:`ProcessSpace.from_toml` reads one from
+a TOML file (``bayesbio init-process --data my.csv`` writes a starter file)::
+
+    [process]
+    name = "Microbial fed-batch"
+    batch_id = "batch_id"
+    groups = ["scale", "site"]          # hierarchy order: outermost first
+
+    [[factors]]
+    name = "temperature"
+    unit = "degC"
+    label = "Temperature"
+    operating = [25.0, 32.0]            # where recommendations are searched; sets the scaling
+    limits = [4.0, 50.0]                # values outside are impossible (data errors)
+
+    [response]
+    name = "yield"
+    unit = "g/L"
+    limits = [0.0, 200.0]
+    direction = "maximise"              # or "minimise" (e.g. an impurity)
+
+    [columns]                           # the data file's own column names (and units)
+    "Temp (F)" = { to = "temperature", unit = "degF" }
+    "Titer" = "yield"
+
+Units are declared, never guessed: a column declared in another unit than its factor's (``min``
+for a factor in ``s``) is converted with `pint <https://pint.readthedocs.io>`_ and the
+conversion is logged by :meth:`ProcessSpace.map_columns`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pint
+
+__all__ = [
+    "DIRECTIONS",
+    "ColumnSpec",
+    "Factor",
+    "ProcessSpace",
+    "Response",
+    "SpaceError",
+    "convert_units",
+    "infer_space",
+    "resolve_space",
+    "space_to_starter_toml",
+]
+
+#: Accepted response directions (British spelling canonical; US spelling accepted).
+DIRECTIONS: tuple[str, ...] = ("maximise", "minimise")
+_DIRECTION_ALIASES = {
+    "maximize": "maximise",
+    "minimize": "minimise",
+    "max": "maximise",
+    "min": "minimise",
+}
+
+
+class SpaceError(ValueError):
+    """A process space (or a table checked against one) is inconsistent; the message says where."""
+
+
+# --------------------------------------------------------------------------------------------
+# units
+# --------------------------------------------------------------------------------------------
+# Spellings that pint cannot parse (or would misread: "pH" is a picohenry to pint) mapped to
+# registry names. Keys are compared after stripping and lower-casing.
+_UNIT_SPELLINGS: dict[str, str] = {
+    "": "dimensionless",
+    "-": "dimensionless",
+    "--": "dimensionless",
+    "1": "dimensionless",
+    "ph": "pH_unit",
+    "ph unit": "pH_unit",
+    "ph units": "pH_unit",
+    "% air sat.": "percent_air_saturation",
+    "% air sat": "percent_air_saturation",
+    "% air saturation": "percent_air_saturation",
+    "%air sat.": "percent_air_saturation",
+    "% sat.": "percent_air_saturation",
+    "% sat": "percent_air_saturation",
+    "%do": "percent_air_saturation",
+    "% do": "percent_air_saturation",
+    "%": "percent",
+    "°c": "degC",
+    "deg c": "degC",
+    "celsius": "degC",
+    "°f": "degF",
+    "deg f": "degF",
+    "fahrenheit": "degF",
+    "todo": "",
+}
+
+
+@cache
+def _registry() -> pint.UnitRegistry:
+    ureg = pint.UnitRegistry()
+    ureg.define("air_saturation = [oxygen_saturation]")
+    ureg.define("percent_air_saturation = 0.01 * air_saturation")
+    ureg.define("pH_unit = [acidity]")
+    ureg.define("cell = [cell_count] = cells")
+    ureg.define("vvm = 1 / minute")
+    return ureg
+
+
+def _parse_unit(unit: str, where: str) -> pint.Unit:
+    """Parse a declared unit string; :class:`SpaceError` naming ``where`` if it is unknown."""
+    if not isinstance(unit, str):
+        raise SpaceError(f"{where}: unit must be a string, got {type(unit).__name__}")
+    key = unit.strip()
+    name = _UNIT_SPELLINGS.get(key.lower(), key)
+    if name == "" and key.lower() == "todo":
+        raise SpaceError(
+            f"{where}: unit is still 'TODO'; write the unit the values are recorded in "
+            "(e.g. 's', 'min', 'degC', 'g/L', 'rpm', '% air sat.', 'pH')"
+        )
+    try:
+        return _registry().parse_units(name)
+    except Exception as exc:  # pint raises several types for bad strings
+        raise SpaceError(
+            f"{where}: unknown unit {unit!r} ({exc}); use a unit pint understands, e.g. 's', "
+            "'min', 'h', 'degC', 'degF', 'K', 'g/L', 'mg/L', 'rpm', 'mL/h', '% air sat.', 'pH'"
+        ) from None
+
+
+def convert_units(values: Any, from_unit: str, to_unit: str) -> np.ndarray:
+    """Convert numbers from one declared unit to another (offset units such as degF included).
+
+    Parameters
+    ----------
+    values : array-like of float
+        Values recorded in ``from_unit``; NaN stays NaN.
+    from_unit, to_unit : str
+        Declared unit strings (see :class:`Factor`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The values in ``to_unit``.
+
+    Raises
+    ------
+    SpaceError
+        If a unit is unknown or the two are not convertible (e.g. ``mg/L`` to ``% air sat.``).
+    """
+    src = _parse_unit(from_unit, "from_unit")
+    dst = _parse_unit(to_unit, "to_unit")
+    arr = np.asarray(values, dtype=np.float64)
+    if src == dst:
+        return arr.copy()
+    try:
+        return np.asarray(_registry().Quantity(arr, src).to(dst).magnitude, dtype=np.float64)
+    except pint.DimensionalityError:
+        raise SpaceError(
+            f"cannot convert {from_unit!r} to {to_unit!r}: different dimensions "
+            f"({src.dimensionality} vs {dst.dimensionality})"
+        ) from None
+
+
+def _same_unit(a: str, b: str) -> bool:
+    return _parse_unit(a, "unit") == _parse_unit(b, "unit")
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------------
+def _pair(value: Any, where: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise SpaceError(f"{where} must be two numbers [low, high], got {value!r}") from None
+    if math.isnan(lo) or math.isnan(hi):
+        raise SpaceError(f"{where} must be two numbers [low, high], got {value!r}")
+    return lo, hi
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise SpaceError(f"{where}: name must be a non-empty string, got {name!r}")
+    if name != name.strip():
+        raise SpaceError(f"{where}: name {name!r} has leading or trailing spaces")
+    return name
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A process factor (a setpoint the scientist chooses).
+
+    Parameters
+    ----------
+    name : str
+        Column name in the batch table (after mapping), e.g. ``"temperature"``.
+    unit : str
+        The unit the values are in, e.g. ``"degC"``, ``"s"``, ``"rpm"``, ``"% air sat."``,
+        ``"pH"`` (pint spelling; see :func:`convert_units`).
+    operating : tuple of float
+        Operating range ``(low, high)``: where recommendations are searched and what the
+        models scale to [-1, 1].
+    limits : tuple of float, optional
+        Hard physical limits; values outside are impossible (data errors). Must contain the
+        operating range. Default: unbounded.
+    label : str, optional
+        Human-readable name for axes and tables (default: the name, spaced).
+    fixed : float, optional
+        Hold this factor at this value in recommendations and design spaces.
+    short : str, optional
+        Short token used in model term names (default: the name).
+    """
+
+    name: str
+    unit: str
+    operating: tuple[float, float]
+    limits: tuple[float, float] = (-math.inf, math.inf)
+    label: str = ""
+    fixed: float | None = None
+    short: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"factor {self.name!r}"
+        _check_name(self.name, "factor")
+        _parse_unit(self.unit, where)
+        lo, hi = _pair(self.operating, f"{where}: operating range")
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise SpaceError(f"{where}: operating range must be finite, got [{lo:g}, {hi:g}]")
+        if lo >= hi:
+            raise SpaceError(
+                f"{where}: operating range [{lo:g}, {hi:g}] is inverted or empty; write it as "
+                "[low, high] with low < high"
+            )
+        llo, lhi = _pair(self.limits, f"{where}: limits")
+        if llo >= lhi:
+            raise SpaceError(f"{where}: limits [{llo:g}, {lhi:g}] are inverted or empty")
+        if llo > lo or lhi < hi:
+            raise SpaceError(
+                f"{where}: limits [{llo:g}, {lhi:g}] must contain the operating range "
+                f"[{lo:g}, {hi:g}] (limits are what is physically possible, the operating range "
+                "is where the process runs)"
+            )
+        object.__setattr__(self, "operating", (lo, hi))
+        object.__setattr__(self, "limits", (llo, lhi))
+        if self.fixed is not None:
+            try:
+                fixed = float(self.fixed)
+            except (TypeError, ValueError):
+                raise SpaceError(f"{where}: fixed must be a number, got {self.fixed!r}") from None
+            if not (llo <= fixed <= lhi) or math.isnan(fixed):
+                raise SpaceError(
+                    f"{where}: fixed value {fixed:g} is outside the limits [{llo:g}, {lhi:g}]"
+                )
+            object.__setattr__(self, "fixed", fixed)
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " ").capitalize())
+        if not self.short:
+            object.__setattr__(self, "short", self.name)
+
+    @property
+    def centre(self) -> float:
+        """Centre of the operating range."""
+        return (self.operating[0] + self.operating[1]) / 2.0
+
+    @property
+    def half_width(self) -> float:
+        """Half the width of the operating range (the model's unit of standardised distance)."""
+        return (self.operating[1] - self.operating[0]) / 2.0
+
+    @property
+    def axis_label(self) -> str:
+        """``"Label [unit]"`` for plots and tables."""
+        return _axis_label(self.label, self.unit)
+
+
+@dataclass(frozen=True)
+class Response:
+    """The measured response of a batch (yield, titer, impurity, ...).
+
+    Parameters
+    ----------
+    name : str
+        Column name, default ``"yield"``.
+    unit : str
+        Unit, default ``"g/L"``.
+    limits : tuple of float
+        Hard physical limits (impossible values outside). The models work on the log scale, so
+        the lower limit must be >= 0.
+    direction : {"maximise", "minimise"}
+        Whether more is better.
+    label : str, optional
+        Human-readable name.
+    typical : tuple of float, optional
+        The range normal batches reach; used only for plausibility checks and plots.
+    """
+
+    name: str = "yield"
+    unit: str = "g/L"
+    limits: tuple[float, float] = (0.0, math.inf)
+    direction: str = "maximise"
+    label: str = ""
+    typical: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        where = f"response {self.name!r}"
+        _check_name(self.name, "response")
+        _parse_unit(self.unit, where)
+        lo, hi = _pair(self.limits, f"{where}: limits")
+        if lo >= hi:
+            raise SpaceError(f"{where}: limits [{lo:g}, {hi:g}] are inverted or empty")
+        if lo < 0:
+            raise SpaceError(
+                f"{where}: lower limit {lo:g} is negative; responses are modelled on the log "
+                "scale and must be >= 0"
+            )
+        object.__setattr__(self, "limits", (lo, hi))
+        direction = str(self.direction).strip().lower()
+        direction = _DIRECTION_ALIASES.get(direction, direction)
+        if direction not in DIRECTIONS:
+            raise SpaceError(
+                f"{where}: direction must be one of {list(DIRECTIONS)}, got {self.direction!r}"
+            )
+        object.__setattr__(self, "direction", direction)
+        if self.typical is not None:
+            tlo, thi = _pair(self.typical, f"{where}: typical range")
+            if tlo >= thi or tlo < lo or thi > hi:
+                raise SpaceError(
+                    f"{where}: typical range [{tlo:g}, {thi:g}] must be increasing and inside "
+                    f"the limits [{lo:g}, {hi:g}]"
+                )
+            object.__setattr__(self, "typical", (tlo, thi))
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " ").capitalize())
+
+    @property
+    def maximise(self) -> bool:
+        """True when a larger response is better."""
+        return self.direction == "maximise"
+
+    @property
+    def axis_label(self) -> str:
+        """``"Label [unit]"`` for plots and tables."""
+        return _axis_label(self.label, self.unit)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one column of a user's file maps onto the space.
+
+    Parameters
+    ----------
+    source : str
+        The column name in the file (matched case- and space-insensitively).
+    target : str
+        The space's name for it (a factor, the response, a group column or the batch id).
+    unit : str, optional
+        The unit the file records it in, when it differs from the factor's unit; the values are
+        converted and the conversion is logged.
+    """
+
+    source: str
+    target: str
+    unit: str | None = None
+
+
+def _axis_label(label: str, unit: str) -> str:
+    shown = unit.strip()
+    if shown.lower() in {"", "-", "--", "1", "ph", "dimensionless"}:
+        return label
+    return f"{label} [{shown}]"
+
+
+def _norm(name: Any) -> str:
+    """Normalise a column name for forgiving matching: case, spaces, dashes, underscores."""
+    return re.sub(r"[\s_\-]+", "_", str(name).strip().lower())
+
+
+# --------------------------------------------------------------------------------------------
+# the space
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcessSpace:
+    """The declared contract of one process (frozen; validated on construction).
+
+    Parameters
+    ----------
+    factors : sequence of Factor
+        The process factors (k >= 1), in the order models and tables use.
+    response : Response, optional
+        The response; default ``yield`` in g/L, maximised.
+    groups : sequence of str, optional
+        Group columns in hierarchy order, outermost first (e.g. scale > site > campaign).
+        Columns that a table lacks are simply not used.
+    batch_id : str, optional
+        Name of the batch identifier column.
+    columns : sequence of ColumnSpec, optional
+        The data file's own names (and units) for the space's columns.
+    name : str, optional
+        Name of the process, shown in reports.
+
+    Raises
+    ------
+    SpaceError
+        Naming the factor or column: no factors, duplicate names, an inverted range, limits
+        that do not contain the operating range, an unknown unit, a column mapped to a name
+        the space does not have, a unit on a column that is not convertible.
+    """
+
+    factors: tuple[Factor, ...]
+    response: Response = field(default_factory=Response)
+    groups: tuple[str, ...] = ("scale", "site", "campaign")
+    batch_id: str = "batch_id"
+    columns: tuple[ColumnSpec, ...] = ()
+    name: str = "process"
+
+    def __post_init__(self) -> None:
+        factors = tuple(self.factors) if not isinstance(self.factors, Factor) else (self.factors,)
+        if not factors:
+            raise SpaceError("a process space needs at least one factor")
+        bad = [f for f in factors if not isinstance(f, Factor)]
+        if bad:
+            raise SpaceError(f"factors must be Factor objects, got {type(bad[0]).__name__}")
+        if not isinstance(self.response, Response):
+            raise SpaceError(f"response must be a Response, got {type(self.response).__name__}")
+        if isinstance(self.groups, str):
+            raise SpaceError(
+                f"groups must be a list of column names, got the string {self.groups!r}"
+            )
+        groups = tuple(_check_name(g, "group column") for g in self.groups)
+        batch_id = _check_name(self.batch_id, "batch_id")
+        names = [f.name for f in factors] + [self.response.name, *groups, batch_id]
+        seen: dict[str, str] = {}
+        for n in names:
+            key = _norm(n)
+            if key in seen:
+                raise SpaceError(
+                    f"duplicate name {n!r} (same as {seen[key]!r} up to case and spaces): "
+                    "factor, response, group and batch-id names must all differ"
+                )
+            seen[key] = n
+        shorts = [f.short for f in factors]
+        dup_short = sorted({s for s in shorts if shorts.count(s) > 1})
+        if dup_short:
+            raise SpaceError(f"duplicate factor short name(s) {dup_short}")
+        columns = tuple(c if isinstance(c, ColumnSpec) else ColumnSpec(*c) for c in self.columns)
+        targets = {f.name: f.unit for f in factors}
+        targets[self.response.name] = self.response.unit
+        sources: set[str] = set()
+        for c in columns:
+            if c.target not in targets and c.target not in groups and c.target != batch_id:
+                raise SpaceError(
+                    f"column mapping {c.source!r} -> {c.target!r}: the space has no column "
+                    f"{c.target!r}; known names are {sorted(names)}"
+                )
+            if _norm(c.source) in sources:
+                raise SpaceError(f"column {c.source!r} is mapped twice")
+            sources.add(_norm(c.source))
+            if c.unit is not None:
+                if c.target not in targets:
+                    raise SpaceError(
+                        f"column mapping {c.source!r} -> {c.target!r}: a unit is given but "
+                        f"{c.target!r} is not numeric (a group or id column)"
+                    )
+                try:
+                    convert_units([1.0], c.unit, targets[c.target])
+                except SpaceError as exc:
+                    raise SpaceError(f"column {c.source!r} -> {c.target!r}: {exc}") from None
+        mapped = [c.target for c in columns]
+        twice = sorted({t for t in mapped if mapped.count(t) > 1})
+        if twice:
+            raise SpaceError(f"several columns are mapped to {twice}")
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "columns", columns)
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def default(cls) -> ProcessSpace:
+        """Return the demo process: four-factor mammalian cell culture, yield in g/L."""
+        return _default_space()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessSpace:
+        """Build a space from the TOML layout (see the module docstring) as a dictionary."""
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"a process space must be a table/dict, got {type(data).__name__}")
+        known = {"process", "factors", "response", "columns"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpaceError(f"unknown section(s) {unknown}; expected {sorted(known)}")
+        proc = dict(data.get("process", {}))
+        raw_factors = data.get("factors")
+        if not raw_factors:
+            raise SpaceError("no [[factors]] declared; a process space needs at least one")
+        factors = []
+        for i, raw in enumerate(raw_factors):
+            factors.append(_from_fields(Factor, raw, f"[[factors]] entry {i + 1}"))
+        response = _from_fields(Response, data.get("response", {}), "[response]")
+        columns = []
+        for source, spec in dict(data.get("columns", {})).items():
+            if isinstance(spec, str):
+                columns.append(ColumnSpec(source, spec))
+            elif isinstance(spec, Mapping):
+                extra = sorted(set(spec) - {"to", "unit"})
+                if extra or "to" not in spec:
+                    raise SpaceError(
+                        f'[columns] {source!r}: write either "name" or {{ to = "name", '
+                        f'unit = "..." }}; got keys {sorted(spec)}'
+                    )
+                columns.append(ColumnSpec(source, spec["to"], spec.get("unit")))
+            else:
+                raise SpaceError(f"[columns] {source!r}: expected a name or a table, got {spec!r}")
+        extra = sorted(set(proc) - {"name", "groups", "batch_id"})
+        if extra:
+            raise SpaceError(f"[process]: unknown key(s) {extra}; expected name, groups, batch_id")
+        kwargs: dict[str, Any] = {
+            "factors": tuple(factors),
+            "response": response,
+            "columns": tuple(columns),
+        }
+        if "groups" in proc:
+            kwargs["groups"] = (
+                tuple(proc["groups"]) if not isinstance(proc["groups"], str) else proc["groups"]
+            )
+        for key in ("batch_id", "name"):
+            if key in proc:
+                kwargs[key] = proc[key]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ProcessSpace:
+        """Read a space from a TOML file.
+
+        Raises
+        ------
+        SpaceError
+            If the file is missing, is not valid TOML or declares an inconsistent space; the
+            message names the file.
+        """
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SpaceError(f"process file {str(path)!r} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SpaceError(f"process file {str(path)!r} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except SpaceError as exc:
+            raise SpaceError(f"process file {str(path)!r}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ProcessSpace:
+        """Inverse of :meth:`to_json` (used to store a space with a fitted model)."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise SpaceError(f"stored process space is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    # ---------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Return the TOML layout as a dictionary (infinite limits omitted)."""
+
+        def clean(d: dict[str, Any]) -> dict[str, Any]:
+            out = {}
+            for k, v in d.items():
+                if v is None:
+                    continue
+                if isinstance(v, tuple):
+                    if any(isinstance(x, float) and math.isinf(x) for x in v):
+                        continue
+                    v = list(v)
+                out[k] = v
+            return out
+
+        factors = []
+        for f in self.factors:
+            d = clean(
+                {
+                    "name": f.name,
+                    "unit": f.unit,
+                    "label": f.label,
+                    "operating": f.operating,
+                    "limits": f.limits,
+                    "fixed": f.fixed,
+                    "short": f.short if f.short != f.name else None,
+                }
+            )
+            factors.append(d)
+        r = self.response
+        response = clean(
+            {
+                "name": r.name,
+                "unit": r.unit,
+                "label": r.label,
+                "limits": r.limits,
+                "direction": r.direction,
+                "typical": r.typical,
+            }
+        )
+        columns: dict[str, Any] = {}
+        for c in self.columns:
+            columns[c.source] = c.target if c.unit is None else {"to": c.target, "unit": c.unit}
+        out: dict[str, Any] = {
+            "process": {"name": self.name, "batch_id": self.batch_id, "groups": list(self.groups)},
+            "factors": factors,
+            "response": response,
+        }
+        if columns:
+            out["columns"] = columns
+        return out
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """Return the space as TOML text, and write it to ``path`` when given."""
+        import tomli_w
+
+        text = tomli_w.dumps(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_json(self) -> str:
+        """Return the space as compact JSON (stored with fitted models)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of what the models depend on (factors, response, groups, batch id)."""
+        d = self.to_dict()
+        d.pop("columns", None)
+        d["process"].pop("name", None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # ---------------------------------------------------------------- accessors
+    @property
+    def k(self) -> int:
+        """Number of factors."""
+        return len(self.factors)
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        """Factor column names in model order."""
+        return tuple(f.name for f in self.factors)
+
+    @property
+    def free_factors(self) -> tuple[str, ...]:
+        """Factors that recommendations may move (not ``fixed``)."""
+        return tuple(f.name for f in self.factors if f.fixed is None)
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """Factors and the response."""
+        return (*self.factor_names, self.response.name)
+
+    def factor(self, name: str) -> Factor:
+        """Return the factor called ``name``; :class:`SpaceError` listing the known ones."""
+        for f in self.factors:
+            if f.name == name:
+                return f
+        raise SpaceError(f"unknown factor {name!r}; this process has {list(self.factor_names)}")
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """Operating range per factor (and the response's typical range when declared)."""
+        out = {f.name: f.operating for f in self.factors}
+        if self.response.typical is not None:
+            out[self.response.name] = self.response.typical
+        return out
+
+    @property
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """Hard physical limits per factor and for the response."""
+        out = {f.name: f.limits for f in self.factors}
+        out[self.response.name] = self.response.limits
+        return out
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Unit per factor and for the response."""
+        out = {f.name: f.unit for f in self.factors}
+        out[self.response.name] = self.response.unit
+        return out
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        """Fixed factors and their values."""
+        return {f.name: float(f.fixed) for f in self.factors if f.fixed is not None}
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Centres of the operating ranges, shape ``(k,)``."""
+        return np.array([f.centre for f in self.factors])
+
+    @property
+    def half_width(self) -> np.ndarray:
+        """Half-widths of the operating ranges, shape ``(k,)``."""
+        return np.array([f.half_width for f in self.factors])
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower ends of the operating ranges, shape ``(k,)``."""
+        return np.array([f.operating[0] for f in self.factors])
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper ends of the operating ranges, shape ``(k,)``."""
+        return np.array([f.operating[1] for f in self.factors])
+
+    def short(self, name: str) -> str:
+        """Short token of a factor (model term names)."""
+        return self.factor(name).short
+
+    def label(self, column: str) -> str:
+        """Human-readable label of a factor, the response, or the column name itself."""
+        if column == self.response.name:
+            return self.response.label
+        for f in self.factors:
+            if f.name == column:
+                return f.label
+        return column
+
+    def axis_label(self, column: str) -> str:
+        """``"Label [unit]"`` for a factor or the response, else the column name."""
+        if column == self.response.name:
+            return self.response.axis_label
+        for f in self.factors:
+            if f.name == column:
+                return f.axis_label
+        return column
+
+    def group_columns(self, table: pd.DataFrame, groups: Sequence[str] | None = None) -> list[str]:
+        """Return the group columns (``groups`` or the space's, in hierarchy order) in ``table``."""
+        wanted = self.groups if groups is None else tuple(groups)
+        return [g for g in wanted if g in table.columns]
+
+    # ---------------------------------------------------------------- transforms
+    def standardise(self, table: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Return ``(n, k)`` factors scaled so each operating range maps to [-1, 1]."""
+        if isinstance(table, pd.DataFrame):
+            missing = [c for c in self.factor_names if c not in table.columns]
+            if missing:
+                raise SpaceError(
+                    f"table lacks factor column(s) {missing}; it has {list(table.columns)}"
+                )
+            x = table.loc[:, list(self.factor_names)].to_numpy(dtype=np.float64)
+        else:
+            x = np.asarray(table, dtype=np.float64)
+            if x.ndim != 2 or x.shape[1] != self.k:
+                raise SpaceError(f"expected an array of shape (n, {self.k}), got {x.shape}")
+        return (x - self.centre) / self.half_width
+
+    def unstandardise(self, z: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`standardise` (returns an array in domain units)."""
+        return np.asarray(z, dtype=np.float64) * self.half_width + self.centre
+
+    def with_changes(self, **changes: Any) -> ProcessSpace:
+        """Return a copy with fields replaced (validated again)."""
+        return replace(self, **changes)
+
+    def with_factors(self, names: Iterable[str]) -> ProcessSpace:
+        """Return a copy restricted to the named factors (in the space's order)."""
+        wanted = list(names)
+        for n in wanted:
+            self.factor(n)
+        kept = tuple(f for f in self.factors if f.name in wanted)
+        cols = tuple(
+            c for c in self.columns if c.target not in set(self.factor_names) - set(wanted)
+        )
+        return replace(self, factors=kept, columns=cols)
+
+    # ---------------------------------------------------------------- tables
+    def map_columns(self, table: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """Rename a user's columns onto the space and convert declared units.
+
+        Declared :attr:`columns` are applied first (matched case- and space-insensitively),
+        then any of the space's own names that the table spells differently (``Scale`` for
+        ``scale``, ``Batch ID`` for ``batch_id``) are renamed. Values in a declared unit other
+        than the factor's are converted. Nothing is dropped.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            The user's table; not modified.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            A renamed, converted copy.
+        actions : list of dict
+            One entry per column action with keys ``column``, ``action`` (``"renamed"`` or
+            ``"converted"``) and ``reason`` (a sentence for the audit log and report).
+
+        Raises
+        ------
+        SpaceError
+            Duplicate column names, a declared source column that is missing or matches
+            several columns, two columns ending on the same name, or non-convertible units.
+        """
+        if not isinstance(table, pd.DataFrame):
+            raise SpaceError(f"expected a pandas DataFrame, got {type(table).__name__}")
+        cols = [str(c) for c in table.columns]
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise SpaceError(f"duplicate column name(s) {dup}: each column must have its own name")
+        by_norm: dict[str, list[str]] = {}
+        for c in table.columns:
+            by_norm.setdefault(_norm(c), []).append(c)
+        rename: dict[Any, str] = {}
+        actions: list[dict[str, Any]] = []
+        units: dict[str, str] = {}
+        for spec in self.columns:
+            if spec.source in table.columns:
+                src = spec.source
+            else:
+                hits = by_norm.get(_norm(spec.source), [])
+                if len(hits) > 1:
+                    raise SpaceError(
+                        f"declared column {spec.source!r} matches several columns {hits}"
+                    )
+                if not hits:
+                    continue  # a declared alias need not be in every table
+                src = hits[0]
+            if src != spec.target:
+                rename[src] = spec.target
+                actions.append(
+                    {
+                        "column": spec.target,
+                        "action": "renamed",
+                        "reason": f"column {src!r} read as {spec.target!r} "
+                        "(declared in the process space)",
+                    }
+                )
+            if spec.unit is not None and not _same_unit(spec.unit, self.units[spec.target]):
+                units[spec.target] = spec.unit
+        taken = {rename.get(c, c) for c in table.columns}
+        wanted = [*self.factor_names, self.response.name, *self.groups, self.batch_id]
+        for name in wanted:
+            if name in taken:
+                continue
+            hits = [c for c in by_norm.get(_norm(name), []) if c not in rename]
+            if len(hits) > 1:
+                raise SpaceError(
+                    f"columns {hits} all match {name!r} up to case and spaces; rename or "
+                    "declare one of them in the process space's [columns]"
+                )
+            if hits:
+                rename[hits[0]] = name
+                taken.add(name)
+                actions.append(
+                    {
+                        "column": name,
+                        "action": "renamed",
+                        "reason": f"column {hits[0]!r} read as {name!r} "
+                        "(same name up to case and spaces)",
+                    }
+                )
+        targets = [rename.get(c, c) for c in table.columns]
+        clash = sorted({t for t in targets if targets.count(t) > 1})
+        if clash:
+            raise SpaceError(
+                f"two columns would both be read as {clash}; drop one or fix the [columns] mapping"
+            )
+        out = table.rename(columns=rename) if rename else table.copy()
+        for name, unit in units.items():
+            if name not in out.columns:
+                continue
+            raw = pd.to_numeric(out[name], errors="coerce")
+            converted = convert_units(raw.to_numpy(dtype=np.float64), unit, self.units[name])
+            keep = raw.isna() & out[name].notna()  # leave non-numbers for validation to name
+            new = pd.Series(converted, index=out.index)
+            out[name] = new.astype(object).where(~keep, out[name]) if keep.any() else new
+            actions.append(
+                {
+                    "column": name,
+                    "action": "converted",
+                    "reason": f"{name!r} converted from {unit} to {self.units[name]} "
+                    f"({int(raw.notna().sum())} values)",
+                }
+            )
+        return out, actions
+
+
+def _from_fields(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise SpaceError(f"{where}: expected a table of keys, got {raw!r}")
+    names = set(cls.__dataclass_fields__)
+    extra = sorted(set(raw) - names)
+    if extra:
+        raise SpaceError(f"{where}: unknown key(s) {extra}; expected some of {sorted(names)}")
+    kwargs = dict(raw)
+    for key in ("operating", "limits", "typical"):
+        if key in kwargs and kwargs[key] is not None:
+            kwargs[key] = _pair(kwargs[key], f"{where}: {key}")
+    required = [n for n, f in cls.__dataclass_fields__.items() if _required(f) and n not in kwargs]
+    if required:
+        raise SpaceError(f"{where}: missing key(s) {required}")
+    try:
+        return cls(**kwargs)
+    except SpaceError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
+
+
+def _required(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+@cache
+def _default_space() -> ProcessSpace:
+    return ProcessSpace(
+        factors=(
+            Factor("mixing_time", "s", (10.0, 120.0), (0.5, 3600.0), "Mixing time", short="mix"),
+            Factor("temperature", "degC", (30.0, 39.0), (4.0, 50.0), "Temperature", short="temp"),
+            Factor("ph", "pH", (6.6, 7.5), (5.5, 8.5), "pH", short="ph"),
+            Factor(
+                "dissolved_oxygen",
+                "% air sat.",
+                (10.0, 80.0),
+                (0.0, 150.0),
+                "Dissolved oxygen",
+                short="do",
+            ),
+        ),
+        response=Response(
+            "yield", "g/L", (0.0, 30.0), "maximise", "Yield (titer)", typical=(0.5, 10.0)
+        ),
+        groups=("scale", "site", "campaign"),
+        batch_id="batch_id",
+        name="Mammalian cell culture (demo)",
+    )
+
+
+def resolve_space(space: ProcessSpace | str | Path | None) -> ProcessSpace:
+    """Return ``space`` as a :class:`ProcessSpace`: None -> the default, a path -> its TOML."""
+    if space is None:
+        return ProcessSpace.default()
+    if isinstance(space, ProcessSpace):
+        return space
+    if isinstance(space, str | Path):
+        return ProcessSpace.from_toml(space)
+    raise SpaceError(
+        f"space must be a ProcessSpace, a path to a TOML file or None, got {type(space).__name__}"
+    )
+
+
+def infer_space(
+    table: pd.DataFrame,
+    *,
+    factors: Sequence[str] | None = None,
+    response: str | None = None,
+    groups: Sequence[str] | None = None,
+    batch_id: str | None = None,
+    margin: float = 0.1,
+    name: str = "my process",
+) -> tuple[ProcessSpace, list[str]]:
+    """Draft a space from a table, and say what was assumed.
+
+    Numeric columns become factors unless named as the response; text columns with repeated
+    labels become groups; a column of unique text becomes the batch id. Operating ranges are
+    the data's range widened by ``margin`` on each side; units are ``"TODO"`` unless the
+    column name carries a known one (``Temp_C``, ``mixing_time_s``, ``DO (%)``...); limits are
+    left unbounded.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The user's table.
+    factors, response, groups, batch_id : optional
+        Override the guesses.
+    margin : float, default 0.1
+        Fraction of the data range added on each side of the operating range.
+    name : str
+        Process name.
+
+    Returns
+    -------
+    space : ProcessSpace
+        A valid space with units of unknown columns set to dimensionless so it loads; the TOML
+        written from it marks them ``"TODO"``.
+    assumptions : list of str
+        One sentence per guess, for the user to check.
+    """
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise SpaceError("infer_space needs a non-empty pandas DataFrame")
+    if not 0 <= margin <= 5:
+        raise SpaceError(f"margin must be in [0, 5], got {margin!r}")
+    notes: list[str] = []
+    numeric = [
+        c
+        for c in table.columns
+        if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+    ]
+    text = [c for c in table.columns if c not in numeric]
+    if response is None:
+        hits = [
+            c
+            for c in numeric
+            if _norm(c) in {"yield", "titer", "titre", "product", "y"}
+            or _norm(c).startswith(("yield", "titer", "titre"))
+        ]
+        if not hits:
+            raise SpaceError(
+                f"cannot tell the response column among {numeric}; pass response=... "
+                "(CLI: --response NAME)"
+            )
+        response = str(hits[0])
+        notes.append(f"response: {response!r} (named like a yield)")
+    if response not in table.columns:
+        raise SpaceError(f"response column {response!r} not in the table {list(table.columns)}")
+    if batch_id is None:
+        ids = [c for c in text if table[c].nunique(dropna=True) == len(table)]
+        ids += [c for c in numeric if "batch" in _norm(c) or _norm(c) in {"id", "run"}]
+        batch_id = str(ids[0]) if ids else "batch_id"
+        if ids:
+            notes.append(f"batch id: {batch_id!r} (unique per row)")
+    if groups is None:
+        groups = [
+            str(c) for c in text if c != batch_id and table[c].nunique(dropna=True) < len(table)
+        ]
+        notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
+    if factors is None:
+        factors = [str(c) for c in numeric if c not in (response, batch_id)]
+        notes.append(f"factors: {factors}")
+    if not factors:
+        raise SpaceError("no numeric factor columns found; pass factors=[...]")
+    facs = []
+    for col in factors:
+        if col not in table.columns:
+            raise SpaceError(f"factor column {col!r} not in the table {list(table.columns)}")
+        vals = pd.to_numeric(table[col], errors="coerce").dropna()
+        if vals.empty:
+            raise SpaceError(f"factor column {col!r} has no numeric values")
+        lo, hi = float(vals.min()), float(vals.max())
+        width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
+        lo_r, hi_r = lo - margin * width, hi + margin * width
+        unit = _guess_unit(str(col))
+        notes.append(
+            f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
+            f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "
+            + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
+        )
+        facs.append(Factor(str(col), unit or "", (_round(lo_r), _round(hi_r)), label=str(col)))
+    rvals = pd.to_numeric(table[response], errors="coerce")
+    runit = _guess_unit(str(response)) or "g/L"
+    notes.append(f"response unit {runit!r} (assumed; check it)")
+    resp = Response(str(response), runit, (0.0, math.inf), "maximise", str(response))
+    if (rvals < 0).any():
+        notes.append(f"response {response!r} has negative values: the log-scale models need >= 0")
+    space = ProcessSpace(tuple(facs), resp, tuple(groups), str(batch_id), (), name)
+    return space, notes
+
+
+def _round(x: float) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    digits = 3 - math.floor(math.log10(abs(x)))
+    return round(x, max(digits, 0))
+
+
+_UNIT_HINTS = [
+    (r"(^|_)(degc|c|celsius)$", "degC"),
+    (r"(^|_)(degf|f)$", "degF"),
+    (r"(^|_)(s|sec|seconds)$", "s"),
+    (r"(^|_)(min|minutes)$", "min"),
+    (r"(^|_)(h|hr|hours)$", "h"),
+    (r"(^|_)rpm$", "rpm"),
+    (r"(^|_)(g_l|g/l)$", "g/L"),
+    (r"(^|_)(mg_l|mg/l)$", "mg/L"),
+    (r"^ph$", "pH"),
+    (r"(^|_)(%|pct|percent|do_%)$", "% air sat."),
+]
+
+
+def _guess_unit(column: str) -> str:
+    key = re.sub(r"[()\[\]]", "_", _norm(column)).strip("_")
+    key = re.sub(r"_+", "_", key)
+    for pattern, unit in _UNIT_HINTS:
+        if re.search(pattern, key):
+            return unit
+    return ""
+
+
+def space_to_starter_toml(space: ProcessSpace, notes: Sequence[str]) -> str:
+    """Return TOML for ``space`` with the assumptions as comments and unknown units as TODO."""
+    data = space.to_dict()
+    for f in data["factors"]:
+        if f.get("unit", "") == "":
+            f["unit"] = "TODO"
+    import tomli_w
+
+    head = (
+        [
+            "# Process space drafted by `bayesbio init-process` -- check every line.",
+            "# Assumptions:",
+        ]
+        + [f"#  - {n}" for n in notes]
+        + [""]
+    )
+    return "\n".join(head) + tomli_w.dumps(data)
