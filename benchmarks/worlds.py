@@ -1,0 +1,207 @@
+"""Benchmark: models and recommenders on independent ground-truth worlds.
+
+Every other benchmark scores the models on bayesbio's own simulator, whose structure the
+Bayesian model shares. This one uses the structurally different worlds of
+:mod:`bayesbio.worlds` (cardinal, Haldane DO, fed-batch ODE, far optimum, failures, ridge,
+scale shift). For each world x n x seed: build the world (``random_seed=seed``), sample a
+plant history (``design="historical"``: ~70 % of batches near the group recipes, the rest
+spread over the box; failed batches where the world has them), fit LASSO, Random Forest and
+the Bayesian model with their default settings (seeded), and score
+
+* ``rmse``      -- RMSE (g/L) of the predicted mean against the true expected yield
+  (:meth:`World.expected_yield`: failures included, which equals the normal-batch mean in
+  worlds without failures) on a fixed random set of 500 setpoints in the operating box,
+  spread over the (scale, site) groups present in the sample, each with its group's most
+  frequent campaign;
+* ``coverage``  -- share of noisy new batches at those setpoints (failures included) inside
+  the model's 90 % predictive interval (``predict_interval(X, ci_prob=0.9)``);
+* ``regret``    -- true regret, % of the true optimum's yield lost, for up to two target
+  groups (the sampled group with most batches and the most sampled group of the largest
+  sampled scale) of: ``recipe`` (keep the world's recipe), ``rf_argmax`` and
+  ``lasso_argmax`` (:func:`bayesbio.interpret.argmax_setpoint`), ``bayes_rec``
+  (:func:`bayesbio.recommend.recommend` with its defaults on the Bayesian model).
+
+Prints one table per n (means over seeds and target groups); ``--out FILE.csv`` writes the
+tidy per-run rows (world, n, seed, group, method, metric, value).
+
+    python benchmarks/worlds.py                       # 7 worlds x n 20, 40, 100 x 10 seeds
+    python benchmarks/worlds.py --quick --no-bayes    # 3 worlds x n 20, 40 x 2 seeds
+    python benchmarks/worlds.py --worlds ridge --n 40 --seeds 1 --out ridge.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from bayesbio.interpret import argmax_setpoint
+from bayesbio.models import ForestYield, LassoYield
+from bayesbio.worlds import WORLDS, make_world
+
+N_EVAL = 500
+EVAL_SEED = 20_240_601
+CI_PROB = 0.9
+QUICK_WORLDS = ("cardinal", "failures", "ridge")
+MODELS = ("lasso", "rf", "bayes")
+RECOMMENDERS = ("recipe", "lasso_argmax", "rf_argmax", "bayes_rec")
+
+
+def eval_setpoints(world) -> pd.DataFrame:
+    """The fixed random evaluation setpoints (factors only), the same for every run."""
+    lo, hi = world.space.lower, world.space.upper
+    x = np.random.default_rng(EVAL_SEED).uniform(lo, hi, size=(N_EVAL, len(lo)))
+    return pd.DataFrame(x, columns=list(world.factors))
+
+
+def targets(table: pd.DataFrame, scales: tuple[str, ...]) -> list[dict[str, str]]:
+    """Most sampled group overall and most sampled group of the largest sampled scale."""
+    counts = table.groupby(["scale", "site"]).size().sort_values(ascending=False, kind="stable")
+    first = counts.index[0]
+    largest = max(table["scale"].unique(), key=scales.index)
+    second = counts.loc[largest].index[0]
+    out = [{"scale": first[0], "site": first[1]}]
+    if (largest, second) != first:
+        out.append({"scale": largest, "site": second})
+    return out
+
+
+def run_case(world_name: str, n: int, seed: int, bayes: bool) -> list[dict]:
+    """Sample one history, fit the models and score them; return tidy rows."""
+    t_case = time.perf_counter()
+    world = make_world(world_name, random_seed=seed)
+    table, _, failed = world.sample(n, random_seed=seed)
+    base = {"world": world_name, "n": n, "seed": seed}
+    rows: list[dict] = []
+
+    def add(group: str, method: str, metric: str, value: float) -> None:
+        rows.append({**base, "group": group, "method": method, "metric": metric, "value": value})
+
+    add("all", "data", "failed_share", float(failed.mean()))
+    # evaluation set: fixed setpoints over the sampled groups, each with its main campaign
+    counts = table.groupby(["scale", "site"]).size().sort_values(ascending=False, kind="stable")
+    main_campaign = table.groupby(["scale", "site"])["campaign"].agg(lambda c: c.mode().iloc[0])
+    labels = [(s, t, main_campaign[(s, t)]) for s, t in counts.index]
+    which = np.arange(N_EVAL) % len(labels)
+    X = eval_setpoints(world)
+    for j, col in enumerate(("scale", "site", "campaign")):
+        X[col] = pd.array([labels[i][j] for i in which], dtype="str")
+    truth = world.expected_yield(X)
+    new_batches = world.sample_yield(X, random_seed=seed + 1)
+
+    models: dict[str, object] = {
+        "lasso": LassoYield(random_state=seed),
+        "rf": ForestYield(random_state=seed),
+    }
+    if bayes:
+        from bayesbio.models.bayesian import BayesianYieldModel
+
+        models["bayes"] = BayesianYieldModel(random_seed=seed)
+    n_warn = 0
+    for name, model in models.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            model.fit(table)
+            add("all", name, "fit_s", time.perf_counter() - t0)
+            mean = np.asarray(model.predict(X), dtype=float)
+            interval = model.predict_interval(X, ci_prob=CI_PROB)
+        n_warn += len(caught)
+        inside = (new_batches >= interval["lower"].to_numpy()) & (
+            new_batches <= interval["upper"].to_numpy()
+        )
+        add("all", name, "rmse", float(np.sqrt(np.mean((mean - truth) ** 2))))
+        add("all", name, "coverage", float(inside.mean()))
+        add("all", name, "width", float(np.mean(interval["upper"] - interval["lower"])))
+
+    for group in targets(table, world.scale_names):
+        label = f"{group['scale']}/{group['site']}"
+        optimum = float(world.optimum(group)["yield"])
+        setpoints = {
+            "recipe": world.recipe(group),
+            "lasso_argmax": argmax_setpoint(models["lasso"], group=group, random_seed=seed),
+            "rf_argmax": argmax_setpoint(models["rf"], group=group, random_seed=seed),
+        }
+        if bayes:
+            from bayesbio.recommend import recommend
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                setpoints["bayes_rec"] = recommend(
+                    models["bayes"], group=group, random_seed=seed
+                ).setpoint
+            n_warn += len(caught)
+        for method, s in setpoints.items():
+            x = s[list(world.factors)].to_numpy(dtype=float)[None]
+            value = float(world.mean_yield(x, group)[0])
+            add(label, method, "regret", 100.0 * (optimum - value) / optimum)
+    add("all", "all", "warnings", float(n_warn))
+    add("all", "all", "case_s", time.perf_counter() - t_case)
+    return rows
+
+
+def summarise(results: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """One wide table per n: worlds as rows, metric x method as columns (means)."""
+    wanted = [
+        *[("rmse", m) for m in MODELS],
+        *[("coverage", m) for m in MODELS],
+        *[("regret", r) for r in RECOMMENDERS],
+    ]
+    means = results.groupby(["n", "world", "metric", "method"], sort=False)["value"].mean()
+    failed = results[results["metric"] == "failed_share"].groupby(["n", "world"])["value"].mean()
+    tables = {}
+    for n in sorted(results["n"].unique()):
+        part = means.loc[n].unstack(["metric", "method"])
+        cols = [c for c in wanted if c in part.columns]
+        wide = part[cols].copy()
+        wide.columns = [
+            f"{'RMSE' if k == 'rmse' else 'cov90' if k == 'coverage' else 'regret%'} {m}"
+            for k, m in cols
+        ]
+        wide.insert(0, "failed%", 100 * failed.loc[n].reindex(wide.index))
+        wide.loc["mean"] = wide.mean()
+        tables[int(n)] = wide
+    return tables
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 worlds, n 20 and 40, 2 seeds")
+    parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), help="worlds to run")
+    parser.add_argument("--n", nargs="+", type=int, help="history sizes (default 20 40 100)")
+    parser.add_argument("--seeds", type=int, help="seeds per world and n (default 10)")
+    parser.add_argument("--no-bayes", action="store_true", help="skip the Bayesian model")
+    parser.add_argument("--jobs", type=int, default=1, help="joblib workers (default 1)")
+    parser.add_argument("--out", help="CSV file for the tidy per-run rows")
+    args = parser.parse_args(argv)
+    worlds = args.worlds or (list(QUICK_WORLDS) if args.quick else list(WORLDS))
+    ns = args.n or ([20, 40] if args.quick else [20, 40, 100])
+    seeds = args.seeds or (2 if args.quick else 10)
+    bayes = not args.no_bayes
+    cases = [(w, n, s) for w in worlds for n in ns for s in range(seeds)]
+    print(
+        f"{len(cases)} cases: worlds {worlds}, n {ns}, {seeds} seed(s), "
+        f"models {'LASSO, RF, Bayes' if bayes else 'LASSO, RF'}, {args.jobs} job(s)",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    parts = Parallel(n_jobs=args.jobs)(delayed(run_case)(w, n, s, bayes) for w, n, s in cases)
+    results = pd.DataFrame([row for part in parts for row in part])
+    print(f"done in {time.perf_counter() - t0:.0f} s\n")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        for n, table in summarise(results).items():
+            print(f"n = {n}: RMSE (g/L) to the true mean, 90 % coverage of new batches, regret %")
+            print(table.round(2).to_string())
+            print()
+    if args.out:
+        results.to_csv(args.out, index=False)
+        print(f"rows written to {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
