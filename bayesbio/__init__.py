@@ -1,7 +1,9 @@
 """bayesbio: defensible decisions from small, messy bioprocess batch histories.
 
-The pipeline, in order: :mod:`~bayesbio.schema` (the batch table), :mod:`~bayesbio.simulate`
-(synthetic batches with a known truth), :mod:`~bayesbio.clean` (audited cleaning),
+The pipeline, in order: :mod:`~bayesbio.space` (the declared process: factors, units, ranges,
+response, groups), :mod:`~bayesbio.schema` (validation of a batch table against it),
+:mod:`~bayesbio.simulate` (synthetic batches with a known truth, for any space),
+:mod:`~bayesbio.clean` (audited cleaning),
 :mod:`~bayesbio.eda`, :mod:`~bayesbio.features`, :mod:`~bayesbio.models` (LASSO, Random
 Forest, hierarchical Bayesian), :mod:`~bayesbio.evaluate`, :mod:`~bayesbio.recommend`
 (risk-aware setpoints and design spaces) and :mod:`~bayesbio.harvest` (harvest timing under
@@ -21,6 +23,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 _SUBMODULES = (
+    "space",
+    "checks",
     "schema",
     "simulate",
     "clean",
@@ -31,7 +35,6 @@ _SUBMODULES = (
     "interpret",
     "recommend",
     "harvest",
-    "plots",
     "study",
     "replicate",
     "report",

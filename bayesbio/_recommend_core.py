@@ -1,16 +1,23 @@
-"""Internals of :mod:`bayesbio.recommend`: argument checks, data support, draws and search.
+"""Internals of :mod:`bayesbio.recommend` (and the shared parts of :mod:`bayesbio.interpret`).
 
-Everything here works on numpy arrays in the canonical parameter order
-(:data:`bayesbio.schema.PARAMETERS`); the public module turns results into DataFrames.
-The only model calls are ``model.predict_draws`` and ``model.training_table_``.
+Everything here works on numpy arrays in the factor order of the model's process space
+(``model.space_.factor_names``, see :func:`model_space`); the public modules turn results into
+DataFrames. The only model calls are ``model.predict_draws`` (and ``model.predict`` in
+:mod:`bayesbio.interpret`) and ``model.training_table_``.
+
+The response direction of the space (``space.response.direction``) is handled by a sign:
+searches maximise ``sign * y`` (``sign = -1`` for a response to minimise, e.g. an impurity), so
+every objective turns around (mean -> minimise the mean; quantile -> minimise an upper
+quantile; prob_spec -> ``P(y <= spec)``; cvar -> the upper tail).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,24 +25,54 @@ from scipy import optimize, stats
 from scipy.stats import qmc
 
 from bayesbio import schema
+from bayesbio.checks import KINDS as MODEL_KINDS
+from bayesbio.checks import check_choice
+from bayesbio.space import ProcessSpace, resolve_space
 
-PARAMS: tuple[str, ...] = schema.PARAMETERS
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
+
 OBJECTIVES: tuple[str, ...] = ("mean", "quantile", "prob_spec", "cvar")
-KINDS: tuple[str, ...] = ("auto", "existing", "new_group", "population")
+KINDS: tuple[str, ...] = ("auto", *MODEL_KINDS)
 SUPPORTS: tuple[str, ...] = ("overall", "group")
-#: Default support limit: the 99 % quantile of the chi distribution with 4 degrees of freedom,
-#: i.e. the Mahalanobis radius holding 99 % of a Gaussian cloud of setpoints.
-DEFAULT_MAX_DISTANCE: float = float(np.sqrt(stats.chi2.ppf(0.99, len(PARAMS))))
+#: Share of a Gaussian cloud of setpoints that the default support radius holds.
+SUPPORT_LEVEL: float = 0.99
 QUANTILE_LEVELS: tuple[float, ...] = (0.05, 0.1, 0.5, 0.9, 0.95)
-_BOUND_LO = np.array([schema.BOUNDS[p][0] for p in PARAMS])
-_BOUND_W = np.array([schema.BOUNDS[p][1] - schema.BOUNDS[p][0] for p in PARAMS])
-_LIMIT_LO = np.array([schema.LIMITS[p][0] for p in PARAMS])
-_LIMIT_HI = np.array([schema.LIMITS[p][1] for p in PARAMS])
-# Setpoint covariances get this ridge (in units of the operating range squared): a parameter
+# Setpoint covariances get this ridge (in units of the operating range squared): a factor
 # that never varied in the data still has an SD of 1 % of its range, so distances stay finite.
 _RIDGE = 1e-4
 _MAX_COLUMNS = 8192
 _INFEASIBLE = -1e9
+
+
+def support_radius(n_dims: int, level: float = SUPPORT_LEVEL) -> float:
+    """Mahalanobis radius holding ``level`` of a Gaussian cloud in ``n_dims`` dimensions.
+
+    The ``level`` quantile of the chi distribution with ``n_dims`` degrees of freedom
+    (``inf`` for zero dimensions: with no free factor there is nothing to extrapolate).
+    """
+    if n_dims <= 0:
+        return math.inf
+    return float(np.sqrt(stats.chi2.ppf(level, n_dims)))
+
+
+#: Default support limit of the default four-factor space (kept for compatibility; the limit
+#: used is :func:`support_radius` of the model's space, see :class:`Constraints`).
+DEFAULT_MAX_DISTANCE: float = support_radius(len(ProcessSpace.default().free_factors))
+
+
+def model_space(model: YieldModel | Any) -> ProcessSpace:
+    """Return the process space a fitted model was fitted on (``model.space_``).
+
+    The one place that falls back to :meth:`ProcessSpace.default` for a model without
+    ``space_`` (a user's model written before spaces existed).
+    """
+    return resolve_space(getattr(model, "space_", None))
+
+
+def sign(space: ProcessSpace) -> float:
+    """+1 when the space's response is maximised, -1 when it is minimised."""
+    return 1.0 if space.response.maximise else -1.0
 
 
 @dataclass(frozen=True)
@@ -45,32 +82,43 @@ class Constraints:
     Parameters
     ----------
     bounds : mapping of str to (float, float), optional
-        Search range per parameter in domain units; parameters not named keep
-        :data:`bayesbio.schema.BOUNDS`. Must lie within :data:`bayesbio.schema.LIMITS`.
+        Search range per factor in domain units; it is intersected with the factor's operating
+        range (``space.bounds``) and must lie within its physical limits (``space.limits``).
+        Factors not named keep their operating range.
     fixed : mapping of str to float, optional
-        Parameters held at a value (e.g. ``{"ph": 7.0}`` when the cell line fixes pH).
-    max_distance : float, default 3.64
+        Factors held at a value (e.g. ``{"ph": 7.0}`` when the cell line fixes pH); added to
+        the factors the process space itself fixes (``space.fixed``), overriding their value.
+    max_distance : float, optional
         Data-support limit: largest Mahalanobis distance of a setpoint from the training
-        setpoints (default: radius holding 99 % of a 4-D Gaussian cloud).
+        setpoints. Default (None): the radius holding 99 % of a Gaussian cloud in the
+        dimension of the space's free factors (:func:`support_radius`; 3.64 for the default
+        four-factor space).
     support : {"overall", "group"}, default "overall"
         Measure support against all training setpoints, or against the target group's mean
         with the pooled within-group covariance.
     guard : bool, default True
         Keep the search inside the support limit. With ``False`` the limit is only used to
         warn (:class:`bayesbio.recommend.ExtrapolationWarning`).
+
+    Notes
+    -----
+    The support distance is measured over the factors the process space leaves free
+    (factors it fixes are not decisions); factors held only by ``fixed`` here still count,
+    as the data's spread in them is unchanged.
     """
 
     bounds: Mapping[str, tuple[float, float]] | None = None
     fixed: Mapping[str, float] | None = None
-    max_distance: float = DEFAULT_MAX_DISTANCE
+    max_distance: float | None = None
     support: str = "overall"
     guard: bool = True
 
 
 @dataclass
 class Resolved:
-    """Checked constraints as arrays."""
+    """Checked constraints as arrays in the space's factor order."""
 
+    space: ProcessSpace
     lo: np.ndarray
     hi: np.ndarray
     fixed: dict[int, float]
@@ -79,45 +127,45 @@ class Resolved:
     support: str
     guard: bool
     constraints: Constraints
+    notes: list[str] = field(default_factory=list)
 
 
-def check_choice(value: Any, valid: tuple[str, ...], argument: str) -> str:
-    """Raise ValueError naming ``argument`` unless ``value`` is one of ``valid``."""
-    if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"{argument} must be one of {list(valid)}, got {value!r}")
-    return value
-
-
-def check_fraction(value: Any, argument: str) -> float:
-    """Return ``value`` as a float strictly between 0 and 1, else raise ValueError."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{argument} must be a number in (0, 1), got {value!r}") from None
-    if not 0.0 < out < 1.0:
-        raise ValueError(f"{argument} must be in (0, 1), got {value!r}")
-    return out
-
-
-def check_names(mapping: Mapping[str, Any] | None, argument: str) -> dict[str, Any]:
-    """Return ``mapping`` as a dict after checking its keys are parameter names."""
+def check_names(
+    mapping: Mapping[str, Any] | None, argument: str, space: ProcessSpace
+) -> dict[str, Any]:
+    """Return ``mapping`` as a dict after checking its keys are factor names of ``space``."""
+    names = list(space.factor_names)
     if mapping is None:
         return {}
     if not isinstance(mapping, Mapping):
         raise ValueError(
-            f"{argument} must be a mapping from parameter names {list(PARAMS)} to values, "
+            f"{argument} must be a mapping from factor names {names} to values, "
             f"got {type(mapping).__name__}"
         )
-    unknown = [k for k in mapping if k not in PARAMS]
+    unknown = [k for k in mapping if k not in names]
     if unknown:
         raise ValueError(
-            f"{argument} names unknown parameter(s) {unknown}; valid names are {list(PARAMS)}"
+            f"{argument} names unknown factor(s) {unknown}; the process's factors are {names}"
         )
     return dict(mapping)
 
 
-def resolve_constraints(constraints: Constraints | Mapping[str, Any] | None) -> Resolved:
-    """Check ``constraints`` (a :class:`Constraints`, a mapping of its fields, or None)."""
+def _unit_text(space: ProcessSpace, name: str) -> str:
+    unit = space.units[name]
+    return f" {unit}" if unit and unit not in ("dimensionless", "-", "1") else ""
+
+
+def resolve_constraints(
+    constraints: Constraints | Mapping[str, Any] | None,
+    space: ProcessSpace,
+    *,
+    prefix: str = "constraints.",
+) -> Resolved:
+    """Check ``constraints`` (a :class:`Constraints`, a mapping of its fields, or None).
+
+    ``prefix`` starts the argument names in error messages (``"constraints."`` for
+    :func:`~bayesbio.recommend.recommend`; ``""`` where bounds and fixed are arguments).
+    """
     if constraints is None:
         constraints = Constraints()
     elif isinstance(constraints, Mapping):
@@ -133,81 +181,125 @@ def resolve_constraints(constraints: Constraints | Mapping[str, Any] | None) -> 
             "constraints must be a Constraints, a mapping with keys bounds/fixed/max_distance/"
             f"support/guard, or None; got {type(constraints).__name__}"
         )
-    bounds = check_names(constraints.bounds, "constraints.bounds")
-    fixed = check_names(constraints.fixed, "constraints.fixed")
-    lo = np.array([schema.BOUNDS[p][0] for p in PARAMS], dtype=float)
-    hi = np.array([schema.BOUNDS[p][1] for p in PARAMS], dtype=float)
+    names = space.factor_names
+    bounds = check_names(constraints.bounds, f"{prefix}bounds", space)
+    fixed = {**space.fixed, **check_names(constraints.fixed, f"{prefix}fixed", space)}
+    lo, hi = space.lower.astype(float), space.upper.astype(float)
+    notes: list[str] = []
     for name, pair in bounds.items():
+        where = f"{prefix}bounds['{name}']"
         try:
             low, high = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"constraints.bounds['{name}'] must be a (low, high) pair, got {pair!r}"
-            ) from None
-        lim = schema.LIMITS[name]
+            raise ValueError(f"{where} must be a (low, high) pair, got {pair!r}") from None
+        lim = space.limits[name]
+        unit = _unit_text(space, name)
         if not (lim[0] <= low < high <= lim[1]):
             raise ValueError(
-                f"constraints.bounds['{name}'] = ({low:g}, {high:g}) must satisfy "
-                f"{lim[0]:g} <= low < high <= {lim[1]:g} (schema.LIMITS, "
-                f"{schema.UNITS[name] or 'pH units'})"
+                f"{where} = ({low:g}, {high:g}) must satisfy {lim[0]:g} <= low < high <= "
+                f"{lim[1]:g} (the physical limits of {name!r}{unit})"
             )
-        j = PARAMS.index(name)
-        lo[j], hi[j] = low, high
+        j = names.index(name)
+        new_lo, new_hi = max(low, lo[j]), min(high, hi[j])
+        if not new_lo < new_hi:
+            raise ValueError(
+                f"{where} = ({low:g}, {high:g}) does not overlap the operating range "
+                f"({lo[j]:g}, {hi[j]:g}){unit} of {name!r}, where setpoints are searched"
+            )
+        if (new_lo, new_hi) != (low, high):
+            notes.append(
+                f"{where} = ({low:g}, {high:g}) cut to the operating range: "
+                f"({new_lo:g}, {new_hi:g}){unit}"
+            )
+        lo[j], hi[j] = new_lo, new_hi
     fixed_idx: dict[int, float] = {}
     for name, value in fixed.items():
+        where = f"{prefix}fixed['{name}']"
         try:
             v = float(value)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"constraints.fixed['{name}'] must be a number, got {value!r}"
-            ) from None
-        lim = schema.LIMITS[name]
+            raise ValueError(f"{where} must be a number, got {value!r}") from None
+        lim = space.limits[name]
         if not (np.isfinite(v) and lim[0] <= v <= lim[1]):
             raise ValueError(
-                f"constraints.fixed['{name}'] = {v:g} is outside schema.LIMITS "
-                f"{lim[0]:g}-{lim[1]:g}"
+                f"{where} = {v:g} is outside the physical limits {lim[0]:g} to {lim[1]:g}"
+                f"{_unit_text(space, name)} of {name!r}"
             )
-        fixed_idx[PARAMS.index(name)] = v
-        lo[PARAMS.index(name)] = hi[PARAMS.index(name)] = v
-    max_distance = float(constraints.max_distance)
-    if not max_distance > 0:
-        raise ValueError(f"constraints.max_distance must be > 0, got {constraints.max_distance!r}")
-    support = check_choice(constraints.support, SUPPORTS, "constraints.support")
-    free = np.array([j for j in range(len(PARAMS)) if j not in fixed_idx], dtype=int)
+        j = names.index(name)
+        fixed_idx[j] = v
+        lo[j] = hi[j] = v
+    if constraints.max_distance is None:
+        max_distance = support_radius(len(space.free_factors))
+    else:
+        try:
+            max_distance = float(constraints.max_distance)
+        except (TypeError, ValueError):
+            max_distance = math.nan
+        if not max_distance > 0:
+            raise ValueError(
+                f"{prefix}max_distance must be > 0 (or None for the default), "
+                f"got {constraints.max_distance!r}"
+            )
+    support = check_choice(f"{prefix}support", constraints.support, SUPPORTS)
+    free = np.array([j for j in range(space.k) if j not in fixed_idx], dtype=int)
     return Resolved(
-        lo, hi, fixed_idx, free, max_distance, support, bool(constraints.guard), constraints
+        space,
+        lo,
+        hi,
+        fixed_idx,
+        free,
+        max_distance,
+        support,
+        bool(constraints.guard),
+        constraints,
+        notes,
     )
 
 
-def check_execution_sd(execution_sd: Mapping[str, float] | None) -> np.ndarray:
-    """Return execution-noise SDs per parameter (zeros where not given)."""
-    sd = np.zeros(len(PARAMS))
-    for name, value in check_names(execution_sd, "execution_sd").items():
-        v = float(value)
+def check_execution_sd(execution_sd: Mapping[str, float] | None, space: ProcessSpace) -> np.ndarray:
+    """Return execution-noise SDs per factor (zeros where not given)."""
+    sd = np.zeros(space.k)
+    for name, value in check_names(execution_sd, "execution_sd", space).items():
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = math.nan
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"execution_sd['{name}'] must be a finite SD >= 0, got {value!r}")
-        sd[PARAMS.index(name)] = v
+        sd[space.factor_names.index(name)] = v
     return sd
 
 
 class Support:
     """Mahalanobis distance of setpoints from the training setpoints (overall and by group).
 
-    Setpoints are scaled by the operating ranges; covariances carry a small ridge.
-    ``"overall"`` uses the mean and covariance of all training setpoints; ``"group"`` the
-    target group's mean with the pooled within-group covariance (all groups centred at their
-    own means), and is NaN for a group without data.
+    Setpoints are scaled by the operating ranges of ``space`` and measured over the factors
+    the space leaves free; covariances carry a small ridge. ``"overall"`` uses the mean and
+    covariance of all training setpoints; ``"group"`` the target group's mean with the pooled
+    within-group covariance (all groups centred at their own means), and is NaN for a group
+    without data.
     """
 
-    def __init__(self, points: np.ndarray, labels: np.ndarray, in_group: np.ndarray) -> None:
-        z = (points - _BOUND_LO) / _BOUND_W
-        ridge = _RIDGE * np.eye(z.shape[1])
+    def __init__(
+        self,
+        points: np.ndarray,
+        labels: np.ndarray,
+        in_group: np.ndarray,
+        space: ProcessSpace,
+    ) -> None:
+        names = space.factor_names
+        self.dims = np.array([names.index(f) for f in space.free_factors], dtype=int)
+        self.lo = space.lower[self.dims]
+        self.width = (space.upper - space.lower)[self.dims]
+        z = self._scale(points)
+        d = z.shape[1]
+        ridge = _RIDGE * np.eye(d)
         self.centre = z.mean(axis=0)
-        cov = np.cov(z, rowvar=False) if len(z) > 1 else np.zeros((z.shape[1],) * 2)
-        self.prec = np.linalg.inv(np.atleast_2d(cov) + ridge)
+        cov = np.cov(z, rowvar=False) if len(z) > 1 else np.zeros((d, d))
+        self.prec = np.linalg.inv(np.atleast_2d(cov) + ridge) if d else np.zeros((0, 0))
         codes, uniques = pd.factorize(labels)
         dof = len(z) - len(uniques)
-        if dof >= z.shape[1] + 1:
+        if d and dof >= d + 1:
             resid = z.copy()
             for g in range(len(uniques)):
                 resid[codes == g] -= z[codes == g].mean(axis=0)
@@ -216,9 +308,12 @@ class Support:
             self.prec_group = self.prec
         self.centre_group = z[in_group].mean(axis=0) if in_group.any() else None
 
+    def _scale(self, points: np.ndarray) -> np.ndarray:
+        return (np.atleast_2d(points)[:, self.dims] - self.lo) / self.width
+
     def distance(self, points: np.ndarray, which: str = "overall") -> np.ndarray:
         """Return the Mahalanobis distance of each row of ``points``."""
-        z = (np.atleast_2d(points) - _BOUND_LO) / _BOUND_W
+        z = self._scale(points)
         if which == "overall":
             d = z - self.centre
             return np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec, d))
@@ -236,8 +331,9 @@ class Support:
 
 @dataclass
 class Context:
-    """The target group, its data and the checked constraints."""
+    """The process space, the target group, its data and the checked constraints."""
 
+    space: ProcessSpace
     table: pd.DataFrame
     group_cols: list[str]
     group: dict[str, str]
@@ -249,18 +345,31 @@ class Context:
     data_sd: np.ndarray
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def factors(self) -> list[str]:
+        """Factor names in model order."""
+        return list(self.space.factor_names)
+
+    @property
+    def sign(self) -> float:
+        """+1 to maximise the response, -1 to minimise it."""
+        return sign(self.space)
+
     def frame(self, points: np.ndarray) -> pd.DataFrame:
-        """Return a setpoint table (group columns, then parameters) for ``points``."""
-        points = np.clip(np.atleast_2d(points), _LIMIT_LO, _LIMIT_HI)
+        """Return a setpoint table (group columns, then factors) for ``points``."""
+        lim = self.space.limits
+        lo = np.array([lim[f][0] for f in self.factors])
+        hi = np.array([lim[f][1] for f in self.factors])
+        points = np.clip(np.atleast_2d(points), lo, hi)
         df = pd.DataFrame(
             {c: np.full(len(points), self.group[c], dtype=object) for c in self.group_cols}
         )
-        for j, p in enumerate(PARAMS):
+        for j, p in enumerate(self.factors):
             df[p] = points[:, j]
         return df
 
     def to_points(self, u: np.ndarray) -> np.ndarray:
-        """Map unit coordinates of the free parameters to full setpoints (domain units)."""
+        """Map unit coordinates of the free factors to full setpoints (domain units)."""
         u = np.clip(np.atleast_2d(u), 0.0, 1.0)
         out = np.tile(self.res.lo, (len(u), 1))
         f = self.res.free
@@ -268,39 +377,82 @@ class Context:
         return out
 
     def to_unit(self, points: np.ndarray) -> np.ndarray:
-        """Map full setpoints to unit coordinates of the free parameters."""
+        """Map full setpoints to unit coordinates of the free factors."""
         f = self.res.free
         w = self.res.hi[f] - self.res.lo[f]
         return np.clip((np.atleast_2d(points)[:, f] - self.res.lo[f]) / w, 0.0, 1.0)
 
     def clip(self, points: np.ndarray) -> np.ndarray:
-        """Clip setpoints into the search bounds (fixed parameters at their values)."""
+        """Clip setpoints into the search bounds (fixed factors at their values)."""
         return np.clip(np.atleast_2d(points), self.res.lo, self.res.hi)
 
+    def meets(self, draws: np.ndarray, spec: float) -> np.ndarray:
+        """Boolean draws meeting ``spec``: ``y >= spec`` (maximise) or ``y <= spec``."""
+        return draws >= spec if self.space.response.maximise else draws <= spec
 
-def training_table(model: Any) -> pd.DataFrame:
+
+def training_table(model: YieldModel | Any) -> pd.DataFrame:
     """Return ``model.training_table_`` or raise a ValueError saying the model is not fitted."""
     table = getattr(model, "training_table_", None)
     if not isinstance(table, pd.DataFrame):
         raise ValueError(
             f"model ({type(model).__name__}) has no training_table_: fit it before recommending"
         )
-    if not hasattr(model, "predict_draws"):
+    if not callable(getattr(model, "predict_draws", None)):
         raise ValueError(f"model ({type(model).__name__}) has no predict_draws method")
     return table
 
 
-def build_context(
-    model: Any,
+def model_groups(model: YieldModel | Any, table: pd.DataFrame, space: ProcessSpace) -> list[str]:
+    """Return the model's group columns: ``model.groups_``, else the space's in ``table``.
+
+    Without ``groups_`` the model's ``groups`` argument (or else the space's groups) present
+    in ``table`` are used.
+    """
+    groups = getattr(model, "groups_", None)
+    if groups is None:
+        wanted = getattr(model, "groups", None)
+        if wanted is None and hasattr(model, "get_params"):
+            wanted = model.get_params().get("groups")
+        groups = space.group_columns(table, wanted)
+    return [str(g) for g in groups]
+
+
+def resolve_group(
+    table: pd.DataFrame,
+    group_cols: list[str],
     group: Mapping[str, Any] | None,
-    kind: str,
-    constraints: Constraints | Mapping[str, Any] | None,
-) -> Context:
-    """Resolve the target group, the prediction kind and the constraints."""
-    table = training_table(model)
-    check_choice(kind, KINDS, "kind")
-    res = resolve_constraints(constraints)
-    group_cols = schema.group_columns(table, getattr(model, "groups", None))
+    *,
+    allow_new: bool,
+    fill: str = "group",
+) -> tuple[dict[str, str], np.ndarray, list[str]]:
+    """Check a target group against the training data and complete it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Training table.
+    group_cols : list of str
+        The model's group columns.
+    group : mapping of str to str or None
+        Labels given by the caller.
+    allow_new : bool
+        Accept labels not seen in training (``kind="new_group"``); otherwise a label not seen
+        is a ValueError listing the known labels of its column.
+    fill : {"group", "overall"}, default "group"
+        How a group column not given is filled: its most frequent value among the batches
+        matching what was given (among all batches when none match), or among all batches
+        (what :mod:`bayesbio.interpret` has always done).
+
+    Returns
+    -------
+    full : dict
+        A label for every group column: as given, else filled (see ``fill``).
+    mask : numpy.ndarray of bool
+        Training rows in the given group.
+    notes : list of str
+        One note per group column filled in.
+    """
     if group is not None and not isinstance(group, Mapping):
         raise ValueError(f"group must be a mapping such as {{'site': 'A'}}, got {group!r}")
     given = {str(k): str(v) for k, v in (group or {}).items()}
@@ -309,14 +461,15 @@ def build_context(
         raise ValueError(
             f"group names unknown column(s) {unknown}; the model's group columns are {group_cols}"
         )
-    if not given and group_cols:
-        combos = table[group_cols].astype(str).drop_duplicates()
-        if len(combos) > 1:
-            shown = combos.head(3).to_dict("records")
-            raise ValueError(
-                f"group must name the target group, e.g. group={shown[0]}; the training data "
-                f"hold {len(combos)} combinations of {group_cols} (first: {shown})"
-            )
+    if not allow_new:
+        for col, label in given.items():
+            known = sorted(table[col].astype(str).unique())
+            if label not in known:
+                raise ValueError(
+                    f"group[{col!r}] = {label!r} is not a label seen in training; known "
+                    f"labels of {col!r}: {known}. For a group without training data pass "
+                    "kind='new_group' (its effect is drawn from the population)"
+                )
     mask = np.ones(len(table), dtype=bool)
     for k, v in given.items():
         mask &= table[k].astype(str).to_numpy() == v
@@ -325,29 +478,60 @@ def build_context(
     for c in group_cols:
         if c in given:
             full[c] = given[c]
+        elif fill == "overall":
+            full[c] = str(table[c].astype(str).value_counts().index[0])
         else:
             source = table.loc[mask, c] if mask.any() else table[c]
             full[c] = str(source.astype(str).mode().iloc[0])
             notes.append(f"group column '{c}' not given: using its most frequent value {full[c]!r}")
+    return full, mask, notes
+
+
+def build_context(
+    model: YieldModel | Any,
+    group: Mapping[str, Any] | None,
+    kind: str,
+    constraints: Constraints | Mapping[str, Any] | None,
+) -> Context:
+    """Resolve the space, the target group, the prediction kind and the constraints."""
+    table = training_table(model)
+    check_choice("kind", kind, KINDS)
+    space = model_space(model)
+    res = resolve_constraints(constraints, space)
+    group_cols = model_groups(model, table, space)
+    full, mask, notes = resolve_group(table, group_cols, group, allow_new=kind == "new_group")
+    if not group and group_cols:
+        combos = table[group_cols].astype(str).drop_duplicates()
+        if len(combos) > 1:
+            shown = combos.head(3).to_dict("records")
+            raise ValueError(
+                f"group must name the target group, e.g. group={shown[0]}; the training data "
+                f"hold {len(combos)} combinations of {group_cols} (first: {shown})"
+            )
     if kind == "auto":
         kind = "existing" if mask.any() else "new_group"
     elif kind == "existing" and not mask.any():
         raise ValueError(
-            f"kind='existing' but group {given} has no training batches; use kind='new_group'"
+            f"kind='existing' but group {dict(group or {})} has no training batches; use "
+            "kind='new_group'"
         )
-    points = table[list(PARAMS)].to_numpy(dtype=float)
+    points = table[list(space.factor_names)].to_numpy(dtype=float)
     labels = (
         table[group_cols].astype(str).agg("/".join, axis=1).to_numpy()
         if group_cols
         else np.zeros(len(table))
     )
-    support = Support(points, labels, mask)
+    support = Support(points, labels, mask, space)
     recipe = np.median(points[mask] if mask.any() else points, axis=0)
     for j, v in res.fixed.items():
         recipe[j] = v
-    data_sd = points.std(axis=0, ddof=1) if len(points) > 1 else _BOUND_W * 0.1
-    data_sd = np.where(data_sd > 0, data_sd, _BOUND_W * 0.01)
-    return Context(table, group_cols, full, mask, kind, res, support, recipe, data_sd, notes)
+    width = space.upper - space.lower
+    data_sd = points.std(axis=0, ddof=1) if len(points) > 1 else width * 0.1
+    data_sd = np.where(data_sd > 0, data_sd, width * 0.01)
+    return Context(
+        space, table, group_cols, full, mask, kind, res, support, recipe, data_sd,
+        [*res.notes, *notes],
+    )  # fmt: skip
 
 
 class Evaluator:
@@ -367,7 +551,7 @@ class Evaluator:
 
     def __init__(
         self,
-        model: Any,
+        model: YieldModel | Any,
         ctx: Context,
         *,
         n_draws: int,
@@ -381,10 +565,10 @@ class Evaluator:
         self.seed = int(seed)
         if np.any(execution_sd > 0):
             rng = np.random.default_rng([self.seed, 1])
-            self.offsets = rng.normal(size=(n_offsets, len(PARAMS))) * execution_sd
+            self.offsets = rng.normal(size=(n_offsets, ctx.space.k)) * execution_sd
             self.offsets -= self.offsets.mean(axis=0)
         else:
-            self.offsets = np.zeros((1, len(PARAMS)))
+            self.offsets = np.zeros((1, ctx.space.k))
         self.calls = 0
         self.noise_ref: np.ndarray | None = None
         self.noise_mean_ref = 1.0
@@ -394,7 +578,7 @@ class Evaluator:
         """Return the model's predictive draws, shape ``(n_draws, len(points))``."""
         points = np.atleast_2d(points)
         k = len(self.offsets)
-        expanded = (points[:, None, :] + self.offsets[None, :, :]).reshape(-1, len(PARAMS))
+        expanded = (points[:, None, :] + self.offsets[None, :, :]).reshape(-1, self.ctx.space.k)
         per_call = max(1, _MAX_COLUMNS // k) * k
         parts = []
         for start in range(0, len(expanded), per_call):
@@ -463,6 +647,37 @@ def cvar(draws: np.ndarray, risk: float) -> np.ndarray:
     return np.partition(draws, n - 1, axis=0)[:n].mean(axis=0)
 
 
+def score_values(
+    draws: np.ndarray,
+    objective: str,
+    *,
+    spec: float | None,
+    risk: float,
+    smooth: float | None = None,
+    sign: float = 1.0,
+) -> np.ndarray:
+    """Objective per column of ``draws`` as a score to *maximise*.
+
+    ``sign`` is +1 for a response to maximise and -1 for one to minimise: the score is then
+    computed on ``-y`` (minus the mean, minus the upper ``risk`` quantile, ``P(y <= spec)``,
+    minus the mean of the highest ``risk`` fraction). ``smooth`` > 0 uses a smooth
+    ``P(meet spec)``.
+    """
+    u = draws if sign > 0 else -draws
+    if objective == "mean":
+        return u.mean(axis=0)
+    if objective == "quantile":
+        return np.quantile(u, risk, axis=0)
+    if objective == "cvar":
+        return cvar(u, risk)
+    s = sign * spec
+    if smooth:
+        # smooth step keeps the search off the plateaus of a count of draws; the small mean term
+        # breaks ties where every draw meets the spec
+        return stats.norm.cdf((u - s) / smooth).mean(axis=0) + 1e-6 * u.mean(axis=0)
+    return (u >= s).mean(axis=0)
+
+
 def objective_values(
     draws: np.ndarray,
     objective: str,
@@ -470,30 +685,35 @@ def objective_values(
     spec: float | None,
     risk: float,
     smooth: float | None = None,
+    sign: float = 1.0,
 ) -> np.ndarray:
-    """Objective per column of ``draws``; ``smooth`` > 0 uses a smooth P(y >= spec)."""
-    if objective == "mean":
-        return draws.mean(axis=0)
-    if objective == "quantile":
-        return np.quantile(draws, risk, axis=0)
-    if objective == "cvar":
-        return cvar(draws, risk)
-    if smooth:
-        # smooth step keeps the search off the plateaus of a count of draws; the small mean term
-        # breaks ties where every draw meets the spec
-        return stats.norm.cdf((draws - spec) / smooth).mean(axis=0) + 1e-6 * draws.mean(axis=0)
-    return (draws >= spec).mean(axis=0)
+    """Objective per column in the response's unit (a probability for ``"prob_spec"``).
+
+    The value of :func:`score_values` turned back into the response's unit: for a response
+    to minimise, ``"quantile"`` is the upper ``1 - risk`` quantile and ``"cvar"`` the mean of
+    the highest ``risk`` fraction of draws.
+    """
+    values = score_values(draws, objective, spec=spec, risk=risk, smooth=smooth, sign=sign)
+    return values if objective == "prob_spec" or sign > 0 else -values
 
 
-def summarise(draws: np.ndarray, *, spec: float | None, risk: float) -> dict[str, np.ndarray]:
-    """Mean, quantiles, CVaR and P(y >= spec) per column of ``draws``."""
+def summarise(
+    draws: np.ndarray, *, spec: float | None, risk: float, sign: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Mean, quantiles, adverse-tail CVaR and P(meet spec) per column of ``draws``.
+
+    ``cvar`` is the mean of the worst ``risk`` fraction of draws (lowest when maximising,
+    highest when minimising); ``prob_spec`` is ``P(y >= spec)`` or ``P(y <= spec)``.
+    """
     q = np.quantile(draws, QUANTILE_LEVELS, axis=0)
     out = {"expected_yield": draws.mean(axis=0), "sd": draws.std(axis=0)}
     for level, row in zip(QUANTILE_LEVELS, q, strict=True):
         out[f"q{round(100 * level):02d}"] = row
-    out["cvar"] = cvar(draws, risk)
+    out["cvar"] = objective_values(draws, "cvar", spec=None, risk=risk, sign=sign)
     out["prob_spec"] = (
-        (draws >= spec).mean(axis=0) if spec is not None else np.full(draws.shape[1], np.nan)
+        objective_values(draws, "prob_spec", spec=spec, risk=risk, sign=sign)
+        if spec is not None
+        else np.full(draws.shape[1], np.nan)
     )
     return out
 
@@ -510,7 +730,7 @@ def make_score(
     risk: float,
     smooth: float | None,
 ) -> ScoreFn:
-    """Return ``score(points) -> values``: the objective, with the support guard as a penalty.
+    """Return ``score(points) -> values``: the score to maximise, support guard as a penalty.
 
     Outside the support limit (when the guard is on) the score is a large negative number that
     rises towards the support, so a search started outside walks back in.
@@ -519,7 +739,7 @@ def make_score(
 
     def score(points: np.ndarray) -> np.ndarray:
         draws = evaluator.draws(points, noise=noise)
-        values = objective_values(draws, objective, spec=spec, risk=risk, smooth=smooth)
+        values = score_values(draws, objective, spec=spec, risk=risk, smooth=smooth, sign=ctx.sign)
         if not ctx.res.guard:
             return values
         dist = ctx.support.guard_distance(points, ctx.res.support)
@@ -646,3 +866,25 @@ def largest_box(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if d == 1:
         return best[0][:1], best[1][:1]
     return best
+
+
+#: Most grid points of a design-space grid, and most boxes enumerated by :func:`largest_box`
+#: over the outer axes; the resolution is lowered for many free factors to stay within both.
+MAX_GRID_POINTS: int = 50_000
+MAX_OUTER_BOXES: int = 20_000
+
+
+def grid_resolution(resolution: int, n_free: int) -> int:
+    """Largest resolution <= ``resolution`` (and >= 2) whose grid and box search stay small."""
+    r = int(resolution)
+    while r > 2:
+        pairs = r * (r + 1) // 2
+        if r**n_free <= MAX_GRID_POINTS and pairs ** max(n_free - 2, 0) <= MAX_OUTER_BOXES:
+            break
+        r -= 1
+    return r
+
+
+def validate_setpoints(table: pd.DataFrame, space: ProcessSpace) -> pd.DataFrame:
+    """Validate a table of setpoints (no response needed) against ``space``."""
+    return schema.validate(table, require_response=False, space=space)

@@ -1,35 +1,47 @@
 """Audited cleaning of a batch table: every change is a row in the returned audit log.
 
-:func:`clean` takes a raw batch table and returns a :class:`CleanResult` holding the cleaned
-table and a log with one row per action. The input is never changed. The steps, in order:
+:func:`clean` takes a raw batch table and a :class:`~bayesbio.space.ProcessSpace` (default:
+the demo process) and returns a :class:`CleanResult` holding the cleaned table, a log with one
+row per action, a per-column summary and warnings. The input is never changed. The steps, in
+order:
 
+0. **Column names and declared units**: the space's ``[columns]`` declarations and names that
+   differ only in case or spaces (``Scale``, ``Batch ID``) are mapped onto the space, and
+   columns declared in another unit (``min`` for a factor in ``s``) are converted; each
+   rename or conversion is a log row with ``row`` missing.
 1. **Text in numeric columns**: numbers stored as text (``"7.1"``) are read; a number with a
-   recognised unit (``"37 C"``, ``"310 K"``, ``"3.1 mg/L"``) is converted to the schema unit;
-   missing-value markers (``"n/a"``, ``""``) become missing. Anything else raises
-   :class:`~bayesbio.schema.SchemaError` naming the column, rows and examples.
+   unit convertible to the declared one (``"37 C"``, ``"310 K"``, ``"5 min"``, ``"3.1 mg/L"``
+   for dissolved oxygen in % air saturation) is converted; missing-value markers (``"n/a"``,
+   ``""``) become missing. Anything else raises :class:`~bayesbio.schema.SchemaError` naming
+   the column, rows and examples.
 2. **Group labels** are normalised (case, surrounding space, separators, a leading column name:
    ``" a"``, ``"Site-A"``, ``"site a"`` -> ``"A"``; ``"2000 L"`` -> ``"2000L"``) to the most
-   common spelling of each label in the table. Rows without a group label or batch id are
-   dropped.
-3. **Unit slips** are repaired, and only where the converted value is plausible (inside the
-   operating range widened by half its width): temperatures of 273-330 read as kelvin and of
-   50-122 as Fahrenheit; dissolved oxygen below the operating range (< 10 % air sat.) that
-   lands inside it once read as mg/L, converted with :data:`DO_MG_PER_L_AT_SATURATION`. Each
-   conversion is logged; a value no unit explains is left to step 4.
-4. **Impossible values** (infinite, or outside :data:`bayesbio.schema.LIMITS` after repair)
-   drop the row.
-5. **Duplicates**: exact copies, then later rows reusing a batch id, then rows whose
-   parameters, response and group labels agree within a tolerance under another id, are
-   dropped; the first occurrence is kept.
+   common spelling of each label in the table, one log row per changed row saying which
+   spelling became which. Rows without a group label or batch id are dropped.
+3. **Unit slips** are repaired only where the slip is unambiguous against the *declared* unit
+   and the converted value is plausible (inside the operating range widened by half its width):
+   for a factor in a temperature unit, values that read as kelvin, Fahrenheit or Celsius
+   instead; for a factor in % air saturation, values below the operating range that land
+   inside it once read as mg/L (converted with :data:`DO_MG_PER_L_AT_SATURATION`). Values of
+   a factor in a time unit that would fit the operating range in another time unit (minutes
+   in a column declared in ``s``) are *flagged*, never changed. A value no unit explains is
+   left to step 4.
+4. **Impossible values** (infinite, or outside the space's limits after repair) drop the row.
+5. **Duplicates**: exact copies, then later rows reusing a batch id, then rows whose factors,
+   response and group labels agree within a tolerance under another id, are dropped; the
+   first occurrence is kept.
 6. **Missing values** drop the row or are imputed (column or group median), by policy. A
    missing response is never imputed: the row is dropped.
-7. **Outliers** in the response: a robust z-score of log-yield residuals after (scale, site)
-   group medians and a Huber-weighted polynomial fit on the parameters (squares from 54 rows,
-   cubes and interactions from 190), so the legitimate spread of a design is explained, not
-   flagged. Small groups share a pooled MAD scale. Flagged by default, dropped by policy.
+7. **Outliers** in the response: a robust z-score of log-response residuals after group
+   medians and a Huber-weighted polynomial fit on the factors (squares from 6 rows per
+   coefficient, cubes and interactions from 10), so the legitimate spread of a design is
+   explained, not flagged. Small groups share a pooled MAD scale. Flagged by default, dropped
+   by policy.
 
 Row accounting always holds: ``len(table) == len(result.table) + (log.action == "dropped").sum()``
-and each dropped input row has exactly one ``dropped`` log row.
+and each dropped input row has exactly one ``dropped`` log row. When more than 5 % of a
+column's rows are dropped, repaired or flagged as a unit slip, :attr:`CleanResult.warnings`
+says so and asks whether the declared unit is right.
 """
 
 from __future__ import annotations
@@ -37,20 +49,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayesbio import schema
-from bayesbio.simulate import DO_MG_PER_L_AT_100_PERCENT
+from bayesbio.space import (
+    Factor,
+    ProcessSpace,
+    SpaceError,
+    _parse_unit,
+    convert_units,
+    resolve_space,
+)
 
 __all__ = [
     "DO_MG_PER_L_AT_SATURATION",
     "LOG_COLUMNS",
     "POLICIES",
+    "SUMMARY_COLUMNS",
+    "WARN_SHARE",
     "CleanPolicy",
     "CleanResult",
     "clean",
@@ -59,9 +82,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-#: Dissolved oxygen in mg/L at 100 % air saturation (culture conditions), used to repair DO
-#: recorded in mg/L: ``% air sat. = mg/L / DO_MG_PER_L_AT_SATURATION * 100``.
-DO_MG_PER_L_AT_SATURATION: float = DO_MG_PER_L_AT_100_PERCENT
+#: Dissolved oxygen in mg/L at 100 % air saturation (culture conditions, the simulator's
+#: value), used to repair DO recorded in mg/L: ``% air sat. = mg/L / 6.7 * 100``.
+DO_MG_PER_L_AT_SATURATION: float = 6.7
 
 #: Columns of the audit log.
 LOG_COLUMNS: tuple[str, ...] = (
@@ -74,16 +97,56 @@ LOG_COLUMNS: tuple[str, ...] = (
     "new_value",
 )
 
+#: Columns of :attr:`CleanResult.column_summary`.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "column",
+    "rows",
+    "dropped",
+    "repaired",
+    "flagged",
+    "imputed",
+    "share",
+)
+
+#: A column whose share of dropped, repaired or unit-flagged rows exceeds this gets a warning.
+WARN_SHARE: float = 0.05
+
 _MISSING_CHOICES = ("drop", "impute_median", "impute_group_median")
 _OUTLIER_CHOICES = ("flag", "drop")
-_KELVIN = (273.0, 330.0)
-_FAHRENHEIT = (50.0, 122.0)
 #: A unit-slip repair is accepted only if it lands in the operating range widened by this
 #: fraction of its width on each side; otherwise the value stays and is judged impossible.
 _PLAUSIBLE_PAD = 0.5
 _NA_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", "--", "?"})
 _SEPARATORS = re.compile(r"[\s\-_./]+")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+#: Spellings in text values that pint reads otherwise ("c" is the speed of light to pint).
+_TEXT_UNIT_ALIASES = {
+    "c": "degC",
+    "k": "K",
+    "kelvin": "K",
+    "f": "degF",
+    "sec": "s",
+    "secs": "s",
+    "seconds": "s",
+    "mins": "min",
+    "minutes": "min",
+    "hrs": "h",
+    "hours": "h",
+}
+#: Text units read as % air saturation in a column declared in % air saturation.
+_PERCENT_SPELLINGS = frozenset(
+    {"%", "percent", "% air sat", "% air sat.", "% air saturation", "%as", "% as", "% sat"}
+)
+#: Units a slip may come from, by the declared unit's dimension, with their names in reasons.
+_SLIP_UNITS: dict[str, dict[str, str]] = {
+    "[temperature]": {"K": "kelvin", "degF": "Fahrenheit", "degC": "Celsius"},
+    "[time]": {"s": "seconds", "min": "minutes", "h": "hours"},
+}
+#: Reason wording of the classic temperature repairs into degC (kept for continuity).
+_DEGC_FORMULA = {"K": "T - 273.15", "degF": "(T - 32) / 1.8"}
+#: Kinds of repair that do not count towards a column's share: reading "7.1" as 7.1, or "n/a"
+#: as missing, changes no value (the drop that follows a missing value does count).
+_PARSE_ONLY = frozenset({"text", "text_missing"})
 
 
 @dataclass(frozen=True)
@@ -93,30 +156,32 @@ class CleanPolicy:
     Parameters
     ----------
     missing : {"drop", "impute_median", "impute_group_median"}, default "drop"
-        Missing parameter values drop the row, or are imputed with the column median or the
+        Missing factor values drop the row, or are imputed with the column median or the
         median within the row's group (falling back to the column median for groups with no
         observed value). A missing response always drops the row.
     outliers : {"flag", "drop"}, default "flag"
         Response outliers are logged as ``flagged`` (and kept) or dropped.
     outlier_threshold : float, default 5.0
-        Robust z-score (residual / (1.4826 MAD)) above which a yield is an outlier.
+        Robust z-score (residual / (1.4826 MAD)) above which a response is an outlier.
     outlier_min_group : int, default 10
         Groups with fewer rows use the pooled residual scale instead of their own.
     near_duplicate_tol : float, default 1e-4
         Tolerance for near duplicates under different batch ids, as a fraction of each
-        column's operating-range width (parameters and response; group labels must match).
-        Tables without a response skip this check: equal setpoints are replicates there.
-        0 disables it.
+        column's operating-range width (the response's typical range, or its observed range
+        when the space declares none); group labels must match. Tables without a response
+        skip this check: equal setpoints are replicates there. 0 disables it.
     unit_repair : bool, default True
-        Repair temperatures recorded in kelvin or Fahrenheit and dissolved oxygen recorded in
-        mg/L. When False, such values are dropped as impossible (if outside the limits).
+        Repair unit slips that are unambiguous against the declared unit (temperatures in
+        kelvin or Fahrenheit, dissolved oxygen in mg/L). When False, such values are dropped as
+        impossible (if outside the limits). Time values that look like another time unit are
+        flagged either way.
     normalize_labels : bool, default True
         Normalise group-label spellings.
     groups : tuple of str, optional
         Group columns for label normalisation, missing-label checks, group-median imputation
-        and outlier centres and scales (``campaign`` is left out of the outlier groups unless
-        it is the only one: campaigns are many and small). Default: the columns of
-        :data:`bayesbio.schema.DEFAULT_GROUPS` present in the table.
+        and outlier centres and scales. Default: the space's group columns present in the
+        table. The innermost of the space's groups (``campaign`` in the default space) is left
+        out of the outlier groups unless it is the only one: its groups are many and small.
     """
 
     missing: str = "drop"
@@ -163,20 +228,54 @@ POLICIES: dict[str, CleanPolicy] = {
 }
 
 
-class CleanResult(NamedTuple):
-    """Result of :func:`clean`.
+def _empty_summary() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object if c == "column" else float) for c in SUMMARY_COLUMNS}
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class CleanResult:
+    """Result of :func:`clean`; unpacks as ``table, log = clean(raw)``.
 
     Attributes
     ----------
     table : pandas.DataFrame
-        The cleaned table (schema column names, input index labels of the kept rows).
+        The cleaned table (the space's column names, input index labels of the kept rows).
     log : pandas.DataFrame
-        One row per action, columns :data:`LOG_COLUMNS`. ``row`` is the position in the input
-        table; ``column`` is None for actions on a whole row (duplicates).
+        One row per action, columns :data:`LOG_COLUMNS`. ``row`` (nullable ``Int64``) is the
+        position in the input table, missing for actions on a whole column (``renamed``,
+        ``converted``); ``column`` is None for actions on a whole row (duplicates).
+    warnings : list of str
+        One sentence per column with more than :data:`WARN_SHARE` of its rows dropped,
+        repaired or flagged as a unit slip, naming the column, the share and what to check.
+    column_summary : pandas.DataFrame
+        One row per column (factors, response, groups, batch id, and ``(whole row)`` for
+        duplicates): ``column``, ``rows`` (input rows), ``dropped``, ``repaired``,
+        ``flagged``, ``imputed`` (rows with such a log entry for the column) and ``share``
+        (fraction of rows dropped, imputed, repaired with a changed value, or flagged as a
+        unit slip).
+    space : ProcessSpace
+        The process space the table was cleaned against.
     """
 
     table: pd.DataFrame
     log: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    column_summary: pd.DataFrame = field(default_factory=_empty_summary)
+    space: ProcessSpace = field(default_factory=ProcessSpace.default)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        """Yield ``table`` and ``log`` (so ``table, log = clean(raw)`` works)."""
+        return iter((self.table, self.log))
+
+    def __len__(self) -> int:
+        """Return 2: a result unpacks as ``(table, log)``."""
+        return 2
+
+    def __getitem__(self, index: int) -> pd.DataFrame:
+        """Return ``(table, log)[index]``."""
+        return (self.table, self.log)[index]
 
 
 def _resolve_policy(policy: CleanPolicy | Mapping[str, Any] | str | None) -> CleanPolicy:
@@ -201,12 +300,27 @@ def _resolve_policy(policy: CleanPolicy | Mapping[str, Any] | str | None) -> Cle
 
 
 class _Log:
-    """Collects audit rows as vectorised chunks."""
+    """Collects audit rows as vectorised chunks (plus whole-column actions)."""
 
     def __init__(self, batch_ids: np.ndarray | None, n: int) -> None:
         self.batch_ids = batch_ids if batch_ids is not None else np.full(n, None, dtype=object)
         self.chunks: list[dict[str, Any]] = []
+        self.columns: list[dict[str, Any]] = []
         self.order = 0
+
+    def add_column_action(self, entry: Mapping[str, Any]) -> None:
+        """Record a rename or unit conversion of a whole column (no row)."""
+        self.columns.append(
+            {
+                "batch_id": None,
+                "row": pd.NA,
+                "column": entry["column"],
+                "action": entry["action"],
+                "reason": entry["reason"],
+                "old_value": entry.get("old"),
+                "new_value": entry.get("new"),
+            }
+        )
 
     def add(
         self,
@@ -216,6 +330,8 @@ class _Log:
         reason: str | np.ndarray,
         old: Any = None,
         new: Any = None,
+        *,
+        kind: str,
     ) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         k = len(rows)
@@ -237,33 +353,61 @@ class _Log:
                 "reason": arr(reason),
                 "old_value": arr(old),
                 "new_value": arr(new),
+                "_kind": np.full(k, kind, dtype=object),
                 "_order": np.full(k, self.order),
             }
         )
         self.order += 1
 
-    def frame(self) -> pd.DataFrame:
+    def entries(self) -> pd.DataFrame:
+        """Row-level entries as ``row, column, action, kind`` (for the column summary)."""
         if not self.chunks:
-            out = pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS})
-            out["row"] = out["row"].astype(np.int64)
-            return out
-        cols = {c: np.concatenate([ch[c] for ch in self.chunks]) for c in self.chunks[0]}
-        order = np.lexsort((cols["_order"], cols["row"]))
-        data = {c: v[order] for c, v in cols.items() if c != "_order"}
-        data["batch_id"] = self.batch_ids[data["row"]]
-        return pd.DataFrame({c: data[c] for c in LOG_COLUMNS})
+            return pd.DataFrame({"row": [], "column": [], "action": [], "kind": []})
+        return pd.DataFrame(
+            {
+                "row": np.concatenate([ch["row"] for ch in self.chunks]),
+                "column": np.concatenate([ch["column"] for ch in self.chunks]),
+                "action": np.concatenate([ch["action"] for ch in self.chunks]),
+                "kind": np.concatenate([ch["_kind"] for ch in self.chunks]),
+            }
+        )
+
+    def frame(self) -> pd.DataFrame:
+        if self.chunks:
+            cols = {c: np.concatenate([ch[c] for ch in self.chunks]) for c in self.chunks[0]}
+            order = np.lexsort((cols["_order"], cols["row"]))
+            data = {c: v[order] for c, v in cols.items() if not c.startswith("_")}
+            data["batch_id"] = self.batch_ids[data["row"]]
+            rows = pd.DataFrame({c: data[c] for c in LOG_COLUMNS})
+        else:
+            rows = pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS})
+        rows["row"] = pd.array(rows["row"].to_numpy(dtype=np.int64), dtype="Int64")
+        if not self.columns:
+            return rows
+        head = pd.DataFrame(self.columns, columns=list(LOG_COLUMNS)).astype(object)
+        head["row"] = pd.array([pd.NA] * len(head), dtype="Int64")
+        return pd.concat([head, rows], ignore_index=True) if len(rows) else head
 
 
 class _State:
     """Mutable working state of one clean() call (never the caller's objects)."""
 
-    def __init__(self, df: pd.DataFrame, log: _Log) -> None:
+    def __init__(self, df: pd.DataFrame, log: _Log, space: ProcessSpace) -> None:
         self.df = df
         self.n = len(df)
         self.alive = np.ones(self.n, dtype=bool)
         self.log = log
+        self.space = space
 
-    def drop(self, mask: np.ndarray, column: str | None, reason: str | np.ndarray, old=None):
+    def drop(
+        self,
+        mask: np.ndarray,
+        column: str | None,
+        reason: str | np.ndarray,
+        old: Any = None,
+        *,
+        kind: str,
+    ) -> None:
         """Drop rows in ``mask`` that are still alive; one log row each."""
         mask = np.asarray(mask, dtype=bool)
         new = mask & self.alive
@@ -274,53 +418,88 @@ class _State:
             reason = reason[new]
         if isinstance(old, np.ndarray):
             old = old[new]
-        self.log.add(rows, column, "dropped", reason, old, None)
+        self.log.add(rows, column, "dropped", reason, old, None, kind=kind)
         self.alive &= ~new
 
 
+# ----------------------------------------------------------------------------- units
+def _dimension(unit: str, where: str) -> str:
+    return str(_parse_unit(unit, where).dimensionality)
+
+
+def _is_air_saturation(unit: str) -> bool:
+    return _parse_unit(unit, "unit") == _parse_unit("% air sat.", "unit")
+
+
+@cache
+def _text_converter(text_unit: str, declared: str) -> Callable[[float], float] | None:
+    """Return a converter from a unit written in a cell to the declared unit (None: not one)."""
+    u = text_unit.strip().lower()
+    if not u:
+        return lambda v: v
+    if _is_air_saturation(declared):
+        to_declared = _unit_converter("% air sat.", declared)
+        if u in _PERCENT_SPELLINGS:
+            return to_declared
+        if u == "mg/l":
+            return lambda v: to_declared(v / DO_MG_PER_L_AT_SATURATION * 100.0)
+    for name in (_TEXT_UNIT_ALIASES.get(u), text_unit.strip(), u):
+        if not name:
+            continue
+        try:
+            src = _parse_unit(name, "text")
+        except SpaceError:
+            continue
+        try:
+            return _unit_converter(str(src), declared)
+        except SpaceError:
+            return None
+    return None
+
+
+@cache
+def _unit_converter(src: str, dst: str) -> Callable[[float], float]:
+    """Scalar converter between two units (SpaceError if their dimensions differ)."""
+    convert_units([1.0], src, dst)  # raises for incompatible units
+    classic = _classic(src, dst)
+    if classic is not None:
+        return lambda v: float(classic(v))
+    return lambda v: float(convert_units([v], src, dst)[0])
+
+
+#: The classic conversions into degC, written out so that results stay bit-identical to
+#: earlier releases (pint's offset arithmetic differs in the last digit).
+_INTO_DEGC: dict[str, Callable[[Any], Any]] = {
+    "kelvin": lambda v: v - 273.15,
+    "degree_Fahrenheit": lambda v: (v - 32.0) / 1.8,
+}
+
+
+def _classic(src: str, dst: str) -> Callable[[Any], Any] | None:
+    if str(_parse_unit(dst, "unit")) != "degree_Celsius":
+        return None
+    return _INTO_DEGC.get(str(_parse_unit(src, "unit")))
+
+
+def _convert(values: np.ndarray, src: str, dst: str) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        classic = _classic(src, dst)
+        if classic is not None:
+            return classic(np.asarray(values, dtype=np.float64))
+        return convert_units(values, src, dst)
+
+
 # ----------------------------------------------------------------------------- text to numbers
-def _unit_converters(col: str) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    same = lambda v: v  # noqa: E731
-    c = DO_MG_PER_L_AT_SATURATION
-    table: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
-        "temperature": {
-            "c": same,
-            "°c": same,
-            "degc": same,
-            "deg c": same,
-            "celsius": same,
-            "k": lambda v: v - 273.15,
-            "kelvin": lambda v: v - 273.15,
-            "f": lambda v: (v - 32.0) / 1.8,
-            "°f": lambda v: (v - 32.0) / 1.8,
-            "degf": lambda v: (v - 32.0) / 1.8,
-            "fahrenheit": lambda v: (v - 32.0) / 1.8,
-        },
-        "dissolved_oxygen": {
-            "%": same,
-            "% air sat": same,
-            "% air sat.": same,
-            "% air saturation": same,
-            "%as": same,
-            "percent": same,
-            "mg/l": lambda v: v / c * 100.0,
-        },
-        "mixing_time": {"s": same, "sec": same, "seconds": same, "min": lambda v: v * 60.0},
-        "ph": {},
-        "yield": {"g/l": same, "mg/l": lambda v: v / 1000.0},
-    }
-    return table.get(col, {})
-
-
 def _coerce_numeric(state: _State, col: str) -> None:
     """Make ``col`` float64, logging every text value that was read or converted."""
     df = state.df
     s = df[col]
-    unit = schema.UNITS.get(col) or "pH units"
-    kind = schema._non_number_kind(s)
+    declared = state.space.units[col]
+    words = schema.unit_text(state.space, col)
+    kind = schema.non_number_kind(s)
     if kind:
         raise schema.SchemaError(
-            f"column '{col}': {kind} values (dtype {s.dtype}); expected real numbers in {unit}"
+            f"column '{col}': {kind} values (dtype {s.dtype}); expected real numbers in {words}"
         )
     if pd.api.types.is_numeric_dtype(s):
         df[col] = s.astype("float64")
@@ -330,9 +509,9 @@ def _coerce_numeric(state: _State, col: str) -> None:
     is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
     text_rows = np.flatnonzero(is_text)
     out = num.copy()
-    converters = _unit_converters(col)
     bad: list[int] = []
     reasons: list[str] = []
+    kinds: list[str] = []
     new_vals: list[float] = []
     for r in text_rows:
         raw = values[r]
@@ -340,42 +519,55 @@ def _coerce_numeric(state: _State, col: str) -> None:
         if t.lower() in _NA_MARKERS:
             out[r] = np.nan
             reasons.append(f"text {raw!r} read as a missing value")
+            kinds.append("text_missing")
             new_vals.append(np.nan)
             continue
         m = _NUMBER_UNIT.match(t)
-        u = m.group(2).strip().lower() if m else None
-        if m is None or (u and u not in converters):
+        u = m.group(2).strip() if m else ""
+        convert = _text_converter(u, declared) if m else None
+        if convert is None:
             bad.append(int(r))
             continue
         x = float(m.group(1))
         if u:
-            out[r] = float(converters[u](np.array([x]))[0])
-            reasons.append(f"text {raw!r} read as {x:g} {u} and converted to {unit}")
+            out[r] = convert(x)
+            reasons.append(f"text {raw!r} read as {x:g} {u.lower()} and converted to {declared}")
+            kinds.append("text_unit")
         else:
             out[r] = x
             reasons.append(f"text {raw!r} read as a number")
+            kinds.append("text")
         new_vals.append(out[r])
     if bad:
         examples = sorted({str(values[r]) for r in bad})[:3]
         raise schema.SchemaError(
-            f"column '{col}': {len(bad)} value(s) that are not numbers in {unit} "
-            f"(rows {bad[:5]}; e.g. {examples}). Recognised units: {sorted(converters) or 'none'}."
+            f"column '{col}': {len(bad)} value(s) that are not numbers in {words} "
+            f"(rows {bad[:5]}; e.g. {examples}). Recognised units: numbers alone (read as "
+            f"{declared!r}) or followed by a unit convertible to {declared!r} (e.g. 'K', 'degF', "
+            "'min', 'mg/L'); declare the file's unit in the process file's [columns] section."
         )
-    state.log.add(
-        text_rows,
-        col,
-        "repaired",
-        np.array(reasons, dtype=object),
-        values[text_rows],
-        np.array(new_vals, dtype=object),
-    )
+    kinds_arr = np.array(kinds, dtype=object)
+    for kind_name in ("text_missing", "text_unit", "text"):
+        pick = kinds_arr == kind_name
+        if not pick.any():
+            continue
+        rows = text_rows[pick]
+        state.log.add(
+            rows,
+            col,
+            "repaired",
+            np.array(reasons, dtype=object)[pick],
+            values[rows],
+            np.array(new_vals, dtype=object)[pick],
+            kind=kind_name,
+        )
     # other objects (e.g. Decimal) that to_numeric could not read
     other = np.isnan(out) & ~is_text & pd.notna(s).to_numpy()
     if other.any():
         rows = np.flatnonzero(other)
         raise schema.SchemaError(
             f"column '{col}': {len(rows)} value(s) that are not numbers (rows {rows[:5].tolist()};"
-            f" e.g. {[repr(values[r]) for r in rows[:3]]}); expected numbers in {unit}"
+            f" e.g. {[repr(values[r]) for r in rows[:3]]}); expected numbers in {words}"
         )
     df[col] = out
 
@@ -407,101 +599,161 @@ def _normalize_group(state: _State, col: str, normalize: bool) -> None:
     text = uniques[codes]
     blank = np.array([u.strip() == "" for u in uniques])[codes] & ~missing
     missing = missing | blank
-    state.drop(missing, col, f"missing group label in '{col}'", np.where(missing, values, None))
+    state.drop(
+        missing,
+        col,
+        f"missing group label in '{col}'",
+        np.where(missing, values, None),
+        kind="missing_label",
+    )
     if not normalize:
         df[col] = np.where(missing, None, text)
         return
     counts = np.bincount(codes[state.alive], minlength=len(uniques))
     keys = [_label_key(u, col) for u in uniques]
-    best: dict[str, tuple[int, str]] = {}
+    best: dict[str, tuple[int, int, str]] = {}
     for u, k, cnt in zip(uniques, keys, counts, strict=True):
         stripped = u.strip()
         # most common spelling wins; ties go to the one without surrounding space, then first
         score = (int(cnt), int(stripped == u))
         if k and (k not in best or score > best[k][0:2]):
-            best[k] = (*score, stripped)  # type: ignore[assignment]
+            best[k] = (*score, stripped)
     canon = np.array(
         [best[k][2] if k in best else u for u, k in zip(uniques, keys, strict=True)], dtype=object
+    )
+    why = np.array(
+        [f"group label normalised: {u!r} -> {c!r}" for u, c in zip(uniques, canon, strict=True)],
+        dtype=object,
     )
     new = canon[codes]
     changed = (new != text) & state.alive
     rows = np.flatnonzero(changed)
-    state.log.add(rows, col, "repaired", "group label normalised", values[rows], new[rows])
+    state.log.add(rows, col, "repaired", why[codes[rows]], values[rows], new[rows], kind="label")
     df[col] = np.where(missing, None, new)
 
 
 # ----------------------------------------------------------------------------- unit slips
-def _plausible(col: str) -> tuple[float, float]:
-    lo, hi = schema.BOUNDS[col]
+def _plausible(factor: Factor) -> tuple[float, float]:
+    lo, hi = factor.operating
     pad = _PLAUSIBLE_PAD * (hi - lo)
     return lo - pad, hi + pad
 
 
-def _repair_units(state: _State) -> None:
+def _inside(values: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (values >= bounds[0]) & (values <= bounds[1])
+
+
+def _repair_units(state: _State, repair: bool) -> None:
+    """Repair unambiguous unit slips against each factor's declared unit; flag suspect times."""
     df = state.df
-    if "temperature" in df.columns:
-        t = df["temperature"].to_numpy(copy=True)
-        plo, phi = _plausible("temperature")
-        with np.errstate(invalid="ignore"):
-            from_k = t - 273.15
-            from_f = (t - 32.0) / 1.8
-            k = (t >= _KELVIN[0]) & (t <= _KELVIN[1]) & (from_k >= plo) & (from_k <= phi)
-            f = (t > _FAHRENHEIT[0]) & (t <= _FAHRENHEIT[1]) & (from_f >= plo) & (from_f <= phi)
-        k &= state.alive
-        f &= state.alive
-        new = t.copy()
-        new[k] = from_k[k]
-        new[f] = from_f[f]
-        state.log.add(
-            np.flatnonzero(k),
-            "temperature",
-            "repaired",
-            "unit slip: kelvin converted to degC (T - 273.15)",
-            t[k],
-            new[k],
+    for factor in state.space.factors:
+        col = factor.name
+        if col not in df.columns:
+            continue
+        dim = _dimension(factor.unit, f"factor {col!r}")
+        v = df[col].to_numpy(dtype=np.float64, copy=True)
+        if dim == "[temperature]" and repair:
+            df[col] = _repair_from(state, factor, v)
+        elif dim == "[oxygen_saturation]" and repair and _is_air_saturation(factor.unit):
+            df[col] = _repair_do(state, factor, v)
+        elif dim == "[time]":
+            _flag_time(state, factor, v)
+
+
+def _slip_candidates(factor: Factor, dim: str) -> dict[str, str]:
+    return {
+        u: name
+        for u, name in _SLIP_UNITS[dim].items()
+        if _parse_unit(u, "unit") != _parse_unit(factor.unit, f"factor {factor.name!r}")
+    }
+
+
+def _repair_from(state: _State, factor: Factor, v: np.ndarray) -> np.ndarray:
+    """Temperatures that read as another temperature unit; only one candidate may fit."""
+    col, unit = factor.name, factor.unit
+    plausible = _plausible(factor)
+    candidates = _slip_candidates(factor, "[temperature]")
+    fits = {}
+    for src in candidates:
+        conv = _convert(v, src, unit)
+        fits[src] = (conv, state.alive & ~_inside(v, plausible) & _inside(conv, plausible))
+    n_fit = np.sum([f for _, f in fits.values()], axis=0) if fits else np.zeros(len(v))
+    new = v.copy()
+    for src, (conv, fit) in fits.items():
+        fit = fit & (n_fit == 1)  # ambiguous slips are left to the limits check
+        name = candidates[src]
+        if _parse_unit(unit, "unit") == _parse_unit("degC", "unit") and src in _DEGC_FORMULA:
+            reason = f"unit slip: {name} converted to degC ({_DEGC_FORMULA[src]})"
+        else:
+            reason = f"unit slip: {name} converted to {unit}"
+        state.log.add(np.flatnonzero(fit), col, "repaired", reason, v[fit], conv[fit], kind="unit")
+        new[fit] = conv[fit]
+    return new
+
+
+def _repair_do(state: _State, factor: Factor, v: np.ndarray) -> np.ndarray:
+    """Dissolved oxygen in % air saturation that was recorded in mg/L."""
+    col = factor.name
+    lo = factor.operating[0]
+    converted = _convert(v * (100.0 / DO_MG_PER_L_AT_SATURATION), "% air sat.", factor.unit)
+    # below the operating range as % air sat., but inside it once read as mg/L: the
+    # condition is closed under the repair (a repaired value is >= lo), so cleaning twice
+    # never converts twice
+    with np.errstate(invalid="ignore"):
+        m = (v < lo) & (converted >= lo) & (converted <= _plausible(factor)[1])
+    m &= state.alive
+    state.log.add(
+        np.flatnonzero(m),
+        col,
+        "repaired",
+        f"unit slip: mg/L converted to % air sat. (x 100 / {DO_MG_PER_L_AT_SATURATION:g})",
+        v[m],
+        converted[m],
+        kind="unit",
+    )
+    new = v.copy()
+    new[m] = converted[m]
+    return new
+
+
+def _flag_time(state: _State, factor: Factor, v: np.ndarray) -> None:
+    """Flag (never change) times outside the operating range that fit it in another unit."""
+    col, unit = factor.name, factor.unit
+    lo, hi = factor.limits
+    within = state.alive & _inside(v, (lo, hi)) & ~_inside(v, factor.operating)
+    if not within.any():
+        return
+    done = np.zeros(len(v), dtype=bool)
+    for src, name in _slip_candidates(factor, "[time]").items():
+        conv = _convert(v, src, unit)
+        hit = within & ~done & _inside(conv, factor.operating)
+        if not hit.any():
+            continue
+        rows = np.flatnonzero(hit)
+        reasons = np.array(
+            [
+                f"'{col}' = {x:g} {unit} is outside the operating range but would be {c:g} "
+                f"{unit} if recorded in {name}; kept as recorded: is the declared unit "
+                f"'{unit}' right?"
+                for x, c in zip(v[rows], conv[rows], strict=True)
+            ],
+            dtype=object,
         )
-        state.log.add(
-            np.flatnonzero(f),
-            "temperature",
-            "repaired",
-            "unit slip: Fahrenheit converted to degC ((T - 32) / 1.8)",
-            t[f],
-            new[f],
-        )
-        df["temperature"] = new
-    if "dissolved_oxygen" in df.columns:
-        d = df["dissolved_oxygen"].to_numpy(copy=True)
-        lo = schema.BOUNDS["dissolved_oxygen"][0]
-        factor = 100.0 / DO_MG_PER_L_AT_SATURATION
-        converted = d * factor
-        # below the operating range as % air sat., but inside it once read as mg/L: the
-        # condition is closed under the repair (a repaired value is >= lo), so cleaning twice
-        # never converts twice
-        with np.errstate(invalid="ignore"):
-            m = (d < lo) & (converted >= lo) & (converted <= _plausible("dissolved_oxygen")[1])
-        m &= state.alive
-        state.log.add(
-            np.flatnonzero(m),
-            "dissolved_oxygen",
-            "repaired",
-            f"unit slip: mg/L converted to % air sat. (x 100 / {DO_MG_PER_L_AT_SATURATION:g})",
-            d[m],
-            converted[m],
-        )
-        d[m] = converted[m]
-        df["dissolved_oxygen"] = d
+        state.log.add(rows, col, "flagged", reasons, v[rows], v[rows], kind="unit_suspect")
+        done |= hit
 
 
 def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
     df = state.df
     for col in numeric:
         v = df[col].to_numpy()
-        lo, hi = schema.LIMITS[col]
+        lo, hi = state.space.limits[col]
+        unit = state.space.units[col]
         inf = np.isinf(v)
         with np.errstate(invalid="ignore"):
             out = ((v < lo) | (v > hi)) & ~inf
-        unit = schema.UNITS[col]
-        state.drop(inf, col, f"impossible: infinite value in '{col}'", v)
+        state.drop(inf, col, f"impossible: infinite value in '{col}'", v, kind="impossible")
         reasons = np.array(
             [
                 f"impossible: '{col}' = {x:g} outside the limits {lo:g}-{hi:g} {unit}"
@@ -511,7 +763,7 @@ def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
         )
         full = np.empty(len(v), dtype=object)
         full[out] = reasons
-        state.drop(out, col, full, v)
+        state.drop(out, col, full, v, kind="impossible")
 
 
 # ----------------------------------------------------------------------------- duplicates
@@ -532,8 +784,21 @@ def _first_position(keys: pd.DataFrame | pd.Series, alive: np.ndarray) -> np.nda
     return first
 
 
+def _near_width(state: _State, col: str) -> float:
+    """Width that near-duplicate tolerances are a fraction of (operating or typical range)."""
+    bounds = state.space.bounds.get(col)
+    if bounds is not None:
+        return float(bounds[1] - bounds[0])
+    v = state.df[col].to_numpy()
+    v = v[np.isfinite(v) & state.alive]
+    width = float(v.max() - v.min()) if len(v) else 0.0
+    return width if width > 0 else 1.0
+
+
 def _drop_duplicates(state: _State, numeric: Sequence[str], groups: Sequence[str], tol: float):
     df = state.df
+    batch_id = state.space.batch_id
+    response = state.space.response.name
     pos = np.arange(state.n)
     # exact: all columns equal (after text and label repair, before imputation)
     hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
@@ -548,10 +813,10 @@ def _drop_duplicates(state: _State, numeric: Sequence[str], groups: Sequence[str
         exact[np.flatnonzero(cand)[same]] = True
         reasons = np.empty(state.n, dtype=object)
         reasons[exact] = [f"exact duplicate of row {r}" for r in first[exact]]
-        state.drop(exact, None, reasons)
+        state.drop(exact, None, reasons, kind="duplicate")
     # same batch id, different values
-    if schema.BATCH_ID in df.columns:
-        first = _first_position(df[schema.BATCH_ID].astype(str), state.alive)
+    if batch_id in df.columns:
+        first = _first_position(df[batch_id].astype(str), state.alive)
         dup = state.alive & (first >= 0) & (first != pos)
         if dup.any():
             rows = np.flatnonzero(dup)
@@ -561,17 +826,17 @@ def _drop_duplicates(state: _State, numeric: Sequence[str], groups: Sequence[str
             names = np.array(df.columns, dtype=object)
             reasons = np.empty(state.n, dtype=object)
             reasons[rows] = [
-                f"duplicate batch_id of row {f} (differs in {', '.join(names[d]) or 'nothing'})"
+                f"duplicate {batch_id} of row {f} (differs in {', '.join(names[d]) or 'nothing'})"
                 for f, d in zip(first[rows], differ.to_numpy(), strict=True)
             ]
-            state.drop(dup, schema.BATCH_ID, reasons, df[schema.BATCH_ID].to_numpy(dtype=object))
-    # same parameters, response and groups within tolerance, another id; without a response
-    # (a setpoint table) equal parameters are replicates, not duplicates
-    if tol > 0 and schema.RESPONSE in numeric:
+            old = df[batch_id].to_numpy(dtype=object)
+            state.drop(dup, batch_id, reasons, old, kind="duplicate")
+    # same factors, response and groups within tolerance, another id; without a response
+    # (a setpoint table) equal factors are replicates, not duplicates
+    if tol > 0 and response in numeric:
         keys = {}
         for col in numeric:
-            lo, hi = schema.BOUNDS[col]
-            width = tol * (hi - lo)
+            width = tol * _near_width(state, col)
             keys[col] = np.floor(df[col].to_numpy() / width + 0.5)
         for g in groups:
             keys[g] = df[g].to_numpy(dtype=object)
@@ -580,10 +845,10 @@ def _drop_duplicates(state: _State, numeric: Sequence[str], groups: Sequence[str
         near = state.alive & (first >= 0) & (first != pos) & df[list(numeric)].notna().all(axis=1)
         reasons = np.empty(state.n, dtype=object)
         reasons[near] = [
-            f"near duplicate of row {f} (parameters and response within tolerance)"
+            f"near duplicate of row {f} (factors and response within tolerance)"
             for f in first[near]
         ]
-        state.drop(near, None, reasons)
+        state.drop(near, None, reasons, kind="duplicate")
 
 
 # ----------------------------------------------------------------------------- missing values
@@ -595,16 +860,17 @@ def _group_codes(df: pd.DataFrame, groups: Sequence[str]) -> np.ndarray:
 
 def _handle_missing(state: _State, params: Sequence[str], groups: Sequence[str], how: str):
     df = state.df
-    if schema.RESPONSE in df.columns:
-        y = df[schema.RESPONSE].to_numpy()
-        state.drop(np.isnan(y), schema.RESPONSE, "missing response (never imputed)", y)
+    response = state.space.response.name
+    if response in df.columns:
+        y = df[response].to_numpy()
+        state.drop(np.isnan(y), response, "missing response (never imputed)", y, kind="missing")
     for col in params:
         v = df[col].to_numpy()
         miss = np.isnan(v) & state.alive
         if not miss.any():
             continue
         if how == "drop":
-            state.drop(miss, col, f"missing value in '{col}'", v)
+            state.drop(miss, col, f"missing value in '{col}'", v, kind="missing")
             continue
         observed = ~np.isnan(v) & state.alive
         if not observed.any():
@@ -622,7 +888,7 @@ def _handle_missing(state: _State, params: Sequence[str], groups: Sequence[str],
             fill[has] = gm[has]
             reason[has] = f"missing '{col}' imputed with the median of its group {list(groups)}"
         rows = np.flatnonzero(miss)
-        state.log.add(rows, col, "imputed", reason[rows], v[rows], fill[rows])
+        state.log.add(rows, col, "imputed", reason[rows], v[rows], fill[rows], kind="imputed")
         v = v.copy()
         v[rows] = fill[rows]
         df[col] = v
@@ -690,10 +956,10 @@ _MAX_FIT_ROWS = 200_000
 
 
 def _outlier_scores(
-    df: pd.DataFrame, params: Sequence[str], groups: Sequence[str], min_group: int
+    df: pd.DataFrame, params: Sequence[str], groups: Sequence[str], min_group: int, response: str
 ) -> np.ndarray:
-    """Robust z-scores of log-yield residuals (NaN where they cannot be computed)."""
-    y = df[schema.RESPONSE].to_numpy()
+    """Robust z-scores of log-response residuals (NaN where they cannot be computed)."""
+    y = df[response].to_numpy()
     n = len(y)
     if n < 5:
         return np.full(n, np.nan)
@@ -737,20 +1003,21 @@ def _outlier_scores(
 
 
 def _handle_outliers(state: _State, params: Sequence[str], groups: Sequence[str], pol):
-    if schema.RESPONSE not in state.df.columns:
+    response = state.space.response.name
+    if response not in state.df.columns:
         return
     idx = np.flatnonzero(state.alive)
     sub = state.df.iloc[idx]
-    z = _outlier_scores(sub, params, groups, int(pol.outlier_min_group))
+    z = _outlier_scores(sub, params, groups, int(pol.outlier_min_group), response)
     with np.errstate(invalid="ignore"):
         hit = np.abs(z) > pol.outlier_threshold
     rows = idx[hit]
     if len(rows) == 0:
         return
-    y = state.df[schema.RESPONSE].to_numpy()
+    y = state.df[response].to_numpy()
     reasons = np.array(
         [
-            f"outlier: robust z = {zz:+.1f} (|z| > {pol.outlier_threshold:g}) for log-yield "
+            f"outlier: robust z = {zz:+.1f} (|z| > {pol.outlier_threshold:g}) for log-{response} "
             "residual within group"
             for zz in z[hit]
         ],
@@ -761,33 +1028,123 @@ def _handle_outliers(state: _State, params: Sequence[str], groups: Sequence[str]
         mask[rows] = True
         full = np.empty(state.n, dtype=object)
         full[rows] = reasons
-        state.drop(mask, schema.RESPONSE, full, y)
+        state.drop(mask, response, full, y, kind="outlier")
     else:
-        state.log.add(rows, schema.RESPONSE, "flagged", reasons, y[rows], y[rows])
+        state.log.add(rows, response, "flagged", reasons, y[rows], y[rows], kind="outlier")
 
 
 # ----------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------- summary
+_WHOLE_ROW = "(whole row)"
+_PHRASES = {
+    "impossible": "dropped as impossible",
+    "unit": "repaired as unit slips",
+    "text_unit": "converted from a unit written in the cell",
+    "unit_suspect": "flagged as possibly recorded in another unit",
+    "missing": "dropped for a missing value",
+    "missing_id": "dropped for a missing batch id",
+    "missing_label": "dropped for a missing label",
+    "label": "relabelled (spelling variants of one label merged)",
+    "duplicate": "dropped as duplicates",
+    "imputed": "imputed",
+    "outlier": "dropped as outliers",
+}
+_UNIT_KINDS = frozenset({"impossible", "unit", "unit_suspect", "text_unit"})
+
+
+def _summarise(
+    log: _Log, n: int, space: ProcessSpace, columns: Sequence[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Per-column counts of log rows, and a warning for each column above :data:`WARN_SHARE`."""
+    entries = log.entries()
+    entries["column"] = entries["column"].fillna(_WHOLE_ROW)
+    counted = (
+        (entries["action"].isin(["dropped", "imputed"]))
+        | ((entries["action"] == "repaired") & ~entries["kind"].isin(_PARSE_ONLY))
+        | ((entries["action"] == "flagged") & (entries["kind"] == "unit_suspect"))
+    )
+    names = list(columns) + [c for c in entries["column"].unique() if c not in columns]
+    per_action = (
+        entries.drop_duplicates(["column", "action", "row"])
+        .groupby(["column", "action"])
+        .size()
+        .unstack(fill_value=0)
+    )
+    hits = entries[counted].drop_duplicates(["column", "row"])
+    per_column = hits.groupby("column").size()
+    records = []
+    warnings: list[str] = []
+    for col in names:
+        row = per_action.loc[col] if col in per_action.index else {}
+        counts = {a: int(row.get(a, 0)) for a in ("dropped", "repaired", "flagged", "imputed")}
+        k = int(per_column.get(col, 0))
+        share = k / n if n else 0.0
+        records.append({"column": col, "rows": n, **counts, "share": share})
+        if share > WARN_SHARE:
+            warnings.append(
+                _warning(col, k, n, entries[counted & (entries["column"] == col)], space)
+            )
+    summary = pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
+    return summary.astype({c: np.int64 for c in SUMMARY_COLUMNS[1:-1]}), warnings
+
+
+def _warning(col: str, k: int, n: int, hit: pd.DataFrame, space: ProcessSpace) -> str:
+    by_kind = hit.drop_duplicates(["row", "kind"]).groupby("kind", sort=False)["row"].size()
+    if len(by_kind) == 1:
+        what = _PHRASES.get(by_kind.index[0], by_kind.index[0])
+    else:
+        what = ", ".join(f"{_PHRASES.get(kd, kd)} ({c})" for kd, c in by_kind.items())
+    text = f"{col}: {100 * k / n:.0f} % of rows ({k} of {n}) were {what}"
+    kinds = set(by_kind.index)
+    if col in space.units and kinds & _UNIT_KINDS:
+        text += (
+            f"; is the declared unit '{space.units[col]}' right? Declare the file's unit in the "
+            "process file's [columns] section."
+        )
+    elif kinds & {"label", "missing_label"}:
+        text += "; check the labels in the file."
+    elif kinds & {"missing", "missing_id"}:
+        text += "; check the file for empty cells."
+    else:
+        text += "."
+    return text
+
+
+# ----------------------------------------------------------------------------- entry point
+def _outlier_groups(groups: Sequence[str], space: ProcessSpace) -> list[str]:
+    """Leave the innermost declared group out of outlier centres unless it is the only one."""
+    if not space.groups:
+        return list(groups)
+    inner = space.groups[-1]
+    return [g for g in groups if g != inner] or list(groups)
+
+
 def clean(
     table: pd.DataFrame,
     policy: CleanPolicy | Mapping[str, Any] | str | None = None,
     *,
     columns: Mapping[str, str] | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> CleanResult:
     """Clean a raw batch table and return the cleaned table with an audit log.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Raw batch table: the four parameters of :data:`bayesbio.schema.PARAMETERS` are
-        required; ``batch_id``, ``yield`` and group columns are used when present. Never
-        modified.
+        Raw batch table: the space's factor columns are required; the batch id, the response
+        and group columns are used when present. Never modified.
     policy : CleanPolicy, dict or str, optional
         A :class:`CleanPolicy`, a dict of its fields (unknown keys raise ``ValueError``) or a
         name from :data:`POLICIES` (``"default"``, ``"strict"``, ``"impute"``,
         ``"impute_median"``). Default: ``CleanPolicy()``.
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}`` for tables with other column names; the result uses
-        schema names.
+        ``{user_name: space_name}`` for tables with other column names (a process file
+        declares them once in its ``[columns]`` section instead); the result uses the space's
+        names.
+    space : ProcessSpace, path to a TOML file, or None, optional
+        The process space: factor names, units, limits, response, groups and batch id, and
+        the file's own column names and units. Default: the demo process
+        (:meth:`ProcessSpace.default() <bayesbio.space.ProcessSpace.default>`).
 
     Returns
     -------
@@ -795,15 +1152,19 @@ def clean(
         ``table``: the kept rows (index labels from the input), passing
         :func:`bayesbio.schema.validate`; ``log``: one row per action with columns
         ``batch_id, row, column, action, reason, old_value, new_value`` where ``row`` is the
-        position in the input and ``action`` is ``dropped``, ``repaired``, ``flagged`` or
-        ``imputed``.
+        position in the input (missing for whole-column actions) and ``action`` is
+        ``renamed``, ``converted``, ``dropped``, ``repaired``, ``flagged`` or ``imputed``;
+        ``warnings`` and ``column_summary`` (see :class:`CleanResult`). Unpacks as
+        ``table, log``.
 
     Raises
     ------
     SchemaError
         If ``table`` is not a DataFrame, is empty, has duplicate column names, lacks a
-        parameter column, or holds values that are neither numbers nor recognised
-        number-with-unit text.
+        factor column, or holds values that are neither numbers nor numbers with a unit
+        convertible to the declared one.
+    SpaceError
+        If ``space`` is a path to a bad process file.
     ValueError
         For an invalid policy.
 
@@ -816,63 +1177,66 @@ def clean(
     True
     """
     pol = _resolve_policy(policy)
-    df = schema.rename_columns(table, columns)
-    if df.columns.duplicated().any():
-        dup = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
-        raise schema.SchemaError(f"duplicate column names {dup}; each column must appear once")
+    sp = resolve_space(space)
+    df, mapped = schema.map_columns(table, columns, space=sp)
     if len(df) == 0:
         raise schema.SchemaError("table has 0 rows; nothing to clean")
-    missing_cols = [c for c in schema.PARAMETERS if c not in df.columns]
+    params = list(sp.factor_names)
+    missing_cols = [c for c in params if c not in df.columns]
     if missing_cols:
-        lower = {str(c).lower(): c for c in df.columns}
-        near = {m: lower[m.lower()] for m in missing_cols if m.lower() in lower}
-        hint = f"; did you mean {near}?" if near else "."
         raise schema.SchemaError(
             f"missing required column(s) {missing_cols}; the table has {list(df.columns)}"
-            f"{hint} pass columns={{user_name: schema_name}} to map names"
+            + schema.missing_column_hint(missing_cols, df.columns)
         )
-    groups = list(schema.group_columns(df, pol.groups))
     if pol.groups is not None:
         absent = [g for g in pol.groups if g not in df.columns]
         if absent:
             raise schema.SchemaError(
                 f"policy groups {absent} are not columns of the table {list(df.columns)}"
             )
-    params = list(schema.PARAMETERS)
-    numeric = params + ([schema.RESPONSE] if schema.RESPONSE in df.columns else [])
+    groups = sp.group_columns(df, pol.groups)
+    response = sp.response.name
+    batch_id = sp.batch_id
+    numeric = params + ([response] if response in df.columns else [])
 
     df = df.copy(deep=True)
     original_index = df.index
     df = df.reset_index(drop=True)
-    ids = None
-    if schema.BATCH_ID in df.columns:
-        ids = df[schema.BATCH_ID].to_numpy(dtype=object)
-    state = _State(df, _Log(ids, len(df)))
+    ids = df[batch_id].to_numpy(dtype=object) if batch_id in df.columns else None
+    state = _State(df, _Log(ids, len(df)), sp)
+    for entry in mapped:
+        state.log.add_column_action(entry)
 
     for col in numeric:
         _coerce_numeric(state, col)
-    if schema.BATCH_ID in df.columns:
-        na = pd.isna(df[schema.BATCH_ID]).to_numpy()
-        state.drop(na, schema.BATCH_ID, "missing batch_id")
+    if batch_id in df.columns:
+        na = pd.isna(df[batch_id]).to_numpy()
+        state.drop(na, batch_id, f"missing {batch_id}", kind="missing_id")
     for g in groups:
         _normalize_group(state, g, pol.normalize_labels)
-    if pol.unit_repair:
-        _repair_units(state)
+    _repair_units(state, pol.unit_repair)
     _drop_impossible(state, numeric)
     _drop_duplicates(state, numeric, groups, float(pol.near_duplicate_tol))
     _handle_missing(state, params, groups, pol.missing)
-    _handle_outliers(state, params, [g for g in groups if g != "campaign"] or groups, pol)
+    _handle_outliers(state, params, _outlier_groups(groups, sp), pol)
 
     log = state.log.frame()
     kept = np.flatnonzero(state.alive)
     out = state.df.iloc[kept].copy()
     out.index = original_index[kept]
     if len(out):
+        # the columns are mapped already: validate against the space without its
+        # declarations, so a declared unit conversion is not applied twice
         out = schema.validate(
             out,
-            require_response=schema.RESPONSE in out.columns,
+            space=sp.with_changes(columns=()),
+            require_response=response in out.columns,
             groups=groups or None,
         )
+    present = [*numeric, *groups, *([batch_id] if batch_id in df.columns else [])]
+    summary, warnings = _summarise(state.log, state.n, sp, present)
     counts = log["action"].value_counts().to_dict()
     _log.info("cleaned %d rows: kept %d; actions %s", state.n, len(out), counts)
-    return CleanResult(out, log)
+    for w in warnings:
+        _log.info("%s", w)
+    return CleanResult(out, log, warnings, summary, sp)

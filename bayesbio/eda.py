@@ -3,12 +3,16 @@
 :func:`summarize` counts, missing values and min/median/max per column and group;
 :func:`plot_distributions`, :func:`plot_correlation`, :func:`plot_yield_vs_parameter` (with a
 robust LOWESS smoother, :func:`smooth`), :func:`plot_yield_vs_parameters` and
-:func:`plot_pairs` draw figures with axes labelled in schema units; :func:`run_eda` does all
-of it and optionally saves PNGs. Plot functions never call ``plt.show()``; single-panel ones
-take an optional ``ax``.
+:func:`plot_pairs` draw figures with axes labelled with the space's labels and units;
+:func:`run_eda` does all of it and optionally saves PNGs. Plot functions never call
+``plt.show()``; single-panel ones take an optional ``ax``.
+
+Every function takes ``space`` (a :class:`~bayesbio.space.ProcessSpace`, a path to its TOML
+file, or None for the default demo process): the factor names, the response, units, labels
+and group columns come from it, for any number of factors.
 
 EDA works on raw tables as well as cleaned ones: missing values are allowed and physical
-limits are not enforced (they are reported, not fixed; use :func:`bayesbio.clean.clean`).
+limits are not enforced (they are reported, not fixed; clean the table for that).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bayesbio import schema
+from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = [
     "EDAResult",
@@ -40,24 +45,32 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _STATS = ("count", "missing", "min", "median", "max", "mean", "std")
+SpaceLike = ProcessSpace | str | Path | None
 
 
 def _prepare(
-    table: pd.DataFrame, groups: Sequence[str] | None = None, *, need_response: bool = False
+    table: pd.DataFrame,
+    groups: Sequence[str] | None = None,
+    *,
+    need_response: bool = False,
+    space: ProcessSpace,
 ) -> pd.DataFrame:
     """Validate for EDA: raw data allowed.
 
-    Missing values, values beyond the physical limits and repeated batch ids pass (they are
+    Column names are mapped onto the space (declared names and units, case variants);
+    missing values, values beyond the physical limits and repeated batch ids pass (they are
     what EDA of raw data should show); a missing group label becomes ``"(missing)"``.
     """
-    df = schema.rename_columns(table, None)
-    if schema.BATCH_ID in df.columns:
-        df = df.drop(columns=schema.BATCH_ID)
-    for g in schema.group_columns(df, groups):
+    df, _ = schema.map_columns(table, space=space)
+    if space.batch_id in df.columns:
+        df = df.drop(columns=space.batch_id)
+    for g in space.group_columns(df, groups):
         if df[g].isna().any():
             df[g] = df[g].astype(object).where(df[g].notna(), "(missing)")
+    # mapped already: validate without the declarations so no unit is converted twice
     return schema.validate(
         df,
+        space=space.with_changes(columns=()),
         require_response=need_response,
         groups=groups,
         allow_missing=True,
@@ -65,8 +78,23 @@ def _prepare(
     )
 
 
-def _numeric_columns(df: pd.DataFrame) -> list[str]:
-    return [*schema.PARAMETERS, *([schema.RESPONSE] if schema.RESPONSE in df.columns else [])]
+def _numeric_columns(df: pd.DataFrame, space: ProcessSpace) -> list[str]:
+    response = space.response.name
+    return [*space.factor_names, *([response] if response in df.columns else [])]
+
+
+def _default_group(df: pd.DataFrame, group: str | None, space: ProcessSpace) -> str | None:
+    """Return the colour group: ``group`` if present, else what the default falls back to.
+
+    The default ``"scale"`` falls back to the space's outermost group present when the space
+    has no ``scale``, else to None (one cloud); another absent group is returned as given.
+    """
+    if group is None or group in df.columns:
+        return group
+    if group == "scale" and "scale" not in space.groups:
+        present = space.group_columns(df)
+        return present[0] if present else None
+    return None if group == "scale" else group
 
 
 def _check_group(df: pd.DataFrame, group: str | None, argument: str = "group") -> None:
@@ -74,8 +102,13 @@ def _check_group(df: pd.DataFrame, group: str | None, argument: str = "group") -
         raise ValueError(f"{argument}={group!r} is not a column of the table {list(df.columns)}")
 
 
-def summarize(table: pd.DataFrame, groups: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Summarise each parameter and the response, overall or per group.
+def summarize(
+    table: pd.DataFrame,
+    groups: Sequence[str] | str | None = None,
+    *,
+    space: SpaceLike = None,
+) -> pd.DataFrame:
+    """Summarise each factor and the response, overall or per group.
 
     Parameters
     ----------
@@ -83,6 +116,8 @@ def summarize(table: pd.DataFrame, groups: Sequence[str] | str | None = None) ->
         A batch table (raw or cleaned).
     groups : str or sequence of str, optional
         Group columns to summarise by. Default: one overall summary.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
@@ -93,20 +128,20 @@ def summarize(table: pd.DataFrame, groups: Sequence[str] | str | None = None) ->
     Raises
     ------
     SchemaError
-        If the table does not match the schema (missing columns, non-numeric values, a
-        missing group label).
+        If the table does not match the space (missing columns, non-numeric values).
     """
+    sp = resolve_space(space)
     if isinstance(groups, str):
         groups = [groups]
     groups = list(groups or [])
-    df = _prepare(table, groups or None)
-    cols = _numeric_columns(df)
+    df = _prepare(table, groups or None, space=sp)
+    cols = _numeric_columns(df, sp)
     long = df.melt(id_vars=groups, value_vars=cols, var_name="column", value_name="value")
     keys = [*groups, "column"]
     grouped = long.groupby(keys, sort=False)["value"]
     out = grouped.agg(["count", "min", "median", "max", "mean", "std"]).reset_index()
     out["missing"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
-    out["unit"] = out["column"].map(schema.UNITS)
+    out["unit"] = out["column"].map(sp.units)
     order = {c: i for i, c in enumerate(cols)}
     out = out.sort_values(
         [*groups, "column"], key=lambda s: s.map(order) if s.name == "column" else s
@@ -198,31 +233,36 @@ def plot_distributions(
     columns: Sequence[str] | None = None,
     group: str | None = None,
     bins: int = 30,
+    space: SpaceLike = None,
 ) -> Figure:
-    """Histograms of the parameters and the response, optionally overlaid by group.
+    """Histograms of the factors and the response, optionally overlaid by group.
 
     Parameters
     ----------
     table : pandas.DataFrame
         A batch table.
     columns : sequence of str, optional
-        Columns to draw; default the four parameters and ``yield`` when present.
+        Columns to draw; default the space's factors and its response when present.
     group : str, optional
         Group column whose levels are overlaid in each panel.
     bins : int, default 30
         Histogram bins (shared across groups in a panel).
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
     matplotlib.figure.Figure
         One panel per column, x axes labelled with units.
     """
-    df = _prepare(table)
+    sp = resolve_space(space)
+    df = _prepare(table, space=sp)
     _check_group(df, group)
-    cols = list(columns) if columns is not None else _numeric_columns(df)
-    bad = [c for c in cols if c not in _numeric_columns(df)]
+    numeric = _numeric_columns(df, sp)
+    cols = list(columns) if columns is not None else numeric
+    bad = [c for c in cols if c not in numeric]
     if bad:
-        raise ValueError(f"columns {bad} are not numeric schema columns of the table")
+        raise ValueError(f"columns {bad} are not factors or the response of the table {numeric}")
     ncol = min(3, len(cols))
     nrow = int(np.ceil(len(cols) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), squeeze=False)
@@ -236,7 +276,7 @@ def plot_distributions(
             for i, (level, sub) in enumerate(df.groupby(group, sort=True)):
                 v = sub[col].to_numpy()
                 ax.hist(v[np.isfinite(v)], bins=edges, alpha=0.5, color=f"C{i}", label=str(level))
-        ax.set_xlabel(schema.axis_label(col))
+        ax.set_xlabel(sp.axis_label(col))
         ax.set_ylabel("batches")
     for ax in list(axes.flat)[len(cols) :]:
         ax.set_visible(False)
@@ -247,9 +287,13 @@ def plot_distributions(
 
 
 def plot_correlation(
-    table: pd.DataFrame, *, method: str = "spearman", ax: Axes | None = None
+    table: pd.DataFrame,
+    *,
+    method: str = "spearman",
+    ax: Axes | None = None,
+    space: SpaceLike = None,
 ) -> Axes:
-    """Heatmap of the correlations between parameters and the response.
+    """Heatmap of the correlations between factors and the response.
 
     Parameters
     ----------
@@ -259,6 +303,8 @@ def plot_correlation(
         Correlation coefficient (pairwise complete observations).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is made if omitted.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
@@ -268,8 +314,9 @@ def plot_correlation(
     methods = ("spearman", "pearson", "kendall")
     if method not in methods:
         raise ValueError(f"method={method!r}; expected one of {methods}")
-    df = _prepare(table)
-    cols = _numeric_columns(df)
+    sp = resolve_space(space)
+    df = _prepare(table, space=sp)
+    cols = _numeric_columns(df, sp)
     data = df[cols].replace([np.inf, -np.inf], np.nan)
     std = data.std()
     varying = [c for c in cols if std[c] > 0]
@@ -279,7 +326,7 @@ def plot_correlation(
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.5))
     im = ax.imshow(corr.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
-    labels = [schema.axis_label(c) for c in cols]
+    labels = [sp.axis_label(c) for c in cols]
     ax.set_xticks(range(len(cols)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(cols)), labels)
     for i in range(len(cols)):
@@ -301,18 +348,20 @@ def plot_yield_vs_parameter(
     max_points: int = 5000,
     random_seed: int | None = 0,
     ax: Axes | None = None,
+    space: SpaceLike = None,
 ) -> Axes:
-    """Scatter of yield against one parameter, coloured by group, with a robust smoother.
+    """Scatter of the response against one factor, coloured by group, with a robust smoother.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A batch table with a ``yield`` column.
+        A batch table with the response column.
     parameter : str
-        One of :data:`bayesbio.schema.PARAMETERS`.
+        One of the space's factors.
     group : str or None, default "scale"
-        Group column for colours and one smoother per level; None (or a group column absent
-        from the table when left at its default) draws one cloud.
+        Group column for colours and one smoother per level; None draws one cloud. Left at
+        its default, a table without ``scale`` is coloured by the space's outermost group
+        present when the space declares no ``scale``, else drawn as one cloud.
     frac : float, default 0.5
         Span of the LOWESS smoother (see :func:`smooth`).
     max_points : int, default 5000
@@ -321,16 +370,18 @@ def plot_yield_vs_parameter(
         Seed of the subsample.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
     matplotlib.axes.Axes
     """
-    if parameter not in schema.PARAMETERS:
-        raise ValueError(f"parameter={parameter!r}; expected one of {list(schema.PARAMETERS)}")
-    df = _prepare(table, need_response=True)
-    if group == "scale" and group not in df.columns:
-        group = None
+    sp = resolve_space(space)
+    if parameter not in sp.factor_names:
+        raise ValueError(f"parameter={parameter!r}; expected one of {list(sp.factor_names)}")
+    df = _prepare(table, need_response=True, space=sp)
+    group = _default_group(df, group, sp)
     _check_group(df, group)
     if len(df) > max_points:
         df = df.sample(max_points, random_state=np.random.default_rng(random_seed))
@@ -339,40 +390,53 @@ def plot_yield_vs_parameter(
     levels = [(None, df)] if group is None else list(df.groupby(group, sort=True))
     for i, (level, sub) in enumerate(levels):
         x = sub[parameter].to_numpy()
-        y = sub[schema.RESPONSE].to_numpy()
+        y = sub[sp.response.name].to_numpy()
         label = "batches" if level is None else str(level)
         ax.scatter(x, y, s=8, alpha=0.4, color=f"C{i}", label=label)
         gx, gy = smooth(x, y, frac=frac, random_seed=random_seed)
         if len(gx):
             ax.plot(gx, gy, color=f"C{i}", lw=2)
-    ax.set_xlabel(schema.axis_label(parameter))
-    ax.set_ylabel(schema.axis_label(schema.RESPONSE))
+    ax.set_xlabel(sp.axis_label(parameter))
+    ax.set_ylabel(sp.axis_label(sp.response.name))
     if group is not None:
         ax.legend(title=group, fontsize="small")
     return ax
 
 
 def plot_yield_vs_parameters(
-    table: pd.DataFrame, *, group: str | None = "scale", frac: float = 0.5
+    table: pd.DataFrame,
+    *,
+    group: str | None = "scale",
+    frac: float = 0.5,
+    space: SpaceLike = None,
 ) -> Figure:
-    """One :func:`plot_yield_vs_parameter` panel per parameter.
+    """One :func:`plot_yield_vs_parameter` panel per factor (two panels a row).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A batch table with a ``yield`` column.
+        A batch table with the response column.
     group : str or None, default "scale"
         Group column for colours and smoothers.
     frac : float, default 0.5
         Span of the smoother.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
     matplotlib.figure.Figure
+        One visible panel per factor.
     """
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), squeeze=False)
-    for ax, p in zip(axes.flat, schema.PARAMETERS, strict=True):
-        plot_yield_vs_parameter(table, p, group=group, frac=frac, ax=ax)
+    sp = resolve_space(space)
+    factors = sp.factor_names
+    ncol = min(2, len(factors))
+    nrow = int(np.ceil(len(factors) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 3.75 * nrow), squeeze=False)
+    for ax, p in zip(axes.flat, factors, strict=False):
+        plot_yield_vs_parameter(table, p, group=group, frac=frac, ax=ax, space=sp)
+    for ax in list(axes.flat)[len(factors) :]:
+        ax.remove()
     fig.tight_layout()
     return fig
 
@@ -384,6 +448,7 @@ def plot_pairs(
     group: str | None = None,
     max_points: int = 2000,
     random_seed: int | None = 0,
+    space: SpaceLike = None,
 ) -> Figure:
     """Pair plot: histograms on the diagonal, scatter plots off it.
 
@@ -392,24 +457,28 @@ def plot_pairs(
     table : pandas.DataFrame
         A batch table.
     columns : sequence of str, optional
-        Columns; default the parameters and ``yield`` when present.
+        Columns; default the space's factors and its response when present.
     group : str, optional
         Group column for colours.
     max_points : int, default 2000
         At most this many points (a seeded subsample).
     random_seed : int or None, default 0
         Seed of the subsample.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    df = _prepare(table)
+    sp = resolve_space(space)
+    df = _prepare(table, space=sp)
     _check_group(df, group)
-    cols = list(columns) if columns is not None else _numeric_columns(df)
-    bad = [c for c in cols if c not in _numeric_columns(df)]
+    numeric = _numeric_columns(df, sp)
+    cols = list(columns) if columns is not None else numeric
+    bad = [c for c in cols if c not in numeric]
     if bad:
-        raise ValueError(f"columns {bad} are not numeric schema columns of the table")
+        raise ValueError(f"columns {bad} are not factors or the response of the table {numeric}")
     if len(df) > max_points:
         df = df.sample(max_points, random_state=np.random.default_rng(random_seed))
     k = len(cols)
@@ -426,9 +495,9 @@ def plot_pairs(
                     lab = None if level is None or (i, j) != (1, 0) else str(level)
                     ax.scatter(sub[cj], sub[ci], s=4, alpha=0.4, color=f"C{c}", label=lab)
             if i == k - 1:
-                ax.set_xlabel(schema.axis_label(cj), fontsize="small")
+                ax.set_xlabel(sp.axis_label(cj), fontsize="small")
             if j == 0:
-                ax.set_ylabel(schema.axis_label(ci), fontsize="small")
+                ax.set_ylabel(sp.axis_label(ci), fontsize="small")
             ax.tick_params(labelsize="x-small")
     if group is not None and k > 1:
         fig.legend(*axes[1, 0].get_legend_handles_labels(), title=group, loc="upper right")
@@ -444,7 +513,7 @@ class EDAResult(NamedTuple):
     summary : pandas.DataFrame
         :func:`summarize` by the group columns.
     figures : dict of str to matplotlib.figure.Figure
-        ``distributions``, ``correlation``, ``yield_vs_parameters`` (when the table has a
+        ``distributions``, ``correlation``, ``yield_vs_parameters`` (when the table has the
         response) and ``pairs``; with ``out_dir`` each is saved as ``<name>.png``.
     """
 
@@ -459,6 +528,7 @@ def run_eda(
     groups: Sequence[str] | None = None,
     group: str | None = "scale",
     dpi: int = 100,
+    space: SpaceLike = None,
 ) -> EDAResult:
     """Summary table and the standard EDA figures; PNGs saved when ``out_dir`` is given.
 
@@ -469,12 +539,16 @@ def run_eda(
     out_dir : str or path, optional
         Folder for ``<name>.png`` files and ``summary.csv`` (created if needed).
     groups : sequence of str, optional
-        Group columns for the summary; default those of :data:`bayesbio.schema.DEFAULT_GROUPS`
-        present except ``campaign``.
+        Group columns for the summary; default the space's group columns present except its
+        innermost one (``campaign`` in the default space: many small groups) unless it is the
+        only one.
     group : str or None, default "scale"
-        Group column for colours in the figures (ignored when absent).
+        Group column for colours in the figures (ignored when absent; see
+        :func:`plot_yield_vs_parameter` for the default).
     dpi : int, default 100
         Resolution of saved PNGs.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Returns
     -------
@@ -482,19 +556,25 @@ def run_eda(
         ``summary`` and ``figures``. With ``out_dir``, ``out_dir/<figure name>.png`` and
         ``out_dir/summary.csv`` are written. The caller closes the figures.
     """
-    df = _prepare(table)
+    sp = resolve_space(space)
+    df = _prepare(table, space=sp)
+    # the table is mapped now: the figures below read it against the bare space
+    bare = sp.with_changes(columns=())
     if groups is None:
-        groups = [g for g in schema.group_columns(df) if g != "campaign"]
+        present = sp.group_columns(df)
+        inner = sp.groups[-1] if sp.groups else None
+        groups = [g for g in present if g != inner] or present
+    group = _default_group(df, group, sp)
     if group is not None and group not in df.columns:
         group = None
-    summary = summarize(df, groups)
+    summary = summarize(df, groups, space=bare)
     figures: dict[str, Figure] = {
-        "distributions": plot_distributions(df, group=group),
-        "correlation": plot_correlation(df).figure,
+        "distributions": plot_distributions(df, group=group, space=bare),
+        "correlation": plot_correlation(df, space=bare).figure,
     }
-    if schema.RESPONSE in df.columns:
-        figures["yield_vs_parameters"] = plot_yield_vs_parameters(df, group=group)
-    figures["pairs"] = plot_pairs(df, group=group)
+    if sp.response.name in df.columns:
+        figures["yield_vs_parameters"] = plot_yield_vs_parameters(df, group=group, space=bare)
+    figures["pairs"] = plot_pairs(df, group=group, space=bare)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

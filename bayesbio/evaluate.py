@@ -2,14 +2,20 @@
 
 :func:`compare` fits every model on exactly the same folds (built once by :func:`make_folds`
 and recorded in ``Comparison.folds``) and scores the held-out batches. It relies only on the
-model protocol (``docs/ARCHITECTURE.md``): ``fit(table)``, ``predict``, and where present
-``predict_interval`` (coverage and width of the 50 % and 90 % intervals) and ``predict_draws``
-(CRPS, via :func:`scoringrules.crps_ensemble`). Plain scikit-learn regressors are scored on
-RMSE, MAE and R² using the four parameters as features.
+model protocol (``docs/ARCHITECTURE.md``, :class:`~bayesbio.models.protocol.YieldModel`):
+``fit(table)``, ``predict``, and where present ``predict_interval`` (coverage and width of the
+50 % and 90 % intervals) and ``predict_draws`` (CRPS, via :func:`scoringrules.crps_ensemble`).
+Plain scikit-learn regressors are scored on RMSE, MAE and R² using the space's factors as
+features.
 
-Held-out batches whose group levels (scale, site, campaign) were all seen in training are
-predicted with ``kind="existing"``; the others with ``kind="new_group"`` (when the model's
-methods take ``kind``).
+Factor, response, group and batch-id names come from the process space: the ``space=``
+argument, else the space the models were built with (``space`` constructor argument), else
+the default space. Every model must share it; a fitted model's ``space_`` is checked against
+it.
+
+Held-out batches whose group labels (e.g. scale, site, campaign) were all seen in training
+are predicted with ``kind="existing"``; the others (a held-out site in a leave-one-group-out
+fold) with ``kind="new_group"`` (when the model's methods take ``kind``).
 
 Warnings raised while fitting or predicting (e.g. a ``ConvergenceWarning`` from the Bayesian
 model) are recorded in ``Comparison.warnings`` and re-issued to the caller, also when folds
@@ -24,6 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
@@ -37,6 +44,8 @@ from sklearn.base import clone
 from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
 
 from bayesbio import schema
+from bayesbio.models.protocol import YieldModel
+from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = [
     "POINT_METRICS",
@@ -217,13 +226,15 @@ class Fold(NamedTuple):
     repeat: int
 
 
-def _default_group_column(table: pd.DataFrame) -> str:
-    for column in ("site", "scale", *schema.DEFAULT_GROUPS):
+def _default_group_column(table: pd.DataFrame, space: ProcessSpace) -> str:
+    """``site``, else ``scale`` when the space has them, else its first group with >= 2 levels."""
+    preferred = [g for g in ("site", "scale") if g in space.groups]
+    for column in (*preferred, *space.groups):
         if column in table.columns and table[column].nunique() >= 2:
             return column
     raise ValueError(
-        "cv='group' needs a group column with at least 2 levels (site or scale); pass "
-        "group_column=..."
+        f"cv='group' needs a group column with at least 2 levels among the space's groups "
+        f"{list(space.groups)}; pass group_column=..."
     )
 
 
@@ -237,6 +248,7 @@ def make_folds(
     group_column: str | None = None,
     train_sizes: Sequence[int] | None = None,
     random_seed: int | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> list[Fold]:
     """Build train/test splits once, so that every model can be given the same ones.
 
@@ -258,12 +270,15 @@ def make_folds(
     test_size : float, default 0.25
         Held-out share for ``"split"`` and ``"learning_curve"``.
     group_column : str, optional
-        Group column for ``"group"``; default ``site`` (else ``scale``).
+        Group column for ``"group"``; default ``site`` (else ``scale``) when the space has
+        them, else the space's first group column with at least 2 levels.
     train_sizes : sequence of int, optional
         Learning-curve training sizes; default 10, 20, 40, 80, ... up to the batches left
         after the held-out set.
     random_seed : int, optional
         Seed for shuffling.
+    space : ProcessSpace, path or None, optional
+        The process space (group columns, response name); None: the default space.
 
     Returns
     -------
@@ -275,6 +290,7 @@ def make_folds(
     ValueError
         For an unknown scheme or impossible sizes, naming the argument.
     """
+    sp = resolve_space(space)
     n = len(table)
     rng = np.random.default_rng(random_seed)
     schemes: list[Any] = [cv] if isinstance(cv, str) or hasattr(cv, "split") else list(cv)
@@ -285,7 +301,8 @@ def make_folds(
     folds: list[Fold] = []
     for scheme in schemes:
         if not isinstance(scheme, str) and hasattr(scheme, "split"):
-            y = table[schema.RESPONSE] if schema.RESPONSE in table.columns else None
+            response = sp.response.name
+            y = table[response] if response in table.columns else None
             for i, (tr, te) in enumerate(scheme.split(table, y)):
                 folds.append(Fold("custom", f"f{i}", np.asarray(tr), np.asarray(te), 0))
             continue
@@ -305,7 +322,7 @@ def make_folds(
                 r, k = divmod(i, n_splits)
                 folds.append(Fold("kfold", f"r{r}k{k}", tr, te, r))
         elif scheme == "group":
-            column = group_column or _default_group_column(table)
+            column = group_column or _default_group_column(table, sp)
             if column not in table.columns:
                 raise schema.SchemaError(
                     f"group_column '{column}' is not a column of the table {list(table.columns)}"
@@ -337,8 +354,9 @@ def make_folds(
     return folds
 
 
-def _folds_frame(folds: Sequence[Fold], table: pd.DataFrame) -> pd.DataFrame:
-    ids = table[schema.BATCH_ID].to_numpy() if schema.BATCH_ID in table.columns else None
+def _folds_frame(folds: Sequence[Fold], table: pd.DataFrame, space: ProcessSpace) -> pd.DataFrame:
+    batch_id = space.batch_id
+    ids = table[batch_id].to_numpy() if batch_id in table.columns else None
     parts = []
     for f in folds:
         for role, rows in (("train", f.train), ("test", f.test)):
@@ -353,7 +371,7 @@ def _folds_frame(folds: Sequence[Fold], table: pd.DataFrame) -> pd.DataFrame:
                 }
             )
             if ids is not None:
-                part[schema.BATCH_ID] = ids[rows]
+                part[batch_id] = ids[rows]
             parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -367,7 +385,16 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
 
 
 def _is_protocol(model: Any) -> bool:
-    return hasattr(model, "predict_interval") or hasattr(model, "predict_draws")
+    """Whether ``model`` is fitted on the batch table (the bayesbio model protocol).
+
+    A fitted model is checked against :class:`YieldModel`; an unfitted clone has no
+    ``space_``/``training_table_`` yet, so it is recognised by its predictive methods.
+    """
+    return (
+        isinstance(model, YieldModel)
+        or hasattr(model, "predict_interval")
+        or hasattr(model, "predict_draws")
+    )
 
 
 def _seed_model(model: Any, seed: int) -> None:
@@ -377,11 +404,54 @@ def _seed_model(model: Any, seed: int) -> None:
             model.set_params(**{key: seed})
 
 
-def _kind_subsets(model: Any, train: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str, Any]]:
+def _model_space(model: Any) -> ProcessSpace | None:
+    """Return the space a model was built with (its ``space`` argument); None if unset.
+
+    Per-fold clones are refitted, so a fitted model's ``space_`` does not bind them.
+    """
+    get_params = getattr(model, "get_params", None)
+    params = get_params(deep=False) if callable(get_params) else {}
+    value = params.get("space")
+    return None if value is None else resolve_space(value)
+
+
+def _resolve_comparison_space(
+    models: Mapping[str, Any], space: ProcessSpace | str | Path | None
+) -> tuple[ProcessSpace, bool]:
+    """Return the comparison's space and whether models without one are to be given it."""
+    declared = {name: _model_space(m) for name, m in models.items()}
+    declared = {k: v for k, v in declared.items() if v is not None}
+    if space is not None:
+        sp = resolve_space(space)
+    elif declared:
+        sp = next(iter(declared.values()))
+    else:
+        return ProcessSpace.default(), False
+    other = sorted(k for k, v in declared.items() if v.fingerprint != sp.fingerprint)
+    if other:
+        raise ValueError(
+            f"models {other} were built for another process space than the comparison's "
+            f"({sp.name!r}, factors {list(sp.factor_names)}); give every model the same space"
+        )
+    return sp, True
+
+
+def _assign_space(model: Any, space: ProcessSpace) -> None:
+    params = model.get_params(deep=False)
+    if "space" in params and params["space"] is None:
+        model.set_params(space=space)
+
+
+def _kind_subsets(
+    model: Any, train: pd.DataFrame, test: pd.DataFrame, space: ProcessSpace
+) -> list[tuple[str, Any]]:
     """Split held-out rows into those whose groups were all seen in training and the rest."""
     groups = getattr(model, "groups_", None)
     if groups is None:
-        groups = schema.group_columns(train, model.get_params(deep=False).get("groups"))
+        spec = getattr(model, "spec_", None)
+        groups = spec.get("groups") if isinstance(spec, Mapping) else None
+    if groups is None:
+        groups = space.group_columns(train, model.get_params(deep=False).get("groups"))
     seen = np.ones(len(test), dtype=bool)
     for g in groups:
         if g in test.columns and g in train.columns:
@@ -404,31 +474,44 @@ def _evaluate_fold(
     ci_probs: Sequence[float],
     n_draws: int,
     seed: int,
+    space: ProcessSpace,
+    give_space: bool,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[warnings.WarningMessage]]:
     train = table.iloc[fold.train]
     test = table.iloc[fold.test]
-    y = test[schema.RESPONSE].to_numpy(dtype=float)
-    X = test.drop(columns=[schema.RESPONSE])
+    response = space.response.name
+    factors = list(space.factor_names)
+    y = test[response].to_numpy(dtype=float)
+    X = test.drop(columns=[response])
     est = clone(model)
     _seed_model(est, seed)
+    if give_space:
+        _assign_space(est, space)
     pred = pd.DataFrame({"row": fold.test})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
         try:
-            if _is_protocol(est):
+            protocol = _is_protocol(est)
+            if protocol:
                 est.fit(train)
+                if isinstance(est, YieldModel) and est.space_.fingerprint != space.fingerprint:
+                    raise ValueError(
+                        f"fitted on process space {est.space_.name!r} (factors "
+                        f"{list(est.space_.factor_names)}), not the comparison's "
+                        f"{space.name!r} (factors {factors})"
+                    )
             else:
-                est.fit(train[list(schema.PARAMETERS)], train[schema.RESPONSE])
+                est.fit(train[factors], train[response])
             seconds = time.perf_counter() - start
             mean = np.empty(len(test))
             bounds = {p: (np.empty(len(test)), np.empty(len(test))) for p in ci_probs}
             draws = np.empty((n_draws, len(test)))
             kinds = np.empty(len(test), dtype=object)
-            if not _is_protocol(est):
-                mean[:] = est.predict(X[list(schema.PARAMETERS)])
+            if not protocol:
+                mean[:] = est.predict(X[factors])
                 kinds[:] = "existing"
-            for kind, mask in _kind_subsets(est, train, X) if _is_protocol(est) else []:
+            for kind, mask in _kind_subsets(est, train, X, space) if protocol else []:
                 sub = X.loc[X.index[mask]]
                 kinds[mask] = kind
                 if _accepts(est.predict, "kind") or kind == "existing":
@@ -455,9 +538,9 @@ def _evaluate_fold(
         {**base, "metric": "r2", "value": r2(y, mean)},
     ]
     pred = pred.assign(**base, kind=kinds, observed=y, predicted=mean)
-    if schema.BATCH_ID in test.columns:
-        pred[schema.BATCH_ID] = test[schema.BATCH_ID].to_numpy()
-    if _is_protocol(est) and hasattr(est, "predict_interval"):
+    if space.batch_id in test.columns:
+        pred[space.batch_id] = test[space.batch_id].to_numpy()
+    if protocol and hasattr(est, "predict_interval"):
         for p in ci_probs:
             tag = f"{round(100 * p):d}"
             lo, hi = bounds[p]
@@ -465,10 +548,10 @@ def _evaluate_fold(
             pred[f"upper_{tag}"] = hi
             scores.append({**base, "metric": f"coverage_{tag}", "value": coverage(y, lo, hi)})
             scores.append({**base, "metric": f"width_{tag}", "value": interval_width(lo, hi)})
-    if _is_protocol(est) and hasattr(est, "predict_draws"):
+    if protocol and hasattr(est, "predict_draws"):
         scores.append({**base, "metric": "crps", "value": crps(y, draws)})
     scores.append({**base, "metric": "fit_seconds", "value": seconds})
-    for column in (*schema.PARAMETERS, *schema.group_columns(test)):
+    for column in (*factors, *space.group_columns(test)):
         pred[column] = test[column].to_numpy()
     return pred, scores, list(caught)
 
@@ -489,12 +572,16 @@ class Comparison:
         Every split: ``scheme, fold, repeat, train_size, role (train|test), row, batch_id``.
     warnings : pandas.DataFrame
         Warnings raised while fitting/predicting: ``model, scheme, fold, category, message``.
+    space : ProcessSpace, optional
+        The process space the comparison ran on (names, labels and units of its plots);
+        None: the default space.
     """
 
     scores: pd.DataFrame
     predictions: pd.DataFrame
     folds: pd.DataFrame
     warnings: pd.DataFrame
+    space: ProcessSpace | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -539,7 +626,7 @@ class Comparison:
 
 
 def compare(
-    models: Mapping[str, Any],
+    models: Mapping[str, YieldModel | Any],
     table: pd.DataFrame,
     *,
     cv: str | Sequence[str] | Any = "kfold",
@@ -552,6 +639,7 @@ def compare(
     n_draws: int = 400,
     random_seed: int | None = None,
     n_jobs: int | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> Comparison:
     """Fit and score every model on the same held-out folds.
 
@@ -559,11 +647,11 @@ def compare(
     ----------
     models : mapping of str to estimator
         ``{name: model}``; each is cloned per fold. Models following the bayesbio protocol
-        are fitted on the training table; other regressors on the 4 parameters. A model whose
-        ``random_state``/``random_seed`` is None gets a per-fold seed derived from
+        are fitted on the training table; other regressors on the space's factors. A model
+        whose ``random_state``/``random_seed`` is None gets a per-fold seed derived from
         ``random_seed`` (the same for every model).
     table : pandas.DataFrame
-        The (cleaned) batch table with ``yield``.
+        The (cleaned) batch table with the space's response.
     cv : str, sequence of str or splitter, default "kfold"
         Scheme(s); see :func:`make_folds`.
     n_splits, n_repeats, test_size, group_column, train_sizes
@@ -576,16 +664,21 @@ def compare(
         Seed for folds, model seeds and predictive draws.
     n_jobs : int, optional
         Parallel jobs over (model, fold) pairs (joblib); None runs sequentially.
+    space : ProcessSpace, path or None, optional
+        The process space of ``table``. Default: the space the models were built with (their
+        ``space`` argument), else the default space. Models built without a space are given
+        this one (on their per-fold clones).
 
     Returns
     -------
     Comparison
-        Scores, summary, out-of-fold predictions, folds and warnings.
+        Scores, summary, out-of-fold predictions, folds, warnings and the space.
 
     Raises
     ------
     ValueError
-        For an empty ``models``, an unknown scheme, a bad ``ci_probs`` or ``n_draws``.
+        For an empty ``models``, an unknown scheme, a bad ``ci_probs`` or ``n_draws``, or
+        models built for different process spaces.
     TypeError
         When a model lacks ``fit``/``predict``.
     """
@@ -599,7 +692,8 @@ def compare(
             raise ValueError(f"ci_probs must lie strictly between 0 and 1; got {list(ci_probs)}")
     if isinstance(n_draws, bool) or int(n_draws) < 2:
         raise ValueError(f"n_draws must be an integer >= 2; got {n_draws!r}")
-    data = schema.validate(table).reset_index(drop=True)
+    sp, give_space = _resolve_comparison_space(models, space)
+    data = schema.validate(table, space=sp).reset_index(drop=True)
     folds = make_folds(
         data,
         cv,
@@ -609,6 +703,7 @@ def compare(
         group_column=group_column,
         train_sizes=train_sizes,
         random_seed=random_seed,
+        space=sp,
     )
     rng = np.random.default_rng(random_seed)
     seeds = rng.integers(0, 2**31 - 1, size=len(folds))
@@ -618,7 +713,9 @@ def compare(
         for name, model in models.items()
     ]
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_evaluate_fold)(name, model, data, fold, tuple(ci_probs), int(n_draws), seed)
+        delayed(_evaluate_fold)(
+            name, model, data, fold, tuple(ci_probs), int(n_draws), seed, sp, give_space
+        )
         for name, model, fold, seed in tasks
     )
     preds, scores, caught = [], [], []
@@ -641,8 +738,9 @@ def compare(
     return Comparison(
         scores=pd.DataFrame(scores),
         predictions=pd.concat(preds, ignore_index=True),
-        folds=_folds_frame(folds, data),
+        folds=_folds_frame(folds, data, sp),
         warnings=warn_frame,
+        space=sp,
     )
 
 
@@ -663,10 +761,15 @@ def _axes(ax: Axes | None) -> Axes:
     return ax
 
 
-def _metric_label(metric: str) -> str:
-    units = {"rmse": "g/L", "mae": "g/L", "crps": "g/L", "width_50": "g/L", "width_90": "g/L"}
+def _space_of(comparison: Comparison) -> ProcessSpace:
+    space = getattr(comparison, "space", None)
+    return space if isinstance(space, ProcessSpace) else ProcessSpace.default()
+
+
+def _metric_label(metric: str, unit: str = "g/L") -> str:
+    in_unit = metric in ("rmse", "mae", "crps") or metric.startswith("width_")
     label = metric.upper() if metric in ("rmse", "mae", "crps") else metric.replace("_", " ")
-    return f"{label} [{units[metric]}]" if metric in units else label
+    return f"{label} [{unit}]" if in_unit else label
 
 
 def plot_scores(
@@ -712,7 +815,7 @@ def plot_scores(
     if metric.startswith("coverage_"):
         ax.axhline(int(metric.split("_")[1]) / 100, color="grey", ls="--", lw=1)
     ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel(_metric_label(metric))
+    ax.set_ylabel(_metric_label(metric, _space_of(comparison).response.unit))
     ax.set_title(f"{metric} by model ({scheme}, {s['fold'].nunique()} folds)")
     return ax
 
@@ -724,7 +827,7 @@ def plot_predicted_vs_observed(
     models: Sequence[str] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """Out-of-fold predicted vs observed yield, one colour per model.
+    """Out-of-fold predicted vs observed response, one colour per model.
 
     Parameters
     ----------
@@ -752,8 +855,9 @@ def plot_predicted_vs_observed(
     lo = float(min(p["observed"].min(), p["predicted"].min()))
     hi = float(max(p["observed"].max(), p["predicted"].max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
-    ax.set_xlabel("Observed yield [g/L]")
-    ax.set_ylabel("Predicted yield [g/L]")
+    response = _space_of(comparison).response
+    ax.set_xlabel(f"Observed {response.name} [{response.unit}]")
+    ax.set_ylabel(f"Predicted {response.name} [{response.unit}]")
     ax.legend()
     return ax
 
@@ -761,7 +865,7 @@ def plot_predicted_vs_observed(
 def plot_residuals(
     comparison: Comparison, *, model: str | None = None, scheme: str | None = None
 ) -> Figure:
-    """Out-of-fold residuals (observed - predicted) against each process parameter.
+    """Out-of-fold residuals (observed - predicted) against each factor of the space.
 
     Parameters
     ----------
@@ -775,23 +879,31 @@ def plot_residuals(
     Returns
     -------
     matplotlib.figure.Figure
-        A 2 x 2 panel figure, one panel per parameter.
+        One panel per factor, two per row (2 x 2 for the default space); labels and units
+        from the comparison's space.
     """
     scheme = _scheme(comparison, scheme)
+    space = _space_of(comparison)
     p = comparison.predictions
     p = p[p["scheme"] == scheme]
     names = [model] if model is not None else list(dict.fromkeys(p["model"]))
-    fig, axs = plt.subplots(2, 2, figsize=(9, 6), sharey=True, layout="constrained")
-    for ax, parameter in zip(axs.ravel(), schema.PARAMETERS, strict=True):
+    k = space.k
+    ncols = 1 if k == 1 else 2
+    nrows = math.ceil(k / ncols)
+    fig, axs = plt.subplots(
+        nrows, ncols, figsize=(4.5 * ncols, 3 * nrows), sharey=True, layout="constrained"
+    )
+    flat = np.atleast_1d(axs).ravel()
+    for ax, factor in zip(flat, space.factor_names, strict=False):
         for name in names:
             sub = p[p["model"] == name]
-            ax.scatter(
-                sub[parameter], sub["observed"] - sub["predicted"], s=10, alpha=0.6, label=name
-            )
+            ax.scatter(sub[factor], sub["observed"] - sub["predicted"], s=10, alpha=0.6, label=name)
         ax.axhline(0.0, color="grey", lw=1)
-        ax.set_xlabel(schema.axis_label(parameter))
-        ax.set_ylabel("Residual [g/L]")
-    axs[0, 0].legend()
+        ax.set_xlabel(space.axis_label(factor))
+        ax.set_ylabel(f"Residual [{space.response.unit}]")
+    for ax in flat[k:]:
+        ax.set_visible(False)
+    flat[0].legend()
     return fig
 
 
@@ -831,6 +943,6 @@ def plot_learning_curve(
         )
     ax.set_xscale("log")
     ax.set_xlabel("Training batches")
-    ax.set_ylabel(_metric_label(metric))
+    ax.set_ylabel(_metric_label(metric, _space_of(comparison).response.unit))
     ax.legend()
     return ax

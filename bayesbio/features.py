@@ -3,23 +3,29 @@
 The pieces compose into :class:`YieldFeatures`, the design the LASSO and Random Forest
 baselines use:
 
-* :class:`DomainScaler` standardises the process parameters and remembers each centre and
+* :class:`DomainScaler` standardises the process factors and remembers each centre and
   scale in domain units, so coefficients can be mapped back (``inverse_transform``).
-* :class:`PolynomialTerms` adds quadratic and pairwise interaction terms.
+* :class:`PolynomialTerms` adds quadratic and pairwise interaction terms (none for a single
+  factor).
 * :class:`GroupEncoder` encodes group columns (scale, site, campaign): one-hot when a column
   has few levels, cross-fitted target encoding (:class:`sklearn.preprocessing.TargetEncoder`)
-  when it has many, so the encoding of a training batch never uses that batch's own yield.
+  when it has many, so the encoding of a training batch never uses that batch's own response.
+
+Factor names, units, the response and the group columns come from a
+:class:`~bayesbio.space.ProcessSpace` (constructor argument ``space``; None: the default demo
+process; the fitted one is ``space_``), for any number of factors k >= 1.
 
 All transformers take and return :class:`pandas.DataFrame` objects, work inside
 :class:`sklearn.pipeline.Pipeline` and implement ``get_feature_names_out``. Group levels not
 seen in training fall back to the reference encoding: all zeros for one-hot columns, the
-training mean yield for target-encoded columns.
+training mean response for target-encoded columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -30,6 +36,7 @@ from sklearn.preprocessing import OneHotEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from bayesbio import schema
+from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = ["DomainScaler", "GroupEncoder", "PolynomialTerms", "YieldFeatures"]
 
@@ -50,31 +57,37 @@ def _require_columns(X: pd.DataFrame, columns: Sequence[str], who: str) -> None:
         )
 
 
-def _default_parameters(X: pd.DataFrame, groups: Sequence[str] = ()) -> list[str]:
-    """Return the schema parameters present, else the numeric non-response, non-group columns."""
-    present = [p for p in schema.PARAMETERS if p in X.columns]
+def _default_parameters(
+    X: pd.DataFrame, space: ProcessSpace, groups: Sequence[str] = ()
+) -> list[str]:
+    """Return the space's factors present, else the numeric non-response, non-group columns."""
+    present = [p for p in space.factor_names if p in X.columns]
     if present:
         return present
     return [
         c
         for c in X.columns
-        if c not in (schema.RESPONSE, *groups)
+        if c not in (space.response.name, *groups)
         and pd.api.types.is_numeric_dtype(X[c])
         and not pd.api.types.is_bool_dtype(X[c])
     ]
 
 
 class DomainScaler(TransformerMixin, BaseEstimator):
-    """Standardise process parameters, remembering centre and scale in domain units.
+    """Standardise process factors, remembering centre and scale in domain units.
 
     Parameters
     ----------
     columns : sequence of str, optional
-        Columns to standardise. Default: the schema parameters present in the table (or, when
-        none is present, every numeric column except ``yield``).
+        Columns to standardise. Default: the space's factors present in the table (or, when
+        none is present, every numeric column except the response).
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
 
     Attributes
     ----------
+    space_ : ProcessSpace
+        The resolved process space.
     columns_ : list of str
         Standardised columns, in output order.
     center_ : pandas.Series
@@ -90,8 +103,14 @@ class DomainScaler(TransformerMixin, BaseEstimator):
     values are in standard deviations and what one SD is in domain units.
     """
 
-    def __init__(self, columns: Sequence[str] | None = None):
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        space: ProcessSpace | str | Path | None = None,
+    ):
         self.columns = columns
+        self.space = space
 
     def fit(self, X: pd.DataFrame, y: object = None) -> Self:
         """Learn centre and scale of each column.
@@ -108,17 +127,19 @@ class DomainScaler(TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         X = _require_frame(X, "DomainScaler")
-        cols = list(self.columns) if self.columns is not None else _default_parameters(X)
+        sp = resolve_space(self.space)
+        cols = list(self.columns) if self.columns is not None else _default_parameters(X, sp)
         if not cols:
             raise ValueError("DomainScaler: no numeric parameter columns to standardise")
         _require_columns(X, cols, "DomainScaler")
         values = X[cols].astype("float64")
         scale = values.std(ddof=1) if len(values) > 1 else pd.Series(1.0, index=cols)
         scale = scale.fillna(1.0).where(scale > 1e-12, 1.0)
+        self.space_ = sp
         self.columns_ = cols
         self.center_ = values.mean()
         self.scale_ = scale
-        self.units_ = {c: schema.UNITS.get(c, "") for c in cols}
+        self.units_ = {c: sp.units.get(c, "") for c in cols}
         self.n_features_in_ = len(cols)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
         return self
@@ -186,6 +207,8 @@ class DomainScaler(TransformerMixin, BaseEstimator):
 
 class PolynomialTerms(TransformerMixin, BaseEstimator):
     """Add quadratic (``p^2``) and pairwise interaction (``p*q``) terms to numeric columns.
+
+    Works for any number of columns; a single column gets no interaction terms.
 
     Parameters
     ----------
@@ -287,7 +310,9 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     columns : sequence of str, optional
-        Group columns. Default: those of ``schema.DEFAULT_GROUPS`` present.
+        Group columns. Default: the space's group columns present.
+    space : ProcessSpace, path or None, optional
+        The process space: its groups and response (the default target).
     max_onehot : int, default 8
         Columns with at most this many levels are one-hot encoded; others are target
         encoded (needs ``y``).
@@ -298,6 +323,8 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    space_ : ProcessSpace
+        The resolved process space.
     columns_ : list of str
         Encoded columns.
     encoding_ : dict of str to str
@@ -308,31 +335,35 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
     Notes
     -----
     ``fit_transform`` returns the cross-fitted target encoding (each training row encoded by
-    a model that did not see its yield); ``transform`` uses the encoder fitted on all rows.
-    Unseen levels map to zeros (one-hot) or the training mean yield (target encoding).
+    a model that did not see its response); ``transform`` uses the encoder fitted on all rows.
+    Unseen levels map to zeros (one-hot) or the training mean response (target encoding).
     """
 
     def __init__(
         self,
         columns: Sequence[str] | None = None,
         *,
+        space: ProcessSpace | str | Path | None = None,
         max_onehot: int = 8,
         cv: int = 5,
         random_state: int | None = None,
     ):
         self.columns = columns
+        self.space = space
         self.max_onehot = max_onehot
         self.cv = cv
         self.random_state = random_state
 
     def _plan(self, X: pd.DataFrame, y: object) -> tuple[list[str], np.ndarray | None]:
         X = _require_frame(X, "GroupEncoder")
-        cols = schema.group_columns(X, self.columns)
+        sp = resolve_space(self.space)
+        cols = sp.group_columns(X, self.columns)
         if self.columns is not None:
             _require_columns(X, list(self.columns), "GroupEncoder")
-        if y is None and schema.RESPONSE in X.columns:
-            y = X[schema.RESPONSE]
+        if y is None and sp.response.name in X.columns:
+            y = X[sp.response.name]
         y_arr = None if y is None else np.asarray(y, dtype=float).ravel()
+        self.space_ = sp
         self.columns_ = cols
         self.encoding_ = {}
         for c in cols:
@@ -361,7 +392,7 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
         X : pandas.DataFrame
             The batch table.
         y : array-like, optional
-            Target for target encoding; default the table's ``yield`` column.
+            Target for target encoding; default the table's response column.
 
         Returns
         -------
@@ -381,7 +412,7 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
         X : pandas.DataFrame
             The batch table.
         y : array-like, optional
-            Target; default the table's ``yield`` column.
+            Target; default the table's response column.
         **fit_params : ignored
 
         Returns
@@ -461,17 +492,19 @@ class GroupEncoder(TransformerMixin, BaseEstimator):
 
 
 class YieldFeatures(TransformerMixin, BaseEstimator):
-    """The baseline design: standardised parameters, polynomial terms and group encodings.
+    """The baseline design: standardised factors, polynomial terms and group encodings.
 
     Parameters
     ----------
     parameters : sequence of str, optional
-        Numeric columns. Default: the schema parameters present (or every numeric column
-        except ``yield`` and the groups when none is present).
+        Numeric columns. Default: the space's factors present (or every numeric column
+        except the response and the groups when none is present).
     groups : sequence of str, optional
-        Group columns. Default: those of ``schema.DEFAULT_GROUPS`` present; ``()`` for none.
+        Group columns. Default: the space's group columns present; ``()`` for none.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
     standardize : bool, default True
-        Standardise parameters (:class:`DomainScaler`) before building terms.
+        Standardise factors (:class:`DomainScaler`) before building terms.
     quadratic : bool, default True
         Add squared terms.
     interactions : bool, default True
@@ -483,6 +516,8 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    space_ : ProcessSpace
+        The resolved process space.
     scaler_ : DomainScaler or None
         Centre/scale of each parameter in domain units (None when ``standardize=False``).
     poly_ : PolynomialTerms
@@ -498,6 +533,7 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
         *,
         parameters: Sequence[str] | None = None,
         groups: Sequence[str] | None = None,
+        space: ProcessSpace | str | Path | None = None,
         standardize: bool = True,
         quadratic: bool = True,
         interactions: bool = True,
@@ -506,6 +542,7 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
     ):
         self.parameters = parameters
         self.groups = groups
+        self.space = space
         self.standardize = standardize
         self.quadratic = quadratic
         self.interactions = interactions
@@ -514,7 +551,9 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
 
     def _numeric(self, X: pd.DataFrame, fitting: bool) -> pd.DataFrame:
         if fitting:
-            self.scaler_ = DomainScaler(self.parameters_) if self.standardize else None
+            self.scaler_ = (
+                DomainScaler(self.parameters_, space=self.space_) if self.standardize else None
+            )
             if self.scaler_ is not None:
                 return self.scaler_.fit_transform(X)
         if self.scaler_ is not None:
@@ -532,7 +571,7 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
         X : pandas.DataFrame
             The batch table.
         y : array-like, optional
-            Target; default the table's ``yield`` column.
+            Target; default the table's response column.
         **fit_params : ignored
 
         Returns
@@ -541,21 +580,25 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
             The design matrix, indexed like ``X``.
         """
         X = _require_frame(X, "YieldFeatures")
-        groups = schema.group_columns(X, self.groups)
+        sp = resolve_space(self.space)
+        groups = sp.group_columns(X, self.groups)
         if self.groups is not None:
             _require_columns(X, list(self.groups), "YieldFeatures")
         params = (
-            list(self.parameters) if self.parameters is not None else _default_parameters(X, groups)
+            list(self.parameters)
+            if self.parameters is not None
+            else _default_parameters(X, sp, groups)
         )
         _require_columns(X, params, "YieldFeatures")
         if not params:
-            raise ValueError("YieldFeatures: no numeric parameter columns found")
+            raise ValueError("YieldFeatures: no numeric factor columns found")
+        self.space_ = sp
         self.parameters_ = params
         numeric = self._numeric(X, fitting=True)
         self.poly_ = PolynomialTerms(quadratic=self.quadratic, interactions=self.interactions)
         terms = self.poly_.fit_transform(numeric)
         self.groups_ = GroupEncoder(
-            groups, max_onehot=self.max_onehot, random_state=self.random_state
+            groups, space=sp, max_onehot=self.max_onehot, random_state=self.random_state
         )
         encoded = self.groups_.fit_transform(X, y)
         self.n_features_in_ = len(params) + len(groups)
@@ -570,7 +613,7 @@ class YieldFeatures(TransformerMixin, BaseEstimator):
         X : pandas.DataFrame
             The batch table.
         y : array-like, optional
-            Target; default the table's ``yield`` column.
+            Target; default the table's response column.
 
         Returns
         -------

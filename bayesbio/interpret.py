@@ -1,20 +1,24 @@
-"""Influential parameters and optimal ranges from fitted yield models.
+"""Influential factors and optimal ranges from fitted yield models, for any process space.
 
 * :func:`permutation_importance`: increase of held-out RMSE when one column is shuffled, on
   the folds of :func:`bayesbio.evaluate.make_folds` (sklearn's ``permutation_importance``).
 * :func:`lasso_coefficients`: LASSO coefficients per standardised term and back in domain
-  units (the raw polynomial in s, degC, pH, % air sat.); :func:`parameter_effects`: the local
-  slope per unit and the effect of a +1 SD change of each parameter, for any model.
+  units (the raw polynomial in the factors' units); :func:`parameter_effects`: the local
+  slope per unit and the effect of a +1 SD change of each factor, for any model.
 * :func:`partial_dependence`: partial dependence and ICE curves (``sklearn.inspection``).
 * :func:`influence` and :func:`plot_influence`: all of the above side by side, one table and
   one figure.
-* :func:`argmax_setpoint` and :func:`optimal_range`: the baseline recommender (maximise the
+* :func:`argmax_setpoint` and :func:`optimal_range`: the baseline recommender (optimise the
   mean prediction within operating ranges; no risk, no uncertainty; compare
-  :mod:`bayesbio.recommend`).
+  :mod:`bayesbio.recommend`). Bounds, fixed factors and the target group are resolved by the
+  same functions as :func:`bayesbio.recommend.recommend`.
 * :func:`linear_vs_nonlinear`: the proposal's linear vs non-linear comparison, as a table and
   a generated paragraph.
 
-All functions use only the model protocol (``predict``, ``training_table_``) unless stated.
+Factors, units, operating ranges and the response (its name, unit and direction) come from
+the model's process space ``model.space_`` (see :mod:`bayesbio.space`), or from the ``space``
+argument where a function reads a batch table. All functions use only the model protocol
+(``predict``, ``training_table_``, ``space_``) unless stated.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,7 +39,19 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from bayesbio import schema
+from bayesbio._recommend_core import (
+    Constraints,
+    model_groups,
+    model_space,
+    resolve_constraints,
+    resolve_group,
+)
+from bayesbio.checks import make_rng
 from bayesbio.evaluate import Comparison, compare, make_folds
+from bayesbio.space import ProcessSpace, resolve_space
+
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
 
 __all__ = [
     "Influence",
@@ -50,28 +67,29 @@ __all__ = [
     "plot_influence",
 ]
 
+#: Most candidate grid points of :func:`argmax_setpoint` (the grid is coarsened for many factors).
+_MAX_GRID = 20_000
 
-def _fitted_table(model: Any) -> pd.DataFrame:
+
+def _fitted_table(model: YieldModel | Any) -> pd.DataFrame:
     check_is_fitted(model, "training_table_")
     return model.training_table_
 
 
-def _model_groups(model: Any) -> list[str]:
-    groups = getattr(model, "groups_", None)
-    if groups is None:
-        groups = schema.group_columns(_fitted_table(model), model.get_params().get("groups"))
-    return list(groups)
-
-
-def _reference_group(model: Any, group: Mapping[str, Any] | None) -> dict[str, str]:
-    """Group levels for predictions: ``group`` where given, else the most common level."""
+def _model_groups(model: YieldModel | Any) -> list[str]:
     table = _fitted_table(model)
-    groups = _model_groups(model)
-    group = dict(group or {})
-    unknown = [g for g in group if g not in groups]
-    if unknown:
-        raise ValueError(f"group: unknown group column(s) {unknown}; the model uses {groups}")
-    return {g: str(group.get(g, table[g].value_counts().index[0])) for g in groups}
+    return model_groups(model, table, model_space(model))
+
+
+def _reference_group(model: YieldModel | Any, group: Mapping[str, Any] | None) -> dict[str, str]:
+    """Group levels for predictions: ``group`` where given, else the most common level.
+
+    Shared with :func:`bayesbio.recommend.recommend`: an unknown group column or a label not
+    seen in training is a ValueError naming the known ones.
+    """
+    table = _fitted_table(model)
+    full, _, _ = resolve_group(table, _model_groups(model), group, allow_new=False, fill="overall")
+    return full
 
 
 def _frame(values: np.ndarray, group: Mapping[str, str], columns: Sequence[str]) -> pd.DataFrame:
@@ -79,6 +97,27 @@ def _frame(values: np.ndarray, group: Mapping[str, str], columns: Sequence[str])
     for g, level in group.items():
         frame[g] = level
     return frame
+
+
+def _unit(space: ProcessSpace, factor: str) -> str:
+    """Return the factor's unit as a word ("pH unit"; "unit" when dimensionless)."""
+    unit = space.units.get(factor, "")
+    key = unit.strip().lower()
+    if key in ("ph", "ph unit", "ph units"):
+        return "pH unit"
+    if key in ("", "-", "--", "1", "dimensionless"):
+        return "unit"
+    return unit
+
+
+def _with_space(est: Any, space: ProcessSpace | None) -> Any:
+    """Give a cloned estimator the caller's space when it takes one and has none."""
+    if space is None or not hasattr(est, "get_params"):
+        return est
+    params = est.get_params(deep=False)
+    if "space" in params and params["space"] is None:
+        est.set_params(space=space)
+    return est
 
 
 # ---- importance and effects ------------------------------------------------------------------
@@ -91,15 +130,17 @@ def permutation_importance(
     n_repeats: int = 5,
     group_column: str | None = None,
     random_seed: int | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> pd.DataFrame:
     """Permutation importance on held-out folds: RMSE increase when a column is shuffled.
 
     Parameters
     ----------
     models : mapping of str to estimator
-        ``{name: model}`` following the model protocol; cloned and refitted per fold.
+        ``{name: model}`` following the model protocol; cloned and refitted per fold (a model
+        taking a ``space`` argument left at None is given ``space``).
     table : pandas.DataFrame
-        The batch table with ``yield``.
+        The batch table with the response.
     cv : str, default "kfold"
         Fold scheme (see :func:`bayesbio.evaluate.make_folds`; one scheme).
     n_splits : int, default 5
@@ -110,34 +151,38 @@ def permutation_importance(
         For ``cv="group"``.
     random_seed : int, optional
         Seed for folds, models and shuffles.
+    space : ProcessSpace, path or None, optional
+        The process space of ``table``; None: the default space.
 
     Returns
     -------
     pandas.DataFrame
         Tidy: ``model, fold, feature, importance, sd`` with importance the mean increase of
-        RMSE in g/L (features: the 4 parameters and the model's group columns).
+        RMSE in the response's unit (features: the model's factors and group columns).
     """
-    data = schema.validate(table).reset_index(drop=True)
+    sp = resolve_space(space)
+    data = schema.validate(table, space=sp).reset_index(drop=True)
     folds = make_folds(
-        data, cv, n_splits=n_splits, group_column=group_column, random_seed=random_seed
+        data, cv, n_splits=n_splits, group_column=group_column, random_seed=random_seed, space=sp
     )
-    rng = np.random.default_rng(random_seed)
+    rng = make_rng(random_seed)
     rows = []
     for fold in folds:
         seed = int(rng.integers(2**31 - 1))
         train, test = data.iloc[fold.train], data.iloc[fold.test]
         for name, model in models.items():
-            est = clone(model)
+            est = _with_space(clone(model), sp if space is not None else None)
             params = est.get_params(deep=False)
             for key in ("random_state", "random_seed"):
                 if key in params and params[key] is None:
                     est.set_params(**{key: seed})
             est.fit(train)
-            features = [*schema.PARAMETERS, *_model_groups(est)]
+            est_space = model_space(est)
+            features = [*est_space.factor_names, *_model_groups(est)]
             result = inspection.permutation_importance(
                 est,
                 test[features],
-                test[schema.RESPONSE],
+                test[est_space.response.name],
                 scoring="neg_root_mean_squared_error",
                 n_repeats=n_repeats,
                 random_state=seed,
@@ -155,20 +200,14 @@ def permutation_importance(
     return pd.DataFrame(rows)
 
 
-def _unit(parameter: str) -> str:
-    unit = schema.UNITS.get(parameter, "")
-    if unit:
-        return unit
-    return "pH unit" if parameter == "ph" else "unit"
-
-
-def lasso_coefficients(model: Any) -> pd.DataFrame:
+def lasso_coefficients(model: YieldModel | Any) -> pd.DataFrame:
     """LASSO coefficients per standardised term and per domain unit.
 
     The fitted model is ``intercept + sum(beta_t * term_t(z))`` with ``z = (x - centre) /
-    scale`` per parameter. Expanding it in the raw parameters gives the same surface as a
-    polynomial in domain units; ``coef_domain`` holds those coefficients (g/L per unit for
-    linear terms, per unit² for squares, per unit·unit for interactions, g/L for groups).
+    scale`` per factor. Expanding it in the raw factors gives the same surface as a
+    polynomial in domain units; ``coef_domain`` holds those coefficients (response unit per
+    factor unit for linear terms, per unit² for squares, per unit·unit for interactions, the
+    response unit for groups).
 
     Parameters
     ----------
@@ -182,12 +221,20 @@ def lasso_coefficients(model: Any) -> pd.DataFrame:
         ``unit``, ``selected`` (non-zero).
     """
     check_is_fitted(model, "coef_")
+    space = model_space(model)
+    resp = space.response.unit or space.response.name
     scaler = model.features_.scaler_
     if scaler is None:
         raise ValueError("lasso_coefficients needs standardised features (standardize=True)")
     c, s = scaler.center_, scaler.scale_
     coef = model.coef_
     params = list(scaler.columns_)
+    # term tokens may be factor names or their short names
+    factor_of = {f.name: f.name for f in space.factors} | {f.short: f.name for f in space.factors}
+
+    def unit(p: str) -> str:
+        return _unit(space, factor_of.get(p, p))
+
     domain: dict[str, float] = {}
     units: dict[str, str] = {}
     intercept = model.intercept_
@@ -196,7 +243,7 @@ def lasso_coefficients(model: Any) -> pd.DataFrame:
         b = float(coef.get(f"{p}^2", 0.0))
         if f"{p}^2" in coef.index:
             domain[f"{p}^2"] = b / s[p] ** 2
-            units[f"{p}^2"] = f"g/L per ({_unit(p)})²"
+            units[f"{p}^2"] = f"{resp} per ({unit(p)})²"
             linear[p] -= 2 * b * c[p] / s[p] ** 2
             intercept += b * c[p] ** 2 / s[p] ** 2
         intercept -= float(coef.get(p, 0.0)) * c[p] / s[p]
@@ -206,15 +253,15 @@ def lasso_coefficients(model: Any) -> pd.DataFrame:
             continue
         b = float(coef[name])
         domain[name] = b / (s[p] * s[q])
-        units[name] = f"g/L per ({_unit(p)}·{_unit(q)})"
+        units[name] = f"{resp} per ({unit(p)}·{unit(q)})"
         linear[p] -= b * c[q] / (s[p] * s[q])
         linear[q] -= b * c[p] / (s[p] * s[q])
         intercept += b * c[p] * c[q] / (s[p] * s[q])
     for p in params:
         domain[p] = linear[p]
-        units[p] = f"g/L per {_unit(p)}"
+        units[p] = f"{resp} per {unit(p)}"
     rows = [
-        {"term": "intercept", "coef_std": model.intercept_, "coef_domain": intercept, "unit": "g/L"}
+        {"term": "intercept", "coef_std": model.intercept_, "coef_domain": intercept, "unit": resp}
     ]
     for term in coef.index:
         rows.append(
@@ -222,7 +269,7 @@ def lasso_coefficients(model: Any) -> pd.DataFrame:
                 "term": term,
                 "coef_std": float(coef[term]),
                 "coef_domain": domain.get(term, float(coef[term])),
-                "unit": units.get(term, "g/L"),
+                "unit": units.get(term, resp),
             }
         )
     out = pd.DataFrame(rows).set_index("term")
@@ -231,28 +278,32 @@ def lasso_coefficients(model: Any) -> pd.DataFrame:
     return out
 
 
-def parameter_effects(model: Any, *, group: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Local effect of each parameter at the centre of the training data, in domain units.
+def parameter_effects(
+    model: YieldModel | Any, *, group: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Local effect of each factor at the centre of the training data, in domain units.
 
     Parameters
     ----------
     model : estimator
-        A fitted model following the protocol.
+        A fitted model following the protocol; its factors come from ``model.space_``.
     group : mapping of str to str, optional
         Group levels to predict for; default the most common training level of each.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by parameter: ``centre`` and ``sd`` (training mean and SD, domain units),
-        ``slope_per_unit`` (central difference of the mean prediction over ±0.25 SD, g/L per
-        unit; exact for the quadratic :class:`~bayesbio.models.LassoYield`, where it is the
-        linear coefficient over the SD),
-        ``effect_1sd`` (predicted change from the centre to centre + 1 SD, g/L) and ``unit``.
+        Indexed by factor (``parameter``): ``centre`` and ``sd`` (training mean and SD, domain
+        units), ``slope_per_unit`` (central difference of the mean prediction over ±0.25 SD,
+        response unit per factor unit; exact for the quadratic
+        :class:`~bayesbio.models.LassoYield`, where it is the linear coefficient over the SD),
+        ``effect_1sd`` (predicted change from the centre to centre + 1 SD) and ``unit``.
     """
     table = _fitted_table(model)
+    space = model_space(model)
     levels = _reference_group(model, group)
-    params = list(schema.PARAMETERS)
+    params = list(space.factor_names)
+    resp = space.response.unit or space.response.name
     centre = table[params].mean()
     sd = table[params].std(ddof=1)
     rows = []
@@ -272,14 +323,14 @@ def parameter_effects(model: Any, *, group: Mapping[str, Any] | None = None) -> 
                 "sd": sd[p],
                 "slope_per_unit": (pred[1] - pred[0]) / (2 * h),
                 "effect_1sd": pred[2] - mid,
-                "unit": f"g/L per {_unit(p)}",
+                "unit": f"{resp} per {_unit(space, p)}",
             }
         )
     return pd.DataFrame(rows).set_index("parameter")
 
 
 def partial_dependence(
-    model: Any,
+    model: YieldModel | Any,
     table: pd.DataFrame | None = None,
     *,
     parameters: Sequence[str] | None = None,
@@ -287,18 +338,19 @@ def partial_dependence(
     ice_rows: int = 50,
     random_seed: int | None = None,
 ) -> pd.DataFrame:
-    """Partial dependence and ICE curves over the 5-95 % range of each parameter.
+    """Partial dependence and ICE curves over the 5-95 % range of each factor.
 
     Parameters
     ----------
     model : estimator
-        A fitted model following the protocol.
+        A fitted model following the protocol (a scikit-learn regressor); its factors come
+        from ``model.space_``.
     table : pandas.DataFrame, optional
         Rows to average over; default the model's training table.
     parameters : sequence of str, optional
-        Parameters; default all four.
+        Factors; default all of the model's space.
     grid_resolution : int, default 20
-        Grid points per parameter.
+        Grid points per factor.
     ice_rows : int, default 50
         Rows (randomly chosen) drawn as ICE curves; the average uses all rows.
     random_seed : int, optional
@@ -307,16 +359,20 @@ def partial_dependence(
     Returns
     -------
     pandas.DataFrame
-        Tidy: ``parameter, value, kind ("average"|"individual"), line, yield`` (g/L); ``line``
-        is the row position for ICE curves and -1 for the average.
+        Tidy: ``parameter, value, kind ("average"|"individual"), line`` and the predicted
+        response in a column named after it (``space.response.name``, e.g. ``yield``);
+        ``line`` is the row position for ICE curves and -1 for the average.
     """
+    space = model_space(model)
+    factors = list(space.factor_names)
+    response = space.response.name
     table = _fitted_table(model) if table is None else table
-    parameters = list(parameters or schema.PARAMETERS)
-    bad = [p for p in parameters if p not in schema.PARAMETERS]
+    parameters = list(parameters or factors)
+    bad = [p for p in parameters if p not in factors]
     if bad:
-        raise ValueError(f"parameters: unknown {bad}; choose from {list(schema.PARAMETERS)}")
-    X = table[[*schema.PARAMETERS, *_model_groups(model)]].reset_index(drop=True)
-    rng = np.random.default_rng(random_seed)
+        raise ValueError(f"parameters: unknown {bad}; choose from the factors {factors}")
+    X = table[[*factors, *_model_groups(model)]].reset_index(drop=True)
+    rng = make_rng(random_seed)
     ice = np.sort(rng.choice(len(X), size=min(ice_rows, len(X)), replace=False))
     parts = []
     for p in parameters:
@@ -331,7 +387,7 @@ def partial_dependence(
                     "value": grid,
                     "kind": "average",
                     "line": -1,
-                    "yield": result["average"][0],
+                    response: result["average"][0],
                 }
             )
         )
@@ -344,11 +400,13 @@ def partial_dependence(
                         "value": grid,
                         "kind": "individual",
                         "line": int(r),
-                        "yield": individual[r],
+                        response: individual[r],
                     }
                 )
             )
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["response"] = response
+    return out
 
 
 @dataclass
@@ -358,10 +416,10 @@ class Influence:
     Attributes
     ----------
     table : pandas.DataFrame
-        Indexed by parameter; columns ``(measure, model)``: ``permutation`` (held-out RMSE
-        increase, g/L), ``permutation_se``, ``pd_range`` (max - min of the partial dependence,
-        g/L), ``effect_1sd`` (g/L), ``slope_per_unit`` (g/L per unit) and ``rank`` (by
-        permutation importance, 1 = most influential).
+        Indexed by factor (``parameter``); columns ``(measure, model)``: ``permutation``
+        (held-out RMSE increase, response unit), ``permutation_se``, ``pd_range`` (max - min
+        of the partial dependence), ``effect_1sd`` and ``slope_per_unit`` (response unit per
+        factor unit) and ``rank`` (by permutation importance, 1 = most influential).
     permutation : pandas.DataFrame
         Output of :func:`permutation_importance`.
     partial_dependence : pandas.DataFrame
@@ -370,6 +428,8 @@ class Influence:
         Output of :func:`parameter_effects`, with a ``model`` column.
     coefficients : dict of str to pandas.DataFrame
         :func:`lasso_coefficients` for each LASSO model.
+    space : ProcessSpace or None
+        The process space (labels and units for :func:`plot_influence`; None: default).
     """
 
     table: pd.DataFrame
@@ -377,6 +437,7 @@ class Influence:
     partial_dependence: pd.DataFrame
     effects: pd.DataFrame
     coefficients: dict[str, pd.DataFrame]
+    space: ProcessSpace | None = None
 
 
 def influence(
@@ -388,8 +449,9 @@ def influence(
     n_repeats: int = 5,
     grid_resolution: int = 20,
     random_seed: int | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> Influence:
-    """Which parameters matter: permutation importance, effects and partial dependence.
+    """Which factors matter: permutation importance, effects and partial dependence.
 
     Parameters
     ----------
@@ -397,7 +459,7 @@ def influence(
         ``{name: model}``; refitted on held-out folds (importance) and on the whole table
         (effects, partial dependence, LASSO coefficients).
     table : pandas.DataFrame
-        The batch table with ``yield``.
+        The batch table with the response.
     cv : str, default "kfold"
         Fold scheme for permutation importance.
     n_splits : int, default 5
@@ -408,24 +470,37 @@ def influence(
         Partial-dependence grid points.
     random_seed : int, optional
         Seed.
+    space : ProcessSpace, path or None, optional
+        The process space of ``table``; None: the default space.
 
     Returns
     -------
     Influence
         The side-by-side table and the pieces.
     """
-    data = schema.validate(table).reset_index(drop=True)
+    sp = resolve_space(space)
+    data = schema.validate(table, space=sp).reset_index(drop=True)
     perm = permutation_importance(
-        models, data, cv=cv, n_splits=n_splits, n_repeats=n_repeats, random_seed=random_seed
+        models,
+        data,
+        cv=cv,
+        n_splits=n_splits,
+        n_repeats=n_repeats,
+        random_seed=random_seed,
+        space=space,
     )
     pds, effects, coefs, columns = [], [], {}, {}
+    factors = list(sp.factor_names)
     for name, model in models.items():
-        est = clone(model)
+        est = _with_space(clone(model), sp if space is not None else None)
         params = est.get_params(deep=False)
         for key in ("random_state", "random_seed"):
             if key in params and params[key] is None:
                 est.set_params(**{key: random_seed})
         est.fit(data)
+        est_space = model_space(est)
+        factors = list(est_space.factor_names)
+        response = est_space.response.name
         pdp = partial_dependence(
             est, data, grid_resolution=grid_resolution, ice_rows=30, random_seed=random_seed
         ).assign(model=name)
@@ -434,16 +509,16 @@ def influence(
         effects.append(eff)
         if hasattr(est, "coef_") and getattr(est.features_, "scaler_", None) is not None:
             coefs[name] = lasso_coefficients(est)
-        p = perm[(perm["model"] == name) & perm["feature"].isin(schema.PARAMETERS)]
+        p = perm[(perm["model"] == name) & perm["feature"].isin(factors)]
         stats = p.groupby("feature")["importance"].agg(["mean", "std", "count"])
-        avg = pdp[pdp["kind"] == "average"].groupby("parameter")["yield"]
+        avg = pdp[pdp["kind"] == "average"].groupby("parameter")[response]
         columns[("permutation", name)] = stats["mean"]
         columns[("permutation_se", name)] = stats["std"] / np.sqrt(stats["count"])
         columns[("pd_range", name)] = avg.max() - avg.min()
         columns[("effect_1sd", name)] = eff["effect_1sd"]
         columns[("slope_per_unit", name)] = eff["slope_per_unit"]
         columns[("rank", name)] = stats["mean"].rank(ascending=False, method="min")
-    wide = pd.DataFrame(columns).reindex(list(schema.PARAMETERS))
+    wide = pd.DataFrame(columns).reindex(factors)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns, names=["measure", "model"])
     wide.index.name = "parameter"
     return Influence(
@@ -452,6 +527,7 @@ def influence(
         partial_dependence=pd.concat(pds, ignore_index=True),
         effects=pd.concat(effects).reset_index(),
         coefficients=coefs,
+        space=sp,
     )
 
 
@@ -467,19 +543,30 @@ def plot_influence(result: Influence) -> Figure:
     -------
     matplotlib.figure.Figure
         Top row: held-out permutation importance (± SE) and effect of +1 SD, grouped by
-        parameter; bottom row: partial dependence (lines) with ICE curves (faint) per
-        parameter, one colour per model.
+        factor; below: partial dependence (lines) with ICE curves (faint) per factor (up to
+        four per row), one colour per model. Labels and units from ``result.space``.
     """
-    fig = plt.figure(figsize=(12, 7), layout="constrained")
-    axd = fig.subplot_mosaic([["perm", "perm", "eff", "eff"], list(schema.PARAMETERS)])
+    space = result.space or ProcessSpace.default()
+    factors = [str(p) for p in result.table.index]
+    r = space.response
+    resp = r.name if r.name in result.partial_dependence.columns else "yield"
+    unit = f" [{r.unit}]" if r.unit else ""
+    ncol = min(4, max(1, len(factors)))
+    nrow = -(-len(factors) // ncol)
+    fig = plt.figure(figsize=(max(12.0, 3.0 * ncol), 3.5 * (1 + nrow)), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, float(nrow)])
+    ax_perm, ax_eff = top.subplots(1, 2)
+    pd_axes = bottom.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in pd_axes[len(factors) :]:
+        ax.set_visible(False)
     models = list(dict.fromkeys(result.partial_dependence["model"]))
-    x = np.arange(len(schema.PARAMETERS))
+    x = np.arange(len(factors))
     width = 0.8 / max(len(models), 1)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, name in enumerate(models):
         col = colors[i % len(colors)]
         t = result.table
-        axd["perm"].bar(
+        ax_perm.bar(
             x + i * width,
             t[("permutation", name)],
             width,
@@ -487,69 +574,74 @@ def plot_influence(result: Influence) -> Figure:
             label=name,
             color=col,
         )
-        axd["eff"].bar(x + i * width, t[("effect_1sd", name)], width, label=name, color=col)
+        ax_eff.bar(x + i * width, t[("effect_1sd", name)], width, label=name, color=col)
         pdp = result.partial_dependence[result.partial_dependence["model"] == name]
-        for p in schema.PARAMETERS:
-            ax = axd[p]
+        for ax, p in zip(pd_axes, factors, strict=False):
             sub = pdp[pdp["parameter"] == p]
             for _, line in sub[sub["kind"] == "individual"].groupby("line"):
-                ax.plot(line["value"], line["yield"], color=col, alpha=0.08, lw=0.8)
+                ax.plot(line["value"], line[resp], color=col, alpha=0.08, lw=0.8)
             avg = sub[sub["kind"] == "average"]
-            ax.plot(avg["value"], avg["yield"], color=col, lw=2, label=name)
-            ax.set_xlabel(schema.axis_label(p))
-    for key, label in (("perm", "Held-out RMSE increase [g/L]"), ("eff", "Effect of +1 SD [g/L]")):
-        axd[key].set_xticks(
-            x + 0.4 - width / 2, [schema.axis_label(p) for p in schema.PARAMETERS], fontsize=8
-        )
-        axd[key].set_ylabel(label)
-        axd[key].axhline(0.0, color="grey", lw=0.8)
-    axd["perm"].legend()
-    axd[schema.PARAMETERS[0]].set_ylabel("Predicted yield [g/L]")
+            ax.plot(avg["value"], avg[resp], color=col, lw=2, label=name)
+            ax.set_xlabel(space.axis_label(p))
+    for ax, label in (
+        (ax_perm, f"Held-out RMSE increase{unit}"),
+        (ax_eff, f"Effect of +1 SD{unit}"),
+    ):
+        ax.set_xticks(x + 0.4 - width / 2, [space.axis_label(p) for p in factors], fontsize=8)
+        ax.set_ylabel(label)
+        ax.axhline(0.0, color="grey", lw=0.8)
+    ax_perm.legend()
+    for row in range(nrow):
+        pd_axes[row * ncol].set_ylabel(f"Predicted {r.axis_label}")
     return fig
 
 
 # ---- baseline recommender --------------------------------------------------------------------
-def _check_space(
-    bounds: Mapping[str, tuple[float, float]], fixed: Mapping[str, float] | None
-) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
-    unknown = [k for k in bounds if k not in (*schema.PARAMETERS, schema.RESPONSE)]
-    if unknown:
-        raise ValueError(f"bounds: unknown parameter(s) {unknown}; use {list(schema.PARAMETERS)}")
-    full = {p: tuple(map(float, bounds.get(p, schema.BOUNDS[p]))) for p in schema.PARAMETERS}
-    for p, (lo, hi) in full.items():
-        if not lo < hi:
-            raise ValueError(f"bounds['{p}'] = {(lo, hi)}: low must be below high")
-    fixed = dict(fixed or {})
-    unknown = [k for k in fixed if k not in schema.PARAMETERS]
-    if unknown:
-        raise ValueError(f"fixed: unknown parameter(s) {unknown}; use {list(schema.PARAMETERS)}")
-    return full, {k: float(v) for k, v in fixed.items()}
+@dataclass
+class _Search:
+    """Resolved search for the baseline recommender (all arrays in the space's factor order)."""
+
+    space: ProcessSpace
+    levels: dict[str, str]
+    lo: np.ndarray
+    hi: np.ndarray
+    free: list[int]
+    fixed: dict[int, float]
 
 
-def _space(
-    model: Any,
+def _search(
+    model: YieldModel | Any,
     group: Mapping[str, Any] | None,
-    bounds: Mapping[str, tuple[float, float]],
+    bounds: Mapping[str, tuple[float, float]] | None,
     fixed: Mapping[str, float] | None,
-) -> tuple[dict[str, str], list[str], np.ndarray, np.ndarray, dict[str, float]]:
+) -> _Search:
+    """Resolve group, bounds and fixed factors with the functions :func:`recommend` uses."""
+    space = model_space(model)
     levels = _reference_group(model, group)
-    full, fixed = _check_space(bounds, fixed)
-    free = [p for p in schema.PARAMETERS if p not in fixed]
-    lo = np.array([full[p][0] for p in free])
-    hi = np.array([full[p][1] for p in free])
-    return levels, free, lo, hi, fixed
+    if bounds is not None and not isinstance(bounds, Mapping):
+        raise ValueError(
+            f"bounds must be a mapping from factor names {list(space.factor_names)} to "
+            f"(low, high), got {type(bounds).__name__}"
+        )
+    # a response entry (as in space.bounds when the response has a typical range) is ignored
+    bounds = {k: v for k, v in (bounds or {}).items() if k != space.response.name}
+    res = resolve_constraints(
+        Constraints(bounds=bounds, fixed=fixed, guard=False), space, prefix=""
+    )
+    free = [int(j) for j in res.free]
+    return _Search(space, levels, res.lo, res.hi, free, dict(res.fixed))
 
 
-def _predictor(
-    model: Any, levels: Mapping[str, str], free: Sequence[str], fixed: Mapping[str, float]
-):
+def _predictor(model: YieldModel | Any, s: _Search, columns: Sequence[int]):
+    """Return ``predict(points)`` for points over the factors ``columns`` (others fixed)."""
+    names = list(s.space.factor_names)
+
     def predict(points: np.ndarray) -> np.ndarray:
         points = np.atleast_2d(points)
-        frame = pd.DataFrame(points, columns=list(free))
-        for p, v in fixed.items():
-            frame[p] = v
-        frame = frame[list(schema.PARAMETERS)]
-        for g, level in levels.items():
+        full = np.tile(s.lo, (len(points), 1))
+        full[:, list(columns)] = points
+        frame = pd.DataFrame(full, columns=names)
+        for g, level in s.levels.items():
             frame[g] = level
         return np.asarray(model.predict(frame), dtype=float)
 
@@ -559,6 +651,9 @@ def _predictor(
 def _candidates(
     lo: np.ndarray, hi: np.ndarray, grid: int, n_random: int, rng: np.random.Generator
 ) -> np.ndarray:
+    if len(lo):
+        while grid > 2 and grid ** len(lo) > _MAX_GRID:
+            grid -= 1
     axes = [np.linspace(a, b, grid) for a, b in zip(lo, hi, strict=True)]
     points = np.array(list(product(*axes))) if len(axes) else np.empty((1, 0))
     if n_random and len(lo):
@@ -567,10 +662,10 @@ def _candidates(
 
 
 def argmax_setpoint(
-    model: Any,
+    model: YieldModel | Any,
     *,
     group: Mapping[str, Any] | None = None,
-    bounds: Mapping[str, tuple[float, float]] = schema.BOUNDS,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
     fixed: Mapping[str, float] | None = None,
     grid: int = 7,
     n_random: int = 500,
@@ -578,27 +673,31 @@ def argmax_setpoint(
     maxiter: int = 30,
     random_seed: int | None = None,
 ) -> pd.Series:
-    """Setpoint that maximises the model's mean predicted yield within operating ranges.
+    """Setpoint with the best mean predicted response within the operating ranges.
 
-    A grid (``grid`` points per free parameter) plus ``n_random`` uniform points is
-    evaluated in one call; the ``popsize`` best seed a bounded differential evolution
-    (:func:`scipy.optimize.differential_evolution`, vectorised: one model call per
-    generation), which refines locally without gradients, so it also works for the
-    piecewise-constant forest.
+    The best is the largest mean prediction, or the smallest for a response the model's space
+    declares to minimise. A grid (``grid`` points per free factor, coarsened for many
+    factors) plus ``n_random`` uniform points is evaluated in one call; the ``popsize`` best
+    seed a bounded differential evolution (:func:`scipy.optimize.differential_evolution`,
+    vectorised: one model call per generation), which refines locally without gradients, so
+    it also works for the piecewise-constant forest.
 
     Parameters
     ----------
     model : estimator
-        A fitted model following the protocol.
+        A fitted model following the protocol; factors, operating ranges and the response
+        direction come from ``model.space_``.
     group : mapping of str to str, optional
         Group levels (e.g. ``{"scale": "2000L", "site": "B"}``); group columns not given take
-        the most common training level.
-    bounds : mapping of str to (float, float), default schema.BOUNDS
-        Search range per parameter (missing ones: ``schema.BOUNDS``).
+        their most common training level. An unknown column or a label not seen in training
+        is a ValueError naming the known ones.
+    bounds : mapping of str to (float, float), optional
+        Search range per factor, intersected with its operating range (``space.bounds``) and
+        within its physical limits; factors not named keep their operating range.
     fixed : mapping of str to float, optional
-        Parameters held at a value.
+        Factors held at a value (added to those the space fixes).
     grid : int, default 7
-        Grid points per free parameter.
+        Grid points per free factor.
     n_random : int, default 500
         Extra uniform random candidates.
     popsize : int, default 20
@@ -611,16 +710,20 @@ def argmax_setpoint(
     Returns
     -------
     pandas.Series
-        The 4 parameters (domain units) and ``yield`` (predicted mean, g/L); ``attrs["group"]``
-        holds the group levels used.
+        The factors (domain units) and the response (predicted mean, named
+        ``space.response.name``); ``attrs["group"]`` holds the group levels used,
+        ``attrs["direction"]`` the response direction.
     """
-    levels, free, lo, hi, fixed = _space(model, group, bounds, fixed)
-    predict = _predictor(model, levels, free, fixed)
-    rng = np.random.default_rng(random_seed)
+    s = _search(model, group, bounds, fixed)
+    sgn = 1.0 if s.space.response.maximise else -1.0
+    free = s.free
+    lo, hi = s.lo[free], s.hi[free]
+    predict = _predictor(model, s, free)
+    rng = make_rng(random_seed)
     points = _candidates(lo, hi, grid, n_random, rng)
-    values = predict(points)
+    values = sgn * predict(points)
     order = np.argsort(-values)
-    best_x, best_y = points[order[0]], float(values[order[0]])
+    best_x, best_u = points[order[0]], float(values[order[0]])
     if free and maxiter > 0:
         span = hi - lo
         # differential evolution seeded with the best candidates: evaluates a whole
@@ -629,7 +732,7 @@ def argmax_setpoint(
         if len(init) < 5:
             init = np.vstack([init, rng.uniform(0.0, 1.0, size=(5 - len(init), len(free)))])
         res = optimize.differential_evolution(
-            lambda u: -predict((lo[:, None] + u * span[:, None]).T),
+            lambda u: -sgn * predict((lo[:, None] + u * span[:, None]).T),
             [(0.0, 1.0)] * len(free),
             init=init,
             maxiter=maxiter,
@@ -641,43 +744,47 @@ def argmax_setpoint(
             rng=rng,
         )
         x = lo + np.clip(res.x, 0.0, 1.0) * span
-        y = float(predict(x)[0])
-        if y > best_y:
-            best_x, best_y = x, y
-    values_by_name = dict(zip(free, best_x, strict=True)) | fixed
-    out = pd.Series({p: float(values_by_name[p]) for p in schema.PARAMETERS}, name="setpoint")
-    out[schema.RESPONSE] = best_y
-    out.attrs["group"] = levels
+        u = float(sgn * predict(x)[0])
+        if u > best_u:
+            best_x, best_u = x, u
+    setpoint = s.lo.copy()
+    setpoint[free] = best_x
+    names = list(s.space.factor_names)
+    out = pd.Series(dict(zip(names, map(float, setpoint), strict=True)), name="setpoint")
+    out[s.space.response.name] = sgn * best_u
+    out.attrs["group"] = s.levels
+    out.attrs["direction"] = s.space.response.direction
     return out
 
 
 def optimal_range(
-    model: Any,
+    model: YieldModel | Any,
     *,
     group: Mapping[str, Any] | None = None,
-    bounds: Mapping[str, tuple[float, float]] = schema.BOUNDS,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
     fixed: Mapping[str, float] | None = None,
     tolerance: float = 0.05,
     resolution: int = 41,
     n_random: int = 4000,
     random_seed: int | None = None,
 ) -> pd.DataFrame:
-    """Ranges of each parameter where predicted yield is within ``tolerance`` of the maximum.
+    """Ranges of each factor where the predicted response is within ``tolerance`` of the best.
 
     Parameters
     ----------
     model : estimator
-        A fitted model following the protocol.
+        A fitted model following the protocol (factors and direction from ``model.space_``).
     group : mapping of str to str, optional
         Group levels (see :func:`argmax_setpoint`).
-    bounds : mapping of str to (float, float), default schema.BOUNDS
-        Search range per parameter.
+    bounds : mapping of str to (float, float), optional
+        Search range per factor (see :func:`argmax_setpoint`).
     fixed : mapping of str to float, optional
-        Parameters held at a value.
+        Factors held at a value.
     tolerance : float, default 0.05
-        Relative shortfall allowed: yield >= (1 - tolerance) x maximum predicted yield.
+        Relative shortfall allowed: response >= (1 - tolerance) x best predicted response
+        when maximising, <= (1 + tolerance) x best when minimising (relative to ``|best|``).
     resolution : int, default 41
-        Points of each one-parameter profile.
+        Points of each one-factor profile.
     n_random : int, default 4000
         Uniform points used for the joint region.
     random_seed : int, optional
@@ -686,35 +793,39 @@ def optimal_range(
     Returns
     -------
     pandas.DataFrame
-        Indexed by parameter: ``optimum``; ``low``/``high``, the contiguous range along the
-        profile through the optimum (other parameters at their optimum); ``joint_low``/
-        ``joint_high``, the extent of all sampled setpoints within tolerance (other
-        parameters free); ``unit``. ``attrs`` hold ``max_yield``, ``threshold``, ``group``.
+        Indexed by factor (``parameter``): ``optimum``; ``low``/``high``, the contiguous range
+        along the profile through the optimum (other factors at their optimum);
+        ``joint_low``/``joint_high``, the extent of all sampled setpoints within tolerance
+        (other factors free); ``unit``. ``attrs`` hold ``best`` (the best predicted mean;
+        also as ``max_yield``), ``threshold``, ``direction`` and ``group``.
     """
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1); got {tolerance!r}")
-    levels, _, _, _, fixed_vals = _space(model, group, bounds, fixed)
-    best = argmax_setpoint(model, group=levels, bounds=bounds, fixed=fixed, random_seed=random_seed)
-    predict = _predictor(model, levels, list(schema.PARAMETERS), {})
-    ymax = float(best[schema.RESPONSE])
-    threshold = ymax - tolerance * abs(ymax)
-    full, _ = _check_space(bounds, fixed)
-    opt = best[list(schema.PARAMETERS)].to_numpy(dtype=float)
-    rng = np.random.default_rng(random_seed)
+    s = _search(model, group, bounds, fixed)
+    space = s.space
+    names = list(space.factor_names)
+    sgn = 1.0 if space.response.maximise else -1.0
+    best = argmax_setpoint(
+        model, group=s.levels, bounds=bounds, fixed=fixed, random_seed=random_seed
+    )
+    predict = _predictor(model, s, range(space.k))
+    ybest = float(best[space.response.name])
+    threshold = ybest - sgn * tolerance * abs(ybest)
+    opt = best[names].to_numpy(dtype=float)
+    rng = make_rng(random_seed)
     joint = np.tile(opt, (n_random, 1))
-    for j, p in enumerate(schema.PARAMETERS):
-        if p not in fixed_vals:
-            joint[:, j] = rng.uniform(*full[p], size=n_random)
-    inside = joint[predict(joint) >= threshold]
+    for j in s.free:
+        joint[:, j] = rng.uniform(s.lo[j], s.hi[j], size=n_random)
+    inside = joint[sgn * predict(joint) >= sgn * threshold]
     rows = []
-    for j, p in enumerate(schema.PARAMETERS):
-        if p in fixed_vals:
-            low = high = fixed_vals[p]
+    for j, p in enumerate(names):
+        if j in s.fixed:
+            low = high = s.fixed[j]
         else:
-            grid = np.unique(np.append(np.linspace(*full[p], resolution), opt[j]))
+            grid = np.unique(np.append(np.linspace(s.lo[j], s.hi[j], resolution), opt[j]))
             points = np.tile(opt, (grid.size, 1))
             points[:, j] = grid
-            ok = predict(points) >= threshold - 1e-12
+            ok = sgn * predict(points) >= sgn * threshold - 1e-12
             k = int(np.argmin(np.abs(grid - opt[j])))
             a = b = k
             while a > 0 and ok[a - 1]:
@@ -732,11 +843,17 @@ def optimal_range(
                 "high": high,
                 "joint_low": min(jl, low),
                 "joint_high": max(jh, high),
-                "unit": schema.UNITS[p],
+                "unit": space.units[p],
             }
         )
     out = pd.DataFrame(rows).set_index("parameter")
-    out.attrs.update(max_yield=ymax, threshold=threshold, group=levels)
+    out.attrs.update(
+        best=ybest,
+        max_yield=ybest,
+        threshold=threshold,
+        direction=space.response.direction,
+        group=s.levels,
+    )
     return out
 
 
@@ -770,13 +887,14 @@ def linear_vs_nonlinear(
     n_repeats: int = 2,
     random_seed: int | None = None,
     n_jobs: int | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> LinearVsNonlinear:
     """Compare linear and non-linear yield models on identical folds and summarise in words.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        The batch table with ``yield``.
+        The batch table with the response.
     models : mapping of str to estimator, optional
         Default: ``"LASSO (linear)"`` (no squares or interactions), ``"LASSO (quadratic)"``
         and ``"Random Forest"``.
@@ -792,6 +910,9 @@ def linear_vs_nonlinear(
         Seed.
     n_jobs : int, optional
         Parallel jobs over folds.
+    space : ProcessSpace, path or None, optional
+        The process space of ``table`` (given to the default models and to
+        :func:`bayesbio.evaluate.compare`); None: the default space.
 
     Returns
     -------
@@ -800,12 +921,16 @@ def linear_vs_nonlinear(
     """
     from bayesbio.models.baselines import ForestYield, LassoYield
 
+    sp = resolve_space(space)
+    unit = f" {sp.response.unit}" if sp.response.unit else ""
     if models is None:
         models = {
             "LASSO (linear)": LassoYield(quadratic=False, interactions=False),
             "LASSO (quadratic)": LassoYield(),
             "Random Forest": ForestYield(),
         }
+        if space is not None:
+            models = {name: _with_space(m, sp) for name, m in models.items()}
     linear = linear or next(iter(models))
     if linear not in models:
         raise ValueError(f"linear: {linear!r} is not one of the models {list(models)}")
@@ -817,6 +942,7 @@ def linear_vs_nonlinear(
         n_repeats=n_repeats,
         random_seed=random_seed,
         n_jobs=n_jobs,
+        space=space,
     )
     s = comp.scores
     wide = s.pivot_table(index=["model", "fold"], columns="metric", values="value")
@@ -831,7 +957,7 @@ def linear_vs_nonlinear(
     best = str(out["rmse"].idxmin())
     lines = [
         f"On {n} {cv} folds of {len(table)} batches, the reference linear model "
-        f"'{linear}' has held-out RMSE {out.loc[linear, 'rmse']:.3g} g/L "
+        f"'{linear}' has held-out RMSE {out.loc[linear, 'rmse']:.3g}{unit} "
         f"(R² {out.loc[linear, 'r2']:.2f})."
     ]
     for name in out.index:
@@ -845,7 +971,7 @@ def linear_vs_nonlinear(
         else:
             verdict = "not distinguishable from"
         lines.append(
-            f"'{name}': RMSE {out.loc[name, 'rmse']:.3g} g/L, {d:+.3g} ± {se:.2g} g/L "
+            f"'{name}': RMSE {out.loc[name, 'rmse']:.3g}{unit}, {d:+.3g} ± {se:.2g}{unit} "
             f"(paired, ± SE) vs the linear model, i.e. {verdict} it."
         )
     lines.append(

@@ -1,20 +1,25 @@
 """Risk-aware setpoint recommendations, Bayesian design spaces and where to run the next batch.
 
 Everything here works from a fitted yield model through the model protocol only
-(``model.predict_draws``, ``model.training_table_``; ``model.diagnostics_`` and
-``model.stacking_weights_`` are read when present), so the Bayesian model and the baselines
-are handled alike.
+(``model.predict_draws``, ``model.training_table_`` and the process space ``model.space_``;
+``model.diagnostics_`` and ``model.stacking_weights_`` are read when present), so the Bayesian
+model and the baselines are handled alike, for any process space (k >= 1 factors).
 
 How a recommendation is found
 -----------------------------
-For a setpoint ``x`` the model gives ``S`` predictive draws ``y_1..y_S`` (g/L). An *objective*
-turns them into one number:
+For a setpoint ``x`` the model gives ``S`` predictive draws ``y_1..y_S`` of the response (in
+its unit, e.g. g/L). An *objective* turns them into one number:
 
-* ``"mean"`` -- expected yield;
+* ``"mean"`` -- expected response;
 * ``"quantile"`` -- the ``risk`` quantile (default the 10th percentile of a new batch);
 * ``"prob_spec"`` -- ``P(y >= spec)``;
 * ``"cvar"`` (default) -- the mean of the worst ``risk`` fraction of draws (lower-tail
   conditional value at risk, a risk-averse expected utility).
+
+For a response the space declares ``direction = "minimise"`` (an impurity, a cost) every
+objective turns around: the mean is minimised, ``"quantile"`` minimises the upper ``1 - risk``
+quantile, ``"prob_spec"`` maximises ``P(y <= spec)`` and ``"cvar"`` minimises the mean of the
+highest ``risk`` fraction of draws. Tables and plots say which.
 
 The uncertainty in the draws is what the caller switches on: the parameter posterior and the
 model structure (both inside the model's draws), new-batch noise (``noise``), a group without
@@ -33,10 +38,11 @@ setpoints (:class:`Constraints`); a recommendation outside it raises
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -45,28 +51,33 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from bayesbio import schema
 from bayesbio._recommend_core import (
     DEFAULT_MAX_DISTANCE,
     KINDS,
     OBJECTIVES,
-    PARAMS,
     QUANTILE_LEVELS,
     Constraints,
     Context,
     Evaluator,
     build_context,
-    check_choice,
     check_execution_sd,
-    check_fraction,
     distinct_top,
+    grid_resolution,
     largest_box,
     lhs,
     local_search,
     make_score,
     objective_values,
+    score_values,
     summarise,
+    support_radius,
+    validate_setpoints,
 )
+from bayesbio.checks import check_choice, check_fraction, check_int, make_rng
+from bayesbio.space import ProcessSpace
+
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -77,12 +88,14 @@ __all__ = [
     "ExtrapolationWarning",
     "ModelDiagnosticsWarning",
     "Recommendation",
+    "describe_objective",
     "design_space",
     "next_batches",
     "plot_design_space",
     "plot_recommendation",
     "plot_regret_study",
     "recommend",
+    "support_radius",
 ]
 
 _ROWS = ("recommended", "mean_optimal", "recipe")
@@ -100,44 +113,51 @@ class ModelDiagnosticsWarning(UserWarning):
 class Recommendation:
     """A recommended setpoint with its predictive summary and the mean-optimal comparison.
 
+    Response values are in the unit of the space's response (``space.response.unit``); the
+    names ``expected_yield`` etc. are kept for any response.
+
     Attributes
     ----------
     setpoint : pandas.Series
-        Recommended setpoint, domain units, indexed by parameter.
+        Recommended setpoint, domain units, indexed by factor (``space.factor_names``).
     objective : str
-        Objective maximised (see :data:`OBJECTIVES`); ``risk`` is its level.
+        Objective optimised (see :data:`OBJECTIVES`); ``risk`` is its level. It is maximised,
+        or minimised for a response to minimise (see :attr:`direction`).
     objective_value : float
-        Its value at ``setpoint`` (g/L, or a probability for ``"prob_spec"``).
+        Its value at ``setpoint`` (response unit, or a probability for ``"prob_spec"``).
     expected_yield : float
-        Mean predictive yield at ``setpoint``, g/L.
+        Mean predictive response at ``setpoint``.
     quantiles : pandas.Series
-        Predictive quantiles at ``setpoint`` (index: probability levels), g/L.
+        Predictive quantiles at ``setpoint`` (index: probability levels).
     prob_spec : float or None
-        ``P(yield >= spec)`` at ``setpoint`` for a new batch (None without ``spec``).
+        ``P(meet spec)`` at ``setpoint`` for a new batch: ``P(y >= spec)``, or ``P(y <= spec)``
+        for a response to minimise (None without ``spec``).
     expected_regret : float
-        Posterior expected regret, g/L: the mean over posterior draws of (best mean yield over
-        all evaluated feasible setpoints under that draw) minus (mean yield at ``setpoint``).
-        A lower bound, as the maximum runs over a finite candidate set.
+        Posterior expected regret in the response's unit: the mean over posterior draws of
+        the gap between the best mean response over all evaluated feasible setpoints under
+        that draw and the mean response at ``setpoint``. A lower bound, as the best runs over
+        a finite candidate set.
     support_distance : dict
         Mahalanobis distance of ``setpoint`` from the training setpoints: ``"group"`` (the
         target group's mean, pooled within-group covariance; NaN for a new group) and
         ``"overall"``; ``"limit"`` is the support limit.
     mean_optimal : pandas.Series
-        The setpoint maximising expected yield under the same constraints.
+        The setpoint with the best expected response under the same constraints.
     recipe : pandas.Series
         The group's median historical setpoint (overall median for a new group).
     summary : pandas.DataFrame
         One row each for ``recommended``, ``mean_optimal`` and ``recipe``: setpoint, expected
-        yield, SD, quantiles, CVaR, P(meet spec), objective, expected regret, distances.
+        response, SD, quantiles, ``cvar`` (mean of the adverse ``risk`` tail), P(meet spec),
+        objective, expected regret, distances.
     shift : pandas.DataFrame
-        Per parameter: recommended and mean-optimal values, their difference in domain units
+        Per factor: recommended and mean-optimal values, their difference in domain units
         and in SDs of the training setpoints.
     premium : dict
-        Model-risk premium: ``delta_mean`` (expected yield given up, g/L, recommended minus
-        mean-optimal), ``delta_q10`` (change in the 10th percentile), ``delta_cvar``,
-        ``delta_prob_spec`` and ``distance_sd`` (Euclidean shift in data SDs).
+        Model-risk premium (recommended minus mean-optimal): ``delta_mean`` (expected
+        response), ``delta_q10`` and ``delta_q90`` (10th and 90th percentiles), ``delta_cvar``
+        (adverse tail), ``delta_prob_spec`` and ``distance_sd`` (Euclidean shift in data SDs).
     draws : pandas.DataFrame
-        Predictive draws (g/L) at the three setpoints, one column each.
+        Predictive draws at the three setpoints, one column each.
     group : dict
         Target group (all group columns); ``kind`` how it was predicted.
     warnings : tuple of str
@@ -145,7 +165,10 @@ class Recommendation:
     diagnostics : dict
         ``model.diagnostics_`` (and ``stacking_weights_``) when the model has them.
     settings : dict
-        The arguments used (objective, risk, spec, noise, execution SDs, draws, seed, ...).
+        The arguments used (objective, risk, spec, noise, execution SDs, draws, seed, ...) and
+        ``objective_description``.
+    space : ProcessSpace or None
+        The model's process space (None: the default space).
     """
 
     setpoint: pd.Series
@@ -169,11 +192,21 @@ class Recommendation:
     warnings: tuple[str, ...] = ()
     diagnostics: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    space: ProcessSpace | None = None
+
+    @property
+    def direction(self) -> str:
+        """``"maximise"`` or ``"minimise"``: the response direction of the space."""
+        return _space(self.space).response.direction
 
     def to_frame(self) -> pd.DataFrame:
         """Return the summary table (rows: recommended, mean_optimal, recipe)."""
+        space = _space(self.space)
+        r = space.response
         out = self.summary.copy()
-        out.attrs["units"] = "setpoints in domain units; yields in g/L"
+        out.attrs["units"] = f"setpoints in domain units; {r.name} in {r.unit}"
+        out.attrs["direction"] = r.direction
+        out.attrs["objective"] = describe_objective(self.objective, self.risk, self.spec, space)
         return out
 
     def plot(self, *, ax: Axes | None = None) -> Axes:
@@ -188,42 +221,50 @@ class DesignSpace:
     Attributes
     ----------
     spec : float
-        Yield specification, g/L.
+        Specification in the response's unit; met when ``y >= spec`` (or ``y <= spec`` for a
+        response to minimise).
     prob : float
-        Required probability ``P(yield >= spec | data)``.
+        Required probability ``P(meet spec | data)``.
     grid : pandas.DataFrame
-        Tidy grid over the search bounds (fixed parameters at their values): the parameters,
-        ``prob`` (P(meet spec)), ``expected_yield``, ``distance`` (support distance used by the
-        guard), ``supported`` and ``inside`` (``prob >= prob`` and, with the guard on,
-        supported).
+        Tidy grid over the search bounds (fixed factors at their values): the factors,
+        ``prob`` (P(meet spec)), ``expected_yield`` (expected response), ``distance`` (support
+        distance used by the guard), ``supported`` and ``inside`` (``prob >= prob`` and, with
+        the guard on, supported).
     maps : dict
-        ``{(p1, p2): DataFrame}`` for each pair of free parameters: a finer 2-D grid of
-        ``p1, p2, prob, expected_yield, supported, inside`` with the others held at
-        ``center``.
+        Slices through ``center``: ``{(f1, f2): DataFrame}`` for every pair of free factors (a
+        finer 2-D grid of ``f1, f2, prob, expected_yield, supported, inside``); with a single
+        free factor one 1-D profile ``{(f1,): DataFrame}``; empty with none.
+    slices : dict
+        For every key of ``maps``: where the slice lies, ``{factor: value}`` for the factors
+        not varied in it (held at ``center``).
     par : pandas.DataFrame
-        Proven acceptable ranges: per parameter ``low``, ``high`` (domain units), ``unit`` and
+        Proven acceptable ranges: per factor ``low``, ``high`` (domain units), ``unit`` and
         ``fixed``; the largest axis-aligned box of grid points that are all inside (NaN when
         the design space is empty).
     center : pandas.Series
-        The setpoint the 2-D maps hold the other parameters at.
+        The setpoint the slices go through.
     training : pandas.DataFrame
         The target group's training setpoints (for plots).
     group : dict
         Target group; ``kind`` how it was predicted.
     settings : dict
-        Arguments used.
+        Arguments used (``resolution`` is the one used, lowered for many free factors).
+    space : ProcessSpace or None
+        The model's process space (None: the default space).
     """
 
     spec: float
     prob: float
     grid: pd.DataFrame
-    maps: dict[tuple[str, str], pd.DataFrame]
+    maps: dict[tuple[str, ...], pd.DataFrame]
     par: pd.DataFrame
     center: pd.Series
     training: pd.DataFrame
     group: dict[str, str]
     kind: str
     settings: dict[str, Any] = field(default_factory=dict)
+    slices: dict[tuple[str, ...], dict[str, float]] = field(default_factory=dict)
+    space: ProcessSpace | None = None
 
     @property
     def share_inside(self) -> float:
@@ -234,41 +275,71 @@ class DesignSpace:
         """Return the tidy grid (see ``grid``)."""
         return self.grid.copy()
 
-    def plot(self, *, pairs: Sequence[tuple[str, str]] | None = None) -> Figure:
-        """Plot the 2-D maps; see :func:`plot_design_space`."""
+    def plot(self, *, pairs: Sequence[tuple[str, ...]] | None = None) -> Figure:
+        """Plot the slices; see :func:`plot_design_space`."""
         return plot_design_space(self, pairs=pairs)
 
 
 # -- argument checks ---------------------------------------------------------------------------
+def _space(space: ProcessSpace | None) -> ProcessSpace:
+    return ProcessSpace.default() if space is None else space
+
+
 def _seed(random_seed: int | np.random.Generator | None) -> tuple[np.random.Generator, int]:
-    rng = np.random.default_rng(random_seed)
+    rng = make_rng(random_seed)
     return rng, int(rng.integers(2**31 - 1))
 
 
-def _check_spec(spec: Any, objective: str | None) -> float | None:
+def _check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float | None:
+    r = space.response
+    what = f"a {r.name} in {r.unit}" if r.unit else f"a {r.name} value"
     if spec is None:
         if objective == "prob_spec":
+            bound = "minimum" if r.maximise else "maximum"
             raise ValueError(
-                "spec is required for objective='prob_spec': pass the minimum acceptable "
-                "yield in g/L, e.g. spec=5.0"
+                f"spec is required for objective='prob_spec': pass the {bound} acceptable "
+                f"{r.name} ({r.unit}), e.g. spec=5.0"
             )
         return None
     try:
         value = float(spec)
     except (TypeError, ValueError):
-        raise ValueError(f"spec must be a yield in g/L, got {spec!r}") from None
+        raise ValueError(f"spec must be {what}, got {spec!r}") from None
     if not np.isfinite(value):
-        raise ValueError(f"spec must be a finite yield in g/L, got {spec!r}")
+        raise ValueError(f"spec must be {what} (finite), got {spec!r}")
     return value
 
 
-def _check_int(value: Any, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def describe_objective(
+    objective: str, risk: float, spec: float | None, space: ProcessSpace | None = None
+) -> str:
+    """Describe an objective in words for the space's response and direction.
+
+    >>> describe_objective("cvar", 0.1, None)
+    'maximise the mean of the lowest 10 % of yield draws (CVaR)'
+    """
+    space = _space(space)
+    r = space.response
+    unit = f" {r.unit}" if r.unit else ""
+    pct = f"{100 * risk:g} %"
+    if r.maximise:
+        texts = {
+            "mean": f"maximise the expected {r.name}",
+            "quantile": f"maximise the {100 * risk:g}th percentile of {r.name}",
+            "cvar": f"maximise the mean of the lowest {pct} of {r.name} draws (CVaR)",
+            "prob_spec": f"maximise P({r.name} >= {spec:g}{unit})" if spec is not None else "",
+        }
+    else:
+        texts = {
+            "mean": f"minimise the expected {r.name}",
+            "quantile": f"minimise the {100 * (1 - risk):g}th percentile of {r.name}",
+            "cvar": f"minimise the mean of the highest {pct} of {r.name} draws (CVaR)",
+            "prob_spec": f"maximise P({r.name} <= {spec:g}{unit})" if spec is not None else "",
+        }
+    return texts.get(objective, objective)
 
 
-def _diagnostics(model: Any) -> tuple[dict[str, Any], list[str]]:
+def _diagnostics(model: YieldModel | Any) -> tuple[dict[str, Any], list[str]]:
     """Copy the model's diagnostics and list the problems they flag."""
     raw = getattr(model, "diagnostics_", None)
     if isinstance(raw, pd.Series):
@@ -329,7 +400,7 @@ def _emit(messages: Sequence[str], category: type[Warning]) -> None:
 
 # -- recommend ---------------------------------------------------------------------------------
 def recommend(
-    model: Any,
+    model: YieldModel | Any,
     *,
     group: Mapping[str, Any] | None = None,
     objective: str = "cvar",
@@ -343,34 +414,41 @@ def recommend(
     n_candidates: int = 256,
     random_seed: int | np.random.Generator | None = None,
 ) -> Recommendation:
-    """Recommend a setpoint for a group, maximising a risk-aware objective over the posterior.
+    """Recommend a setpoint for a group, optimising a risk-aware objective over the posterior.
 
     Parameters
     ----------
     model : fitted yield model
         Any model following the bayesbio model protocol (``predict_draws``,
-        ``training_table_``).
+        ``training_table_``, ``space_``); factors, bounds, units and the response direction
+        come from its process space ``model.space_``.
     group : mapping of str to str, optional
-        Target group, e.g. ``{"scale": "2000L", "site": "B"}``. Group columns not given take
-        their most frequent value among the group's batches. Required when the training data
-        hold more than one group.
+        Target group, e.g. ``{"scale": "2000L", "site": "B"}``; keys are the model's group
+        columns and labels must have been seen in training unless ``kind="new_group"``.
+        Group columns not given take their most frequent value among the group's batches.
+        Required when the training data hold more than one group.
     objective : {"mean", "quantile", "prob_spec", "cvar"}, default "cvar"
-        What to maximise over the predictive draws (see the module docstring).
+        What to optimise over the predictive draws (see the module docstring); turned around
+        for a response to minimise.
     risk : float, default 0.1
-        Quantile level for ``"quantile"``, tail fraction for ``"cvar"``; in (0, 1).
+        Quantile level for ``"quantile"`` (``1 - risk`` when minimising), tail fraction for
+        ``"cvar"``; in (0, 1).
     spec : float, optional
-        Yield specification, g/L; required for ``"prob_spec"``, otherwise only reported.
+        Specification in the response's unit (a minimum, or a maximum for a response to
+        minimise); required for ``"prob_spec"``, otherwise only reported.
     constraints : Constraints or mapping, optional
-        Bounds, fixed parameters and the extrapolation guard; default :class:`Constraints()`
-        (schema operating bounds, guard on at :data:`DEFAULT_MAX_DISTANCE`).
+        Bounds, fixed factors and the extrapolation guard; default :class:`Constraints()`
+        (the space's operating ranges and fixed factors, guard on at the 99 % radius for the
+        space's free factors).
     noise : bool, default True
-        Include new-batch noise in the draws (the yield of one new batch). ``False``: the
-        uncertainty about the mean yield only.
+        Include new-batch noise in the draws (the response of one new batch). ``False``: the
+        uncertainty about the mean response only.
     kind : {"auto", "existing", "new_group", "population"}, default "auto"
         Prediction kind passed to the model; ``"auto"``: ``"existing"`` when the group has
-        training batches, else ``"new_group"``.
+        training batches, else ``"new_group"`` (for known labels in a combination not seen
+        together). Labels not seen in training need ``kind="new_group"``.
     execution_sd : mapping of str to float, optional
-        SD of setpoint execution per parameter in domain units, e.g.
+        SD of setpoint execution per factor in domain units, e.g.
         ``{"ph": 0.05, "temperature": 0.2}``; the objective then averages over it.
     n_draws : int, default 1000
         Posterior predictive draws per setpoint.
@@ -388,9 +466,10 @@ def recommend(
     Raises
     ------
     ValueError
-        For an unknown objective, kind, parameter or group name, bounds outside
-        :data:`bayesbio.schema.LIMITS`, a missing ``spec`` for ``"prob_spec"`` or an unfitted
-        model; the message names the argument and the valid values.
+        For an unknown objective, kind, factor, group column or group label (listing the
+        known ones), bounds outside the space's limits, a missing ``spec`` for
+        ``"prob_spec"`` or an unfitted model; the message names the argument and the valid
+        values.
 
     Warns
     -----
@@ -399,13 +478,16 @@ def recommend(
     ModelDiagnosticsWarning
         When the model's diagnostics (R-hat, ESS, divergences) flag a problem.
     """
-    check_choice(objective, OBJECTIVES, "objective")
-    risk = check_fraction(risk, "risk")
-    spec = _check_spec(spec, objective)
-    n_draws = _check_int(n_draws, "n_draws", 10)
-    n_candidates = _check_int(n_candidates, "n_candidates", 1)
-    exec_sd = check_execution_sd(execution_sd)
+    check_choice("objective", objective, OBJECTIVES)
+    risk = check_fraction("risk", risk)
+    n_draws = check_int("n_draws", n_draws, minimum=10)
+    n_candidates = check_int("n_candidates", n_candidates, minimum=1)
     ctx = build_context(model, group, kind, constraints)
+    space = ctx.space
+    factors = ctx.factors
+    sgn = ctx.sign
+    spec = _check_spec(spec, objective, space)
+    exec_sd = check_execution_sd(execution_sd, space)
     rng, seed = _seed(random_seed)
     ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
     diag, diag_messages = _diagnostics(model)
@@ -413,7 +495,7 @@ def recommend(
     # stage 1: candidates in one call
     d = len(ctx.res.free)
     cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else ctx.clip(ctx.recipe[None])
-    group_points = ctx.table.loc[ctx.in_group, list(PARAMS)].to_numpy(dtype=float)[:64]
+    group_points = ctx.table.loc[ctx.in_group, factors].to_numpy(dtype=float)[:64]
     cands = np.unique(
         np.vstack([ctx.clip(ctx.recipe[None]), ctx.clip(group_points), cands]), axis=0
     )
@@ -442,8 +524,10 @@ def recommend(
     def penalise(values: np.ndarray) -> np.ndarray:
         return np.where(feasible, values, -1e9 - ctx.support.guard_distance(cands, ctx.res.support))
 
-    v_risk = penalise(objective_values(risk_draws, objective, spec=spec, risk=risk, smooth=smooth))
-    v_mean = penalise(mean_draws.mean(axis=0))
+    v_risk = penalise(
+        score_values(risk_draws, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
+    )
+    v_mean = penalise(sgn * mean_draws.mean(axis=0))
 
     # stage 2: local refinement from the best few, for both objectives
     unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
@@ -464,34 +548,36 @@ def recommend(
     else:
         y_final = ev.add_noise(f_final) if ev.noise_ref is not None else ev.raw(final, noise=True)
     ok_final = _feasible(ctx, final)
-    r_final = objective_values(y_final, objective, spec=spec, risk=risk, smooth=smooth)
-    m_final = f_all[:, : len(final)].mean(axis=0)
+    r_final = score_values(y_final, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
+    m_final = sgn * f_final.mean(axis=0)
     any_ok = ok_final.any()
     i_rec = int(np.argmax(np.where(ok_final, r_final, -np.inf))) if any_ok else _closest(ctx, final)
     i_mean = int(np.argmax(np.where(ok_final, m_final, -np.inf))) if any_ok else i_rec
     three = np.vstack([final[i_rec], final[i_mean], ctx.clip(ctx.recipe[None])[0]])
     y3 = ev.raw(three, noise=noise)
     ok_all = _feasible(ctx, everything)
-    best_per_draw = (f_all[:, ok_all] if ok_all.any() else f_all).max(axis=1)
-    regret = best_per_draw[:, None] - ev.raw(three, noise=False)
+    u_all = sgn * f_all
+    best_per_draw = (u_all[:, ok_all] if ok_all.any() else u_all).max(axis=1)
+    regret = best_per_draw[:, None] - sgn * ev.raw(three, noise=False)
 
     summary = _summary_table(ctx, three, y3, regret, objective, spec, risk)
-    rec_point = summary.loc["recommended", list(PARAMS)].astype(float)
-    mean_point = summary.loc["mean_optimal", list(PARAMS)].astype(float)
+    rec_point = summary.loc["recommended", factors].astype(float)
+    mean_point = summary.loc["mean_optimal", factors].astype(float)
     shift = pd.DataFrame(
         {
             "recommended": rec_point.to_numpy(),
             "mean_optimal": mean_point.to_numpy(),
             "difference": (rec_point - mean_point).to_numpy(),
             "difference_sd": ((rec_point - mean_point).to_numpy() / ctx.data_sd),
-            "unit": [schema.UNITS[p] for p in PARAMS],
+            "unit": [space.units[p] for p in factors],
         },
-        index=pd.Index(PARAMS, name="parameter"),
+        index=pd.Index(factors, name="parameter"),
     )
     r, m = summary.loc["recommended"], summary.loc["mean_optimal"]
     premium = {
         "delta_mean": float(r["expected_yield"] - m["expected_yield"]),
         "delta_q10": float(r["q10"] - m["q10"]),
+        "delta_q90": float(r["q90"] - m["q90"]),
         "delta_cvar": float(r["cvar"] - m["cvar"]),
         "delta_prob_spec": float(r["prob_spec"] - m["prob_spec"]) if spec is not None else np.nan,
         "distance_sd": float(np.sqrt((shift["difference_sd"] ** 2).sum())),
@@ -509,15 +595,18 @@ def recommend(
     _emit(diag_messages, ModelDiagnosticsWarning)
     _emit(extrap, ExtrapolationWarning)
     draws = pd.DataFrame(y3, columns=list(_ROWS))
-    draws.attrs["units"] = "g/L"
+    draws.attrs["units"] = space.response.unit
     settings = {
         "objective": objective,
+        "objective_description": describe_objective(objective, risk, spec, space),
+        "direction": space.response.direction,
         "risk": risk,
         "spec": spec,
         "noise": bool(noise),
         "kind": ctx.kind,
-        "execution_sd": {p: float(s) for p, s in zip(PARAMS, exec_sd, strict=True) if s > 0},
+        "execution_sd": {p: float(s) for p, s in zip(factors, exec_sd, strict=True) if s > 0},
         "constraints": ctx.res.constraints,
+        "max_distance": limit,
         "n_draws": n_draws,
         "n_candidates": n_candidates,
         "model_calls": ev.calls,
@@ -534,7 +623,7 @@ def recommend(
         quantiles=pd.Series(
             [float(r[_qname(q)]) for q in QUANTILE_LEVELS],
             index=pd.Index(QUANTILE_LEVELS, name="prob"),
-            name="yield",
+            name=space.response.name,
         ),
         prob_spec=float(r["prob_spec"]) if spec is not None else None,
         expected_regret=float(r["expected_regret"]),
@@ -544,7 +633,7 @@ def recommend(
             "limit": limit,
         },
         mean_optimal=mean_point.rename("mean_optimal"),
-        recipe=summary.loc["recipe", list(PARAMS)].astype(float).rename("recipe"),
+        recipe=summary.loc["recipe", factors].astype(float).rename("recipe"),
         summary=summary,
         shift=shift,
         premium=premium,
@@ -554,6 +643,7 @@ def recommend(
         warnings=tuple(diag_messages + extrap),
         diagnostics=diag,
         settings=settings,
+        space=space,
     )
 
 
@@ -580,23 +670,27 @@ def _summary_table(
     spec: float | None,
     risk: float,
 ) -> pd.DataFrame:
-    stats_ = summarise(draws, spec=spec, risk=risk)
-    out = pd.DataFrame(points, columns=list(PARAMS), index=pd.Index(_ROWS, name="setpoint"))
+    stats_ = summarise(draws, spec=spec, risk=risk, sign=ctx.sign)
+    out = pd.DataFrame(points, columns=ctx.factors, index=pd.Index(_ROWS, name="setpoint"))
     for key, values in stats_.items():
         out[key] = values
-    out["objective_value"] = objective_values(draws, objective, spec=spec, risk=risk)
+    out["objective_value"] = objective_values(draws, objective, spec=spec, risk=risk, sign=ctx.sign)
     out["expected_regret"] = regret.mean(axis=0)
     out["distance_group"] = ctx.support.distance(points, "group")
     out["distance_overall"] = ctx.support.distance(points, "overall")
     out["within_support"] = (
         ctx.support.guard_distance(points, ctx.res.support) <= ctx.res.max_distance
     )
+    out.attrs["units"] = f"setpoints in domain units; {ctx.space.response.name} in " + (
+        ctx.space.response.unit
+    )
+    out.attrs["direction"] = ctx.space.response.direction
     return out
 
 
 # -- design space ------------------------------------------------------------------------------
 def design_space(
-    model: Any,
+    model: YieldModel | Any,
     spec: float,
     prob: float = 0.9,
     *,
@@ -611,34 +705,40 @@ def design_space(
     n_draws: int = 1000,
     random_seed: int | np.random.Generator | None = None,
 ) -> DesignSpace:
-    """Find the setpoints where ``P(yield of a new batch >= spec | data) >= prob``.
+    """Find the setpoints where ``P(a new batch meets spec | data) >= prob``.
+
+    A batch meets the spec when its response is ``>= spec`` (``<= spec`` for a response the
+    model's space declares to minimise).
 
     Parameters
     ----------
     model : fitted yield model
-        Any model following the bayesbio model protocol.
+        Any model following the bayesbio model protocol; its process space ``model.space_``
+        gives the factors, ranges, units and direction.
     spec : float
-        Yield specification, g/L.
+        Specification in the response's unit.
     prob : float, default 0.9
         Required probability of meeting ``spec``, in (0, 1).
     group : mapping of str to str, optional
         Target group (as in :func:`recommend`).
     resolution : int, default 9
-        Grid points per free parameter of the full grid (``resolution ** n_free`` setpoints).
+        Grid points per free factor of the full grid (``resolution ** n_free`` setpoints);
+        lowered automatically for many free factors (the one used is in ``settings``).
     map_resolution : int, default 25
-        Grid points per axis of each 2-D map.
+        Grid points per axis of each slice.
     constraints : Constraints or mapping, optional
-        Bounds and fixed parameters span the grid; with the guard on, unsupported grid points
+        Bounds and fixed factors span the grid; with the guard on, unsupported grid points
         are never inside the design space.
     center : Recommendation or mapping of str to float, optional
-        Setpoint at which the 2-D maps hold the other parameters. Default: the
-        :func:`recommend` setpoint maximising ``P(yield >= spec)``.
+        Setpoint the slices go through (the other factors are held there). Default: the
+        :func:`recommend` setpoint maximising ``P(meet spec)``. A mapping must give every
+        factor not fixed.
     noise : bool, default True
         Include new-batch noise (the probability is for one new batch).
     kind : {"auto", "existing", "new_group", "population"}, default "auto"
         Prediction kind (as in :func:`recommend`).
     execution_sd : mapping of str to float, optional
-        Setpoint execution SDs per parameter (as in :func:`recommend`).
+        Setpoint execution SDs per factor (as in :func:`recommend`).
     n_draws : int, default 1000
         Predictive draws per setpoint.
     random_seed : int, numpy.random.Generator or None, default None
@@ -647,23 +747,26 @@ def design_space(
     Returns
     -------
     DesignSpace
-        Tidy grid, 2-D maps and proven acceptable ranges (PAR).
+        Tidy grid, slices (2-D for every pair of free factors, a 1-D profile for one free
+        factor) with their location, and proven acceptable ranges (PAR).
 
     Notes
     -----
     The proven acceptable ranges are the largest axis-aligned box (most grid points) whose
     faces lie on grid points and whose grid points are all inside the design space; the search
-    over all such boxes is exhaustive (a summed-area table over the last two parameters,
+    over all such boxes is exhaustive (a summed-area table over the last two factors,
     enumeration over the others). Between grid points the box is an interpolation: refine
     ``resolution`` to tighten it.
     """
-    spec_value = _check_spec(spec, "prob_spec")
-    assert spec_value is not None
-    prob = check_fraction(prob, "prob")
-    resolution = _check_int(resolution, "resolution", 2)
-    map_resolution = _check_int(map_resolution, "map_resolution", 2)
-    exec_sd = check_execution_sd(execution_sd)
+    prob = check_fraction("prob", prob)
+    resolution = check_int("resolution", resolution, minimum=2)
+    map_resolution = check_int("map_resolution", map_resolution, minimum=2)
     ctx = build_context(model, group, kind, constraints)
+    space = ctx.space
+    factors = ctx.factors
+    spec_value = _check_spec(spec, "prob_spec", space)
+    assert spec_value is not None
+    exec_sd = check_execution_sd(execution_sd, space)
     rng, seed = _seed(random_seed)
     if center is None:
         center_point = recommend(
@@ -679,68 +782,124 @@ def design_space(
             random_seed=rng,
         ).setpoint.to_numpy(dtype=float)
     elif isinstance(center, Recommendation):
-        center_point = center.setpoint.to_numpy(dtype=float)
-    else:
-        given = {k: float(v) for k, v in dict(center).items()}
-        unknown = [k for k in given if k not in PARAMS]
-        missing = [p for p in PARAMS if p not in given]
-        if unknown or missing:
+        center_point = center.setpoint.reindex(factors).to_numpy(dtype=float)
+        if np.isnan(center_point).any():
             raise ValueError(
-                f"center must give all parameters {list(PARAMS)}; unknown {unknown}, "
-                f"missing {missing}"
+                f"center: the recommendation's setpoint {list(center.setpoint.index)} lacks "
+                f"factors of this model's space {factors}"
             )
-        center_point = np.array([given[p] for p in PARAMS])
+    else:
+        center_point = _center_from_mapping(center, ctx)
     center_point = ctx.clip(center_point[None])[0]
     ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
     free = ctx.res.free
+    used = grid_resolution(resolution, len(free))
     axes = [
-        np.linspace(ctx.res.lo[j], ctx.res.hi[j], resolution)
-        if j in free
-        else np.array([ctx.res.lo[j]])
-        for j in range(len(PARAMS))
+        np.linspace(ctx.res.lo[j], ctx.res.hi[j], used) if j in free else np.array([ctx.res.lo[j]])
+        for j in range(space.k)
     ]
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(PARAMS))
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, space.k)
     grid = _prob_table(ev, ctx, mesh, spec_value, prob, noise)
-    maps: dict[tuple[str, str], pd.DataFrame] = {}
-    pairs = [(a, b) for i, a in enumerate(free) for b in free[i + 1 :]]
-    if pairs:
-        blocks = []
-        for a, b in pairs:
-            xa = np.linspace(ctx.res.lo[a], ctx.res.hi[a], map_resolution)
-            xb = np.linspace(ctx.res.lo[b], ctx.res.hi[b], map_resolution)
-            pts = np.tile(center_point, (map_resolution**2, 1))
-            ga, gb = np.meshgrid(xa, xb, indexing="ij")
-            pts[:, a], pts[:, b] = ga.ravel(), gb.ravel()
-            blocks.append(pts)
-        table = _prob_table(ev, ctx, np.vstack(blocks), spec_value, prob, noise)
-        size = map_resolution**2
-        for k, (a, b) in enumerate(pairs):
-            part = table.iloc[k * size : (k + 1) * size]
-            cols = [PARAMS[a], PARAMS[b], "prob", "expected_yield", "supported", "inside"]
-            maps[(PARAMS[a], PARAMS[b])] = part[cols].reset_index(drop=True)
-    par = _par(ctx, grid, axes, resolution)
-    training = ctx.table.loc[ctx.in_group, list(PARAMS)].reset_index(drop=True)
+    maps, slices = _slices(ev, ctx, center_point, spec_value, prob, noise, map_resolution)
+    par = _par(ctx, grid, axes)
+    training = ctx.table.loc[ctx.in_group, factors].reset_index(drop=True)
     settings = {
-        "resolution": resolution,
+        "resolution": used,
+        "resolution_asked": resolution,
         "map_resolution": map_resolution,
+        "direction": space.response.direction,
         "noise": bool(noise),
-        "execution_sd": {p: float(s) for p, s in zip(PARAMS, exec_sd, strict=True) if s > 0},
+        "execution_sd": {p: float(s) for p, s in zip(factors, exec_sd, strict=True) if s > 0},
         "constraints": ctx.res.constraints,
+        "max_distance": ctx.res.max_distance,
         "n_draws": n_draws,
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
+        "notes": list(ctx.notes),
     }
+    if used < resolution:
+        settings["notes"].append(
+            f"resolution lowered from {resolution} to {used} for {len(free)} free factors "
+            f"({used}**{len(free)} = {used ** len(free)} grid points)"
+        )
     return DesignSpace(
         spec=spec_value,
         prob=prob,
         grid=grid,
         maps=maps,
         par=par,
-        center=pd.Series(center_point, index=list(PARAMS), name="center"),
+        center=pd.Series(center_point, index=factors, name="center"),
         training=training,
         group=dict(ctx.group),
         kind=ctx.kind,
         settings=settings,
+        slices=slices,
+        space=space,
     )
+
+
+def _center_from_mapping(center: Any, ctx: Context) -> np.ndarray:
+    factors = ctx.factors
+    if not isinstance(center, Mapping):
+        raise ValueError(
+            "center must be a Recommendation or a mapping from factor names to values, got "
+            f"{type(center).__name__}"
+        )
+    try:
+        given = {str(k): float(v) for k, v in center.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"center values must be numbers, got {dict(center)!r}") from None
+    fixed = {factors[j]: v for j, v in ctx.res.fixed.items()}
+    unknown = [k for k in given if k not in factors]
+    missing = [p for p in factors if p not in given and p not in fixed]
+    if unknown or missing:
+        raise ValueError(
+            f"center must give every factor {factors} (fixed ones may be left out); unknown "
+            f"{unknown}, missing {missing}"
+        )
+    return np.array([given.get(p, fixed.get(p, np.nan)) for p in factors])
+
+
+def _slices(
+    ev: Evaluator,
+    ctx: Context,
+    center: np.ndarray,
+    spec: float,
+    prob: float,
+    noise: bool,
+    resolution: int,
+) -> tuple[dict[tuple[str, ...], pd.DataFrame], dict[tuple[str, ...], dict[str, float]]]:
+    """Slices through ``center``: a 2-D map per pair of free factors, or one 1-D profile."""
+    factors = ctx.factors
+    free = [int(j) for j in ctx.res.free]
+    if len(free) >= 2:
+        keys = list(itertools.combinations(free, 2))
+    elif len(free) == 1:
+        keys = [(free[0],)]
+    else:
+        return {}, {}
+    blocks = []
+    for key in keys:
+        axes = [np.linspace(ctx.res.lo[j], ctx.res.hi[j], resolution) for j in key]
+        pts = np.tile(center, (resolution ** len(key), 1))
+        mesh = np.meshgrid(*axes, indexing="ij")
+        for j, values in zip(key, mesh, strict=True):
+            pts[:, j] = values.ravel()
+        blocks.append(pts)
+    table = _prob_table(ev, ctx, np.vstack(blocks), spec, prob, noise)
+    maps: dict[tuple[str, ...], pd.DataFrame] = {}
+    slices: dict[tuple[str, ...], dict[str, float]] = {}
+    start = 0
+    for key, pts in zip(keys, blocks, strict=True):
+        names = tuple(factors[j] for j in key)
+        part = table.iloc[start : start + len(pts)]
+        start += len(pts)
+        cols = [*names, "prob", "expected_yield", "supported", "inside"]
+        at = {p: float(center[j]) for j, p in enumerate(factors) if j not in key}
+        frame = part[cols].reset_index(drop=True)
+        frame.attrs["slice"] = at
+        maps[names] = frame
+        slices[names] = at
+    return maps, slices
 
 
 def _prob_table(
@@ -750,9 +909,9 @@ def _prob_table(
     step = 2048
     for start in range(0, len(points), step):
         y = ev.raw(points[start : start + step], noise=noise)
-        p_meet.append((y >= spec).mean(axis=0))
+        p_meet.append(ctx.meets(y, spec).mean(axis=0))
         mean.append(y.mean(axis=0))
-    out = pd.DataFrame(points, columns=list(PARAMS))
+    out = pd.DataFrame(points, columns=ctx.factors)
     out["prob"] = np.concatenate(p_meet)
     out["expected_yield"] = np.concatenate(mean)
     out["distance"] = ctx.support.guard_distance(points, ctx.res.support)
@@ -762,14 +921,15 @@ def _prob_table(
     return out
 
 
-def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray], resolution: int) -> pd.DataFrame:
+def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray]) -> pd.DataFrame:
+    factors = ctx.factors
     free = ctx.res.free
     shape = tuple(len(a) for a in axes)
     inside = grid["inside"].to_numpy().reshape(shape)
     inside = inside.reshape(tuple(shape[j] for j in free))
     box = largest_box(inside)
-    low = np.full(len(PARAMS), np.nan)
-    high = np.full(len(PARAMS), np.nan)
+    low = np.full(len(factors), np.nan)
+    high = np.full(len(factors), np.nan)
     if box is not None:
         for k, j in enumerate(free):
             low[j], high[j] = axes[j][box[0][k]], axes[j][box[1][k]]
@@ -779,16 +939,16 @@ def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray], resolution: i
         {
             "low": low,
             "high": high,
-            "unit": [schema.UNITS[p] for p in PARAMS],
-            "fixed": [j in ctx.res.fixed for j in range(len(PARAMS))],
+            "unit": [ctx.space.units[p] for p in factors],
+            "fixed": [j in ctx.res.fixed for j in range(len(factors))],
         },
-        index=pd.Index(PARAMS, name="parameter"),
+        index=pd.Index(factors, name="parameter"),
     )
 
 
 # -- next batches ------------------------------------------------------------------------------
 def next_batches(
-    model: Any,
+    model: YieldModel | Any,
     candidates: pd.DataFrame,
     k: int = 3,
     *,
@@ -808,7 +968,8 @@ def next_batches(
     model : fitted yield model
         Any model following the bayesbio model protocol.
     candidates : pandas.DataFrame
-        Setpoints that could be run next (the four parameter columns; other columns are kept).
+        Setpoints that could be run next (the factor columns of the model's space; other
+        columns are kept).
     k : int, default 3
         Number of candidates to return (the ``k`` best, each valued on its own).
     group : mapping of str to str, optional
@@ -819,8 +980,8 @@ def next_batches(
     kind : {"auto", "existing", "new_group", "population"}, default "auto"
         Prediction kind (as in :func:`recommend`).
     noise_sd : float, optional
-        Batch-to-batch noise SD (g/L) of the hypothetical observation. Default: estimated per
-        candidate as ``sqrt(var(draws with noise) - var(draws without noise))``.
+        Batch-to-batch noise SD (response unit) of the hypothetical observation. Default:
+        estimated per candidate as ``sqrt(var(draws with noise) - var(draws without noise))``.
     n_draws : int, default 1000
         Posterior draws.
     n_outcomes : int, default 64
@@ -833,53 +994,60 @@ def next_batches(
     Returns
     -------
     pandas.DataFrame
-        The ``k`` best candidates, best first, with ``expected_regret_reduction`` (g/L; the
-        value of information), ``expected_regret_after``, ``expected_yield`` and
-        ``posterior_sd`` of the mean yield there, ``noise_sd`` and ``ess`` (mean effective
+        The ``k`` best candidates, best first, with ``expected_regret_reduction`` (response
+        unit; the value of information), ``expected_regret_after``, ``expected_yield`` and
+        ``posterior_sd`` of the mean response there, ``noise_sd`` and ``ess`` (mean effective
         sample size of the importance weights). ``attrs["current_expected_regret"]`` holds the
         regret of deciding now.
 
     Notes
     -----
-    A knowledge-gradient approximation using only posterior draws ``f_s`` (mean yield,
-    ``noise=False``). For a candidate ``c``, outcomes ``y_j = f_{s_j}(c) + noise_sd * z_j`` are
-    simulated from the predictive (common ``s_j``, ``z_j`` for all candidates). Each outcome
-    reweights the draws by its Gaussian likelihood, ``w_s ~ N(y_j; f_s(c), noise_sd)``, the best
-    decision ``x_j = argmax_x sum_s w_s f_s(x)`` is recomputed over the decision set, and the
-    value of information is the mean over ``j`` of ``sum_s w_s (f_s(x_j) - f_s(x_0))``, with
-    ``x_0`` today's best decision. By the tower property this is the expected reduction in the
-    posterior expected regret. Approximations: Gaussian noise; a finite decision set; self-
-    normalised importance weights, which degenerate (small ``ess``) when one batch would be
-    very informative; each candidate is valued alone (no joint value of a batch of ``k``).
+    A knowledge-gradient approximation using only posterior draws ``f_s`` (mean response,
+    ``noise=False``; turned to ``-f_s`` for a response to minimise). For a candidate ``c``,
+    outcomes ``y_j = f_{s_j}(c) + noise_sd * z_j`` are simulated from the predictive (common
+    ``s_j``, ``z_j`` for all candidates). Each outcome reweights the draws by its Gaussian
+    likelihood, ``w_s ~ N(y_j; f_s(c), noise_sd)``, the best decision ``x_j = argmax_x sum_s
+    w_s f_s(x)`` is recomputed over the decision set, and the value of information is the mean
+    over ``j`` of ``sum_s w_s (f_s(x_j) - f_s(x_0))``, with ``x_0`` today's best decision. By
+    the tower property this is the expected reduction in the posterior expected regret.
+    Approximations: Gaussian noise; a finite decision set; self-normalised importance
+    weights, which degenerate (small ``ess``) when one batch would be very informative; each
+    candidate is valued alone (no joint value of a batch of ``k``).
     """
-    k = _check_int(k, "k", 1)
-    n_draws = _check_int(n_draws, "n_draws", 10)
-    n_outcomes = _check_int(n_outcomes, "n_outcomes", 1)
-    n_decisions = _check_int(n_decisions, "n_decisions", 1)
-    cand_table = schema.validate(candidates, require_response=False)
+    k = check_int("k", k, minimum=1)
+    n_draws = check_int("n_draws", n_draws, minimum=10)
+    n_outcomes = check_int("n_outcomes", n_outcomes, minimum=1)
+    n_decisions = check_int("n_decisions", n_decisions, minimum=1)
+    ctx = build_context(model, group, kind, constraints)
+    space = ctx.space
+    cand_table = validate_setpoints(candidates, space)
     if k > len(cand_table):
         raise ValueError(f"k must be at most the number of candidates ({len(cand_table)}), got {k}")
-    ctx = build_context(model, group, kind, constraints)
     rng, seed = _seed(random_seed)
-    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=np.zeros(len(PARAMS)))
+    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=np.zeros(space.k))
     d = len(ctx.res.free)
     decisions = ctx.to_points(lhs(n_decisions, d, rng)) if d else ctx.clip(ctx.recipe[None])
     decisions = np.vstack([ctx.clip(ctx.recipe[None]), decisions])
     ok = _feasible(ctx, decisions)
     if ok.any():
         decisions = decisions[ok]
-    cand = cand_table[list(PARAMS)].to_numpy(dtype=float)
+    cand = cand_table[ctx.factors].to_numpy(dtype=float)
     f = ev.raw(np.vstack([decisions, cand]), noise=False)
-    f_dec, f_cand = f[:, : len(decisions)], f[:, len(decisions) :]
+    f_dec, f_cand = ctx.sign * f[:, : len(decisions)], f[:, len(decisions) :]
     if noise_sd is None:
         y_cand = ev.raw(cand, noise=True)
         var = y_cand.var(axis=0) - f_cand.var(axis=0)
         floor = (1e-3 * np.abs(f_cand.mean(axis=0))) ** 2 + 1e-12
         sigma = np.sqrt(np.maximum(var, floor))
     else:
-        value = float(noise_sd)
+        try:
+            value = float(noise_sd)
+        except (TypeError, ValueError):
+            value = np.nan
         if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"noise_sd must be a positive SD in g/L, got {noise_sd!r}")
+            raise ValueError(
+                f"noise_sd must be a positive SD in {space.response.unit}, got {noise_sd!r}"
+            )
         sigma = np.full(len(cand), value)
     prior_mean = f_dec.mean(axis=0)
     i0 = int(prior_mean.argmax())
@@ -912,13 +1080,29 @@ def next_batches(
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out = out.head(k)
     out.attrs["current_expected_regret"] = current
-    out.attrs["units"] = "g/L"
+    out.attrs["units"] = space.response.unit
+    out.attrs["direction"] = space.response.direction
     return out
 
 
 # -- plots -------------------------------------------------------------------------------------
+def _value_text(space: ProcessSpace, name: str, value: float) -> str:
+    unit = space.units.get(name, "")
+    unit = f" {unit}" if unit and unit not in ("pH", "dimensionless") else ""
+    return f"{space.label(name)} {value:.4g}{unit}"
+
+
+def _slice_title(space: ProcessSpace, at: Mapping[str, float], per_line: int = 2) -> str:
+    """``"at A 1.2 s, B 3 degC"`` wrapped every ``per_line`` factors ("" when empty)."""
+    items = [_value_text(space, p, v) for p, v in at.items()]
+    if not items:
+        return ""
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return "at " + ",\n".join(lines)
+
+
 def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: int = 50) -> Axes:
-    """Plot the predictive yield distribution at the recipe, mean-optimal and recommended setpoint.
+    """Plot the predictive response at the recipe, mean-optimal and recommended setpoint.
 
     Parameters
     ----------
@@ -932,8 +1116,13 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
     Returns
     -------
     matplotlib.axes.Axes
-        The axes, with the spec (if any) and each distribution's 10th percentile marked.
+        The axes, with the spec (if any) and each distribution's adverse-tail percentile
+        marked (10th when maximising, 90th when minimising); the title states the objective
+        and its direction.
     """
+    space = _space(rec.space)
+    r = space.response
+    tail = "q10" if r.maximise else "q90"
     if ax is None:
         _, ax = plt.subplots(figsize=(6.0, 3.8))
     values = rec.draws.to_numpy()
@@ -948,18 +1137,20 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
             histtype="step",
             lw=1.6,
             color=colors[name],
-            label=f"{name.replace('_', '-')}: mean {row['expected_yield']:.2f}, "
-            f"q10 {row['q10']:.2f}",
+            label=f"{name.replace('_', '-')}: mean {row['expected_yield']:.3g}, "
+            f"{tail} {row[tail]:.3g}",
         )
-        ax.axvline(row["q10"], color=colors[name], ls=":", lw=1)
+        ax.axvline(row[tail], color=colors[name], ls=":", lw=1)
     if rec.spec is not None:
-        ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec {rec.spec:g}")
-    ax.set_xlabel(schema.axis_label(schema.RESPONSE))
+        rel = ">=" if r.maximise else "<="
+        ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec: {rel} {rec.spec:g}")
+    ax.set_xlabel(space.axis_label(r.name))
     ax.set_ylabel("density")
-    label = f"{rec.objective}" + (
-        f" ({rec.risk:g})" if rec.objective in ("quantile", "cvar") else ""
+    ax.set_title(
+        f"Predictive {r.label}\n"
+        f"objective: {describe_objective(rec.objective, rec.risk, rec.spec, space)}",
+        fontsize="medium",
     )
-    ax.set_title(f"Predictive yield, objective {label}")
     ax.legend(fontsize="small", frameon=False)
     return ax
 
@@ -967,73 +1158,123 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
 def plot_design_space(
     ds: DesignSpace,
     *,
-    pairs: Sequence[tuple[str, str]] | None = None,
+    pairs: Sequence[tuple[str, ...]] | None = None,
     fig: Figure | None = None,
 ) -> Figure:
-    """Plot P(meet spec) maps for pairs of parameters with the design-space contour and PAR box.
+    """Plot P(meet spec) on the slices through ``ds.center`` with the design space and PAR box.
 
     Parameters
     ----------
     ds : DesignSpace
         Result of :func:`design_space`.
-    pairs : sequence of (str, str), optional
-        Pairs to show; default all pairs in ``ds.maps``.
+    pairs : sequence of tuple of str, optional
+        Slices to show (keys of ``ds.maps``: pairs of factors, or a 1-tuple for a profile);
+        default all.
     fig : matplotlib.figure.Figure, optional
         Figure to draw on; a new one when None.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per pair: colour = P(yield >= spec), black line = the ``prob`` contour,
-        dashed box = proven acceptable ranges, star = ``ds.center``, dots = training setpoints,
-        hatched = outside the data support.
+        One panel per pair of free factors: colour = P(meet spec), black line = the ``prob``
+        contour, dashed box = proven acceptable ranges, star = ``ds.center``, dots = training
+        setpoints, hatched = outside the data support; the panel title says where the slice
+        lies (the other factors' values). With one free factor: the profile of P(meet spec),
+        the required ``prob`` (dashed) and the PAR (shaded).
     """
+    space = _space(ds.space)
+    r = space.response
     keys = list(ds.maps) if pairs is None else [tuple(p) for p in pairs]
     missing = [p for p in keys if p not in ds.maps]
     if missing:
         raise ValueError(f"pairs {missing} not in the design space maps; valid: {list(ds.maps)}")
-    ncol = min(3, max(1, len(keys)))
-    nrow = max(1, -(-len(keys) // 3))
+    rel = ">=" if r.maximise else "<="
+    unit = f" {r.unit}" if r.unit else ""
+    meet = f"P({r.name} {rel} {ds.spec:g}{unit})"
+    n = max(1, len(keys))
+    ncol = min(3, n)
+    nrow = -(-n // 3)
+    n_at = max((len(ds.slices.get(key, {})) for key in keys), default=0)
+    title_h = 0.25 * (1 + (n_at + 1) // 2)
     if fig is None:
-        fig = plt.figure(figsize=(3.8 * ncol, 3.3 * nrow), layout="constrained")
+        width = max(3.9 * ncol, 5.5)
+        fig = plt.figure(figsize=(width, (3.3 + title_h) * nrow), layout="constrained")
     axs = fig.subplots(nrow, ncol, squeeze=False)
     mesh = None
-    for ax, (a, b) in zip(axs.ravel(), keys, strict=False):
-        m = ds.maps[(a, b)]
-        xa, xb = np.unique(m[a]), np.unique(m[b])
-        z = m["prob"].to_numpy().reshape(len(xa), len(xb)).T
-        mesh = ax.pcolormesh(xa, xb, z, vmin=0, vmax=1, cmap="viridis", shading="nearest")
-        if z.min() < ds.prob <= z.max():
-            ax.contour(xa, xb, z, levels=[ds.prob], colors="k", linewidths=1.2)
-        unsupported = (~m["supported"].to_numpy()).reshape(len(xa), len(xb)).T
-        if unsupported.any():
-            ax.contourf(
-                xa, xb, unsupported.astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"]
-            )
-        lo, hi = ds.par.loc[a], ds.par.loc[b]
-        if np.isfinite(lo["low"]) and np.isfinite(hi["low"]):
-            ax.add_patch(
-                Rectangle(
-                    (lo["low"], hi["low"]),
-                    lo["high"] - lo["low"],
-                    hi["high"] - hi["low"],
-                    fill=False,
-                    ls="--",
-                    ec="w",
-                    lw=1.5,
-                )
-            )
-        if len(ds.training):
-            ax.plot(ds.training[a], ds.training[b], ".", color="w", ms=3, alpha=0.7)
-        ax.plot(ds.center[a], ds.center[b], "*", color="tab:red", ms=10)
-        ax.set_xlabel(schema.axis_label(a))
-        ax.set_ylabel(schema.axis_label(b))
+    for ax, key in zip(axs.ravel(), keys, strict=False):
+        m = ds.maps[key]
+        if len(key) == 1:
+            _plot_profile(ax, ds, key[0], m, space, meet)
+        else:
+            mesh = _plot_map(ax, ds, key, m, space)
+        at = ds.slices.get(key, dict(m.attrs.get("slice", {})))
+        ax.set_title(_slice_title(space, at), fontsize="small")
     for ax in axs.ravel()[len(keys) :]:
         ax.set_visible(False)
+    if not keys:
+        axs[0, 0].set_visible(True)
+        axs[0, 0].axis("off")
+        axs[0, 0].text(0.5, 0.5, "no free factor: nothing to slice", ha="center", va="center")
     if mesh is not None:
-        fig.colorbar(mesh, ax=axs.ravel().tolist(), label=f"P(yield >= {ds.spec:g} g/L)")
-    fig.suptitle(f"Design space: P(yield >= {ds.spec:g}) >= {ds.prob:g}")
+        fig.colorbar(mesh, ax=axs.ravel().tolist(), label=meet)
+    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}")
     return fig
+
+
+def _plot_map(
+    ax: Axes, ds: DesignSpace, key: tuple[str, ...], m: pd.DataFrame, space: ProcessSpace
+) -> Any:
+    a, b = key
+    xa, xb = np.unique(m[a]), np.unique(m[b])
+    z = m["prob"].to_numpy().reshape(len(xa), len(xb)).T
+    mesh = ax.pcolormesh(xa, xb, z, vmin=0, vmax=1, cmap="viridis", shading="nearest")
+    if z.min() < ds.prob <= z.max():
+        ax.contour(xa, xb, z, levels=[ds.prob], colors="k", linewidths=1.2)
+    unsupported = (~m["supported"].to_numpy().astype(bool)).reshape(len(xa), len(xb)).T
+    if unsupported.any():
+        ax.contourf(
+            xa, xb, unsupported.astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"]
+        )
+    lo, hi = ds.par.loc[a], ds.par.loc[b]
+    if np.isfinite(lo["low"]) and np.isfinite(hi["low"]):
+        ax.add_patch(
+            Rectangle(
+                (lo["low"], hi["low"]),
+                lo["high"] - lo["low"],
+                hi["high"] - hi["low"],
+                fill=False,
+                ls="--",
+                ec="w",
+                lw=1.5,
+            )
+        )
+    if len(ds.training):
+        ax.plot(ds.training[a], ds.training[b], ".", color="w", ms=3, alpha=0.7)
+    ax.plot(ds.center[a], ds.center[b], "*", color="tab:red", ms=10)
+    ax.set_xlabel(space.axis_label(a))
+    ax.set_ylabel(space.axis_label(b))
+    return mesh
+
+
+def _plot_profile(
+    ax: Axes, ds: DesignSpace, a: str, m: pd.DataFrame, space: ProcessSpace, meet: str
+) -> None:
+    x = m[a].to_numpy(dtype=float)
+    p = m["prob"].to_numpy(dtype=float)
+    ax.plot(x, p, color="tab:blue", lw=1.8)
+    unsupported = ~m["supported"].to_numpy().astype(bool)
+    if unsupported.any():
+        ax.fill_between(x, 0, 1, where=unsupported, color="none", hatch="//", edgecolor="0.6", lw=0)
+    ax.axhline(ds.prob, color="k", ls="--", lw=1)
+    row = ds.par.loc[a]
+    if np.isfinite(row["low"]):
+        ax.axvspan(row["low"], row["high"], color="tab:green", alpha=0.15, label="PAR")
+    if len(ds.training):
+        ax.plot(ds.training[a], np.zeros(len(ds.training)), "|", color="0.3", ms=8)
+    ax.plot(ds.center[a], np.interp(ds.center[a], x, p), "*", color="tab:red", ms=10)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(space.axis_label(a))
+    ax.set_ylabel(meet)
 
 
 def plot_regret_study(results: pd.DataFrame, *, ax: Axes | None = None) -> Axes:

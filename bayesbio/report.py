@@ -13,11 +13,15 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["Report", "Section"]
+if TYPE_CHECKING:
+    from bayesbio.space import ProcessSpace
+
+__all__ = ["Report", "Section", "space_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
@@ -58,6 +62,55 @@ def _figure_html(fig: Figure, caption: str | None, dpi: int) -> str:
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     alt = html.escape(caption or "figure")
     return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"/>{cap}</figure>'
+
+
+def _fmt_range(pair: tuple[float, float]) -> str:
+    lo, hi = pair
+    if lo == float("-inf") and hi == float("inf"):
+        return "unbounded"
+    return f"{lo:g} to {hi:g}"
+
+
+def space_table(space: ProcessSpace) -> pd.DataFrame:
+    """Return the declared factors and the response of a process space as a table.
+
+    Parameters
+    ----------
+    space : ProcessSpace
+        The process.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per factor and one for the response: ``role``, ``name``, ``label``,
+        ``unit``, ``operating range`` (for the response its typical range, if declared),
+        ``limits`` and ``note`` (fixed value or direction).
+    """
+    rows = [
+        {
+            "role": "factor",
+            "name": f.name,
+            "label": f.label,
+            "unit": f.unit,
+            "operating range": _fmt_range(f.operating),
+            "limits": _fmt_range(f.limits),
+            "note": "" if f.fixed is None else f"fixed at {f.fixed:g}",
+        }
+        for f in space.factors
+    ]
+    r = space.response
+    rows.append(
+        {
+            "role": "response",
+            "name": r.name,
+            "label": r.label,
+            "unit": r.unit,
+            "operating range": "" if r.typical is None else f"typical {_fmt_range(r.typical)}",
+            "limits": _fmt_range(r.limits),
+            "note": r.direction,
+        }
+    )
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -105,6 +158,18 @@ class Report:
                 shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}g}")
         cap = f"<p class='meta'>{html.escape(caption)}</p>" if caption else ""
         self._current().blocks.append(cap + shown.to_html(border=0, escape=True))
+
+    def describe_space(self, space: ProcessSpace) -> None:
+        """Add the process name, its group columns and a table of its declared factors."""
+        groups = " > ".join(space.groups) if space.groups else "none"
+        self.text(
+            f"Process: {space.name}. {space.k} declared factor(s); response "
+            f"{space.response.name!r} in {space.response.unit} ({space.response.direction}d); "
+            f"group columns (outermost first): {groups}; batch id column {space.batch_id!r}. "
+            "Recommendations and design spaces are searched inside the operating ranges; values "
+            "outside the limits are data errors."
+        )
+        self.table(space_table(space), caption="Declared factors and response")
 
     def figure(self, fig: Figure, caption: str | None = None) -> None:
         """Embed a matplotlib figure as a base64 PNG."""

@@ -1,7 +1,12 @@
-"""The batch table: column names, units, operating ranges, physical limits and validation.
+"""Validation of a batch table against a declared process space.
 
-Every other module reads parameter names, units and bounds from here. A batch table has one
-row per batch with the columns below (domain units):
+What a batch table holds (factor names, units, operating ranges, physical limits, the
+response, group columns and the batch id) is declared by a
+:class:`~bayesbio.space.ProcessSpace`; :func:`validate` checks a table against it and returns a
+clean-typed copy, raising :class:`SchemaError` with a message that names the column, the first
+offending rows and what was expected. ``space=None`` means
+:meth:`ProcessSpace.default() <bayesbio.space.ProcessSpace.default>`, the four-factor demo
+process:
 
 ============================  ===================================  ======================
 column                        meaning                              unit
@@ -10,22 +15,34 @@ column                        meaning                              unit
 ``scale``, ``site``, ...      group columns (what batches share)   --
 ``mixing_time``               time to 95 % homogeneity             s
 ``temperature``               culture temperature setpoint         degC
-``ph``                        pH setpoint                          --
+``ph``                        pH setpoint                          pH
 ``dissolved_oxygen``          DO setpoint                          % air saturation
 ``yield``                     final product titer                  g/L
 ============================  ===================================  ======================
 
-Users whose tables use other names pass a mapping once, e.g.
+Column names are read forgivingly: the space's ``[columns]`` section declares the file's own
+names and units (converted with pint), and names that differ only in case or spaces
+(``Scale``, ``Batch ID``) are recognised. A one-off mapping can also be passed, e.g.
 ``validate(df, columns={"Temp_C": "temperature", "Titer": "yield"})``.
+
+The module constants ``PARAMETERS``, ``RESPONSE``, ``BATCH_ID``, ``DEFAULT_GROUPS``,
+``UNITS``, ``BOUNDS``, ``LIMITS``, ``SPECS``, :func:`axis_label` and :class:`Parameter` are
+deprecated aliases of the default space, kept while the rest of the package migrates; new
+code reads a :class:`~bayesbio.space.ProcessSpace`.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from bayesbio.space import ProcessSpace, SpaceError, resolve_space
 
 __all__ = [
     "BATCH_ID",
@@ -38,18 +55,31 @@ __all__ = [
     "Parameter",
     "SchemaError",
     "group_columns",
+    "map_columns",
+    "missing_column_hint",
+    "non_number_kind",
     "rename_columns",
+    "unit_text",
     "validate",
 ]
 
+#: How the user is told to clean a table (CLI wording; the library function is
+#: :func:`bayesbio.clean.clean`).
+_CLEAN_HINT = "clean the table first (bayesbio clean ...)"
+
 
 class SchemaError(ValueError):
-    """A batch table does not match the schema; the message names column, rows and expectation."""
+    """A batch table does not match the process space; the message names column, rows and need."""
 
 
+# --------------------------------------------------------------------------------------------
+# deprecated aliases of the default space (other modules are migrating to ProcessSpace)
+# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Parameter:
-    """A process parameter (or the response) with its unit and ranges.
+    """A process parameter (or the response) with its unit and ranges (deprecated).
+
+    Use :class:`bayesbio.space.Factor` and :class:`bayesbio.space.Response` instead.
 
     Attributes
     ----------
@@ -60,10 +90,9 @@ class Parameter:
     label : str
         Human-readable axis label.
     operating : tuple of float
-        Plausible operating range ``(low, high)``: where real processes run and where
-        recommendations are searched.
+        Plausible operating range ``(low, high)``.
     limits : tuple of float
-        Hard physical limits ``(low, high)``: values outside are impossible (data errors).
+        Hard physical limits ``(low, high)``.
     """
 
     name: str
@@ -73,48 +102,74 @@ class Parameter:
     limits: tuple[float, float]
 
 
-_PARAMS = (
-    Parameter("mixing_time", "s", "Mixing time", (10.0, 120.0), (0.5, 3600.0)),
-    Parameter("temperature", "degC", "Temperature", (30.0, 39.0), (4.0, 50.0)),
-    Parameter("ph", "", "pH", (6.6, 7.5), (5.5, 8.5)),
-    Parameter("dissolved_oxygen", "% air sat.", "Dissolved oxygen", (10.0, 80.0), (0.0, 150.0)),
+def _legacy_unit(unit: str) -> str:
+    # the old constants wrote pH as unit-less; keep their values while callers migrate
+    return "" if unit.strip().lower() == "ph" else unit
+
+
+_DEFAULT = ProcessSpace.default()
+_RESPONSE_SPEC = Parameter(
+    _DEFAULT.response.name,
+    _legacy_unit(_DEFAULT.response.unit),
+    _DEFAULT.response.label,
+    _DEFAULT.response.typical or _DEFAULT.response.limits,
+    _DEFAULT.response.limits,
 )
-_RESPONSE = Parameter("yield", "g/L", "Yield (titer)", (0.5, 10.0), (0.0, 30.0))
 
-#: The four process parameters, in canonical order.
-PARAMETERS: tuple[str, ...] = tuple(p.name for p in _PARAMS)
-#: The response column.
-RESPONSE: str = _RESPONSE.name
-#: The batch identifier column.
-BATCH_ID: str = "batch_id"
-#: Group columns the simulator writes and models pool over by default.
-DEFAULT_GROUPS: tuple[str, ...] = ("scale", "site", "campaign")
-#: Parameter (and response) metadata by column name.
-SPECS: dict[str, Parameter] = {p.name: p for p in (*_PARAMS, _RESPONSE)}
-#: Units by column name.
+#: Deprecated: ``ProcessSpace.default().factor_names``.
+PARAMETERS: tuple[str, ...] = _DEFAULT.factor_names
+#: Deprecated: ``ProcessSpace.default().response.name``.
+RESPONSE: str = _DEFAULT.response.name
+#: Deprecated: ``ProcessSpace.default().batch_id``.
+BATCH_ID: str = _DEFAULT.batch_id
+#: Deprecated: ``ProcessSpace.default().groups``.
+DEFAULT_GROUPS: tuple[str, ...] = _DEFAULT.groups
+#: Deprecated: factor (and response) metadata of the default space by column name.
+SPECS: dict[str, Parameter] = {
+    **{
+        f.name: Parameter(f.name, _legacy_unit(f.unit), f.label, f.operating, f.limits)
+        for f in _DEFAULT.factors
+    },
+    RESPONSE: _RESPONSE_SPEC,
+}
+#: Deprecated: units of the default space (pH written as ``""``).
 UNITS: dict[str, str] = {k: v.unit for k, v in SPECS.items()}
-#: Plausible operating range by column name.
+#: Deprecated: ``ProcessSpace.default().bounds``.
 BOUNDS: dict[str, tuple[float, float]] = {k: v.operating for k, v in SPECS.items()}
-#: Hard physical limits by column name.
+#: Deprecated: ``ProcessSpace.default().limits``.
 LIMITS: dict[str, tuple[float, float]] = {k: v.limits for k, v in SPECS.items()}
-
-_MAX_LISTED = 5
 
 
 def axis_label(column: str) -> str:
-    """Return ``"Label [unit]"`` for a schema column, or the column name itself."""
-    spec = SPECS.get(column)
-    if spec is None:
-        return column
-    return f"{spec.label} [{spec.unit}]" if spec.unit else spec.label
+    """Return ``"Label [unit]"`` for a column of the default space (deprecated).
+
+    Use :meth:`bayesbio.space.ProcessSpace.axis_label`.
+    """
+    return _DEFAULT.axis_label(column)
 
 
-def _ids(table: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
+# --------------------------------------------------------------------------------------------
+# helpers shared with clean and eda
+# --------------------------------------------------------------------------------------------
+_MAX_LISTED = 5
+
+
+def unit_text(space: ProcessSpace, column: str) -> str:
+    """Return the unit of a factor or the response as words for messages (``"pH units"``)."""
+    unit = space.units.get(column, "").strip()
+    if unit.lower() in {"", "-", "--", "1", "dimensionless"}:
+        return "unitless numbers"
+    if unit.lower() == "ph":
+        return "pH units"
+    return unit
+
+
+def _ids(table: pd.DataFrame, mask: np.ndarray | pd.Series, batch_id: str) -> str:
     """Name the first few offending rows by batch id when present, else by index."""
     mask = np.asarray(mask, dtype=bool)
-    if BATCH_ID in table.columns:
-        ids = table.loc[mask, BATCH_ID].astype(str).tolist()
-        label = "batch_id"
+    if batch_id in table.columns:
+        ids = table.loc[mask, batch_id].astype(str).tolist()
+        label = batch_id
     else:
         ids = [str(i) for i in table.index[mask]]
         label = "rows"
@@ -123,8 +178,20 @@ def _ids(table: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
     return f"{label} {shown}{more}"
 
 
-def _non_number_kind(values: pd.Series) -> str | None:
-    """Name the kind of a column (or its object entries) that must not be read as numbers."""
+def non_number_kind(values: pd.Series) -> str | None:
+    """Name the kind of a column (or of its object entries) that must not be read as numbers.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        A column.
+
+    Returns
+    -------
+    str or None
+        ``"boolean"``, ``"complex"``, ``"timedelta"``, ``"datetime"``, the type name of an odd
+        object entry (``"Timestamp"``, ``"bool"``), or None for a column that may hold numbers.
+    """
     kinds = {"b": "boolean", "c": "complex", "m": "timedelta", "M": "datetime"}
     kind = kinds.get(getattr(values.dtype, "kind", ""))
     if kind is None and isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -138,15 +205,15 @@ def _non_number_kind(values: pd.Series) -> str | None:
 
 
 def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd.DataFrame:
-    """Return a copy of ``table`` with user column names mapped to schema names.
+    """Return a copy of ``table`` with user column names mapped to the space's names.
 
     Parameters
     ----------
     table : pandas.DataFrame
         The user's table.
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}``. Schema names are ``batch_id``, the four parameters,
-        ``yield`` and any group column.
+        ``{user_name: space_name}``: a one-off mapping (a process file declares it once in its
+        ``[columns]`` section instead).
 
     Returns
     -------
@@ -164,7 +231,7 @@ def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd
         return table.copy()
     if not isinstance(columns, Mapping):
         raise SchemaError(
-            f"columns must be a mapping {{user_name: schema_name}}, got {type(columns).__name__}"
+            f"columns must be a mapping {{user_name: space_name}}, got {type(columns).__name__}"
         )
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -184,37 +251,133 @@ def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd
     return table.rename(columns=dict(columns))
 
 
-def group_columns(table: pd.DataFrame, groups: Sequence[str] | None = None) -> list[str]:
-    """Return the group columns present in ``table`` (``groups`` or the defaults)."""
-    wanted = DEFAULT_GROUPS if groups is None else tuple(groups)
-    return [g for g in wanted if g in table.columns]
+def map_columns(
+    table: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    *,
+    space: ProcessSpace | str | Path | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply a one-off mapping, then the space's column declarations and unit conversions.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The user's table; not modified.
+    columns : mapping of str to str, optional
+        ``{user_name: space_name}``, applied first (see :func:`rename_columns`).
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        A renamed, converted copy.
+    actions : list of dict
+        What :meth:`~bayesbio.space.ProcessSpace.map_columns` did (``column``, ``action``
+        ``"renamed"`` or ``"converted"``, ``reason``), plus ``old`` and ``new``: the old and
+        new column name, or the file's and the space's unit.
+
+    Raises
+    ------
+    SchemaError
+        For a table that is not a DataFrame, duplicate column names, a bad mapping, or column
+        declarations that do not fit the table.
+    """
+    sp = resolve_space(space)
+    df = rename_columns(table, columns) if columns else table
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.columns.duplicated().any():
+        dup = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
+        raise SchemaError(f"duplicate column names {dup}; each column must appear once")
+    before = list(df.columns)
+    try:
+        out, actions = sp.map_columns(df)
+    except SpaceError as exc:
+        raise SchemaError(str(exc)) from None
+    renamed = {new: old for old, new in zip(before, out.columns, strict=True) if old != new}
+    declared = {c.target: c.unit for c in sp.columns if c.unit is not None}
+    for entry in actions:
+        col = entry["column"]
+        if entry["action"] == "renamed":
+            entry["old"], entry["new"] = renamed.get(col), col
+        else:
+            entry["old"], entry["new"] = declared.get(col), sp.units.get(col)
+    return out, actions
+
+
+def group_columns(
+    table: pd.DataFrame,
+    groups: Sequence[str] | None = None,
+    space: ProcessSpace | str | Path | None = None,
+) -> list[str]:
+    """Return the group columns present in ``table``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A batch table.
+    groups : sequence of str, optional
+        Group columns to look for; default the space's groups, in hierarchy order.
+    space : ProcessSpace, path or None, optional
+        The process space (None: the default demo process).
+
+    Returns
+    -------
+    list of str
+        The present ones, in the order asked for.
+    """
+    return resolve_space(space).group_columns(table, groups)
+
+
+def missing_column_hint(missing: Sequence[str], present: Sequence[Any]) -> str:
+    """Return the tail of a missing-column message: a close name, and where to declare names."""
+    names = [str(c) for c in present]
+    near = {}
+    for m in missing:
+        close = difflib.get_close_matches(m.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+        if close:
+            near[m] = next(n for n in names if n.lower() == close[0])
+    shown = f"; is {near} meant? " if near else "; "
+    return (
+        f"{shown}declare the file's column names in the process file's [columns] section "
+        "(or pass columns={...})"
+    )
 
 
 def validate(
     table: pd.DataFrame,
     columns: Mapping[str, str] | None = None,
     *,
+    space: ProcessSpace | str | Path | None = None,
     require_response: bool = True,
     groups: Sequence[str] | None = None,
     allow_missing: bool = False,
     check_limits: bool = True,
     min_rows: int = 1,
 ) -> pd.DataFrame:
-    """Validate a batch table and return a clean-typed copy.
+    """Validate a batch table against a process space and return a clean-typed copy.
+
+    Column names are mapped first (``columns``, then the space's ``[columns]`` declarations
+    with their unit conversions, then names differing only in case or spaces), so a table
+    with ``Scale`` or ``Temp (F)`` columns validates when the space says what they are.
 
     Parameters
     ----------
     table : pandas.DataFrame
         One row per batch.
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}`` for tables with other column names.
+        ``{user_name: space_name}`` for tables with other column names.
+    space : ProcessSpace, path or None, optional
+        The process space: factor and response names, units, limits, groups and batch id.
+        Default: :meth:`ProcessSpace.default() <bayesbio.space.ProcessSpace.default>`.
     require_response : bool, default True
-        Require the ``yield`` column (set False for setpoint tables to predict on).
+        Require the response column (set False for setpoint tables to predict on).
     groups : sequence of str, optional
-        Group columns that must be present. Default: none required; the default group columns
-        present are checked for missing labels.
+        Group columns that must be present. Default: none required; the space's group
+        columns present are checked for missing labels.
     allow_missing : bool, default False
-        Accept missing values in parameter and response columns (for raw data before cleaning).
+        Accept missing values in factor and response columns (for raw data before cleaning).
     check_limits : bool, default True
         Reject values outside the hard physical limits.
     min_rows : int, default 1
@@ -223,40 +386,40 @@ def validate(
     Returns
     -------
     pandas.DataFrame
-        A copy with numeric parameter/response columns as float64 and group columns as str.
+        A copy with the space's column names, numeric factor/response columns as float64,
+        group columns and the batch id as str.
 
     Raises
     ------
     SchemaError
         Naming the column, the first offending rows and what was expected.
+    SpaceError
+        If ``space`` is a path to a bad process file.
     """
-    df = rename_columns(table, columns)
+    sp = resolve_space(space)
+    df, _ = map_columns(table, columns, space=sp)
     if len(df) < min_rows:
         raise SchemaError(f"table has {len(df)} rows; at least {min_rows} needed")
-    if df.columns.duplicated().any():
-        dup = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
-        raise SchemaError(f"duplicate column names {dup}")
-    required = list(PARAMETERS) + ([RESPONSE] if require_response else [])
+    response = sp.response.name
+    factors = list(sp.factor_names)
+    required = factors + ([response] if require_response else [])
     if groups is not None:
         required += list(groups)
     missing = [c for c in required if c not in df.columns]
     if missing:
-        hint = ""
-        lower = {str(c).lower(): c for c in df.columns}
-        near = {m: lower[m.lower()] for m in missing if m.lower() in lower}
-        if near:
-            hint = f"; did you mean {near}? pass columns={{...}} to map names"
         raise SchemaError(
-            f"missing required column(s) {missing}; the table has {list(df.columns)}{hint}"
+            f"missing required column(s) {missing}; the table has {list(df.columns)}"
+            + missing_column_hint(missing, df.columns)
         )
-    numeric = [*PARAMETERS, RESPONSE] if RESPONSE in df.columns else list(PARAMETERS)
+    numeric = [*factors, response] if response in df.columns else factors
     for col in numeric:
         values = df[col]
-        kind = _non_number_kind(values)
+        unit = unit_text(sp, col)
+        kind = non_number_kind(values)
         if kind:
             raise SchemaError(
                 f"column '{col}': {kind} values (dtype {values.dtype}); expected real numbers "
-                f"in {UNITS[col] or 'pH units'}"
+                f"in {unit}"
             )
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             converted = pd.to_numeric(values, errors="coerce")
@@ -264,53 +427,58 @@ def validate(
             if bad.any():
                 examples = values[bad].astype(str).unique()[:3].tolist()
                 raise SchemaError(
-                    f"column '{col}': {int(bad.sum())} non-numeric value(s) ({_ids(df, bad)}; "
-                    f"e.g. {examples}). Expected numbers in {UNITS[col] or 'pH units'}."
+                    f"column '{col}': {int(bad.sum())} non-numeric value(s) "
+                    f"({_ids(df, bad, sp.batch_id)}; e.g. {examples}). Expected numbers in "
+                    f"{unit}; {_CLEAN_HINT} to read numbers written with units."
                 )
             values = converted
         values = values.astype("float64")
         inf = np.isinf(values.to_numpy())
         if inf.any():
             raise SchemaError(
-                f"column '{col}': {int(inf.sum())} infinite value(s) ({_ids(df, inf)}). "
-                "Expected finite numbers."
+                f"column '{col}': {int(inf.sum())} infinite value(s) "
+                f"({_ids(df, inf, sp.batch_id)}). Expected finite numbers."
             )
         nan = values.isna().to_numpy()
         if nan.all():
             raise SchemaError(f"column '{col}': all {len(df)} values are missing")
         if nan.any() and not allow_missing:
             raise SchemaError(
-                f"column '{col}': {int(nan.sum())} missing value(s) ({_ids(df, nan)}). "
-                "Run bayesbio.clean.clean first or pass allow_missing=True."
+                f"column '{col}': {int(nan.sum())} missing value(s) "
+                f"({_ids(df, nan, sp.batch_id)}); {_CLEAN_HINT} to drop or impute them."
             )
         if check_limits:
-            lo, hi = LIMITS[col]
+            lo, hi = sp.limits[col]
             out = ((values < lo) | (values > hi)).to_numpy()
             if out.any():
                 shown = values[out]
                 raise SchemaError(
                     f"column '{col}': {int(out.sum())} value(s) outside the physical limits "
-                    f"{lo:g}-{hi:g} {UNITS[col]} ({_ids(df, out)}; min {shown.min():g}, "
-                    f"max {shown.max():g}). Run bayesbio.clean.clean to repair unit slips."
+                    f"{lo:g}-{hi:g} {sp.units[col]} ({_ids(df, out, sp.batch_id)}; min "
+                    f"{shown.min():g}, max {shown.max():g}). Is the declared unit "
+                    f"'{sp.units[col]}' right? If so, {_CLEAN_HINT} to repair unit slips and drop "
+                    "impossible values."
                 )
         df[col] = values
-    if BATCH_ID in df.columns:
-        ids = df[BATCH_ID]
+    batch_id = sp.batch_id
+    if batch_id in df.columns:
+        ids = df[batch_id]
         if ids.isna().any():
-            raise SchemaError(f"column '{BATCH_ID}': {int(ids.isna().sum())} missing id(s)")
+            raise SchemaError(f"column '{batch_id}': {int(ids.isna().sum())} missing id(s)")
         dup = ids.duplicated(keep=False).to_numpy()
         if dup.any():
             raise SchemaError(
-                f"column '{BATCH_ID}': {int(dup.sum())} rows share an id ({_ids(df, dup)}). "
-                "Batch ids must be unique; run bayesbio.clean.clean to resolve duplicates."
+                f"column '{batch_id}': {int(dup.sum())} rows share an id "
+                f"({_ids(df, dup, batch_id)}). Batch ids must be unique; {_CLEAN_HINT} to "
+                "resolve duplicates."
             )
-        df[BATCH_ID] = ids.astype(str)
-    for g in group_columns(df, groups):
+        df[batch_id] = ids.astype(str)
+    for g in sp.group_columns(df, groups):
         labels = df[g]
         na = labels.isna().to_numpy()
         if na.any():
             raise SchemaError(
-                f"group column '{g}': {int(na.sum())} missing label(s) ({_ids(df, na)})"
+                f"group column '{g}': {int(na.sum())} missing label(s) ({_ids(df, na, batch_id)})"
             )
         df[g] = labels.astype(str)
     return df

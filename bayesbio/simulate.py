@@ -1,10 +1,13 @@
 """Synthetic batch records with a known truth, group structure, noise and labelled defects.
 
-:func:`simulate_batches` draws a batch table (see :mod:`bayesbio.schema`) from a plausible
-upstream-bioprocess response, and returns it together with the :class:`Truth` that generated
-it and a table of labelled data defects.
+:func:`simulate_batches` draws a batch table from a plausible upstream-bioprocess response and
+returns it together with the :class:`Truth` that generated it and a table of labelled data
+defects. Without a ``space`` (or with :meth:`ProcessSpace.default() <bayesbio.space.
+ProcessSpace.default>`) it simulates the four-factor demo process below; for any other
+:class:`~bayesbio.space.ProcessSpace` the response is described by a :class:`ProcessBiology`
+(derived automatically from the space unless given), see *Other processes* below.
 
-The biology (per row, with group ``g = (scale, site)`` and campaign ``c``)::
+The demo biology (per row, with group ``g = (scale, site)`` and campaign ``c``)::
 
     E[yield] = Y_g * f_T(T) * f_pH(pH) * f_DO(DO, T, t_mix) * f_mix(t_mix) * s_c
 
@@ -31,20 +34,44 @@ Group structure: the scale effects are a fixed, documented default world
 effects and campaign shifts are drawn from ``random_seed`` (:data:`SITE_EFFECT_SD`). All are
 exposed on :class:`Truth` (``truth.group_effects``, ``truth.campaign_effects``).
 
+Other processes
+---------------
+For a declared space with factors ``x_1..x_k`` (any k >= 1), a :class:`ProcessBiology` gives::
+
+    E[response] = B * L_g * s_c * prod_j f_j(x_j; o_j,g)          (maximised response)
+    E[response] = B * L_g * s_c * (1 + 2 (1 - prod_j f_j))        (minimised response)
+
+* peaked factors: cardinal model (Rosso et al. 1995) with optimum ``o_j``, zero response at
+  ``o_j - width_j`` and at ``o_j + asymmetry_j * width_j`` (``asymmetry < 1``: falls faster
+  above the optimum);
+* saturating factors: Haldane term in ``s = x_j - (o_j - width_j)`` with half-saturation
+  ``0.15 width_j``, maximal at ``o_j`` and declining slowly above (substrate inhibition);
+* one interaction ``(a, b, s)``: the optimum of ``b`` moves by ``s`` half-widths of ``b`` per
+  half-width of ``a`` above ``a``'s optimum;
+* ``L_g`` and the optimum shifts ``o_j,g - o_j`` per group label (:class:`GroupLevel`; labels
+  not declared are drawn from ``random_seed``), ``s_c`` a campaign shift when the space has a
+  ``campaign`` group column. ``prod_j f_j`` is floored at 1e-3 so responses stay positive.
+
 Defects (``defects=True`` or ``{kind: rate}``; rates are fractions of ``n``, counts are
 ``round(rate * n)``, each defective row carries exactly one defect, and defects are applied to
 the finished clean table):
 
-* ``missing`` -- one of the four parameters or ``yield`` set to NaN.
+* ``missing`` -- one of the factors or the response set to NaN.
 * ``duplicate_exact`` / ``duplicate_near`` -- an extra copy of a clean row, inserted at a random
   later position, keeping its ``batch_id``; the label is on the copy (``column="batch_id"``).
-  Near copies have the parameters rounded coarser (0.1 degC, 0.01 pH, 1 s, 1 %) and the yield
-  moved by 0.2-1 %.
-* ``outlier`` -- ``yield`` times 3 or times 0.2 (inside the physical limits).
-* ``impossible`` -- pH times 10, or a negative DO, yield or mixing time.
-* ``unit_kelvin`` / ``unit_fahrenheit`` -- temperature recorded in K / degF.
-* ``unit_do_mg_per_l`` -- DO recorded in mg/L (:data:`DO_MG_PER_L_AT_100_PERCENT`).
-* ``label_typo`` -- ``scale`` or ``site`` mis-typed (``" a"``, ``"Site-A"``, ``"2000 L"``, ...).
+  Near copies have the factors rounded coarser (demo: 0.1 degC, 0.01 pH, 1 s, 1 %) and the
+  response moved by 0.2-1 %.
+* ``outlier`` -- response times 3 or times 0.2 (inside the physical limits).
+* ``impossible`` -- a value outside the physical limits (demo: pH times 10, or a negative DO,
+  yield or mixing time).
+* ``unit_kelvin`` / ``unit_fahrenheit`` -- a temperature factor recorded in K / degF (only for
+  factors whose unit is a temperature).
+* ``unit_do_mg_per_l`` -- DO recorded in mg/L (:data:`DO_MG_PER_L_AT_100_PERCENT`; only for a
+  factor in % air saturation).
+* ``label_typo`` -- a group label mis-typed (``" a"``, ``"Site-A"``, ``"2000 L"``, ...).
+
+With ``defects=True`` the kinds a space does not allow are left out; asking for one
+explicitly is an error.
 
 Randomness: one ``random_seed`` is split into independent streams for the world (site and
 campaign effects), the design (setpoints and groups), the noise and the defects. Hence the same
@@ -54,7 +81,10 @@ seed with ``defects=False`` gives exactly the clean rows of the run with defects
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -62,7 +92,8 @@ import pandas as pd
 from scipy import optimize
 from scipy.stats import qmc
 
-from bayesbio import schema
+from bayesbio.checks import check_int, make_rng
+from bayesbio.space import ProcessSpace, SpaceError, convert_units, resolve_space
 
 __all__ = [
     "DEFAULT_DEFECT_RATES",
@@ -72,6 +103,8 @@ __all__ = [
     "DESIGNS",
     "DO_MG_PER_L_AT_100_PERCENT",
     "SITE_EFFECT_SD",
+    "GroupLevel",
+    "ProcessBiology",
     "SimulatedBatches",
     "Truth",
     "simulate_batches",
@@ -190,26 +223,351 @@ _MIX_LOG_SD = 0.12
 # Recorded precision (decimals) of the clean table.
 _DECIMALS = {"mixing_time": 1, "temperature": 2, "ph": 3, "dissolved_oxygen": 1, "yield": 3}
 _GROUP_COLUMNS = ("scale", "site", "campaign")
+_DEFAULT_SPACE = ProcessSpace.default()
+_PARAMS: tuple[str, ...] = _DEFAULT_SPACE.factor_names
+_RESPONSE: str = _DEFAULT_SPACE.response.name
+_BATCH_ID: str = _DEFAULT_SPACE.batch_id
+
+
+# Generic biology (any process space): shape constants.
+_SAT_HALF = 0.15  # half-saturation of a saturating factor, as a fraction of its width
+_F_FLOOR = 1e-3  # floor of the product of factor responses (responses stay positive)
+_MINIMISE_SPAN = 2.0  # a minimised response rises to B * (1 + this) where the factors fail
+_AUTO_Z_OPT = (0.4, -0.35, 0.3, -0.45, 0.25, -0.3, 0.35, -0.25)  # optimum, in half-widths
+_AUTO_STEEP, _AUTO_GENTLE = 1.2, 1.7  # width / distance to the operating edge, steep and gentle
+_AUTO_INTERACTION = 0.3
+_AUTO_SCALES: dict[str, tuple[float, float, float, float]] = {
+    # label: (weight, level, shift of the 1st factor's optimum, of the 2nd), shifts in half-widths
+    "2L": (0.45, 1.00, 0.0, 0.0),
+    "200L": (0.35, 0.96, -0.10, 0.05),
+    "2000L": (0.20, 0.92, -0.20, 0.10),
+}
+_AUTO_SITES = {"A": 0.5, "B": 0.3, "C": 0.2}
+# Historical design of a generic space, in half-widths of each operating range.
+_GEN_GROUP_SD, _GEN_CAMPAIGN_SD, _GEN_BATCH_SD = 0.08, 0.05, 0.04
+
+
+@dataclass(frozen=True)
+class GroupLevel:
+    """One label of a group column (a scale, a site, ...) in a :class:`ProcessBiology`.
+
+    Parameters
+    ----------
+    weight : float, default 1.0
+        Share of batches (relative to the other labels of the column), > 0.
+    level : float, default 1.0
+        Multiplicative level of the response, > 0 (0.9: 10 % lower than the reference).
+    shift : mapping of str to float, optional
+        Shift of factor optima at this label, in the factor's unit (``{"temperature": -0.5}``).
+    """
+
+    weight: float = 1.0
+    level: float = 1.0
+    shift: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessBiology:
+    """How the response of a declared process depends on its factors (for simulation).
+
+    Every field is optional: what is left out is derived from the space by
+    :meth:`for_space` (an optimum inside each operating range but off its centre, widths that
+    keep the response positive over the range, one saturating factor when k >= 3, one
+    interaction between the first two peaked factors, a baseline from the response's typical
+    range). See the module docstring for the response model.
+
+    Parameters
+    ----------
+    optimum : mapping of str to float, optional
+        Optimum of each factor at the reference group, in the factor's unit.
+    width : mapping of str to float, optional
+        Distance from the optimum down to zero response on the low side, factor's unit, > 0.
+    asymmetry : mapping of str to float, optional
+        High-side width / low-side width of a peaked factor, > 0 (< 1: falls faster above).
+    saturating : sequence of str, optional
+        Factors with a saturating (Haldane) response; None: automatic, ``()``: none.
+    interaction : tuple (str, str, float), optional
+        ``(a, b, strength)``: b's optimum moves by ``strength`` half-widths of b per half-width
+        of a; None: automatic, ``()``: none.
+    baseline : float, optional
+        Expected response at the optimum of the reference group (response unit), > 0.
+    groups : mapping of str to mapping of str to GroupLevel, optional
+        ``{column: {label: GroupLevel}}`` for group columns of the space (not ``campaign``).
+        Columns left out get labels ``2L/200L/2000L`` (``scale``), ``A/B/C`` (``site``) or
+        ``<initial>1..3`` with effects drawn from ``random_seed``.
+    recipe : mapping of str to float, optional
+        Standard setpoint of the historical design (default: halfway between the centre of
+        the operating range and the optimum).
+    noise_cv : float, optional
+        Batch-to-batch coefficient of variation (default 0.06); ``simulate_batches(noise_cv=)``
+        overrides it.
+    level_sd, shift_sd, campaign_sd : float
+        Spread of drawn effects: log level of a label, optimum shift (half-widths), log level of
+        a campaign. Defaults 0.05, 0.1, 0.04.
+
+    Examples
+    --------
+    >>> from bayesbio.space import Factor, ProcessSpace
+    >>> space = ProcessSpace((Factor("temperature", "degC", (25, 32)),
+    ...                       Factor("feed_rate", "mL/h", (2, 10))), groups=("site",))
+    >>> bio = ProcessBiology.for_space(space, optimum={"temperature": 30.5})
+    >>> round(bio.optimum["temperature"], 2)
+    30.5
+    """
+
+    optimum: Mapping[str, float] = field(default_factory=dict)
+    width: Mapping[str, float] = field(default_factory=dict)
+    asymmetry: Mapping[str, float] = field(default_factory=dict)
+    saturating: tuple[str, ...] | None = None
+    interaction: tuple[Any, ...] | None = None
+    baseline: float | None = None
+    groups: Mapping[str, Mapping[str, GroupLevel]] = field(default_factory=dict)
+    recipe: Mapping[str, float] = field(default_factory=dict)
+    noise_cv: float | None = None
+    level_sd: float = 0.05
+    shift_sd: float = 0.1
+    campaign_sd: float = 0.04
+
+    @classmethod
+    def for_space(cls, space: ProcessSpace | str | Path | None, **fields: Any) -> ProcessBiology:
+        """Return a complete biology for ``space``: ``fields`` as given, the rest automatic.
+
+        Parameters
+        ----------
+        space : ProcessSpace, path or None
+            The process (None: the demo space).
+        **fields
+            Any :class:`ProcessBiology` field.
+
+        Returns
+        -------
+        ProcessBiology
+            Every factor has an optimum, width, asymmetry and recipe value.
+
+        Raises
+        ------
+        ValueError
+            Naming the field and factor: an unknown factor or group column, a width or level
+            <= 0, an optimum outside the factor's limits, a baseline outside the response's
+            limits.
+        """
+        return _complete_biology(cls(**fields), resolve_space(space))
+
+
+def _finite(value: Any, where: str, *, positive: bool = False) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a number, got {value!r}") from None
+    if not math.isfinite(out) or (positive and out <= 0):
+        raise ValueError(
+            f"{where} must be a finite number{' > 0' if positive else ''}, got {value!r}"
+        )
+    return out
+
+
+def _check_factor_keys(mapping: Mapping[str, Any], where: str, space: ProcessSpace) -> None:
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"biology.{where} must be a mapping {{factor: value}}, got {mapping!r}")
+    unknown = [k for k in mapping if k not in space.factor_names]
+    if unknown:
+        raise ValueError(
+            f"biology.{where} names unknown factor(s) {unknown}; the process has "
+            f"{list(space.factor_names)}"
+        )
+
+
+def _complete_biology(bio: ProcessBiology, space: ProcessSpace) -> ProcessBiology:
+    """Fill every field of ``bio`` that is left out, and check it against ``space``."""
+    if not isinstance(bio, ProcessBiology):
+        raise ValueError(f"biology must be a ProcessBiology, got {type(bio).__name__}")
+    for name in ("optimum", "width", "asymmetry", "recipe"):
+        _check_factor_keys(getattr(bio, name), name, space)
+    names = space.factor_names
+    hw, centre, lo, hi = space.half_width, space.centre, space.lower, space.upper
+    k = space.k
+    # saturating factor: the oxygen-like one, else the last, when k >= 3
+    if bio.saturating is None:
+        sat: tuple[str, ...] = ()
+        if k >= 3:
+            oxy = [f.name for f in space.factors if "oxygen" in f.name.lower()]
+            for f in space.factors:
+                try:
+                    convert_units([1.0], f.unit, "% air sat.")
+                    oxy.append(f.name)
+                except SpaceError:
+                    pass
+            sat = (oxy[0] if oxy else names[-1],)
+    else:
+        if isinstance(bio.saturating, str):
+            raise ValueError(
+                f"biology.saturating must be a sequence of factor names, got {bio.saturating!r}"
+            )
+        sat = tuple(str(s) for s in bio.saturating)
+        _check_factor_keys(dict.fromkeys(sat), "saturating", space)
+    peaked = [n for n in names if n not in sat]
+    # interaction: the first two peaked factors
+    if bio.interaction is None:
+        inter: tuple[Any, ...] = (
+            (peaked[0], peaked[1], _AUTO_INTERACTION) if len(peaked) >= 2 else ()
+        )
+    else:
+        inter = tuple(bio.interaction)
+        if inter:
+            if len(inter) != 3:
+                raise ValueError(
+                    "biology.interaction must be (factor_a, factor_b, strength) or (), "
+                    f"got {inter!r}"
+                )
+            a, b, s = inter
+            _check_factor_keys({a: 0, b: 0}, "interaction", space)
+            if a == b:
+                raise ValueError(
+                    f"biology.interaction needs two different factors, got {a!r} twice"
+                )
+            inter = (str(a), str(b), _finite(s, "biology.interaction strength"))
+    optimum: dict[str, float] = {}
+    for j, f in enumerate(space.factors):
+        if f.name in bio.optimum:
+            o = _finite(bio.optimum[f.name], f"biology.optimum[{f.name!r}]")
+            if not f.limits[0] <= o <= f.limits[1]:
+                raise ValueError(
+                    f"biology.optimum[{f.name!r}] = {o:g} is outside the limits "
+                    f"[{f.limits[0]:g}, {f.limits[1]:g}] {f.unit}"
+                )
+        else:
+            z = 0.5 if f.name in sat else _AUTO_Z_OPT[j % len(_AUTO_Z_OPT)]
+            o = float(centre[j] + z * hw[j])
+        optimum[f.name] = o
+    # group labels and effects declared or automatic (drawn ones are added at simulation time)
+    groups: dict[str, dict[str, GroupLevel]] = {}
+    if not isinstance(bio.groups, Mapping):
+        raise ValueError("biology.groups must be a mapping {column: {label: GroupLevel}}")
+    for col, labels in bio.groups.items():
+        if col not in space.groups or col == "campaign":
+            raise ValueError(
+                f"biology.groups names {col!r}, which is not a group column of the process "
+                f"(campaign excluded); the process has {list(space.groups)}"
+            )
+        if not isinstance(labels, Mapping) or not labels:
+            raise ValueError(f"biology.groups[{col!r}] must map at least one label to a GroupLevel")
+        out = {}
+        for label, level in labels.items():
+            where = f"biology.groups[{col!r}][{label!r}]"
+            if not isinstance(level, GroupLevel):
+                raise ValueError(f"{where} must be a GroupLevel, got {type(level).__name__}")
+            _finite(level.weight, f"{where}.weight", positive=True)
+            _finite(level.level, f"{where}.level", positive=True)
+            _check_factor_keys(level.shift, f"groups[{col!r}][{label!r}].shift", space)
+            out[str(label)] = GroupLevel(
+                float(level.weight),
+                float(level.level),
+                {n: _finite(v, f"{where}.shift[{n!r}]") for n, v in level.shift.items()},
+            )
+        groups[col] = out
+    if "scale" in space.groups and "scale" not in groups:
+        shift_names = peaked[:2]
+        groups["scale"] = {
+            label: GroupLevel(
+                w,
+                lev,
+                {n: s * float(hw[names.index(n)]) for n, s in zip(shift_names, sh, strict=False)},
+            )
+            for label, (w, lev, *sh) in _AUTO_SCALES.items()
+        }
+    # widths keep the response positive over the range, allowing for group and interaction moves
+    moves = np.zeros(k)
+    for labels in groups.values():
+        for level in labels.values():
+            for n, v in level.shift.items():
+                moves[names.index(n)] = max(moves[names.index(n)], abs(v))
+    moves += 2.0 * bio.shift_sd * hw  # drawn labels
+    if inter:
+        a, b, s = inter
+        ia, ib = names.index(a), names.index(b)
+        za = (optimum[a] - centre[ia]) / hw[ia]
+        moves[ib] += abs(s) * (1.0 + abs(za)) * hw[ib]
+    width: dict[str, float] = {}
+    asym: dict[str, float] = {}
+    for j, n in enumerate(names):
+        d_lo = max(optimum[n] - lo[j], 0.0) + moves[j] + 0.1 * hw[j]
+        d_hi = max(hi[j] - optimum[n], 0.0) + moves[j] + 0.1 * hw[j]
+        steep_above = j % 2 == 0
+        c_lo, c_hi = (_AUTO_GENTLE, _AUTO_STEEP) if steep_above else (_AUTO_STEEP, _AUTO_GENTLE)
+        if n in sat:
+            c_lo = 1.0 / (1.0 - 0.15)  # the lower operating edge: about 60 % of the plateau
+        w = (
+            _finite(bio.width[n], f"biology.width[{n!r}]", positive=True)
+            if n in bio.width
+            else c_lo * d_lo
+        )
+        width[n] = float(w)
+        asym[n] = (
+            _finite(bio.asymmetry[n], f"biology.asymmetry[{n!r}]", positive=True)
+            if n in bio.asymmetry
+            else float(c_hi * d_hi / w)
+        )
+    recipe = {
+        n: (
+            _finite(bio.recipe[n], f"biology.recipe[{n!r}]")
+            if n in bio.recipe
+            else float(space.fixed.get(n, centre[j] + 0.5 * (optimum[n] - centre[j])))
+        )
+        for j, n in enumerate(names)
+    }
+    resp = space.response
+    if bio.baseline is None:
+        if resp.typical is not None:
+            baseline = 0.7 * resp.typical[1]
+        elif math.isfinite(resp.limits[1]):
+            baseline = 0.25 * resp.limits[1]
+        else:
+            baseline = 10.0
+        baseline = max(baseline, resp.limits[0] + 1e-6)
+    else:
+        baseline = _finite(bio.baseline, "biology.baseline", positive=True)
+        if not resp.limits[0] < baseline < resp.limits[1]:
+            raise ValueError(
+                f"biology.baseline = {baseline:g} is outside the response limits "
+                f"[{resp.limits[0]:g}, {resp.limits[1]:g}] {resp.unit}"
+            )
+    noise_cv = 0.06 if bio.noise_cv is None else _finite(bio.noise_cv, "biology.noise_cv")
+    if not 0.0 <= noise_cv <= 0.5:
+        raise ValueError(f"biology.noise_cv must be in [0, 0.5], got {bio.noise_cv!r}")
+    for name in ("level_sd", "shift_sd", "campaign_sd"):
+        v = _finite(getattr(bio, name), f"biology.{name}")
+        if v < 0:
+            raise ValueError(f"biology.{name} must be >= 0, got {v!r}")
+    return replace(
+        bio,
+        optimum=optimum,
+        width=width,
+        asymmetry=asym,
+        saturating=sat,
+        interaction=inter,
+        baseline=float(baseline),
+        groups=groups,
+        recipe=recipe,
+        noise_cv=float(noise_cv),
+    )
 
 
 def _rng(random_seed: int | np.random.Generator | None) -> np.random.Generator:
-    if isinstance(random_seed, np.random.Generator):
-        return random_seed
-    if random_seed is not None and not isinstance(random_seed, int | np.integer):
-        raise ValueError(
-            "random_seed must be an int, a numpy Generator or None, "
-            f"got {type(random_seed).__name__}"
-        )
-    return np.random.default_rng(random_seed)
+    return make_rng(random_seed)
 
 
 class Truth:
-    """The data-generating process of a simulation: noise-free yield, optimum and noise.
+    """The data-generating process of a simulation: noise-free response, optimum and noise.
 
-    Built by :func:`simulate_batches`; not meant to be constructed by hand.
+    Built by :func:`simulate_batches`; not meant to be constructed by hand. This class is the
+    demo process's truth; other spaces get a :class:`Truth` subclass with the same methods
+    (``mean_yield``, ``noise_sd``, ``sample_yield``, ``optimum``, ``groups``) over their own
+    factors, response and group columns.
 
     Attributes
     ----------
+    space : ProcessSpace
+        The process the truth describes (factors, operating ranges, response).
     noise_cv : float
         Coefficient of variation of the multiplicative batch-to-batch noise.
     group_effects : pandas.DataFrame
@@ -223,13 +581,19 @@ class Truth:
         The scale configuration and the drawn site effects.
     """
 
+    #: group columns that locate a group (the campaign only shifts the level)
+    _structural: tuple[str, ...] = ("scale", "site")
+    _campaign: str | None = "campaign"
+
     def __init__(
         self,
         scales: pd.DataFrame,
         sites: pd.DataFrame,
         campaign_effects: pd.Series,
         noise_cv: float,
+        space: ProcessSpace = _DEFAULT_SPACE,
     ) -> None:
+        self.space = space
         self.scales = scales
         self.sites = sites
         self.campaign_effects = campaign_effects
@@ -250,12 +614,12 @@ class Truth:
                 "weight": sc["weight"].to_numpy() * st["weight"].to_numpy(),
             }
         )
-        self._optima: dict[tuple[str, str, str | None], pd.Series] = {}
+        self._optima: dict[tuple[str | None, ...], pd.Series] = {}
 
     @property
     def groups(self) -> pd.DataFrame:
-        """The (scale, site) combinations, one row each."""
-        return self.group_effects[["scale", "site"]].copy()
+        """The combinations of the group columns that locate a group, one row each."""
+        return self.group_effects[list(self._structural)].copy()
 
     def __repr__(self) -> str:
         return (
@@ -291,28 +655,58 @@ class Truth:
                 raise ValueError(f"unknown {col} {bad}; the truth knows {list(index)}")
             codes[col] = code
         row = codes["scale"] * len(self.sites) + codes["site"]
-        if "campaign" in group:
-            labels = np.full(n, str(group["campaign"]), dtype=object)
-        elif X is not None and "campaign" in X.columns:
-            labels = X["campaign"].astype(str).to_numpy()
+        return row, self._campaign_factor(X, n, group)
+
+    def _campaign_factor(
+        self, X: pd.DataFrame | None, n: int, group: Mapping[str, Any]
+    ) -> np.ndarray:
+        col = self._campaign
+        if col is None:
+            return np.ones(n)
+        if col in group:
+            labels = np.full(n, str(group[col]), dtype=object)
+        elif X is not None and col in X.columns:
+            labels = X[col].astype(str).to_numpy()
         else:
-            return row, np.ones(n)
+            return np.ones(n)
         # an unseen campaign gets no shift
-        factor = self.campaign_effects.reindex(labels).fillna(1.0).to_numpy(dtype=float)
-        return row, factor
+        return self.campaign_effects.reindex(labels).fillna(1.0).to_numpy(dtype=float)
+
+    def _factor_values(
+        self, X: pd.DataFrame | np.ndarray
+    ) -> tuple[np.ndarray, pd.DataFrame | None]:
+        """Return the factors as an ``(n, k)`` array, and X when it is a DataFrame."""
+        names = self.space.factor_names
+        if isinstance(X, pd.DataFrame):
+            missing = [p for p in names if p not in X.columns]
+            if missing:
+                raise ValueError(
+                    f"X is missing parameter column(s) {missing}; the process's factors are "
+                    f"{list(names)}"
+                )
+            return X.loc[:, list(names)].to_numpy(dtype=float), X
+        arr = np.asarray(X, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ValueError(
+                f"X as an array must have shape (n, {len(names)}) with columns "
+                f"{list(names)}, got shape {np.shape(X)}"
+            )
+        return arr, None
 
     # -- the response ---------------------------------------------------------------------
     def mean_yield(
         self, X: pd.DataFrame | np.ndarray, group: Mapping[str, Any] | None = None
     ) -> np.ndarray:
-        """Noise-free expected yield (g/L) for each row of ``X``.
+        """Noise-free expected response (yield, g/L for the demo) for each row of ``X``.
 
         Parameters
         ----------
         X : pandas.DataFrame or numpy.ndarray
-            Setpoints: the four :data:`bayesbio.schema.PARAMETERS` columns in domain units, and
-            group columns (``scale``, ``site``, optionally ``campaign``) unless ``group`` sets
-            them. A 2-D array is read as the parameters in schema order; it needs ``group``.
+            Setpoints: the space's factor columns in domain units, and its group columns
+            (demo: ``scale``, ``site``, optionally ``campaign``) unless ``group`` sets them. A
+            2-D array is read as the factors in the space's order; it needs ``group``.
         group : mapping, optional
             ``{"scale": ..., "site": ..., "campaign": ...}`` applied to all rows, overriding the
             columns of ``X``. A campaign not in the truth gets no campaign shift; no campaign
@@ -321,48 +715,32 @@ class Truth:
         Returns
         -------
         numpy.ndarray
-            Expected yield, g/L, shape ``(len(X),)``.
+            Expected response in the response's unit, shape ``(len(X),)``.
 
         Raises
         ------
         ValueError
-            If a parameter column is missing, or a scale/site is missing or unknown.
+            If a factor column is missing, or a group label is missing or unknown.
         """
-        if isinstance(X, pd.DataFrame):
-            missing = [p for p in schema.PARAMETERS if p not in X.columns]
-            if missing:
-                raise ValueError(f"X is missing parameter column(s) {missing}")
-            params = [X[p].to_numpy(dtype=float) for p in schema.PARAMETERS]
-            frame: pd.DataFrame | None = X
-        else:
-            arr = np.asarray(X, dtype=float)
-            if arr.ndim == 1:
-                arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != len(schema.PARAMETERS):
-                raise ValueError(
-                    f"X as an array must have shape (n, {len(schema.PARAMETERS)}) with columns "
-                    f"{list(schema.PARAMETERS)}, got shape {np.shape(X)}"
-                )
-            params = [arr[:, j] for j in range(arr.shape[1])]
-            frame = None
-        n = len(params[0])
+        x, frame = self._factor_values(X)
+        n = len(x)
         row, campaign = self._group_index(frame, n, group)
+        return self._mean(x, row) * campaign
+
+    def _mean(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
         ge = self.group_effects
-        return (
-            _response(
-                *params,
-                y_max=ge["yield_max"].to_numpy()[row],
-                t_opt=ge["temperature_opt"].to_numpy()[row],
-                ph_opt=ge["ph_opt"].to_numpy()[row],
-                k_do=ge["k_do"].to_numpy()[row],
-            )
-            * campaign
+        return _response(
+            *x.T,
+            y_max=ge["yield_max"].to_numpy()[row],
+            t_opt=ge["temperature_opt"].to_numpy()[row],
+            ph_opt=ge["ph_opt"].to_numpy()[row],
+            k_do=ge["k_do"].to_numpy()[row],
         )
 
     def noise_sd(
         self, X: pd.DataFrame | np.ndarray, group: Mapping[str, Any] | None = None
     ) -> np.ndarray:
-        """Return the standard deviation (g/L) of a new batch's yield at each row of ``X``.
+        """Return the standard deviation of a new batch's response at each row of ``X``.
 
         Parameters
         ----------
@@ -374,7 +752,7 @@ class Truth:
         Returns
         -------
         numpy.ndarray
-            ``noise_cv * mean_yield(X, group)``.
+            ``noise_cv * mean_yield(X, group)``, in the response's unit.
         """
         return self.noise_cv * self.mean_yield(X, group)
 
@@ -385,7 +763,7 @@ class Truth:
         *,
         random_seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Draw noisy yields (g/L) of new batches run at the rows of ``X``.
+        """Draw noisy responses of new batches run at the rows of ``X``.
 
         Parameters
         ----------
@@ -404,59 +782,228 @@ class Truth:
         mu = self.mean_yield(X, group)
         return mu * _noise(_rng(random_seed), len(mu), self.noise_cv)
 
-    def optimum(self, group: Mapping[str, Any]) -> pd.Series:
-        """Return the true best setpoint of a group within :data:`bayesbio.schema.BOUNDS`.
+    def optimum(self, group: Mapping[str, Any] | None = None) -> pd.Series:
+        """Return the true best setpoint of a group within the space's operating ranges.
 
-        Found numerically: a 9^4 grid over the bounds, then L-BFGS-B from the best grid
-        points. Results are cached per group.
+        Best means the highest expected response, or the lowest for a response the space
+        declares as minimised. Factors the space fixes are held at their fixed value. Found
+        numerically: a grid over the operating box (9 points per factor for k <= 5, fewer
+        for larger k, a Sobol sample beyond), then L-BFGS-B from the best grid points.
+        Results are cached per group.
 
         Parameters
         ----------
-        group : mapping
-            ``{"scale": ..., "site": ...}`` and optionally ``"campaign"`` (which scales the
-            yield, not the location). A ``pandas.Series`` works too.
+        group : mapping, optional
+            A label for each group column that locates a group (demo: ``{"scale": ...,
+            "site": ...}``) and optionally ``"campaign"`` (which scales the response, not
+            the location). A ``pandas.Series`` works too. May be omitted when the space has
+            no such group columns.
 
         Returns
         -------
         pandas.Series
-            The four parameters (domain units) and ``yield`` (g/L, the expected yield there),
-            named ``"<scale>/<site>"``.
+            The factors (domain units) and the response (its expected value there), named
+            after the group labels joined by ``"/"``.
         """
-        group = dict(group)
-        for key in ("scale", "site"):
+        group = dict(group or {})
+        for key in self._structural:
             if key not in group:
                 raise ValueError(f"group must set '{key}'; got keys {sorted(group)}")
-        group = {k: v for k, v in group.items() if k in _GROUP_COLUMNS}
-        key = (str(group["scale"]), str(group["site"]), group.get("campaign"))
-        key = (key[0], key[1], None if key[2] is None else str(key[2]))
+        keys = (*self._structural, *(() if self._campaign is None else (self._campaign,)))
+        group = {k: v for k, v in group.items() if k in keys}
+        key: tuple[str | None, ...] = tuple(str(group[c]) for c in self._structural)
+        if self._campaign is not None:
+            camp = group.get(self._campaign)
+            key = (*key, None if camp is None else str(camp))
         if key not in self._optima:
             self._optima[key] = self._find_optimum(group)
         return self._optima[key].copy()
 
     def _find_optimum(self, group: Mapping[str, Any]) -> pd.Series:
-        lo = np.array([schema.BOUNDS[p][0] for p in schema.PARAMETERS])
-        hi = np.array([schema.BOUNDS[p][1] for p in schema.PARAMETERS])
+        space = self.space
+        lo_all, hi_all = space.lower, space.upper
+        base = space.centre.copy()
+        free = []
+        for j, f in enumerate(space.factors):
+            if f.fixed is None:
+                free.append(j)
+            else:
+                base[j] = f.fixed
+        lo, hi = lo_all[free], hi_all[free]
         self._group_index(None, 1, group)  # fail early on unknown labels
-        grid = np.stack(
-            np.meshgrid(*[np.linspace(0.0, 1.0, 9)] * len(lo), indexing="ij"), axis=-1
-        ).reshape(-1, len(lo))
-        values = self.mean_yield(lo + grid * (hi - lo), group)
-        starts = grid[np.argsort(values)[::-1][:4]]
+        sign = -1.0 if space.response.maximise else 1.0
 
-        def objective(u: np.ndarray) -> float:
-            return -float(self.mean_yield(lo + u * (hi - lo), group)[0])
+        def full(u: np.ndarray) -> np.ndarray:
+            x = np.tile(base, (len(u), 1))
+            x[:, free] = lo + u * (hi - lo)
+            return x
 
-        best_u, best_val = starts[0], -values.max()
-        for start in starts:
-            res = optimize.minimize(
-                objective, start, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(lo)
-            )
-            if res.fun < best_val:
-                best_u, best_val = res.x, float(res.fun)
-        x = lo + np.clip(best_u, 0.0, 1.0) * (hi - lo)
-        out = pd.Series([*x, -best_val], index=[*schema.PARAMETERS, schema.RESPONSE], dtype=float)
-        out.name = f"{group['scale']}/{group['site']}"
+        m = len(free)
+        if m == 0:
+            best_u = np.empty(0)
+            best_val = sign * float(self.mean_yield(base[None, :], group)[0])
+        else:
+            per_axis = 9 if 9**m <= 200_000 else int(200_000 ** (1.0 / m))
+            if per_axis >= 3:
+                grid = np.stack(
+                    np.meshgrid(*[np.linspace(0.0, 1.0, per_axis)] * m, indexing="ij"), axis=-1
+                ).reshape(-1, m)
+            else:
+                grid = qmc.Sobol(d=m, rng=np.random.default_rng(0)).random(2**15)
+            mean = self.mean_yield(full(grid), group)
+            order = np.argsort(mean)[::-1] if space.response.maximise else np.argsort(mean)
+            starts = grid[order[:4]]
+
+            def objective(u: np.ndarray) -> float:
+                return sign * float(self.mean_yield(full(u[None, :]), group)[0])
+
+            best_u, best_val = starts[0], sign * float(mean[order[0]])
+            for start in starts:
+                res = optimize.minimize(
+                    objective, start, method="L-BFGS-B", bounds=[(0.0, 1.0)] * m
+                )
+                if res.fun < best_val:
+                    best_u, best_val = res.x, float(res.fun)
+        x = full(np.clip(np.asarray(best_u), 0.0, 1.0)[None, :])[0] if m else base
+        out = pd.Series(
+            [*x, sign * best_val], index=[*space.factor_names, space.response.name], dtype=float
+        )
+        out.name = "/".join(str(group[c]) for c in self._structural) or "all"
         return out
+
+
+class _BiologyTruth(Truth):
+    """Truth of a declared process space, driven by a :class:`ProcessBiology`.
+
+    Attributes
+    ----------
+    space : ProcessSpace
+        The process.
+    biology : ProcessBiology
+        The complete biology (every field filled; drawn labels included in ``levels``).
+    levels : dict of str to pandas.DataFrame
+        Per group column that locates a group: one row per label with ``weight``, ``level``
+        and ``<factor>_shift`` (optimum shift, factor unit).
+    group_effects : pandas.DataFrame
+        One row per combination of those labels: the labels, ``level`` (multiplicative),
+        ``weight`` (share of batches) and ``<factor>_opt`` (the optimum of each factor there).
+    campaign_effects : pandas.Series
+        Multiplicative level shift by campaign label (empty without a ``campaign`` column).
+    noise_cv : float
+        Coefficient of variation of the batch-to-batch noise.
+    """
+
+    def __init__(
+        self,
+        space: ProcessSpace,
+        biology: ProcessBiology,
+        levels: dict[str, pd.DataFrame],
+        campaign_effects: pd.Series,
+        noise_cv: float,
+    ) -> None:
+        self.space = space
+        self.biology = biology
+        self.levels = levels
+        self._structural = tuple(levels)
+        self._campaign = "campaign" if "campaign" in space.groups else None
+        self.campaign_effects = campaign_effects
+        self.noise_cv = float(noise_cv)
+        names = space.factor_names
+        if levels:
+            combos = pd.MultiIndex.from_product(
+                [frame.index for frame in levels.values()], names=list(levels)
+            ).to_frame(index=False)
+        else:
+            combos = pd.DataFrame(index=[0])
+        level = np.ones(len(combos))
+        weight = np.ones(len(combos))
+        opt = np.tile([biology.optimum[n] for n in names], (len(combos), 1))
+        for col, frame in levels.items():
+            part = frame.loc[combos[col]]
+            level *= part["level"].to_numpy()
+            weight *= part["weight"].to_numpy() / frame["weight"].sum()
+            opt += part[[f"{n}_shift" for n in names]].to_numpy()
+        self.group_effects = pd.DataFrame(
+            {
+                **{c: combos[c].astype(str).to_numpy() for c in levels},
+                "level": level,
+                "weight": weight,
+                **{f"{n}_opt": opt[:, j] for j, n in enumerate(names)},
+            }
+        )
+        self._opt = opt
+        self._level = level
+        self._width = np.array([biology.width[n] for n in names])
+        self._asym = np.array([biology.asymmetry[n] for n in names])
+        self._sat = np.array([n in biology.saturating for n in names])
+        self._inter = None
+        if biology.interaction:
+            a, b, s = biology.interaction
+            self._inter = (names.index(a), names.index(b), float(s))
+        self._optima = {}
+
+    def __repr__(self) -> str:
+        labels = {c: list(f.index) for c, f in self.levels.items()}
+        return (
+            f"Truth(process={self.space.name!r}, factors={list(self.space.factor_names)}, "
+            f"groups={labels}, campaigns={len(self.campaign_effects)}, "
+            f"noise_cv={self.noise_cv:g})"
+        )
+
+    def _group_index(
+        self, X: pd.DataFrame | None, n: int, group: Mapping[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        group = dict(group or {})
+        valid = [*self._structural, *(() if self._campaign is None else (self._campaign,))]
+        unknown = set(group) - set(valid)
+        if unknown:
+            raise ValueError(f"group has unknown key(s) {sorted(unknown)}; valid keys are {valid}")
+        row = np.zeros(n, dtype=np.int64)
+        for col, frame in self.levels.items():
+            if col in group:
+                labels = np.full(n, str(group[col]), dtype=object)
+            elif X is not None and col in X.columns:
+                labels = X[col].astype(str).to_numpy()
+            else:
+                raise ValueError(
+                    f"no '{col}' for mean_yield: X has no '{col}' column and group does not "
+                    f"set it; pass group={{'{col}': ...}} with one of {list(frame.index)}"
+                )
+            code = pd.Index(frame.index).get_indexer(labels)
+            if (code < 0).any():
+                bad = pd.unique(labels[code < 0])[:5].tolist()
+                raise ValueError(f"unknown {col} {bad}; the truth knows {list(frame.index)}")
+            row = row * len(frame) + code
+        return row, self._campaign_factor(X, n, group)
+
+    def _mean(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        opt = self._opt[row]
+        if self._inter is not None:
+            a, b, s = self._inter
+            hw = self.space.half_width
+            opt = opt.copy()
+            opt[:, b] += s * hw[b] * (x[:, a] - opt[:, a]) / hw[a]
+        f = np.ones(len(x))
+        for j in range(x.shape[1]):
+            w = self._width[j]
+            if self._sat[j]:
+                # Haldane: maximal (1) at s = w, i.e. at the optimum; slow decline above
+                k = _SAT_HALF * w
+                ki = w * w / k
+                s = np.maximum(x[:, j] - (opt[:, j] - w), 0.0)
+                f *= (1.0 + 2.0 * math.sqrt(k / ki)) * s / (k + s + s * s / ki)
+            else:
+                # cardinal model (Rosso 1995): 0 at opt - w and at opt + asym * w
+                lo = opt[:, j] - w
+                hi = opt[:, j] + self._asym[j] * w
+                v = np.clip(x[:, j], lo, hi)
+                a = (v - lo) * (v - hi)
+                f *= a / (a - (v - opt[:, j]) ** 2)
+        f = np.maximum(f, _F_FLOOR)
+        base = self.biology.baseline * self._level[row]
+        if self.space.response.maximise:
+            return base * f
+        return base * (1.0 + _MINIMISE_SPAN * (1.0 - f))
 
 
 def _response(
@@ -575,10 +1122,8 @@ def _site_frame(
 
 
 # -- designs ----------------------------------------------------------------------------------
-def _bounds() -> tuple[np.ndarray, np.ndarray]:
-    lo = np.array([schema.BOUNDS[p][0] for p in schema.PARAMETERS])
-    hi = np.array([schema.BOUNDS[p][1] for p in schema.PARAMETERS])
-    return lo, hi
+def _bounds(space: ProcessSpace = _DEFAULT_SPACE) -> tuple[np.ndarray, np.ndarray]:
+    return space.lower, space.upper
 
 
 def _historical(
@@ -589,16 +1134,17 @@ def _historical(
     truth: Truth,
     n_campaigns: int,
     excursion_rate: float,
+    space: ProcessSpace = _DEFAULT_SPACE,
 ) -> np.ndarray:
     """Setpoints near the standard recipe of each (scale, site) group, drifting by campaign."""
     n = len(scale_code)
     n_sites = len(truth.sites)
     n_groups = len(truth.scales) * n_sites
     group_code = scale_code * n_sites + site_code
-    out = np.empty((n, len(schema.PARAMETERS)))
+    out = np.empty((n, len(_PARAMS)))
     mix_typ = truth.scales["mixing_time"].to_numpy()[scale_code]
     out[:, 0] = mix_typ * np.exp(rng.normal(0.0, _MIX_LOG_SD, n))
-    for j, p in enumerate(schema.PARAMETERS[1:], start=1):
+    for j, p in enumerate(_PARAMS[1:], start=1):
         group_off = rng.normal(0.0, _RECIPE_GROUP_SD[p], n_groups)
         camp_off = rng.normal(0.0, _RECIPE_CAMPAIGN_SD[p], n_campaigns)
         out[:, j] = (
@@ -607,7 +1153,7 @@ def _historical(
             + camp_off[campaign_code]
             + rng.normal(0.0, _BATCH_SD[p], n)
         )
-    lo, hi = _bounds()
+    lo, hi = _bounds(space)
     # occasional excursions: one parameter anywhere in the operating range
     exc = rng.random(n) < excursion_rate
     which = rng.integers(0, len(lo), n)
@@ -618,20 +1164,176 @@ def _historical(
     return np.clip(out, lo - pad, hi + pad)
 
 
-def _doe(rng: np.random.Generator, n: int) -> np.ndarray:
-    lo, hi = _bounds()
+def _doe(rng: np.random.Generator, n: int, space: ProcessSpace = _DEFAULT_SPACE) -> np.ndarray:
+    lo, hi = _bounds(space)
     sample = qmc.LatinHypercube(d=len(lo), rng=rng).random(n)
     return qmc.scale(sample, lo, hi)
 
 
-def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
-    lo, hi = _bounds()
+def _uniform(rng: np.random.Generator, n: int, space: ProcessSpace = _DEFAULT_SPACE) -> np.ndarray:
+    lo, hi = _bounds(space)
     return rng.uniform(lo, hi, size=(n, len(lo)))
 
 
 def _batch_ids(n: int) -> np.ndarray:
     width = max(4, len(str(n)))
     return np.strings.add("B", np.strings.zfill(np.arange(1, n + 1).astype(str), width))
+
+
+# -- a declared process space: world and designs ---------------------------------------------
+def _auto_labels(column: str) -> dict[str, float]:
+    if column == "site":
+        return dict(_AUTO_SITES)
+    initial = column[:1].upper() or "G"
+    return {f"{initial}{i}": w for i, w in zip((1, 2, 3), (0.5, 0.3, 0.2), strict=True)}
+
+
+def _draw_levels(
+    space: ProcessSpace, bio: ProcessBiology, rng: np.random.Generator
+) -> dict[str, pd.DataFrame]:
+    """Labels and effects of every group column that locates a group (declared or drawn)."""
+    names = space.factor_names
+    hw = space.half_width
+    columns = ["weight", "level", *[f"{n}_shift" for n in names]]
+    levels: dict[str, pd.DataFrame] = {}
+    for col in space.groups:
+        if col == "campaign":
+            continue
+        if col in bio.groups:
+            rows = {
+                label: [lv.weight, lv.level, *[float(lv.shift.get(n, 0.0)) for n in names]]
+                for label, lv in bio.groups[col].items()
+            }
+        else:
+            weights = _auto_labels(col)
+            m = len(weights)
+            level = np.exp(rng.normal(0.0, bio.level_sd, m))
+            shift = rng.normal(0.0, bio.shift_sd, (m, space.k)) * hw
+            rows = {label: [w, level[i], *shift[i]] for i, (label, w) in enumerate(weights.items())}
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+        frame.index = pd.Index([str(i) for i in frame.index], name=col)
+        levels[col] = frame
+    return levels
+
+
+def _decimals(scale: float) -> int:
+    """Return the recorded decimals for values of natural scale ``scale`` (3 significant)."""
+    return max(0, 2 - math.floor(math.log10(abs(scale)))) if scale > 0 else 3
+
+
+def _historical_space(
+    rng: np.random.Generator,
+    space: ProcessSpace,
+    bio: ProcessBiology,
+    group_row: np.ndarray,
+    n_groups: int,
+    campaign_code: np.ndarray,
+    n_campaigns: int,
+    excursion_rate: float,
+) -> np.ndarray:
+    """Setpoints near the biology's recipe, offset per group and campaign, with excursions."""
+    n, k = len(group_row), space.k
+    hw = space.half_width
+    recipe = np.array([bio.recipe[name] for name in space.factor_names])
+    group_off = rng.normal(0.0, _GEN_GROUP_SD, (n_groups, k)) * hw
+    camp_off = rng.normal(0.0, _GEN_CAMPAIGN_SD, (n_campaigns, k)) * hw
+    out = (
+        recipe
+        + group_off[group_row]
+        + camp_off[campaign_code]
+        + rng.normal(0.0, _GEN_BATCH_SD, (n, k)) * hw
+    )
+    lo, hi = space.lower, space.upper
+    exc = rng.random(n) < excursion_rate
+    which = rng.integers(0, k, n)
+    u = rng.uniform(lo[which], hi[which])
+    rows = np.flatnonzero(exc)
+    out[rows, which[rows]] = u[rows]
+    pad = 0.05 * (hi - lo)
+    llo = np.array([f.limits[0] for f in space.factors])
+    lhi = np.array([f.limits[1] for f in space.factors])
+    return np.clip(out, np.maximum(lo - pad, llo), np.minimum(hi + pad, lhi))
+
+
+def _simulate_space(
+    n: int,
+    space: ProcessSpace,
+    bio: ProcessBiology,
+    *,
+    design: str,
+    n_campaigns: int,
+    noise_cv: float,
+    excursion_rate: float,
+    defects: bool | Mapping[str, float],
+    rates: dict[str, float],
+    random_seed: int | np.random.Generator | None,
+) -> SimulatedBatches:
+    """:func:`simulate_batches` for a declared space (see the module docstring)."""
+    rng_world, rng_design, rng_noise, rng_defects = _rng(random_seed).spawn(4)
+    levels = _draw_levels(space, bio, rng_world)
+    has_campaign = "campaign" in space.groups
+    campaigns = [f"CMP{i + 1:02d}" for i in range(int(n_campaigns))] if has_campaign else []
+    campaign_effects = pd.Series(
+        np.exp(rng_world.normal(0.0, bio.campaign_sd, len(campaigns))),
+        index=pd.Index(campaigns, name="campaign", dtype=object),
+        name="campaign_effect",
+        dtype=float,
+    )
+    truth = _BiologyTruth(space, bio, levels, campaign_effects, noise_cv)
+
+    codes = {}
+    for col, frame in levels.items():
+        p = frame["weight"].to_numpy() / frame["weight"].sum()
+        codes[col] = rng_design.choice(len(p), size=n, p=p)
+    if has_campaign:
+        share = rng_world.dirichlet(np.full(len(campaigns), 2.0))
+        campaign_code = rng_design.choice(len(campaigns), size=n, p=share)
+    else:
+        campaign_code = np.zeros(n, dtype=np.int64)
+    group_row = np.zeros(n, dtype=np.int64)
+    for col, frame in levels.items():
+        group_row = group_row * len(frame) + codes[col]
+    if design == "historical":
+        X = _historical_space(
+            rng_design,
+            space,
+            bio,
+            group_row,
+            len(truth.group_effects),
+            campaign_code,
+            max(len(campaigns), 1),
+            excursion_rate,
+        )
+    elif design == "doe":
+        X = _doe(rng_design, n, space)
+    else:
+        X = _uniform(rng_design, n, space)
+    decimals = [_decimals(h) for h in space.half_width]
+    for j in range(space.k):
+        X[:, j] = np.round(X[:, j], decimals[j])
+    mu = truth._mean(X, group_row)
+    if has_campaign:
+        mu = mu * campaign_effects.to_numpy()[campaign_code]
+    resp = space.response
+    y_dec = _decimals(bio.baseline / 10.0)
+    y = np.round(mu * _noise(rng_noise, n, noise_cv), y_dec)
+
+    columns: dict[str, Any] = {space.batch_id: pd.array(_batch_ids(n), dtype="str")}
+    for col in space.groups:
+        if col == "campaign":
+            labels = np.array(campaigns, dtype=str)[campaign_code]
+        else:
+            labels = levels[col].index.to_numpy(dtype=str)[codes[col]]
+        columns[col] = pd.array(labels, dtype="str")
+    columns.update({name: X[:, j] for j, name in enumerate(space.factor_names)})
+    columns[resp.name] = y
+    table = pd.DataFrame(columns)
+    plan = _space_plan(space, truth, decimals, y_dec)
+    rates = _applicable(rates, plan, explicit=isinstance(defects, Mapping))
+    if not rates:
+        return SimulatedBatches(table, truth, _empty_labels(space.batch_id))
+    table, labels = _apply_defects(table, rates, rng_defects, plan)
+    return SimulatedBatches(table, truth, labels)
 
 
 class SimulatedBatches(NamedTuple):
@@ -658,10 +1360,10 @@ class SimulatedBatches(NamedTuple):
 
         Equal to the ``table`` of the same call with ``defects=False``.
         """
-        return _restore(self.table, self.defects)
+        return _restore(self.table, self.defects, self.truth.space)
 
 
-def _restore(table: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+def _restore(table: pd.DataFrame, labels: pd.DataFrame, space: ProcessSpace) -> pd.DataFrame:
     out = table.copy()
     if labels.empty:
         return out
@@ -670,7 +1372,7 @@ def _restore(table: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     for col, part in rest.groupby("column", sort=False):
         rows = part["row"].to_numpy()
         vals = part["true_value"].to_numpy()
-        if col in schema.PARAMETERS or col == schema.RESPONSE:
+        if col in space.numeric_columns:
             vals = vals.astype(float)
         out.loc[out.index[rows], col] = vals
     keep = np.ones(len(out), dtype=bool)
@@ -688,8 +1390,27 @@ _EMPTY_LABELS = {
 }
 
 
-def _empty_labels() -> pd.DataFrame:
-    return pd.DataFrame({k: pd.Series(dtype=v) for k, v in _EMPTY_LABELS.items()})
+def _empty_labels(batch_id: str = _BATCH_ID) -> pd.DataFrame:
+    return pd.DataFrame(
+        {(batch_id if k == "batch_id" else k): pd.Series(dtype=v) for k, v in _EMPTY_LABELS.items()}
+    )
+
+
+def _demo_compatible(space: ProcessSpace) -> bool:
+    """Whether the demo biology applies: the demo's factors, units, response and columns.
+
+    Operating ranges, limits, labels and fixed values may differ (the truth's optimum and the
+    designs then use the space's ranges).
+    """
+    demo = _DEFAULT_SPACE
+    return (
+        space.factor_names == demo.factor_names
+        and all(f.unit == d.unit for f, d in zip(space.factors, demo.factors, strict=True))
+        and (space.response.name, space.response.unit, space.response.direction)
+        == (demo.response.name, demo.response.unit, demo.response.direction)
+        and space.groups == demo.groups
+        and space.batch_id == demo.batch_id
+    )
 
 
 def simulate_batches(
@@ -699,10 +1420,12 @@ def simulate_batches(
     scales: Mapping[str, Mapping[str, float]] | Sequence[str] | None = None,
     sites: Mapping[str, float] | Sequence[str] | None = None,
     n_campaigns: int = 6,
-    noise_cv: float = 0.06,
+    noise_cv: float | None = None,
     excursion_rate: float = 0.05,
     defects: bool | Mapping[str, float] = False,
     random_seed: int | np.random.Generator | None = None,
+    space: ProcessSpace | str | Path | None = None,
+    biology: ProcessBiology | None = None,
 ) -> SimulatedBatches:
     """Simulate a batch table from a known, non-linear bioprocess truth.
 
@@ -711,34 +1434,46 @@ def simulate_batches(
     n : int
         Number of (clean) batches, >= 1. Duplicate defects add rows on top.
     design : {"historical", "doe", "uniform"}, default "historical"
-        ``"historical"``: plant history, most batches near a standard recipe of their
-        (scale, site) group that drifts a little by campaign, mixing times typical of each
-        scale and occasional excursions (``excursion_rate``) of one parameter anywhere in the
-        operating range.
-        ``"doe"``: a Latin hypercube over :data:`bayesbio.schema.BOUNDS`. ``"uniform"``:
-        independent uniform draws over the bounds.
+        ``"historical"``: plant history, most batches near a standard recipe of their group
+        that drifts a little by campaign (demo: mixing times typical of each scale) and
+        occasional excursions (``excursion_rate``) of one factor anywhere in the operating
+        range. ``"doe"``: a Latin hypercube over the operating ranges. ``"uniform"``:
+        independent uniform draws over the operating ranges.
     scales : mapping or sequence of str, optional
-        Scale configuration; default :data:`DEFAULT_SCALES`. A sequence picks default scales
-        by name; a mapping ``{name: {key: value}}`` sets any of ``weight``, ``yield_factor``,
-        ``temperature_shift``, ``ph_shift``, ``oxygen_factor``, ``mixing_time`` (missing keys
-        come from the default scale of that name, else neutral values).
+        Demo process only. Scale configuration; default :data:`DEFAULT_SCALES`. A sequence
+        picks default scales by name; a mapping ``{name: {key: value}}`` sets any of
+        ``weight``, ``yield_factor``, ``temperature_shift``, ``ph_shift``, ``oxygen_factor``,
+        ``mixing_time`` (missing keys come from the default scale of that name, else neutral
+        values).
     sites : mapping of str to float or sequence of str, optional
-        Sites and their batch shares; default :data:`DEFAULT_SITES`. A sequence gives equal
-        shares. Site effects are drawn from ``random_seed`` (:data:`SITE_EFFECT_SD`).
+        Demo process only. Sites and their batch shares; default :data:`DEFAULT_SITES`. A
+        sequence gives equal shares. Site effects are drawn from ``random_seed``
+        (:data:`SITE_EFFECT_SD`).
     n_campaigns : int, default 6
-        Number of campaigns (``"CMP01"``, ...). Batches are spread over them with unequal,
-        seeded shares; each campaign has a random level shift.
-    noise_cv : float, default 0.06
+        Number of campaigns (``"CMP01"``, ...) when the space has a ``campaign`` group
+        column. Batches are spread over them with unequal, seeded shares; each campaign has a
+        random level shift.
+    noise_cv : float, optional
         Coefficient of variation of the multiplicative batch-to-batch noise, in [0, 0.5].
+        Default: the biology's (0.06).
     excursion_rate : float, default 0.05
         Share of historical batches with an excursion, in [0, 1].
     defects : bool or mapping of str to float, default False
-        ``True``: :data:`DEFAULT_DEFECT_RATES`; a mapping ``{kind: rate}`` with kinds from
-        :data:`DEFECT_KINDS` and rates (fraction of ``n``) in [0, 1] summing to at most 1.
-        Each defective row carries exactly one defect.
+        ``True``: :data:`DEFAULT_DEFECT_RATES` (kinds the space does not allow left out); a
+        mapping ``{kind: rate}`` with kinds from :data:`DEFECT_KINDS` and rates (fraction of
+        ``n``) in [0, 1] summing to at most 1. Each defective row carries exactly one defect.
     random_seed : int, numpy.random.Generator or None, default None
         One seed for everything; it is split into independent streams for the world, the
         design, the noise and the defects, so the clean rows do not depend on ``defects``.
+    space : ProcessSpace, path to a TOML file or None, default None
+        The process to simulate: its factors, operating ranges, response, group columns and
+        batch id. With ``biology=None``, None, the default space or a space with the demo's
+        factors, units, response, group columns and batch id (ranges, limits and fixed values
+        may differ) get the demo biology, with the same numbers for the same seed as always;
+        any other space gets :meth:`ProcessBiology.for_space`.
+    biology : ProcessBiology, optional
+        The response of the process (for the demo space too); fields left out are derived
+        from the space (:meth:`ProcessBiology.for_space`).
 
     Returns
     -------
@@ -748,7 +1483,8 @@ def simulate_batches(
     Raises
     ------
     ValueError
-        For ``n < 1``, an unknown ``design``, bad rates or configuration, naming the argument.
+        For ``n < 1``, an unknown ``design``, bad rates or configuration, a defect kind the
+        space does not allow, ``scales``/``sites`` with another space, naming the argument.
 
     Examples
     --------
@@ -756,22 +1492,44 @@ def simulate_batches(
     >>> table, truth, labels = sim
     >>> best = truth.optimum({"scale": "2000L", "site": "A"})
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    n = int(n)
+    n = check_int("n", n, minimum=1)
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {list(DESIGNS)}, got {design!r}")
-    if (
-        isinstance(n_campaigns, bool)
-        or not isinstance(n_campaigns, int | np.integer)
-        or n_campaigns < 1
-    ):
-        raise ValueError(f"n_campaigns must be an integer >= 1, got {n_campaigns!r}")
-    if not (np.isfinite(noise_cv) and 0.0 <= noise_cv <= 0.5):
+    n_campaigns = check_int("n_campaigns", n_campaigns, minimum=1)
+    resolved = resolve_space(space)
+    demo = biology is None and _demo_compatible(resolved)
+    bio = None if demo else _complete_biology(biology or ProcessBiology(), resolved)
+    if noise_cv is None:
+        noise_cv = 0.06 if bio is None else float(bio.noise_cv)
+    try:
+        noise_ok = np.isfinite(noise_cv) and 0.0 <= noise_cv <= 0.5
+    except TypeError:
+        noise_ok = False
+    if not noise_ok:
         raise ValueError(f"noise_cv must be in [0, 0.5], got {noise_cv!r}")
     if not (np.isfinite(excursion_rate) and 0.0 <= excursion_rate <= 1.0):
         raise ValueError(f"excursion_rate must be in [0, 1], got {excursion_rate!r}")
     rates = _defect_rates(defects)
+    if bio is not None:
+        if scales is not None or sites is not None:
+            raise ValueError(
+                "scales and sites configure the demo process; for another process space or a "
+                "biology declare the labels with ProcessBiology(groups={column: {label: "
+                "GroupLevel(...)}})"
+            )
+        make_rng(random_seed)  # check the seed before any work
+        return _simulate_space(
+            n,
+            resolved,
+            bio,
+            design=design,
+            n_campaigns=n_campaigns,
+            noise_cv=float(noise_cv),
+            excursion_rate=float(excursion_rate),
+            defects=defects,
+            rates=rates,
+            random_seed=random_seed,
+        )
 
     rng_world, rng_design, rng_noise, rng_defects = _rng(random_seed).spawn(4)
     scale_frame = _scale_frame(scales)
@@ -783,7 +1541,7 @@ def simulate_batches(
         name="campaign_effect",
     )
     campaign_share = rng_world.dirichlet(np.full(len(campaigns), 2.0))
-    truth = Truth(scale_frame, site_frame, campaign_effects, noise_cv)
+    truth = Truth(scale_frame, site_frame, campaign_effects, noise_cv, resolved)
 
     # groups: scale x site x campaign with unbalanced shares
     p_scale = scale_frame["weight"].to_numpy() / scale_frame["weight"].sum()
@@ -793,42 +1551,39 @@ def simulate_batches(
     campaign_code = rng_design.choice(len(campaigns), size=n, p=campaign_share)
     if design == "historical":
         X = _historical(
-            rng_design, scale_code, site_code, campaign_code, truth, len(campaigns), excursion_rate
+            rng_design,
+            scale_code,
+            site_code,
+            campaign_code,
+            truth,
+            len(campaigns),
+            excursion_rate,
+            resolved,
         )
     elif design == "doe":
-        X = _doe(rng_design, n)
+        X = _doe(rng_design, n, resolved)
     else:
-        X = _uniform(rng_design, n)
-    for j, p in enumerate(schema.PARAMETERS):
+        X = _uniform(rng_design, n, resolved)
+    for j, p in enumerate(_PARAMS):
         X[:, j] = np.round(X[:, j], _DECIMALS[p])
 
     group_row = scale_code * len(site_frame) + site_code
-    ge = truth.group_effects
-    mu = (
-        _response(
-            *X.T,
-            y_max=ge["yield_max"].to_numpy()[group_row],
-            t_opt=ge["temperature_opt"].to_numpy()[group_row],
-            ph_opt=ge["ph_opt"].to_numpy()[group_row],
-            k_do=ge["k_do"].to_numpy()[group_row],
-        )
-        * campaign_effects.to_numpy()[campaign_code]
-    )
-    y = np.round(mu * _noise(rng_noise, n, noise_cv), _DECIMALS[schema.RESPONSE])
+    mu = truth._mean(X, group_row) * campaign_effects.to_numpy()[campaign_code]
+    y = np.round(mu * _noise(rng_noise, n, noise_cv), _DECIMALS[_RESPONSE])
 
     table = pd.DataFrame(
         {
-            schema.BATCH_ID: pd.array(_batch_ids(n), dtype="str"),
+            _BATCH_ID: pd.array(_batch_ids(n), dtype="str"),
             "scale": pd.array(scale_frame.index.to_numpy(dtype=str)[scale_code], dtype="str"),
             "site": pd.array(site_frame.index.to_numpy(dtype=str)[site_code], dtype="str"),
             "campaign": pd.array(np.array(campaigns, dtype=str)[campaign_code], dtype="str"),
-            **{p: X[:, j] for j, p in enumerate(schema.PARAMETERS)},
-            schema.RESPONSE: y,
+            **{p: X[:, j] for j, p in enumerate(_PARAMS)},
+            _RESPONSE: y,
         }
     )
     if not rates:
         return SimulatedBatches(table, truth, _empty_labels())
-    table, labels = _apply_defects(table, rates, rng_defects)
+    table, labels = _apply_defects(table, rates, rng_defects, _DEFAULT_PLAN)
     return SimulatedBatches(table, truth, labels)
 
 
@@ -867,16 +1622,150 @@ def _defect_rates(defects: bool | Mapping[str, float]) -> dict[str, float]:
     return {k: rates[k] for k in DEFECT_KINDS if rates.get(k, 0.0) > 0}
 
 
-_IMPOSSIBLE = {
-    # column: how the impossible value is recorded
-    "ph": lambda v: v * 10.0,  # decimal slip: pH 70
-    "dissolved_oxygen": lambda v: -v,
-    "yield": lambda v: -v,
-    "mixing_time": lambda v: -v,
-}
-_NEAR_DECIMALS = {"mixing_time": 0, "temperature": 1, "ph": 2, "dissolved_oxygen": 0}
-_MISSING_COLUMNS = (*schema.PARAMETERS, schema.RESPONSE)
-_TYPO_COLUMNS = ("scale", "site")
+@dataclass(frozen=True)
+class _DefectPlan:
+    """Where each defect kind goes in the table of one process (columns and record functions)."""
+
+    response: str
+    batch_id: str
+    missing_columns: tuple[str, ...]
+    impossible: Mapping[str, Callable[[np.ndarray], np.ndarray]]
+    unit_slips: Mapping[str, tuple[tuple[str, ...], Callable[[str, np.ndarray], np.ndarray]]]
+    typo_columns: tuple[str, ...]
+    near_decimals: Mapping[str, int]
+    response_decimals: int = 3
+    outlier_cap: float = math.inf
+
+    def unavailable(self) -> dict[str, str]:
+        """Defect kinds this process does not allow, with the reason."""
+        out = {}
+        for kind in ("unit_kelvin", "unit_fahrenheit", "unit_do_mg_per_l"):
+            if not self.unit_slips.get(kind, ((), None))[0]:
+                out[kind] = (
+                    "no factor in % air saturation"
+                    if kind == "unit_do_mg_per_l"
+                    else "no factor with a temperature unit that can slip to "
+                    + ("K" if kind == "unit_kelvin" else "degF")
+                )
+        if not self.typo_columns:
+            out["label_typo"] = "no group column with labels"
+        if not self.impossible:
+            out["impossible"] = "no column with finite limits"
+        return out
+
+
+_DEFAULT_PLAN = _DefectPlan(
+    response=_RESPONSE,
+    batch_id=_BATCH_ID,
+    missing_columns=(*_PARAMS, _RESPONSE),
+    impossible={
+        # column: how the impossible value is recorded
+        "ph": lambda v: v * 10.0,  # decimal slip: pH 70
+        "dissolved_oxygen": lambda v: -v,
+        "yield": lambda v: -v,
+        "mixing_time": lambda v: -v,
+    },
+    unit_slips={
+        "unit_kelvin": (("temperature",), lambda c, v: np.round(v + 273.15, 2)),
+        "unit_fahrenheit": (("temperature",), lambda c, v: np.round(v * 9.0 / 5.0 + 32.0, 2)),
+        "unit_do_mg_per_l": (
+            ("dissolved_oxygen",),
+            lambda c, v: np.round(v * DO_MG_PER_L_AT_100_PERCENT / 100.0, 2),
+        ),
+    },
+    typo_columns=("scale", "site"),
+    near_decimals={"mixing_time": 0, "temperature": 1, "ph": 2, "dissolved_oxygen": 0},
+)
+
+
+def _converts_to(unit: str, target: str) -> bool:
+    try:
+        convert_units([1.0], unit, target)
+    except SpaceError:
+        return False
+    return True
+
+
+def _is_unit(unit: str, target: str) -> bool:
+    return _converts_to(unit, target) and np.allclose(
+        convert_units([0.0, 1.0], unit, target), [0.0, 1.0]
+    )
+
+
+def _impossible_record(
+    low: float, high: float, span: float
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How a value outside the limits ``[low, high]`` is recorded, or None when unbounded."""
+    if math.isfinite(low) and low >= 0:
+        return lambda v: np.where(v > 0, -v, low - span)  # sign slip
+    if math.isfinite(high):
+        return lambda v: np.where(v * 10.0 > high, v * 10.0, high + span)  # decimal slip
+    if math.isfinite(low):
+        return lambda v: np.full(len(v), low - span)
+    return None
+
+
+def _space_plan(
+    space: ProcessSpace, truth: Truth, decimals: Sequence[int], response_decimals: int
+) -> _DefectPlan:
+    units = space.units
+    impossible = {}
+    for f in space.factors:
+        func = _impossible_record(*f.limits, f.operating[1] - f.operating[0])
+        if func is not None:
+            impossible[f.name] = func
+    resp = space.response
+    func = _impossible_record(*resp.limits, max(float(truth.biology.baseline), 1e-3))
+    if func is not None:
+        impossible[resp.name] = func
+    temps = [f.name for f in space.factors if _converts_to(f.unit, "K")]
+
+    def to_unit(target: str, dec: int) -> Callable[[str, np.ndarray], np.ndarray]:
+        return lambda c, v: np.round(convert_units(v, units[c], target), dec)
+
+    def do_mg(c: str, v: np.ndarray) -> np.ndarray:
+        pct = convert_units(v, units[c], "% air sat.")
+        return np.round(pct * DO_MG_PER_L_AT_100_PERCENT / 100.0, 2)
+
+    slips = {
+        "unit_kelvin": (tuple(t for t in temps if not _is_unit(units[t], "K")), to_unit("K", 2)),
+        "unit_fahrenheit": (
+            tuple(t for t in temps if not _is_unit(units[t], "degF")),
+            to_unit("degF", 2),
+        ),
+        "unit_do_mg_per_l": (
+            tuple(
+                f.name
+                for f in space.factors
+                if _converts_to(f.unit, "% air sat.") and not _is_unit(f.unit, "mg/L")
+            ),
+            do_mg,
+        ),
+    }
+    structural = tuple(c for c in space.groups if c != "campaign")
+    return _DefectPlan(
+        response=resp.name,
+        batch_id=space.batch_id,
+        missing_columns=space.numeric_columns,
+        impossible=impossible,
+        unit_slips=slips,
+        typo_columns=structural[:2],
+        near_decimals={
+            name: max(d - 1, 0) for name, d in zip(space.factor_names, decimals, strict=True)
+        },
+        response_decimals=response_decimals,
+        outlier_cap=resp.limits[1],
+    )
+
+
+def _applicable(rates: dict[str, float], plan: _DefectPlan, *, explicit: bool) -> dict[str, float]:
+    """Drop the kinds the process does not allow (an error when they were asked for by name)."""
+    unavailable = plan.unavailable()
+    bad = {k: unavailable[k] for k in rates if k in unavailable}
+    if bad and explicit:
+        reasons = "; ".join(f"{k}: {why}" for k, why in bad.items())
+        raise ValueError(f"defects kind(s) {list(bad)} do not apply to this process ({reasons})")
+    return {k: r for k, r in rates.items() if k not in unavailable}
 
 
 def _typos(column: str, label: str) -> list[str]:
@@ -896,7 +1785,10 @@ def _typos(column: str, label: str) -> list[str]:
 
 
 def _apply_defects(
-    table: pd.DataFrame, rates: Mapping[str, float], rng: np.random.Generator
+    table: pd.DataFrame,
+    rates: Mapping[str, float],
+    rng: np.random.Generator,
+    plan: _DefectPlan = _DEFAULT_PLAN,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply labelled defects to disjoint rows of a clean table (vectorised)."""
     n = len(table)
@@ -910,8 +1802,8 @@ def _apply_defects(
         blocks[kind] = np.sort(perm[start : start + k])
         start += k
 
-    numeric = {c: table[c].to_numpy(dtype=float, copy=True) for c in _MISSING_COLUMNS}
-    text = {c: table[c].to_numpy(dtype=object, copy=True) for c in _TYPO_COLUMNS}
+    numeric = {c: table[c].to_numpy(dtype=float, copy=True) for c in plan.missing_columns}
+    text = {c: table[c].to_numpy(dtype=object, copy=True) for c in plan.typo_columns}
     rows_l: list[np.ndarray] = []
     cols_l: list[np.ndarray] = []
     kinds_l: list[np.ndarray] = []
@@ -940,41 +1832,49 @@ def _apply_defects(
 
     rows = blocks["missing"]
     if len(rows):
-        cols = np.asarray(_MISSING_COLUMNS, dtype=object)[
-            rng.integers(0, len(_MISSING_COLUMNS), len(rows))
+        cols = np.asarray(plan.missing_columns, dtype=object)[
+            rng.integers(0, len(plan.missing_columns), len(rows))
         ]
         set_numeric(rows, cols, "missing", lambda c, v: np.full(len(v), np.nan))
     rows = blocks["outlier"]
     if len(rows):
         factor = np.where(rng.random(len(rows)) < 0.5, 3.0, 0.2)
-        cols = np.full(len(rows), schema.RESPONSE, dtype=object)
-        set_numeric(rows, cols, "outlier", lambda c, v: np.round(v * factor, 3))
+        cols = np.full(len(rows), plan.response, dtype=object)
+        if math.isfinite(plan.outlier_cap):
+            # stay inside the physical limits: x 0.2 where x 3 would pass the upper one
+            def outlier(c: str, v: np.ndarray) -> np.ndarray:
+                up = np.where(v * factor > plan.outlier_cap, 0.2, factor)
+                return np.round(v * up, plan.response_decimals)
+        else:
+
+            def outlier(c: str, v: np.ndarray) -> np.ndarray:
+                return np.round(v * factor, 3)
+
+        set_numeric(rows, cols, "outlier", outlier)
     rows = blocks["impossible"]
     if len(rows):
-        names = np.asarray(list(_IMPOSSIBLE), dtype=object)
+        names = np.asarray(list(plan.impossible), dtype=object)
         cols = names[rng.integers(0, len(names), len(rows))]
-        set_numeric(rows, cols, "impossible", lambda c, v: _IMPOSSIBLE[c](v))
-    unit_slips = {
-        "unit_kelvin": ("temperature", lambda c, v: np.round(v + 273.15, 2)),
-        "unit_fahrenheit": ("temperature", lambda c, v: np.round(v * 9.0 / 5.0 + 32.0, 2)),
-        "unit_do_mg_per_l": (
-            "dissolved_oxygen",
-            lambda c, v: np.round(v * DO_MG_PER_L_AT_100_PERCENT / 100.0, 2),
-        ),
-    }
-    for kind, (col, func) in unit_slips.items():
+        set_numeric(rows, cols, "impossible", lambda c, v: plan.impossible[c](v))
+    for kind in ("unit_kelvin", "unit_fahrenheit", "unit_do_mg_per_l"):
         rows = blocks[kind]
-        if len(rows):
-            set_numeric(rows, np.full(len(rows), col, dtype=object), kind, func)
+        if not len(rows):
+            continue
+        targets, func = plan.unit_slips[kind]
+        if len(targets) == 1:
+            cols = np.full(len(rows), targets[0], dtype=object)
+        else:
+            cols = np.asarray(targets, dtype=object)[rng.integers(0, len(targets), len(rows))]
+        set_numeric(rows, cols, kind, func)
     rows = blocks["label_typo"]
     if len(rows):
-        cols = np.asarray(_TYPO_COLUMNS, dtype=object)[
-            rng.integers(0, len(_TYPO_COLUMNS), len(rows))
+        cols = np.asarray(plan.typo_columns, dtype=object)[
+            rng.integers(0, len(plan.typo_columns), len(rows))
         ]
         true = np.empty(len(rows), dtype=object)
         rec = np.empty(len(rows), dtype=object)
         pick = rng.random(len(rows))
-        for col in _TYPO_COLUMNS:
+        for col in plan.typo_columns:
             m = cols == col
             old = text[col][rows[m]]
             new = np.empty(m.sum(), dtype=object)
@@ -994,14 +1894,16 @@ def _apply_defects(
     copies = table.iloc[dup_src].reset_index(drop=True)
     if len(near):
         part = slice(len(exact), len(dup_src))
-        for col, dec in _NEAR_DECIMALS.items():
+        for col, dec in plan.near_decimals.items():
             vals = copies[col].to_numpy(dtype=float, copy=True)
             vals[part] = np.round(vals[part], dec)
             copies[col] = vals
-        y = copies[schema.RESPONSE].to_numpy(dtype=float, copy=True)
+        y = copies[plan.response].to_numpy(dtype=float, copy=True)
         sign = np.where(rng.random(len(near)) < 0.5, -1.0, 1.0)
-        y[part] = np.round(y[part] * (1.0 + sign * rng.uniform(0.002, 0.01, len(near))), 3)
-        copies[schema.RESPONSE] = y
+        y[part] = np.round(
+            y[part] * (1.0 + sign * rng.uniform(0.002, 0.01, len(near))), plan.response_decimals
+        )
+        copies[plan.response] = y
 
     out = table.copy()
     for col, vals in numeric.items():
@@ -1018,22 +1920,22 @@ def _apply_defects(
 
     n_dup = len(dup_src)
     if n_dup:
-        ids = copies[schema.BATCH_ID].to_numpy(dtype=object)
+        ids = copies[plan.batch_id].to_numpy(dtype=object)
         dup_kind = np.array(["duplicate_exact"] * len(exact) + ["duplicate_near"] * len(near))
         rows_l.append(n + np.arange(n_dup))
-        cols_l.append(np.full(n_dup, schema.BATCH_ID, dtype=object))
+        cols_l.append(np.full(n_dup, plan.batch_id, dtype=object))
         kinds_l.append(dup_kind.astype(object))
         true_l.append(np.full(n_dup, None, dtype=object))
         rec_l.append(ids)
     if not rows_l:
-        return out, _empty_labels()
+        return out, _empty_labels(plan.batch_id)
     src_rows = np.concatenate(rows_l)
     new_rows = position[src_rows]
     labels = pd.DataFrame(
         {
             "row": new_rows.astype(np.int64),
-            schema.BATCH_ID: pd.array(
-                out[schema.BATCH_ID].to_numpy(dtype=object)[new_rows], dtype="str"
+            plan.batch_id: pd.array(
+                out[plan.batch_id].to_numpy(dtype=object)[new_rows], dtype="str"
             ),
             "column": pd.array(np.concatenate(cols_l), dtype="str"),
             "defect": pd.array(np.concatenate(kinds_l), dtype="str"),
@@ -1043,22 +1945,3 @@ def _apply_defects(
     )
     labels = labels.sort_values("row", kind="stable").reset_index(drop=True)
     return out, labels
-
-
-def __getattr__(name: str) -> Any:
-    # ``simulate_growth`` (protein/impurity trajectories) lives with the harvest problem; it is
-    # re-exported lazily so that importing this module never imports the harvest package.
-    if name == "simulate_growth":
-        import importlib
-
-        for module, attr in (
-            ("bayesbio.harvest", "simulate_growth"),
-            ("bayesbio.harvest.growth", "simulate_growth"),
-            ("bayesbio.harvest.growth", "simulate_trajectories"),
-        ):
-            try:
-                return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                continue
-        raise AttributeError("simulate_growth: the harvest growth simulator is not available")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

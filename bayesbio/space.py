@@ -492,6 +492,9 @@ class ProcessSpace:
             raise SpaceError(f"several columns are mapped to {twice}")
         object.__setattr__(self, "factors", factors)
         object.__setattr__(self, "groups", groups)
+        # Plain renames first, then those with a unit: the order TOML writes them in, so a
+        # space read back from its own TOML file compares equal.
+        columns = tuple(sorted(columns, key=lambda c: c.unit is not None))
         object.__setattr__(self, "columns", columns)
 
     # ---------------------------------------------------------------- constructors

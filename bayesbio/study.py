@@ -1,15 +1,17 @@
 """The end-to-end study: simulate or read, clean, EDA, compare, fit, recommend, harvest.
 
-:func:`run_study` runs every stage of bayesbio on one batch table with one ``random_seed``
-and writes tables, figures, the fitted model and a self-contained HTML report into an output
-folder. On the default scenario the data are simulated with labelled defects, so every claim
-in the report is also scored against the simulator's ground truth; on a user's own table
-(``data=``) the same stages run without the truth columns.
+:func:`run_study` runs every stage of bayesbio on one batch table of one process (a
+:class:`~bayesbio.space.ProcessSpace`; default the demo process) with one ``random_seed`` and
+writes tables, figures, the fitted model and a self-contained HTML report into an output
+folder. Without ``data`` the table is simulated for the space with labelled defects, so every
+claim in the report is also scored against the simulator's ground truth; on a user's own
+table (``data=``) the same stages run without the truth columns.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from bayesbio import schema
+from bayesbio.models.protocol import YieldModel
 from bayesbio.report import Report
+from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = ["StudyConfig", "StudyResult", "read_table", "run_study"]
 
@@ -62,6 +66,11 @@ class StudyConfig:
         Replications of the harvest case study.
     harvest_sizes : tuple of int, default (3, 10)
         Historical data sizes of the harvest case study.
+    harvest : bool or None, default None
+        Run the harvest case study (a growth-model study of its own, independent of the
+        batch table). None: only for the demo process.
+    design_resolution : int, default 6
+        Grid points per factor of the design-space search.
     """
 
     n_batches: int = 48
@@ -79,6 +88,8 @@ class StudyConfig:
     objective: str = "cvar"
     harvest_replications: int = 100
     harvest_sizes: tuple[int, ...] = (3, 10)
+    harvest: bool | None = None
+    design_resolution: int = 6
 
     @classmethod
     def quick(cls) -> StudyConfig:
@@ -111,8 +122,10 @@ class StudyResult:
         Every warning raised during the study (also at the top of the report).
     timings : dict of str to float
         Wall time per stage, seconds.
-    model : object
+    model : YieldModel
         The fitted Bayesian yield model.
+    space : ProcessSpace
+        The process the study ran on.
     """
 
     out_dir: Path
@@ -120,7 +133,8 @@ class StudyResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    model: Any = None
+    model: YieldModel | None = None
+    space: ProcessSpace | None = None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -183,16 +197,42 @@ class _Stages:
         return result
 
 
+def _safe_name(name: str) -> str:
+    """Return ``name`` usable as a file name on every OS (group labels may hold "/" or spaces)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.")
+    return safe or "unnamed"
+
+
 def _save(tables: dict[str, pd.DataFrame], out: Path, name: str, frame: pd.DataFrame) -> None:
+    name = _safe_name(name)
     tables[name] = frame
     frame.to_csv(out / f"{name}.csv", index=False)
 
 
 def _savefig(report: Report, out: Path, name: str, fig: Any, caption: str) -> None:
     figure = fig if hasattr(fig, "savefig") else fig.figure
-    figure.savefig(out / "figures" / f"{name}.png", dpi=100, bbox_inches="tight")
+    figure.savefig(out / "figures" / f"{_safe_name(name)}.png", dpi=100, bbox_inches="tight")
     report.figure(figure, caption)
     plt.close(figure)
+
+
+def _cleaning_notices(log: pd.DataFrame) -> list[str]:
+    """Return the cleaning actions to confirm: renamed or converted columns, merged labels."""
+    if not len(log) or not {"action", "reason", "column"} <= set(log.columns):
+        return []
+    notes = [
+        f"[clean] {reason}"
+        for reason in log.loc[log["action"].isin(["renamed", "converted"]), "reason"].unique()
+    ]
+    labels = log[log["reason"].astype(str).str.startswith("group label normalised")]
+    for col, part in labels.groupby("column", sort=False):
+        merged = [str(r).split(": ", 1)[-1] for r in part["reason"].unique()]
+        shown = ", ".join(merged[:5]) + (f" and {len(merged) - 5} more" if len(merged) > 5 else "")
+        notes.append(
+            f"[clean] group labels merged in {col!r} ({len(part)} row(s)): {shown}; check that "
+            "these are spellings of one label"
+        )
+    return notes
 
 
 def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, str]]:
@@ -221,6 +261,7 @@ def run_study(
     config: StudyConfig | None = None,
     random_seed: int = 2024,
     progress: Callable[[str, int, int], None] | None = None,
+    space: ProcessSpace | str | Path | None = None,
 ) -> StudyResult:
     """Run the whole bayesbio workflow and write its outputs and an HTML report.
 
@@ -228,25 +269,39 @@ def run_study(
     ----------
     out_dir : str or path
         Output folder (created). Receives CSV tables, ``figures/*.png``, the fitted model
-        (``model.nc``) and ``report.html``.
+        (``model.nc``) and ``report.html``. File names made from group labels are sanitised
+        (``"North/1"`` -> ``North-1``).
     data : pandas.DataFrame, optional
-        The user's raw batch table. Default: simulate the default scenario.
+        The user's raw batch table. Default: simulate the space (labelled defects, known
+        truth).
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}`` for ``data`` with other column names.
+        ``{user_name: space_name}`` for ``data`` with other column names (the space's own
+        ``[columns]`` mapping is applied by the cleaner as well).
     groups : sequence of str, optional
-        Group columns to pool over; default those of
-        :data:`bayesbio.schema.DEFAULT_GROUPS` present (without ``campaign``).
+        Group columns to pool over; default the space's group columns present in the cleaned
+        table, without ``campaign``.
     config : StudyConfig, optional
         Study settings; default ``StudyConfig()``.
     random_seed : int, default 2024
         The one seed of the study.
     progress : callable, optional
         ``progress(stage, done, total)``, called before and after each stage.
+    space : ProcessSpace, path to a TOML file or None, default None
+        The process: factors, units, operating ranges, response, groups. Every stage reads it
+        (validation, cleaning, EDA, models, recommendations, design spaces, report). None: the
+        demo process.
 
     Returns
     -------
     StudyResult
-        Paths, tables, warnings, timings and the fitted model.
+        Paths, tables, warnings, timings, the fitted model and the space.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`StudyConfig`.
+    bayesbio.space.SpaceError
+        If ``space`` cannot be read or the table does not fit it.
     """
     from bayesbio import clean as clean_mod
     from bayesbio import eda, evaluate, harvest, recommend, simulate
@@ -256,19 +311,27 @@ def run_study(
     cfg = config or StudyConfig()
     if not isinstance(cfg, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(cfg).__name__}")
+    space = resolve_space(space)
+    demo = space.fingerprint == ProcessSpace.default().fingerprint
+    run_harvest = demo if cfg.harvest is None else bool(cfg.harvest)
+    response = space.response
+    factors = list(space.factor_names)
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     seeds = np.random.SeedSequence(random_seed).generate_state(8)
-    stages = _Stages(progress, total=8 if data is None else 7)
+    stages = _Stages(progress, total=6 + (data is None) + run_harvest)
     tables: dict[str, pd.DataFrame] = {}
-    report = Report("bayesbio study")
+    report = Report(f"bayesbio study: {space.name}")
     report.meta.update(
         {
-            "data": "simulated default scenario" if data is None else "user table",
+            "process": space.name,
+            "data": "simulated from the process space" if data is None else "user table",
             "random_seed": str(random_seed),
             "config": ", ".join(f"{k}={v}" for k, v in asdict(cfg).items()),
         }
     )
+    report.section("Process")
+    report.describe_space(space)
 
     # 1. data
     truth = None
@@ -280,6 +343,7 @@ def run_study(
                 design=cfg.design,
                 defects=cfg.defects,
                 random_seed=int(seeds[0]),
+                space=space,
             ),
         )
         raw, truth, labels = sim
@@ -289,12 +353,14 @@ def run_study(
     _save(tables, out, "raw_batches", raw)
 
     # 2. clean
-    cleaned = stages.run("clean", lambda: clean_mod.clean(raw, cfg.clean_policy))
+    cleaned = stages.run("clean", lambda: clean_mod.clean(raw, cfg.clean_policy, space=space))
     table, log = cleaned.table, cleaned.log
+    clean_warnings = [f"[clean] {w}" for w in getattr(cleaned, "warnings", None) or []]
+    clean_warnings += _cleaning_notices(log)
     _save(tables, out, "clean_batches", table)
     _save(tables, out, "cleaning_log", log)
     if groups is None:
-        groups = [g for g in schema.group_columns(table) if g != "campaign"]
+        groups = [g for g in space.group_columns(table) if g != "campaign"]
     groups = list(groups)
     report.section("Data and cleaning")
     n_dropped = int((log["action"] == "dropped").sum()) if len(log) else 0
@@ -306,6 +372,10 @@ def run_study(
     if len(log):
         counts = log.groupby(["action", "reason"]).size().rename("batches").reset_index()
         report.table(counts, caption="Cleaning actions by reason")
+    per_column = getattr(cleaned, "column_summary", None)
+    if isinstance(per_column, pd.DataFrame) and len(per_column):
+        _save(tables, out, "cleaning_columns", per_column)
+        report.table(per_column, caption="Cleaning actions per column")
     if truth is not None and len(labels):
         found = labels.merge(log[["row"]].drop_duplicates(), on="row", how="left", indicator=True)
         score = (
@@ -319,7 +389,12 @@ def run_study(
         report.table(score, caption="Injected defects found by the cleaner (simulator labels)")
 
     # 3. EDA
-    eda_result = stages.run("eda", lambda: eda.run_eda(table, groups=groups or None))
+    eda_result = stages.run(
+        "eda",
+        lambda: eda.run_eda(
+            table, groups=groups or None, group=groups[0] if groups else None, space=space
+        ),
+    )
     report.section("Exploratory data analysis")
     report.table(eda_result.summary, caption="Summary per group")
     _save(tables, out, "eda_summary", eda_result.summary)
@@ -327,7 +402,7 @@ def run_study(
         _savefig(report, out, f"eda_{name}", fig, name.replace("_", " "))
 
     # 4. model comparison on identical folds
-    def bayes_model(seed: int) -> Any:
+    def bayes_model(seed: int) -> BayesianYieldModel:
         return BayesianYieldModel(
             groups=groups,
             structures=cfg.structures,
@@ -335,11 +410,12 @@ def run_study(
             tune=cfg.tune,
             chains=cfg.chains,
             random_seed=seed,
+            space=space,
         )
 
     models = {
-        "LASSO": LassoYield(groups=groups, random_state=int(seeds[1]) % 2**31),
-        "RandomForest": ForestYield(groups=groups, random_state=int(seeds[1]) % 2**31),
+        "LASSO": LassoYield(groups=groups, random_state=int(seeds[1]) % 2**31, space=space),
+        "RandomForest": ForestYield(groups=groups, random_state=int(seeds[1]) % 2**31, space=space),
         "Bayesian": bayes_model(int(seeds[2]) % 2**31),
     }
     comparison = stages.run(
@@ -350,6 +426,7 @@ def run_study(
             cv="kfold",
             n_splits=cfg.cv_splits,
             random_seed=int(seeds[3]) % 2**31,
+            space=space,
         ),
     )
     summary = comparison.summary.reset_index()
@@ -386,7 +463,12 @@ def run_study(
         _savefig(report, out, name, plot(model), name.replace("_", " "))
 
     # 6. recommendations and design spaces per group
-    spec = cfg.spec if cfg.spec is not None else float(table[schema.RESPONSE].quantile(0.5))
+    spec = (
+        cfg.spec
+        if cfg.spec is not None
+        else float(table[response.name].quantile(cfg.spec_quantile))
+    )
+    unit = response.unit
 
     def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any]]:
         rows, recs, spaces = [], [], []
@@ -404,7 +486,7 @@ def run_study(
                 cfg.prob,
                 group=grp or None,
                 center=rec,
-                resolution=6,
+                resolution=cfg.design_resolution,
                 map_resolution=20,
                 n_draws=500,
                 random_seed=int(seeds[6]) + i,
@@ -412,13 +494,14 @@ def run_study(
             frame = rec.to_frame().rename_axis("setpoint").reset_index()
             if grp:
                 frame = frame.assign(**grp)
-            if truth is not None and grp:
-                best = float(truth.optimum(grp)[schema.RESPONSE])
-                true_at = truth.mean_yield(frame[list(schema.PARAMETERS)], group=grp)
+            if truth is not None and set(truth.groups.columns) <= set(grp):
+                best = float(truth.optimum(grp)[response.name])
+                true_at = truth.mean_yield(frame[factors], group=grp)
+                regret = best - true_at if response.maximise else true_at - best
                 frame = frame.assign(
                     true_optimum=best,
                     true_mean_yield=true_at,
-                    true_regret_pct=100 * (best - true_at) / best,
+                    true_regret_pct=100 * regret / abs(best),
                 )
             rows.append(frame)
             recs.append((grp, rec))
@@ -428,9 +511,15 @@ def run_study(
     rec_table, recs, spaces = stages.run("recommend", recommend_all)
     _save(tables, out, "recommendations", rec_table)
     report.section("Risk-aware setpoint recommendations and design spaces")
+    meets = ">=" if response.maximise else "<="
     report.text(
-        f"Objective {cfg.objective!r}; yield spec {spec:.3g} g/L; design space = setpoints "
-        f"with P(new batch >= spec) >= {cfg.prob:g}."
+        f"Objective {cfg.objective!r}; {response.label.lower()} spec {spec:.3g} {unit}; design "
+        f"space = setpoints with P(new batch {meets} spec) >= {cfg.prob:g}. Factors searched "
+        f"over their operating ranges: "
+        + ", ".join(
+            f"{f.name} {f.operating[0]:g}-{f.operating[1]:g} {f.unit}" for f in space.factors
+        )
+        + "."
     )
     report.table(rec_table, caption="Recommendation per group")
     for grp, rec in recs:
@@ -440,7 +529,7 @@ def run_study(
             out,
             f"recommendation_{label}",
             recommend.plot_recommendation(rec),
-            f"Predictive yield at recipe vs recommendation, {grp}",
+            f"Predictive {response.label.lower()} at recipe vs recommendation, {grp}",
         )
     for grp, ds in spaces:
         label = "_".join(grp.values()) or "all"
@@ -451,53 +540,61 @@ def run_study(
             out,
             f"design_space_{label}",
             recommend.plot_design_space(ds),
-            f"Design space maps, {grp}",
+            f"Design space maps (every factor pair), {grp}",
         )
 
     # 7. harvest case study
-    case = stages.run(
-        "harvest",
-        lambda: harvest.harvest_case_study(
-            scenarios=("default",),
-            n_values=cfg.harvest_sizes,
-            n_replications=cfg.harvest_replications,
-            random_seed=int(seeds[7]) % 2**31,
-            table2=False,
-            fig4_n=cfg.harvest_sizes[:2],
-        ),
-    )
-    report.section("Harvest timing under model risk")
-    report.text(
-        "Harvest decisions for a running batch from a few historical growth-rate data points "
-        "(Wang et al. 2024): the perfect-information MDP (upper bound), common practice, and "
-        "policies that learn from the data, with and without modelling model risk (RL-MR). "
-        f"{cfg.harvest_replications} replications with common random numbers."
-    )
-    _save(tables, out, "harvest_table1", case.table1)
-    report.table(case.table1, caption="Reward per policy and data size (Table 1 structure)")
-    for name, plot, data, caption in (
-        ("harvest_rewards", harvest.plot_reward_table, case.table1, "Mean reward +-2 SE"),
-        ("harvest_epochs", harvest.plot_harvest_epochs, case.fig3, "Stopping epochs (Fig. 3)"),
-        ("harvest_thresholds", harvest.plot_thresholds, case.fig4, "Control limits (Fig. 4)"),
-    ):
-        _savefig(report, out, name, plot(data), caption)
+    if run_harvest:
+        case = stages.run(
+            "harvest",
+            lambda: harvest.harvest_case_study(
+                scenarios=("default",),
+                n_values=cfg.harvest_sizes,
+                n_replications=cfg.harvest_replications,
+                random_seed=int(seeds[7]) % 2**31,
+                table2=False,
+                fig4_n=cfg.harvest_sizes[:2],
+            ),
+        )
+        report.section("Harvest timing under model risk")
+        report.text(
+            "Harvest decisions for a running batch from a few historical growth-rate data "
+            "points (Wang et al. 2024): the perfect-information MDP (upper bound), common "
+            "practice, and policies that learn from the data, with and without modelling model "
+            f"risk (RL-MR). {cfg.harvest_replications} replications with common random numbers."
+        )
+        _save(tables, out, "harvest_table1", case.table1)
+        report.table(case.table1, caption="Reward per policy and data size (Table 1 structure)")
+        for name, plot, frame, caption in (
+            ("harvest_rewards", harvest.plot_reward_table, case.table1, "Mean reward +-2 SE"),
+            ("harvest_epochs", harvest.plot_harvest_epochs, case.fig3, "Stopping epochs (Fig. 3)"),
+            ("harvest_thresholds", harvest.plot_thresholds, case.fig4, "Control limits (Fig. 4)"),
+        ):
+            _savefig(report, out, name, plot(frame), caption)
 
     # 8. report
     stages.run("report", lambda: None)
-    for w in stages.warnings:
+    all_warnings = [*clean_warnings, *(w for w in stages.warnings if w not in clean_warnings)]
+    for w in all_warnings:
         report.warn(w)
     timing = pd.DataFrame({"stage": list(stages.timings), "seconds": list(stages.timings.values())})
     _save(tables, out, "timings", timing)
     report.section("Run details")
+    if not run_harvest:
+        report.text(
+            "The harvest case study (growth-model decisions for the demo process) was not run; "
+            "StudyConfig(harvest=True) or `bayesbio study --harvest` adds it."
+        )
     report.table(timing, caption="Wall time per stage")
     report_path = report.write(out / "report.html")
     return StudyResult(
         out_dir=out,
         report_path=report_path,
         tables=tables,
-        warnings=list(stages.warnings),
+        warnings=all_warnings,
         timings=dict(stages.timings),
         model=model,
+        space=space,
     )
 
 

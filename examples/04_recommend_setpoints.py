@@ -21,7 +21,6 @@ matplotlib.use("Agg")
 
 import pandas as pd
 
-from bayesbio import schema
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import (
     Constraints,
@@ -30,10 +29,11 @@ from bayesbio.recommend import (
     recommend,
 )
 from bayesbio.simulate import simulate_batches
+from bayesbio.space import ProcessSpace
 
 out_dir = Path(os.environ.get("BAYESBIO_OUTPUT", "output/examples")) / "04_recommend_setpoints"
 out_dir.mkdir(parents=True, exist_ok=True)
-PARAMS = list(schema.PARAMETERS)
+PARAMS = list(ProcessSpace.default().factor_names)
 
 # %% [markdown]
 # Fit the model. Short chains keep the example fast; with them the sampling diagnostics

@@ -6,6 +6,7 @@ import pytest
 
 from bayesbio import eda, schema
 from bayesbio.clean import clean
+from bayesbio.space import SpaceError
 
 
 def good(n=40, seed=0):
@@ -53,10 +54,16 @@ REJECTED_BY_BOTH = [
         r"missing required column\(s\) \['ph'\]",
     ),
     (
-        "case_mismatch_column",
-        lambda: good().rename(columns={"ph": "pH"}),
+        "misspelt_column",
+        lambda: good().rename(columns={"ph": "p_H"}),
         schema.SchemaError,
-        r"\['ph'\].*pass columns=",
+        r"\['ph'\].*is \{'ph': 'p_H'\} meant\?.*\[columns\] section",
+    ),
+    (
+        "two_columns_differing_in_case",
+        lambda: good().rename(columns={"site": "Site"}).assign(SITE="C"),
+        schema.SchemaError,
+        r"\['Site', 'SITE'\] all match 'site'",
     ),
     (
         "non_numeric_text",
@@ -293,6 +300,84 @@ def test_eda_rejects_bad_tables_with_named_errors():
         eda.plot_yield_vs_parameter(good(), "pH")
     with pytest.raises(ValueError, match="group='line' is not a column"):
         eda.plot_pairs(good(), group="line")
+
+
+def test_column_names_differing_only_in_case_are_read_not_rejected():
+    df = good().rename(columns={"ph": "pH", "scale": "Scale", "batch_id": "Batch_ID"})
+    out = schema.validate(df)
+    assert {"ph", "scale", "batch_id"} <= set(out.columns)
+    result = clean(df)
+    assert set(result.log["action"]) == {"renamed"}
+    assert len(result.table) == len(df)
+
+
+def test_validate_messages_give_no_python_advice():
+    df = good()
+    df.loc[3, "batch_id"] = "B001"
+    with pytest.raises(schema.SchemaError) as info:
+        schema.validate(df)
+    assert "clean the table first (bayesbio clean" in str(info.value)
+    assert "bayesbio.clean" not in str(info.value) and "Run " not in str(info.value)
+
+
+SPACE_TOML = """
+[process]
+groups = ["site"]
+
+[[factors]]
+name = "temperature"
+unit = "degC"
+operating = [30.0, 39.0]
+limits = [4.0, 50.0]
+
+[[factors]]
+name = "agitation"
+unit = "rpm"
+operating = [100.0, 300.0]
+"""
+
+BAD_SPACES = [
+    ("inverted_range", "operating = [100.0, 300.0]", "operating = [300.0, 100.0]", "agitation"),
+    ("unknown_unit", 'unit = "rpm"', 'unit = "rpmm"', "agitation"),
+    ("todo_unit", 'unit = "degC"', 'unit = "TODO"', "temperature"),
+    ("limits_inside_range", "limits = [4.0, 50.0]", "limits = [35.0, 50.0]", "temperature"),
+    ("fixed_outside", "limits = [4.0, 50.0]", "limits = [4.0, 50.0]\nfixed = 99.0", "temperature"),
+    ("duplicate_factor", 'name = "agitation"', 'name = "temperature"', "temperature"),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"), [pytest.param(o, n, f, id=i) for i, o, n, f in BAD_SPACES]
+)
+def test_bad_process_file_is_a_space_error_naming_the_factor(tmp_path, old, new, named):
+    path = tmp_path / "process.toml"
+    path.write_text(SPACE_TOML.replace(old, new), encoding="utf-8")
+    table = good().rename(columns={"mixing_time": "agitation"})
+    for call in (
+        lambda: schema.validate(table, space=path),
+        lambda: clean(table, space=path),
+        lambda: eda.summarize(table, space=path),
+    ):
+        with pytest.raises(SpaceError, match=f"'{named}'") as info:
+            call()
+        assert "process.toml" in str(info.value)
+
+
+def test_missing_process_file_is_named():
+    with pytest.raises(SpaceError, match=r"process file '.*nowhere.toml' not found"):
+        clean(good(), space="nowhere.toml")
+
+
+def test_table_against_custom_space_names_its_columns(tmp_path):
+    path = tmp_path / "process.toml"
+    path.write_text(SPACE_TOML, encoding="utf-8")
+    with pytest.raises(schema.SchemaError, match=r"missing required column\(s\) \['agitation'\]"):
+        schema.validate(good(), space=path)
+    table = good().rename(columns={"mixing_time": "agitation"})
+    table.loc[2, "temperature"] = 60.0
+    with pytest.raises(schema.SchemaError, match=r"column 'temperature'.*limits 4-50 degC"):
+        schema.validate(table, space=path)
+    assert schema.validate(table.drop(index=2), space=path)["agitation"].dtype == np.float64
 
 
 def test_corpus_has_at_least_twenty_bad_tables():

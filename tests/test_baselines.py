@@ -9,14 +9,18 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesbio import schema
 from bayesbio.models import ForestYield, LassoYield
+from bayesbio.models._tables import SpaceMismatchError
 from bayesbio.models.baselines import KINDS
+from bayesbio.space import Factor, ProcessSpace, Response
 
 SITE_SHIFT = {"A": 0.0, "B": 0.5, "C": -0.5}
+DEFAULT = ProcessSpace.default()
+PARAMETERS = list(DEFAULT.factor_names)
 
 
 def make_table(n, truth, seed=0, noise=0.2, groups=True):
     rng = np.random.default_rng(seed)
-    table = pd.DataFrame({p: rng.uniform(*schema.BOUNDS[p], n) for p in schema.PARAMETERS})
+    table = pd.DataFrame({p: rng.uniform(*DEFAULT.bounds[p], n) for p in PARAMETERS})
     mean = truth(table)
     if groups:
         table["site"] = rng.choice(list(SITE_SHIFT), n)
@@ -125,8 +129,15 @@ def test_group_kinds(cls):
     table = make_table(60, linear_truth)
     model = cls(random_state=0).fit(table)
     new = table.drop(columns="yield").head(3).assign(site=["A", "Z", "B"])
-    with pytest.raises(ValueError, match=r"site.*'Z'"):
+    known = r"label\(s\) \['Z'\] not seen in training; known labels of 'site': \['A', 'B', 'C'\]"
+    with pytest.raises(ValueError, match=r"group column 'site': " + known):
         model.predict_draws(new, n_draws=5)
+    for call in (model.predict, model.predict_interval):  # no silent reference-level fallback
+        with pytest.raises(ValueError, match=known + r".*kind='new_group'"):
+            call(new)
+    np.testing.assert_allclose(
+        model.predict(new, kind="new_group"), model.predict_interval(new, kind="new_group")["mean"]
+    )
     with pytest.raises(ValueError, match="kind"):
         model.predict_interval(new, kind="new_site")
     fallback = model.predict_interval(new, kind="new_group")
@@ -156,7 +167,7 @@ def test_errors_name_bad_arguments(cls):
     with pytest.raises(ValueError, match="n_draws"):
         model.predict_draws(table, n_draws=0)
     with pytest.raises(ValueError, match="y"):
-        cls().fit(table[list(schema.PARAMETERS)].to_numpy())
+        cls().fit(table[PARAMETERS].to_numpy())
 
 
 def test_explicit_y_and_groups_argument():
@@ -172,10 +183,62 @@ def test_explicit_y_and_groups_argument():
 
 def test_plain_array_with_four_columns_is_read_as_the_parameters():
     table = make_table(50, linear_truth, groups=False)
-    X = table[list(schema.PARAMETERS)].to_numpy()
+    X = table[PARAMETERS].to_numpy()
     model = ForestYield(n_estimators=30, random_state=0).fit(X, table["yield"].to_numpy())
-    assert model.parameters_ == list(schema.PARAMETERS)
+    assert model.parameters_ == PARAMETERS
     assert model.predict_interval(X[:3]).shape == (3, 3)
+
+
+SPACE3 = ProcessSpace(
+    (
+        Factor("temperature", "degC", (30.0, 37.0), (4.0, 50.0), short="T"),
+        Factor("feed_rate", "mL/h", (1.0, 5.0), (0.0, 20.0), short="feed"),
+        Factor("agitation", "rpm", (100.0, 300.0), (0.0, 1000.0), short="rpm"),
+    ),
+    Response("titer", "g/L", (0.0, 50.0)),
+    groups=("reactor",),
+    batch_id="run",
+    name="three-factor test process",
+)
+
+
+def make_table3(n, seed=0):
+    """Batches of SPACE3 from a known quadratic (z = standardised factors)."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1, 1, (n, 3))
+    table = pd.DataFrame(SPACE3.unstandardise(z), columns=list(SPACE3.factor_names))
+    table.insert(0, "run", [f"R{i:03d}" for i in range(n)])
+    table["reactor"] = np.array(["R1", "R2"])[np.arange(n) % 2]
+    shift = np.where(table["reactor"] == "R1", -0.2, 0.2)
+    mean = 3.0 + 0.8 * z[:, 0] - 0.5 * z[:, 1] ** 2 + 0.3 * z[:, 1] * z[:, 2] + shift
+    table["titer"] = mean + rng.normal(0, 0.1, n)
+    return table
+
+
+@pytest.mark.parametrize("cls", [LassoYield, ForestYield])
+def test_baselines_on_a_three_factor_space(cls):
+    table = make_table3(80)
+    model = cls(space=SPACE3, random_state=0).fit(table)
+    assert model.space_ is SPACE3 and model.get_params()["space"] is SPACE3
+    assert model.parameters_ == ["temperature", "feed_rate", "agitation"]
+    assert model.groups_ == ["reactor"] and model.n_features_in_ == 4
+    pd.testing.assert_frame_equal(model.training_table_, schema.validate(table, space=SPACE3))
+    new = make_table3(12, seed=1).drop(columns="titer")
+    draws = model.predict_draws(new, n_draws=40, random_seed=0)
+    assert draws.shape == (40, 12)
+    iv = model.predict_interval(new, ci_prob=0.9)
+    assert list(iv.columns) == ["mean", "lower", "upper"] and iv.index.equals(new.index)
+    rmse = np.sqrt(
+        np.mean((model.predict(make_table3(200, seed=2)) - make_table3(200, 2)["titer"]) ** 2)
+    )
+    assert rmse < 0.4
+    with pytest.raises(ValueError, match=r"known labels of 'reactor': \['R1', 'R2'\]"):
+        model.predict(new.assign(reactor="R9"))
+    # a table of the default process is refused, naming the missing factors
+    with pytest.raises(SpaceMismatchError, match=r"\['feed_rate', 'agitation'\]"):
+        model.predict(make_table(10, linear_truth))
+    with pytest.raises(schema.SchemaError, match="missing factor column"):
+        cls(random_state=0).fit(make_table(30, linear_truth)).predict_draws(new)
 
 
 def test_importing_baselines_does_not_import_pymc():

@@ -25,8 +25,12 @@ from bayesbio.models.bayesian import (
     BayesianYieldModel,
     ConvergenceWarning,
     IncompatibleModelError,
+    SpaceMismatchError,
     build_model,
 )
+from bayesbio.space import Factor, ProcessSpace, Response
+
+DEFAULT = ProcessSpace.default()
 
 # ------------------------------------------------------------------------------ data
 
@@ -34,10 +38,8 @@ from bayesbio.models.bayesian import (
 def _table(n: int, seed: int, *, levels=(("scale", 3), ("site", 4)), truth=None) -> pd.DataFrame:
     """Batches from the model's own generative structure (log-yield, zero-sum effects)."""
     rng = np.random.default_rng(seed)
-    lo = np.array([schema.BOUNDS[p][0] for p in schema.PARAMETERS])
-    hi = np.array([schema.BOUNDS[p][1] for p in schema.PARAMETERS])
-    x = rng.uniform(lo, hi, size=(n, 4))
-    table = pd.DataFrame(x, columns=list(schema.PARAMETERS))
+    x = rng.uniform(DEFAULT.lower, DEFAULT.upper, size=(n, 4))
+    table = pd.DataFrame(x, columns=list(DEFAULT.factor_names))
     table.insert(0, "batch_id", [f"B{i:04d}" for i in range(n)])
     codes = {}
     for g, k in levels:
@@ -160,9 +162,9 @@ def test_sufficient_statistics_likelihood_equals_full_likelihood():
         "parameterization": "noncentered",
         "priors": bayes._priors(None),
     }
-    spec = bayes._make_spec(df, groups, **kwargs)
-    full = bayes._model_from_spec(df, {**spec, "sufficient": False}, "quadratic")
-    suff = bayes._model_from_spec(df, {**spec, "sufficient": True}, "quadratic")
+    spec = bayes._make_spec(df, groups, **kwargs, space=DEFAULT)
+    full = bayes._model_from_spec(df, {**spec, "sufficient": False}, "quadratic", DEFAULT)
+    suff = bayes._model_from_spec(df, {**spec, "sufficient": True}, "quadratic", DEFAULT)
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in full.initial_point().items()}
     assert full.compile_logp()(point) == pytest.approx(suff.compile_logp()(point), rel=1e-9)
@@ -327,7 +329,7 @@ def test_numpy_log_likelihood_matches_pymc(prior_sampler, small_table):
         full_draw = model.idata_["quadratic"]["posterior"].sizes["draw"]
         sel = (np.arange(post.sizes["chain"])[:, None] * full_draw + np.arange(n_draw)).ravel()
         full = bayes._posterior_arrays(model.idata_["quadratic"], model.spec_)
-        mine = bayes._loglik(full, model.spec_, "quadratic", model.training_table_, sel)
+        mine = bayes._loglik(full, model.spec_, "quadratic", model.training_table_, sel, DEFAULT)
         np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-8)
         assert arrays["n"] == len(sel)
 
@@ -397,6 +399,179 @@ def test_convergence_warning_category():
     found = {"max_r_hat": 1.2, "min_ess_bulk": 30.0, "min_ess_tail": 50.0, "divergences": 3.0}
     failed = bayes.sampling.failed_checks(found)
     assert len(failed) == 3
+
+
+# ------------------------------------------------- any process space: k factors, no MCMC
+
+_FACTORS = (
+    Factor("temperature", "degC", (30.0, 37.0), (4.0, 50.0), "Temperature", short="T"),
+    Factor("ph", "pH", (6.8, 7.4), (5.5, 8.5), "pH"),
+    Factor("feed_rate", "mL/h", (1.0, 5.0), (0.0, 20.0), "Feed rate", short="feed"),
+    Factor("agitation", "rpm", (100.0, 300.0), (0.0, 1000.0), "Agitation", short="rpm"),
+    Factor("glucose", "g/L", (2.0, 8.0), (0.0, 50.0), "Glucose", short="glc"),
+    Factor("pressure", "bar", (0.1, 0.5), (0.0, 2.0), "Back pressure", short="p"),
+)
+_SITES = np.array(["north", "south", "west"])
+
+
+def _kspace(k: int) -> ProcessSpace:
+    """A process with the first ``k`` of six factors, response ``titer``, groups by site."""
+    return ProcessSpace(
+        _FACTORS[:k],
+        Response("titer", "g/L", (0.0, 50.0), "maximise", "Titer"),
+        groups=("site",),
+        batch_id="run",
+        name=f"{k}-factor test process",
+    )
+
+
+def _ktruth(k: int) -> dict[str, np.ndarray]:
+    """A known quadratic on the log scale: beta = [linear, squared, interactions]."""
+    rng = np.random.default_rng(70 + k)
+    linear = rng.choice([-1.0, 1.0], k) * rng.uniform(0.15, 0.3, k)
+    beta = np.concatenate(
+        [linear, -rng.uniform(0.05, 0.15, k), rng.normal(0, 0.05, k * (k - 1) // 2)]
+    )
+    return {
+        "intercept": np.log(2.0),
+        "beta": beta,
+        "a_site": np.array([-0.1, 0.0, 0.1]),
+        "sigma": 0.05,
+    }
+
+
+def _ktable(space: ProcessSpace, n: int, seed: int, truth=None) -> pd.DataFrame:
+    """``n`` batches over the operating ranges of ``space`` from the known quadratic."""
+    rng = np.random.default_rng(seed)
+    truth = truth or _ktruth(space.k)
+    z = rng.uniform(-1.0, 1.0, (n, space.k))
+    table = pd.DataFrame(space.unstandardise(z), columns=list(space.factor_names))
+    table.insert(0, "run", [f"R{i:03d}" for i in range(n)])
+    site = np.arange(n) % 3
+    table["site"] = _SITES[site]
+    mu = truth["intercept"] + design.population_design(z, "quadratic") @ truth["beta"]
+    mu = mu + truth["a_site"][site]
+    table["titer"] = np.exp(mu + truth["sigma"] * rng.standard_normal(n))
+    return table
+
+
+def test_design_term_names_follow_the_space():
+    assert design.population_terms("quadratic") == design.population_terms("quadratic", DEFAULT)
+    assert design.population_terms("quadratic")[:4] == ["mix", "temp", "ph", "do"]
+    assert design.population_terms("quadratic", _kspace(1)) == ["T", "T^2"]
+    assert design.population_terms("quadratic", _kspace(3)) == [
+        "T", "ph", "feed", "T^2", "ph^2", "feed^2", "T:ph", "T:feed", "ph:feed"
+    ]  # fmt: skip
+    assert design.slope_terms(_kspace(2)) == ["T", "ph", "T^2", "ph^2"]
+    spline = design.population_terms("spline", _kspace(2))
+    assert spline[:3] == ["T", "ph", "T:ph"] and spline[3] == "s(T)[0]"
+    z = np.linspace(-1, 1, 5)[:, None]
+    assert design.population_design(z, "quadratic").shape == (5, 2)
+    assert design.population_design(z, "spline").shape == (5, 1 + design.n_spline())
+    assert (
+        list(design.spline_groups("spline", 2)) == [0] * design.n_spline() + [1] * design.n_spline()
+    )
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 6])
+def test_any_number_of_factors_builds_fits_and_predicts(prior_sampler, k):
+    space = _kspace(k)
+    table = _ktable(space, 36, seed=k)
+    n_int = k * (k - 1) // 2
+    for structure, n_terms in (("quadratic", 2 * k + n_int), ("spline", k + n_int + k * 5)):
+        pm_model = build_model(table, structure=structure, space=space)
+        assert len(pm_model.coords["term"]) == n_terms
+        assert list(pm_model.coords["parameter"]) == list(space.factor_names)
+        assert np.isfinite(pm_model.compile_logp()(pm_model.initial_point()))
+    model = BayesianYieldModel(space=space, structures=("quadratic",), random_seed=0).fit(table)
+    assert model.space_ is space and model.get_params()["space"] is space
+    assert model.n_features_in_ == k and model.spec_["factors"] == list(space.factor_names)
+    assert list(model.idata_["quadratic"]["posterior"]["term"].values) == design.population_terms(
+        "quadratic", space
+    )
+    x = table.drop(columns="titer").iloc[:9]
+    draws = model.predict_draws(x, n_draws=25, random_seed=1)
+    assert draws.shape == (25, 9) and (draws > 0).all()
+    assert model.predict(x).shape == (9,)
+    assert model.predict_draws(x.assign(site="east"), kind="new_group", n_draws=5).shape == (5, 9)
+    assert model.predict_interval(x).shape == (9, 3)
+
+
+def test_default_space_is_used_when_none_is_given(prior_sampler, small_table):
+    model = BayesianYieldModel(structures=("quadratic",)).fit(small_table)
+    assert model.get_params()["space"] is None
+    assert model.space_.fingerprint == DEFAULT.fingerprint
+    assert model.spec_["factors"] == list(schema.PARAMETERS)
+
+
+def test_space_from_a_toml_path(prior_sampler, tmp_path):
+    space = _kspace(2)
+    path = tmp_path / "process.toml"
+    space.to_toml(path)
+    table = _ktable(space, 30, seed=3)
+    model = BayesianYieldModel(space=str(path), structures=("quadratic",)).fit(table)
+    assert model.space_.fingerprint == space.fingerprint
+    loaded = BayesianYieldModel.load(model.save(tmp_path / "m.nc"))
+    assert loaded.space_.fingerprint == space.fingerprint  # stored resolved, not as a path
+
+
+def test_save_load_keeps_the_space_and_refuses_tables_of_another(
+    prior_sampler, small_table, tmp_path
+):
+    space = _kspace(3)
+    table = _ktable(space, 30, seed=2)
+    model = BayesianYieldModel(space=space, structures=("quadratic",)).fit(table)
+    path = model.save(tmp_path / "k3.nc")
+    loaded = BayesianYieldModel.load(path)
+    assert loaded.space_ == space and loaded.space_.fingerprint == space.fingerprint
+    assert loaded.get_params() == model.get_params()
+    x = table.drop(columns="titer").iloc[:6]
+    np.testing.assert_array_equal(
+        loaded.predict_draws(x, n_draws=30, random_seed=1),
+        model.predict_draws(x, n_draws=30, random_seed=1),
+    )
+    # a table of the default process lacks feed_rate: refused, naming it and the space
+    for fitted in (model, loaded):
+        for method in (fitted.predict, fitted.predict_draws, fitted.predict_interval):
+            with pytest.raises(
+                SpaceMismatchError, match=r"missing factor column\(s\) \['feed_rate'\]"
+            ):
+                method(small_table)
+    with pytest.raises(
+        schema.SchemaError, match=r"factors are \['temperature', 'ph', 'feed_rate'\]"
+    ):
+        loaded.predict(small_table)
+    default_model = BayesianYieldModel(structures=("quadratic",)).fit(small_table)
+    with pytest.raises(ValueError, match=r"\['mixing_time', 'dissolved_oxygen'\]"):
+        default_model.predict_draws(x)
+    # the stored space is checked against its hash; files without one read as the default
+    with xr.open_datatree(path, engine="h5netcdf") as handle:
+        tree = handle.load()
+    assert ProcessSpace.from_json(tree.attrs["space"]) == space
+    tree.attrs["space"] = _kspace(2).to_json()
+    tree.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(IncompatibleModelError, match="process space does not match its hash"):
+        BayesianYieldModel.load(tmp_path / "edited.nc")
+    old = default_model.save(tmp_path / "old.nc")
+    with xr.open_datatree(old, engine="h5netcdf") as handle:
+        tree = handle.load()
+    for key in ("space", "space_hash", "space_fingerprint"):
+        del tree.attrs[key]
+    tree.to_netcdf(tmp_path / "old_layout.nc", engine="h5netcdf")
+    assert BayesianYieldModel.load(tmp_path / "old_layout.nc").space_ == DEFAULT
+
+
+def test_unknown_group_label_lists_the_known_labels(prior_sampler, small_table):
+    model = BayesianYieldModel(structures=("quadratic",)).fit(small_table)
+    x = small_table.drop(columns="yield").iloc[:4].assign(site="Zurich")
+    expected = (
+        r"group column 'site': label\(s\) \['Zurich'\] not seen in training; known labels of "
+        r"'site': \['si0', 'si1', 'si2', 'si3'\]\. Use kind='new_group'"
+    )
+    for call in (model.predict, model.predict_draws, model.predict_interval):
+        with pytest.raises(ValueError, match=expected):
+            call(x)
+    assert model.predict(x, kind="new_group").shape == (4,)
 
 
 # ------------------------------------------------------------------- real MCMC fits
@@ -513,6 +688,58 @@ def test_same_seed_reproduces_fit(sim_fit):
     np.testing.assert_allclose(a.predict(test), b.predict(test), rtol=1e-6)
 
 
+# ----------------------------------------------------- real MCMC fits on other spaces
+
+
+def _real_kfit(k: int, n: int = 36, seed: int = 0):
+    space = _kspace(k)
+    table = _ktable(space, n, seed=seed)
+    model = BayesianYieldModel(
+        space=space, structures=("quadratic",), draws=200, tune=200, chains=2, random_seed=k
+    )
+    return _fit_quietly(model, table)[0], table
+
+
+@pytest.mark.parametrize("k", [1, pytest.param(3, marks=pytest.mark.slow),
+                               pytest.param(5, marks=pytest.mark.slow),
+                               pytest.param(6, marks=pytest.mark.slow)])  # fmt: skip
+def test_real_fit_and_predictive_draws_for_k_factors(k):
+    model, table = _real_kfit(k)
+    assert model.space_.k == k and model.n_features_in_ == k
+    post = model.idata_["quadratic"]["posterior"]
+    assert post["beta"].shape[-1] == 2 * k + k * (k - 1) // 2
+    x = table.drop(columns="titer").iloc[:7]
+    draws = model.predict_draws(x, n_draws=120, random_seed=2)
+    assert draws.shape == (120, 7) and np.isfinite(draws).all() and (draws > 0).all()
+    # the fit tracks the data: in-sample predictions close to the observed titers
+    rel = np.abs(model.predict(table) / table["titer"].to_numpy() - 1)
+    assert np.median(rel) < 0.1
+
+
+def test_known_two_factor_quadratic_is_recovered():
+    space = _kspace(2)
+    truth = _ktruth(2)
+    table = _ktable(space, 40, seed=5, truth=truth)
+    model = BayesianYieldModel(
+        space=space,
+        structures=("quadratic",),
+        varying_slopes=False,
+        draws=200,
+        tune=200,
+        chains=2,
+        random_seed=6,
+    )
+    _fit_quietly(model, table)
+    post = model.idata_["quadratic"]["posterior"]
+    assert list(post["term"].values) == ["T", "ph", "T^2", "ph^2", "T:ph"]
+    beta = post["beta"].values.reshape(-1, 5)
+    lo, hi = np.quantile(beta, [0.03, 0.97], axis=0)
+    inside = (lo <= truth["beta"]) & (truth["beta"] <= hi)
+    assert inside.sum() >= 4, (lo, hi, truth["beta"])
+    assert inside[:2].all()  # both linear effects inside their 94 % intervals
+    np.testing.assert_array_equal(np.sign(beta[:, :2].mean(0)), np.sign(truth["beta"][:2]))
+
+
 @pytest.mark.slow
 def test_pymc_nuts_fallback_when_nutpie_fails(monkeypatch):
     import nutpie
@@ -589,6 +816,6 @@ def test_posterior_plots_return_matplotlib_figures(sim_fit):
     assert isinstance(pp.plot_ppc(model, n_draws=20), Figure)
     fig = pp.plot_marginal_effects(model, parameters=["temperature", "ph"], n_draws=50)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
-    assert fig.axes[0].get_xlabel() == schema.axis_label("temperature")
+    assert fig.axes[0].get_xlabel() == DEFAULT.axis_label("temperature") == "Temperature [degC]"
     with pytest.raises(ValueError, match="structure must be one of"):
         pp.plot_trace(model, structure="gp")

@@ -12,11 +12,13 @@ from bayesbio.clean import (
     DO_MG_PER_L_AT_SATURATION,
     LOG_COLUMNS,
     POLICIES,
+    SUMMARY_COLUMNS,
     CleanPolicy,
     CleanResult,
     clean,
 )
 from bayesbio.simulate import DO_MG_PER_L_AT_100_PERCENT, simulate_batches
+from bayesbio.space import ColumnSpec, Factor, ProcessSpace, SpaceError
 
 
 def small_table(n=60, seed=0):
@@ -67,7 +69,16 @@ def test_clean_returns_named_result_with_documented_log_columns(dirty_result):
     _table, log = dirty_result
     assert tuple(log.columns) == LOG_COLUMNS
     assert set(log["action"]) <= {"dropped", "repaired", "flagged", "imputed"}
-    assert log["row"].dtype == np.int64
+    assert log["row"].dtype == "Int64" and log["row"].notna().all()
+    assert dirty_result.warnings == []
+    assert tuple(dirty_result.column_summary.columns) == SUMMARY_COLUMNS
+    assert dirty_result.space == ProcessSpace.default()
+
+
+def test_clean_result_unpacks_and_indexes_as_table_and_log(dirty_result):
+    table, log = dirty_result
+    assert table is dirty_result.table and log is dirty_result.log
+    assert dirty_result[0] is table and dirty_result[1] is log and len(dirty_result) == 2
 
 
 def test_clean_does_not_mutate_input(dirty):
@@ -192,8 +203,9 @@ def test_clean_normalises_group_labels_to_most_common_spelling():
     result = clean(df)
     assert result.table.loc[[0, 1, 2], "site"].tolist() == ["A", "A", "A"]
     assert result.table.loc[[3, 4], "scale"].tolist() == ["2000L", "2000L"]
-    rep = result.log[result.log["reason"] == "group label normalised"]
+    rep = result.log[result.log["reason"].str.startswith("group label normalised")]
     assert sorted(rep["row"]) == [0, 1, 2, 3, 4]
+    assert rep.set_index("row").loc[1, "reason"] == "group label normalised: 'Site-A' -> 'A'"
     assert set(result.table["site"]) == {"A", "B"}
 
 
@@ -374,6 +386,209 @@ def test_clean_reads_numbers_and_units_from_text():
     reasons = result.log.set_index(["row", "action"])["reason"]
     assert "converted" in reasons.loc[(1, "repaired")]
     assert "missing" in reasons.loc[(4, "dropped")]
+
+
+# ----------------------------------------------------------------------------- process spaces
+def test_minutes_declared_in_the_space_clean_like_the_seconds_table():
+    seconds = small_table()
+    seconds.loc[3, "temperature"] = 36.4 + 273.15  # a slip, so the log is not empty
+    minutes = seconds.rename(columns={"mixing_time": "Mixing time (min)"})
+    minutes["Mixing time (min)"] = minutes["Mixing time (min)"] / 60.0
+    space = ProcessSpace.default().with_changes(
+        columns=(ColumnSpec("Mixing time (min)", "mixing_time", "min"),)
+    )
+    expected = clean(seconds)
+    result = clean(minutes, space=space)
+    pd.testing.assert_frame_equal(result.table, expected.table, check_exact=False, rtol=1e-12)
+    head = result.log[result.log["row"].isna()]
+    assert head[["column", "action", "old_value", "new_value"]].values.tolist() == [
+        ["mixing_time", "renamed", "Mixing time (min)", "mixing_time"],
+        ["mixing_time", "converted", "min", "s"],
+    ]
+    assert head["batch_id"].isna().all()
+    rows = result.log[result.log["row"].notna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, expected.log, check_dtype=False)
+    assert result.warnings == [] and expected.warnings == []
+
+
+def test_clean_reads_the_space_from_a_process_file(tmp_path):
+    space = ProcessSpace.default().with_changes(
+        columns=(ColumnSpec("Mixing time (min)", "mixing_time", "min"),)
+    )
+    path = tmp_path / "process.toml"
+    space.to_toml(path)
+    minutes = small_table().rename(columns={"mixing_time": "Mixing time (min)"})
+    minutes["Mixing time (min)"] /= 60.0
+    result = clean(minutes, space=path)
+    assert result.table["mixing_time"].to_numpy() == pytest.approx(
+        small_table()["mixing_time"].to_numpy()
+    )
+
+
+def test_clean_twice_with_a_declared_unit_converts_once():
+    space = ProcessSpace.default().with_changes(
+        columns=(ColumnSpec("Mixing time (min)", "mixing_time", "min"),)
+    )
+    minutes = small_table().rename(columns={"mixing_time": "Mixing time (min)"})
+    minutes["Mixing time (min)"] /= 60.0
+    once = clean(minutes, space=space)
+    twice = clean(once.table, space=space)
+    pd.testing.assert_frame_equal(twice.table, once.table)
+    assert twice.log.empty
+
+
+def test_capitalised_group_columns_and_label_variants_are_normalised_with_audit_rows():
+    df = small_table().rename(columns={"scale": "Scale", "site": "Site", "batch_id": "Batch ID"})
+    df["Site"] = df["Site"].map({"A": "Site A", "B": "Site B"})
+    df.loc[0, "Site"] = " site a"
+    df.loc[1, "Site"] = "SITE A "
+    df.loc[2, "Site"] = "site  b"
+    result = clean(df)
+    assert {"scale", "site", "batch_id"} <= set(result.table.columns)
+    assert set(result.table["site"]) == {"Site A", "Site B"}
+    renamed = result.log[result.log["action"] == "renamed"]
+    assert set(renamed["column"]) == {"scale", "site", "batch_id"}
+    assert renamed["row"].isna().all()
+    rep = result.log[result.log["action"] == "repaired"].set_index("row")
+    assert sorted(rep.index) == [0, 1, 2]
+    assert rep.loc[0, "reason"] == "group label normalised: ' site a' -> 'Site A'"
+    assert rep.loc[1, "reason"] == "group label normalised: 'SITE A ' -> 'Site A'"
+    assert rep.loc[2, "new_value"] == "Site B"
+    assert (result.log.loc[result.log["row"].notna(), "batch_id"] != None).all()  # noqa: E711
+    assert_accounting(df, result)
+
+
+def test_more_than_five_percent_dropped_warns_naming_column_share_and_unit():
+    df = small_table(n=30)
+    df.loc[:6, "mixing_time"] = 0.2  # seconds? more likely minutes below the 0.5 s limit
+    result = clean(df)
+    assert (result.log["action"] == "dropped").sum() == 7
+    assert result.warnings == [
+        "mixing_time: 23 % of rows (7 of 30) were dropped as impossible; is the declared unit "
+        "'s' right? Declare the file's unit in the process file's [columns] section."
+    ]
+    summary = result.column_summary.set_index("column")
+    assert summary.loc["mixing_time", ["rows", "dropped", "repaired"]].tolist() == [30, 7, 0]
+    assert summary.loc["mixing_time", "share"] == pytest.approx(7 / 30)
+    assert summary.loc["ph", "share"] == 0.0
+
+
+def test_few_drops_give_no_warning():
+    df = small_table(n=60)
+    df.loc[:2, "mixing_time"] = 0.2  # 3 of 60 = 5 %: not more than 5 %
+    result = clean(df)
+    assert result.warnings == []
+    assert result.column_summary.set_index("column").loc["mixing_time", "dropped"] == 3
+
+
+def test_minutes_in_a_seconds_column_are_flagged_not_repaired_or_dropped():
+    df = small_table(n=40)
+    df.loc[:9, "mixing_time"] = np.linspace(0.6, 1.9, 10)  # 36-114 s if read as minutes
+    result = clean(df)
+    flagged = result.log[
+        (result.log["action"] == "flagged") & (result.log["column"] == "mixing_time")
+    ]
+    assert sorted(flagged["row"]) == list(range(10))
+    assert "if recorded in minutes" in flagged["reason"].iloc[0]
+    pd.testing.assert_series_equal(
+        result.table["mixing_time"].loc[:9], df["mixing_time"].loc[:9].astype(float)
+    )
+    assert len(result.warnings) == 1 and result.warnings[0].startswith(
+        "mixing_time: 25 % of rows (10 of 40) were flagged as possibly recorded in another unit"
+    )
+
+
+def test_temperature_declared_in_kelvin_repairs_celsius_slips():
+    kelvin = Factor("temperature", "K", (303.15, 312.15), (277.15, 323.15), "Temperature")
+    space = ProcessSpace.default()
+    space = space.with_changes(factors=(space.factors[0], kelvin, *space.factors[2:]))
+    df = small_table()
+    df["temperature"] += 273.15
+    df.loc[4, "temperature"] = 36.5
+    result = clean(df, space=space)
+    entry = actions(result.log, 4)
+    assert entry["action"].tolist() == ["repaired"]
+    assert entry["reason"].iloc[0] == "unit slip: Celsius converted to K"
+    assert result.table.loc[4, "temperature"] == pytest.approx(309.65)
+
+
+def test_unit_slip_repairs_only_apply_to_the_declared_dimension(space_k2, table_k2):
+    df = table_k2.copy()
+    df.loc[0, "agitation"] = 309.0  # an rpm value near a kelvin temperature: not a slip
+    df.loc[1, "temperature"] = 31.0 + 273.15
+    result = clean(df, space=space_k2)
+    assert actions(result.log, 0).empty
+    assert actions(result.log, 1)["reason"].iloc[0].startswith("unit slip: kelvin")
+
+
+def test_dissolved_oxygen_declared_in_mg_per_l_is_not_converted():
+    mg = Factor("dissolved_oxygen", "mg/L", (0.5, 6.0), (0.0, 20.0), "Dissolved oxygen")
+    space = ProcessSpace.default()
+    space = space.with_changes(factors=(*space.factors[:3], mg))
+    df = small_table()
+    df["dissolved_oxygen"] = (df["dissolved_oxygen"] * DO_MG_PER_L_AT_SATURATION / 100).round(2)
+    result = clean(df, space=space)
+    assert not result.log["reason"].str.contains("unit slip").any()
+    pd.testing.assert_series_equal(result.table["dissolved_oxygen"], df["dissolved_oxygen"])
+
+
+def test_two_factor_custom_space_validates_and_cleans(space_k2, table_k2):
+    df = table_k2.rename(columns={"Site": "site"})
+    df.loc[2, "temperature"] = 31.2 * 1.8 + 32  # Fahrenheit slip
+    df.loc[3, "titer"] = -1.0  # impossible
+    df.loc[5, "site"] = "north "
+    df = pd.concat([df, df.iloc[[7]]], ignore_index=True)  # exact duplicate
+    result = clean(df, space=space_k2)
+    assert_accounting(df, result)
+    log = result.log.set_index("row")
+    assert log.loc[2, "reason"].startswith("unit slip: Fahrenheit")
+    assert log.loc[3, "column"] == "titer" and log.loc[3, "action"] == "dropped"
+    assert log.loc[5, "new_value"] == "North"
+    assert log.loc[len(df) - 1, "reason"] == "exact duplicate of row 7"
+    assert log["batch_id"].tolist()[:1] == ["R002"]
+    out = schema.validate(result.table, space=space_k2)
+    assert list(out.columns) == ["run", "site", "temperature", "agitation", "titer"]
+    assert result.table.loc[2, "temperature"] == pytest.approx(31.2)
+    with pytest.raises(schema.SchemaError, match=r"missing required column\(s\) \['agitation'\]"):
+        clean(df.drop(columns="agitation"), space=space_k2)
+
+
+def test_one_factor_space_cleans_with_outlier_rule(space_k2, table_k2):
+    space = space_k2.with_factors(["temperature"])
+    df = pd.concat([table_k2] * 2, ignore_index=True).drop(columns="agitation")
+    df["run"] = [f"R{i:03d}" for i in range(len(df))]
+    df.loc[5, "titer"] *= 4.0
+    result = clean(df, space=space)
+    flagged = result.log[result.log["action"] == "flagged"]
+    assert flagged["row"].tolist() == [5]
+    assert "log-titer residual" in flagged["reason"].iloc[0]
+
+
+def test_validate_maps_capitalised_columns_and_reads_a_space(space_k2, table_k2):
+    df = table_k2.rename(columns={"site": "Site", "temperature": "Temperature"})
+    out = schema.validate(df, space=space_k2)
+    assert {"site", "temperature"} <= set(out.columns)
+    assert schema.group_columns(out, space=space_k2) == ["site"]
+    assert schema.group_columns(out, ["site", "line"]) == ["site"]
+    out = schema.validate(small_table().rename(columns={"scale": "Scale"}))
+    assert "scale" in out.columns
+
+
+def test_validate_messages_speak_to_users_not_python():
+    df = small_table()
+    df.loc[3, "ph"] = np.nan
+    with pytest.raises(schema.SchemaError, match=r"clean the table first \(bayesbio clean"):
+        schema.validate(df)
+    df = small_table()
+    df.loc[2, "temperature"] = 309.0
+    with pytest.raises(schema.SchemaError, match="Is the declared unit 'degC' right") as info:
+        schema.validate(df)
+    assert "bayesbio.clean" not in str(info.value)
+
+
+def test_bad_space_argument_is_a_space_error():
+    with pytest.raises(SpaceError, match="space must be a ProcessSpace"):
+        clean(small_table(), space=3)
 
 
 defect_rates = st.fixed_dictionaries(

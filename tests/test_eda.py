@@ -5,8 +5,12 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bayesbio import eda, schema
+from bayesbio import eda
 from bayesbio.simulate import simulate_batches
+from bayesbio.space import ProcessSpace
+
+SPACE = ProcessSpace.default()
+FACTORS = list(SPACE.factor_names)
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +22,13 @@ def test_summarize_overall_matches_pandas(table):
     raw = table.copy()
     raw.loc[[0, 5], "ph"] = np.nan
     out = eda.summarize(raw)
-    assert list(out["column"]) == [*schema.PARAMETERS, "yield"]
+    assert list(out["column"]) == [*FACTORS, "yield"]
     row = out.set_index("column").loc["ph"]
     assert row["count"] == len(raw) - 2 and row["missing"] == 2
     assert row["median"] == pytest.approx(raw["ph"].median())
     assert row["min"] == pytest.approx(raw["ph"].min())
     assert row["max"] == pytest.approx(raw["ph"].max())
-    assert row["unit"] == ""
+    assert row["unit"] == "pH"
     assert out.set_index("column").loc["temperature", "unit"] == "degC"
 
 
@@ -54,8 +58,8 @@ def test_eda_runs_on_raw_dirty_table(tmp_path):
     summary, figures = eda.run_eda(raw, tmp_path)
     assert len(figures) == 4
     assert "(missing)" in set(summary["site"])
-    missing = summary[summary["column"].isin(schema.PARAMETERS)]["missing"].sum()
-    assert missing == raw[list(schema.PARAMETERS)].isna().sum().sum()
+    missing = summary[summary["column"].isin(FACTORS)]["missing"].sum()
+    assert missing == raw[FACTORS].isna().sum().sum()
     assert (tmp_path / "pairs.png").exists()
 
 
@@ -87,7 +91,7 @@ def test_plot_distributions_labels_units(table):
     fig = eda.plot_distributions(table, group="scale")
     assert isinstance(fig, Figure)
     labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
-    assert labels == [schema.axis_label(c) for c in (*schema.PARAMETERS, "yield")]
+    assert labels == [SPACE.axis_label(c) for c in (*FACTORS, "yield")]
     assert "Temperature [degC]" in labels
 
 
@@ -96,7 +100,7 @@ def test_plot_correlation_draws_on_given_axes_and_blanks_constant_column(table):
     out = eda.plot_correlation(table.assign(ph=7.0), ax=ax)
     assert out is ax
     values = np.ma.filled(ax.images[0].get_array(), np.nan)
-    cols = [*schema.PARAMETERS, "yield"]
+    cols = [*FACTORS, "yield"]
     assert np.isnan(values[cols.index("ph")]).all()
     assert np.diag(values)[cols.index("temperature")] == pytest.approx(1.0)
     assert ax.get_xticklabels()[1].get_text() == "Temperature [degC]"
@@ -120,7 +124,7 @@ def test_plot_yield_vs_parameter_one_smoother_per_group(table):
 
 def test_plot_yield_vs_parameters_and_pairs(table):
     fig = eda.plot_yield_vs_parameters(table)
-    assert [ax.get_xlabel() for ax in fig.axes] == [schema.axis_label(p) for p in schema.PARAMETERS]
+    assert [ax.get_xlabel() for ax in fig.axes] == [SPACE.axis_label(p) for p in FACTORS]
     pairs = eda.plot_pairs(table, columns=["temperature", "ph", "yield"], group="site")
     assert len(pairs.axes) == 9
     assert pairs.axes[6].get_xlabel() == "Temperature [degC]"
@@ -141,7 +145,39 @@ def test_run_eda_without_response_or_output(table):
     result = eda.run_eda(table.drop(columns=["yield", "scale"]))
     assert "yield_vs_parameters" not in result.figures
     assert isinstance(result, eda.EDAResult) and len(result) == 2
-    assert set(result.summary["column"]) == set(schema.PARAMETERS)
+    assert set(result.summary["column"]) == set(FACTORS)
+
+
+def test_eda_reads_capitalised_columns_of_the_default_space(table):
+    raw = table.rename(columns={"scale": "Scale", "ph": "pH", "batch_id": "Batch ID"})
+    out = eda.summarize(raw, "scale")
+    assert "ph" in set(out["column"]) and "scale" in out.columns
+
+
+def test_eda_follows_a_two_factor_space(space_k2, table_k2, tmp_path):
+    summary, figures = eda.run_eda(table_k2, tmp_path, space=space_k2)
+    assert list(summary["column"].unique()) == ["temperature", "agitation", "titer"]
+    assert dict(zip(summary["column"], summary["unit"], strict=False))["agitation"] == "rpm"
+    assert "site" in summary.columns  # the only group is kept
+    panels = figures["yield_vs_parameters"].axes
+    assert [ax.get_xlabel() for ax in panels] == ["Temperature [degC]", "Agitation [rpm]"]
+    assert panels[0].get_ylabel() == "Titer [g/L]"
+    # no `scale` in this space: the default colour group falls back to its outermost group
+    assert panels[0].get_legend().get_title().get_text() == "site"
+    assert len(figures["pairs"].axes) == 9
+    assert (tmp_path / "yield_vs_parameters.png").exists()
+    with pytest.raises(ValueError, match=r"parameter='ph'; expected one of \['temperature'"):
+        eda.plot_yield_vs_parameter(table_k2, "ph", space=space_k2)
+
+
+def test_eda_with_a_single_factor(space_k2, table_k2):
+    space = space_k2.with_factors(["agitation"])
+    fig = eda.plot_yield_vs_parameters(table_k2, space=space)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["Agitation [rpm]"]
+    ax = eda.plot_correlation(table_k2, space=space)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Agitation [rpm]", "Titer [g/L]"]
+    dist = eda.plot_distributions(table_k2, space=space, group="site")
+    assert len([a for a in dist.axes if a.get_visible()]) == 2
 
 
 @pytest.mark.slow

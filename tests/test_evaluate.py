@@ -11,11 +11,14 @@ from sklearn.linear_model import LinearRegression
 
 from bayesbio import evaluate, schema
 from bayesbio.models import ForestYield, LassoYield
+from bayesbio.space import Factor, ProcessSpace, Response
+
+DEFAULT = ProcessSpace.default()
 
 
 def make_table(n=60, seed=0):
     rng = np.random.default_rng(seed)
-    table = pd.DataFrame({p: rng.uniform(*schema.BOUNDS[p], n) for p in schema.PARAMETERS})
+    table = pd.DataFrame({p: rng.uniform(*DEFAULT.bounds[p], n) for p in DEFAULT.factor_names})
     table.insert(0, "batch_id", [f"B{i:03d}" for i in range(n)])
     table["scale"] = rng.choice(["2L", "200L"], n)
     table["site"] = rng.choice(["A", "B", "C"], n)
@@ -188,3 +191,79 @@ def test_plots_return_matplotlib_objects(comparison):
     assert isinstance(evaluate.plot_learning_curve(lc), Axes)
     with pytest.raises(ValueError, match="metric 'nope'"):
         evaluate.plot_scores(comparison, "nope")
+
+
+SPACE3 = ProcessSpace(
+    (
+        Factor("temperature", "degC", (30.0, 37.0), (4.0, 50.0), short="T"),
+        Factor("feed_rate", "mL/h", (1.0, 5.0), (0.0, 20.0), short="feed"),
+        Factor("agitation", "rpm", (100.0, 300.0), (0.0, 1000.0), short="rpm"),
+    ),
+    Response("titer", "g/L", (0.0, 50.0)),
+    groups=("plant", "reactor"),
+    batch_id="run",
+    name="three-factor test process",
+)
+
+
+def make_table3(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1, 1, (n, 3))
+    table = pd.DataFrame(SPACE3.unstandardise(z), columns=list(SPACE3.factor_names))
+    table.insert(0, "run", [f"R{i:03d}" for i in range(n)])
+    table["plant"] = "P1"
+    table["reactor"] = np.array(["R1", "R2", "R3"])[np.arange(n) % 3]
+    shift = table["reactor"].map({"R1": -0.2, "R2": 0.0, "R3": 0.2}).to_numpy()
+    table["titer"] = 3.0 + 0.8 * z[:, 0] - 0.5 * z[:, 1] ** 2 + shift + rng.normal(0, 0.1, n)
+    return table
+
+
+def test_compare_reads_factors_response_and_groups_from_the_space():
+    table = make_table3()
+    models = {
+        "lasso": LassoYield(n_bootstrap=5, space=SPACE3),
+        "forest": ForestYield(n_estimators=30),
+    }
+    comp = evaluate.compare(models, table, cv=["kfold", "group"], random_seed=0)
+    assert comp.space is SPACE3
+    p = comp.predictions
+    assert {"observed", "run", "temperature", "feed_rate", "reactor"} <= set(p.columns)
+    assert "mixing_time" not in p.columns
+    # the group scheme leaves out each reactor (plant has one level) as a new group
+    assert set(comp.folds.loc[comp.folds["scheme"] == "group", "fold"]) == {
+        "reactor=R1", "reactor=R2", "reactor=R3"
+    }  # fmt: skip
+    assert set(p.loc[p["scheme"] == "group", "kind"]) == {"new_group"}
+    assert set(p.loc[p["scheme"] == "kfold", "kind"]) == {"existing"}
+    assert np.isfinite(comp.scores["value"]).all()
+    fig = evaluate.plot_residuals(comp)
+    assert [ax.get_xlabel() for ax in fig.axes if ax.get_visible()] == [
+        "Temperature [degC]", "Feed rate [mL/h]", "Agitation [rpm]"
+    ]  # fmt: skip
+    assert evaluate.plot_scores(comp, "rmse").get_ylabel() == "RMSE [g/L]"
+    # the space argument works for models built without one
+    again = evaluate.compare(
+        {"lasso": LassoYield(n_bootstrap=5)}, table, cv="split", random_seed=0, space=SPACE3
+    )
+    assert set(again.scores["model"]) == {"lasso"}
+
+
+def test_compare_refuses_models_of_different_spaces():
+    with pytest.raises(ValueError, match=r"models \['lasso'\] were built for another process"):
+        evaluate.compare({"lasso": LassoYield(space=SPACE3)}, make_table(30), space=DEFAULT)
+    with pytest.raises(schema.SchemaError, match="titer"):
+        evaluate.compare({"lasso": LassoYield(space=SPACE3)}, make_table(30))
+
+
+@pytest.mark.slow  # three small MCMC fits (one compile)
+def test_bayesian_model_in_leave_one_group_out_folds():
+    from bayesbio.models.bayesian import BayesianYieldModel
+
+    model = BayesianYieldModel(
+        space=SPACE3, structures=("quadratic",), draws=100, tune=100, chains=2
+    )
+    with pytest.warns(UserWarning):  # short chains: convergence warnings are passed on
+        comp = evaluate.compare({"bayes": model}, make_table3(), cv="group", random_seed=0)
+    p = comp.predictions
+    assert set(p["kind"]) == {"new_group"} and len(p) == 48
+    assert np.isfinite(comp.scores["value"]).all()

@@ -32,6 +32,28 @@ def test_example_script_runs(script, tmp_path):
 
 
 @pytest.mark.slow
+def test_fed_batch_example_runs_the_six_factor_process_end_to_end(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg", "BAYESBIO_OUTPUT": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "05_microbial_fed_batch.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # the example must stay well under 5 minutes on 2 cores
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "Microbial fed-batch" in out and "6 factors" in out
+    for factor in ("agitation", "feed_rate", "iptg"):
+        assert factor in out
+    assert "regret %" in out and "% of the grid inside" in out
+    figures = tmp_path / "05_microbial_fed_batch"
+    assert (figures / "recommendation.png").stat().st_size > 0
+    assert (figures / "design_space.png").stat().st_size > 0
+
+
+@pytest.mark.slow
 def test_walkthrough_notebook_executes(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

@@ -1,16 +1,21 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from bayesbio import schema
 from bayesbio.features import DomainScaler, GroupEncoder, PolynomialTerms, YieldFeatures
+from bayesbio.schema import SchemaError
+from bayesbio.space import ProcessSpace
+
+SPACE = ProcessSpace.default()
+FACTORS = list(SPACE.factor_names)
 
 
 def make_table(n=40, seed=0, n_campaigns=3):
     rng = np.random.default_rng(seed)
-    table = pd.DataFrame({p: rng.uniform(*schema.BOUNDS[p], n) for p in schema.PARAMETERS})
+    table = pd.DataFrame({p: rng.uniform(*SPACE.bounds[p], n) for p in FACTORS})
     table["scale"] = rng.choice(["2L", "200L"], n)
     table["site"] = rng.choice(["A", "B", "C"], n)
     table["campaign"] = [f"C{i:02d}" for i in rng.integers(0, n_campaigns, n)]
@@ -22,18 +27,18 @@ def test_domain_scaler_remembers_centre_and_scale_in_domain_units():
     table = make_table()
     scaler = DomainScaler().fit(table)
     z = scaler.transform(table)
-    assert list(z.columns) == list(schema.PARAMETERS)
-    np.testing.assert_allclose(scaler.center_, table[list(schema.PARAMETERS)].mean())
-    np.testing.assert_allclose(scaler.scale_, table[list(schema.PARAMETERS)].std(ddof=1))
+    assert list(z.columns) == FACTORS
+    np.testing.assert_allclose(scaler.center_, table[FACTORS].mean())
+    np.testing.assert_allclose(scaler.scale_, table[FACTORS].std(ddof=1))
     np.testing.assert_allclose(z.mean(), 0.0, atol=1e-12)
     np.testing.assert_allclose(z.std(ddof=1), 1.0)
     assert scaler.units_["temperature"] == "degC"
     assert "degC" in z.attrs["units"]["temperature"]
     back = scaler.inverse_transform(z)
-    np.testing.assert_allclose(back.to_numpy(), table[list(schema.PARAMETERS)].to_numpy())
+    np.testing.assert_allclose(back.to_numpy(), table[FACTORS].to_numpy())
     back_array = scaler.inverse_transform(z.to_numpy())
-    np.testing.assert_allclose(back_array.to_numpy(), table[list(schema.PARAMETERS)].to_numpy())
-    assert list(scaler.get_feature_names_out()) == list(schema.PARAMETERS)
+    np.testing.assert_allclose(back_array.to_numpy(), table[FACTORS].to_numpy())
+    assert list(scaler.get_feature_names_out()) == FACTORS
 
 
 def test_domain_scaler_constant_column_gets_unit_scale():
@@ -95,7 +100,7 @@ def test_yield_features_work_in_a_pipeline_with_feature_names():
     pred = pipe.predict(table)
     assert pred.shape == (len(table),)
     names = list(pipe[:-1].get_feature_names_out())
-    assert names[:4] == list(schema.PARAMETERS)
+    assert names[:4] == FACTORS
     assert "temperature^2" in names and "temperature*ph" in names and "site=B" in names
     assert len(names) == 4 + 4 + 6 + 2 + 3 + 3
 
@@ -103,7 +108,7 @@ def test_yield_features_work_in_a_pipeline_with_feature_names():
 def test_yield_features_error_names_missing_column():
     table = make_table()
     feats = YieldFeatures().fit(table)
-    with pytest.raises(schema.SchemaError, match="'ph'"):
+    with pytest.raises(SchemaError, match="'ph'"):
         feats.transform(table.drop(columns="ph"))
     with pytest.raises(TypeError, match="DataFrame"):
         YieldFeatures().fit(table.to_numpy())
@@ -112,4 +117,44 @@ def test_yield_features_error_names_missing_column():
 def test_yield_features_groups_empty_tuple_means_no_group_columns():
     table = make_table()
     feats = YieldFeatures(groups=(), quadratic=False, interactions=False).fit(table)
-    assert list(feats.get_feature_names_out()) == list(schema.PARAMETERS)
+    assert list(feats.get_feature_names_out()) == FACTORS
+
+
+def test_fitted_transformers_carry_the_space(space_k2, table_k2):
+    feats = YieldFeatures(space=space_k2).fit(table_k2)
+    assert feats.space_ is space_k2 and feats.scaler_.space_ is space_k2
+    assert feats.parameters_ == ["temperature", "agitation"]
+    assert feats.scaler_.units_ == {"temperature": "degC", "agitation": "rpm"}
+    names = list(feats.get_feature_names_out())
+    assert names == [
+        "temperature",
+        "agitation",
+        "temperature^2",
+        "agitation^2",
+        "temperature*agitation",
+        "site=North",
+        "site=South",
+    ]
+    assert clone(feats).get_params()["space"] == space_k2
+
+
+def test_features_work_for_a_single_factor_without_interactions(space_k2, table_k2):
+    space = space_k2.with_factors(["agitation"])
+    feats = YieldFeatures(space=space).fit(table_k2)
+    assert list(feats.get_feature_names_out()) == [
+        "agitation",
+        "agitation^2",
+        "site=North",
+        "site=South",
+    ]
+    out = feats.transform(table_k2.head(3))
+    assert out.shape == (3, 4) and np.isfinite(out.to_numpy()).all()
+
+
+def test_group_encoder_targets_the_space_response(space_k2, table_k2):
+    table = table_k2.assign(site=[f"S{i % 12}" for i in range(len(table_k2))])
+    enc = GroupEncoder(space=space_k2, max_onehot=5, random_state=0).fit(table)
+    assert enc.encoding_ == {"site": "target"}
+    assert enc.space_ is space_k2
+    with pytest.raises(ValueError, match="site"):
+        GroupEncoder(space=space_k2, max_onehot=5).fit(table.drop(columns="titer"))

@@ -11,7 +11,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
 
-from bayesbio import schema
 from bayesbio._recommend_core import largest_box
 from bayesbio.recommend import (
     Constraints,
@@ -26,10 +25,13 @@ from bayesbio.recommend import (
     plot_regret_study,
     recommend,
 )
+from bayesbio.space import Factor, ProcessSpace, Response
 
-PARAMS = schema.PARAMETERS
-LO = np.array([schema.BOUNDS[p][0] for p in PARAMS])
-WIDTH = np.array([schema.BOUNDS[p][1] - schema.BOUNDS[p][0] for p in PARAMS])
+SPACE = ProcessSpace.default()
+PARAMS = SPACE.factor_names
+BOUNDS = SPACE.bounds
+LO = SPACE.lower
+WIDTH = SPACE.upper - SPACE.lower
 
 
 def unit_to_domain(u):
@@ -55,10 +57,10 @@ class KnownPosterior:
     """A fake fitted model with a known posterior.
 
     Mean yield under posterior draw s: ``top_s - sum_j curvature_j * (u_j - vertex_sj)^2``, with
-    ``u`` the setpoint scaled to [0, 1] over schema.BOUNDS. ``cliff`` multiplies the curvature
-    of one parameter above its vertex (a steep fall on that side). New-batch noise is Normal with
-    SD ``noise_sd``. Draws are picked from a fixed pool with ``random_seed``, as a real model
-    picks posterior draws.
+    ``u`` the setpoint scaled to [0, 1] over the default space's operating ranges. ``cliff``
+    multiplies the curvature of one parameter above its vertex (a steep fall on that side).
+    New-batch noise is Normal with SD ``noise_sd``. Draws are picked from a fixed pool with
+    ``random_seed``, as a real model picks posterior draws.
     """
 
     def __init__(
@@ -334,14 +336,17 @@ def test_same_seed_gives_same_recommendation(table):
     assert not np.allclose(a.setpoint.to_numpy(), c.setpoint.to_numpy())
 
 
-def test_unseen_group_is_predicted_as_new_group(table):
+def test_unseen_group_needs_kind_new_group(table):
     model = KnownPosterior(table, vertex_sd=[0.01] * 4)
-    rec = recommend(model, group={"site": "Z"}, random_seed=1, **FAST)
+    with pytest.raises(ValueError, match=r"'Z'.*known labels of 'site': \['A', 'B'\]"):
+        recommend(model, group={"site": "Z"}, random_seed=1, **FAST)
+    assert model.kinds == []
+    rec = recommend(model, group={"site": "Z"}, kind="new_group", random_seed=1, **FAST)
     assert rec.kind == "new_group"
     assert set(model.kinds) == {"new_group"}
     assert np.isnan(rec.support_distance["group"])
-    with pytest.raises(ValueError, match="kind='existing'"):
-        recommend(model, group={"site": "Z"}, kind="existing")
+    # known labels keep kind="auto" -> "existing"
+    assert recommend(model, group={"site": "B"}, random_seed=1, **FAST).kind == "existing"
 
 
 def test_recommendation_carries_model_diagnostics_warning(table):
@@ -395,10 +400,12 @@ def test_one_recommendation_with_1000_draws_is_fast(table):
     [
         ({"objective": "median"}, r"objective must be one of \['mean', 'quantile'"),
         ({"objective": "prob_spec"}, "spec is required"),
-        ({"constraints": {"bounds": {"temp": (30, 35)}}}, r"unknown parameter\(s\) \['temp'\]"),
-        ({"constraints": {"bounds": {"temperature": (1.0, 35)}}}, "schema.LIMITS"),
+        ({"constraints": {"bounds": {"temp": (30, 35)}}}, r"unknown factor\(s\) \['temp'\]"),
+        ({"constraints": {"bounds": {"temperature": (1.0, 35)}}}, "physical limits"),
+        ({"constraints": {"bounds": {"temperature": (40.0, 45)}}}, "operating range"),
         ({"constraints": {"bounds": {"temperature": (36.0, 35)}}}, "low < high"),
-        ({"constraints": {"fixed": {"ph": 9.9}}}, "outside schema.LIMITS"),
+        ({"constraints": {"fixed": {"ph": 9.9}}}, "outside the physical limits"),
+        ({"constraints": {"max_distance": -1.0}}, "max_distance must be > 0"),
         ({"constraints": {"fixd": {}}}, "unknown key"),
         ({"constraints": {"support": "nearby"}}, r"constraints.support must be one of"),
         ({"execution_sd": {"pH": 0.1}}, "execution_sd names unknown"),
@@ -407,7 +414,9 @@ def test_one_recommendation_with_1000_draws_is_fast(table):
         ({"risk": 1.5}, r"risk must be in \(0, 1\)"),
         ({"group": {"scale": "2000L"}}, "group names unknown column"),
         ({"group": None}, "group must name the target group"),
-        ({"n_draws": 0}, "n_draws must be an integer"),
+        ({"n_draws": 0}, "n_draws must be >= 10"),
+        ({"group": {"site": "Z"}}, r"known labels of 'site': \['A', 'B'\]"),
+        ({"group": {"site": "Z"}, "kind": "existing"}, "not a label seen in training"),
     ],
 )
 def test_recommend_rejects_bad_arguments(table, kwargs, match):
@@ -465,8 +474,8 @@ def test_stricter_spec_never_raises_probability_of_meeting_it(spec, step):
 def test_recommended_setpoints_stay_within_bounds(fractions, objective):
     bounds = {}
     for p, (a, w) in zip(PARAMS, fractions, strict=True):
-        lo = schema.BOUNDS[p][0] + a * (schema.BOUNDS[p][1] - schema.BOUNDS[p][0])
-        hi = min(schema.BOUNDS[p][1], lo + max(w, 0.05) * (schema.BOUNDS[p][1] - lo))
+        lo = BOUNDS[p][0] + a * (BOUNDS[p][1] - BOUNDS[p][0])
+        hi = min(BOUNDS[p][1], lo + max(w, 0.05) * (BOUNDS[p][1] - lo))
         bounds[p] = (lo, max(hi, lo + 1e-3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
@@ -573,7 +582,7 @@ def test_recommend_works_with_lasso_baseline_through_the_protocol(sim40):
     rec = recommend(model, group=group, spec=4.0, random_seed=0, **FAST)
     row = rec.setpoint
     for p in PARAMS:
-        assert schema.BOUNDS[p][0] <= row[p] <= schema.BOUNDS[p][1]
+        assert BOUNDS[p][0] <= row[p] <= BOUNDS[p][1]
     assert rec.kind == "existing"
     assert rec.group["campaign"] in set(sim40.table["campaign"])
     assert rec.support_distance["overall"] <= rec.support_distance["limit"] + 1e-9
@@ -602,3 +611,263 @@ def test_recommend_with_bayesian_model_warns_on_short_chains_and_beats_recipe(si
     X = rec.summary.loc[["recommended", "recipe"], list(PARAMS)]
     true_rec, true_recipe = truth.mean_yield(X, group)
     assert true_rec > true_recipe
+
+
+# -- any process space: a toy protocol model on k = 1, 2, 3 factors ---------------------------
+_TOY_FACTORS = (
+    ("speed", "rpm", (100.0, 500.0), (0.0, 2000.0)),
+    ("feed", "mL/h", (1.0, 5.0), (0.0, 20.0)),
+    ("time", "h", (24.0, 72.0), (0.0, 200.0)),
+)
+
+
+def toy_space(k, *, direction="maximise", fixed=None):
+    """A k-factor space (speed rpm, feed mL/h, time h); response titer or impurity in mg/L."""
+    fixed = fixed or {}
+    factors = tuple(
+        Factor(name, unit, op, lim, fixed=fixed.get(name))
+        for name, unit, op, lim in _TOY_FACTORS[:k]
+    )
+    name = "titer" if direction == "maximise" else "impurity"
+    response = Response(name, "mg/L", (0.0, 1000.0), direction)
+    return ProcessSpace(factors, response, groups=("site",), batch_id="run")
+
+
+def toy_table(space, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(0.0, 1.0, size=(n, space.k))
+    table = pd.DataFrame(space.lower + u * (space.upper - space.lower), columns=space.factor_names)
+    table.insert(0, "site", np.where(np.arange(n) % 2 == 0, "A", "B"))
+    table.insert(0, "run", [f"R{i:03d}" for i in range(n)])
+    table[space.response.name] = 50.0
+    return table
+
+
+class ToyModel:
+    """A protocol model (fit, predict, predict_draws, space_, training_table_) with a known optimum.
+
+    Mean response under posterior draw s: ``level +/- sum_j curvature * (u_j - vertex_sj)^2``
+    with ``u`` the setpoint scaled to [0, 1] over the operating ranges; the bowl opens so that
+    the vertex is the best point in the space's direction (a maximum of a titer, a minimum of
+    an impurity). Site B adds ``site_b``. New-batch noise Normal with SD ``noise_sd``.
+    """
+
+    def __init__(
+        self, space, *, vertex, vertex_sd=0.005, level=50.0, curvature=20.0, noise_sd=0.5,
+        site_b=0.0, n_pool=4000, seed=0,
+    ):  # fmt: skip
+        rng = np.random.default_rng(seed)
+        k = space.k
+        self.space = space
+        self.vertex = np.asarray(vertex, float)[:k] + vertex_sd * rng.standard_normal((n_pool, k))
+        self.level = level
+        self.curvature = curvature
+        self.noise_sd = noise_sd
+        self.site_b = site_b
+        self.kinds = []
+
+    def fit(self, X, y=None):
+        self.training_table_ = X.copy()
+        self.space_ = self.space
+        return self
+
+    def _mean(self, X, idx):
+        s = self.space
+        u = (X[list(s.factor_names)].to_numpy(float) - s.lower) / (s.upper - s.lower)
+        bowl = (self.curvature * (u[None, :, :] - self.vertex[idx][:, None, :]) ** 2).sum(axis=2)
+        shift = np.where(X["site"].to_numpy() == "B", self.site_b, 0.0)
+        return self.level + shift - bowl if s.response.maximise else self.level + shift + bowl
+
+    def predict_draws(self, X, *, n_draws=1000, noise=True, kind="existing", random_seed=None):
+        self.kinds.append(kind)
+        known = set(self.training_table_["site"])
+        if kind == "existing" and not set(X["site"]) <= known:
+            raise ValueError(f"unknown site {set(X['site']) - known}")
+        rng = np.random.default_rng(random_seed)
+        mu = self._mean(X, rng.integers(len(self.vertex), size=n_draws))
+        return mu + self.noise_sd * rng.standard_normal(mu.shape) if noise else mu
+
+    def predict(self, X):
+        return self._mean(X, np.arange(len(self.vertex))).mean(axis=0)
+
+
+def toy_unit(space, setpoint):
+    x = setpoint[list(space.factor_names)].to_numpy(float)
+    return (x - space.lower) / (space.upper - space.lower)
+
+
+TOY_VERTEX = (0.3, 0.65, 0.45)
+
+
+@pytest.mark.parametrize("direction", ["maximise", "minimise"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_recommend_lands_on_toy_optimum_in_k_factor_space(k, direction):
+    space = toy_space(k, direction=direction)
+    model = ToyModel(space, vertex=TOY_VERTEX).fit(toy_table(space))
+    for objective in ("mean", "cvar"):
+        rec = recommend(model, group={"site": "A"}, objective=objective, random_seed=1, **FAST)
+        assert list(rec.setpoint.index) == list(space.factor_names)
+        np.testing.assert_allclose(toy_unit(space, rec.setpoint), TOY_VERTEX[:k], atol=0.03)
+        np.testing.assert_allclose(toy_unit(space, rec.mean_optimal), TOY_VERTEX[:k], atol=0.03)
+        assert rec.expected_yield == pytest.approx(50.0, abs=0.5)
+        assert rec.expected_regret >= 0
+        assert rec.space is space and rec.direction == direction
+        assert rec.settings["objective_description"].startswith(direction)
+        assert rec.to_frame().attrs["direction"] == direction
+        assert "impurity" in rec.quantiles.name or "titer" in rec.quantiles.name
+    # the default support radius is the chi 99 % radius for the free dimension
+    assert rec.support_distance["limit"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, k)))
+
+
+def test_toy_recommendation_respects_space_fixed_factor_bounds_and_constraints():
+    space = toy_space(3, fixed={"feed": 2.0})
+    model = ToyModel(space, vertex=TOY_VERTEX).fit(toy_table(space))
+    rec = recommend(model, group={"site": "A"}, objective="mean", random_seed=1, **FAST)
+    assert (rec.summary.loc[["recommended", "mean_optimal"], "feed"] == 2.0).all()
+    np.testing.assert_allclose(toy_unit(space, rec.setpoint)[[0, 2]], [0.3, 0.45], atol=0.03)
+    # two free factors: the support radius uses 2 degrees of freedom
+    assert rec.support_distance["limit"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, 2)))
+    # user bounds cut the operating range; Constraints.fixed overrides the space's value
+    cons = {"bounds": {"speed": (300.0, 1500.0)}, "fixed": {"feed": 4.0, "time": 30.0}}
+    rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=1, **FAST)
+    for row in ("recommended", "mean_optimal"):
+        assert 300.0 <= rec.summary.loc[row, "speed"] <= 500.0
+        assert rec.summary.loc[row, "feed"] == 4.0
+        assert rec.summary.loc[row, "time"] == 30.0
+    assert rec.setpoint["speed"] == pytest.approx(300.0, abs=2.0)  # vertex 220 rpm is below
+    assert any("cut to the operating range" in note for note in rec.settings["notes"])
+    with pytest.raises(ValueError, match=r"physical limits of 'speed' rpm"):
+        recommend(model, group={"site": "A"}, constraints={"bounds": {"speed": (10.0, 5000.0)}})
+    with pytest.raises(ValueError, match=r"factors are \['speed', 'feed', 'time'\]"):
+        recommend(model, group={"site": "A"}, constraints={"fixed": {"mixing_time": 30.0}})
+
+
+class SpreadModel(ToyModel):
+    """One factor ``a`` over [0, 1]: mean draw ``5 - a + (0.1 + 3 a) z_s``, z_s ~ N(0, 1).
+
+    The posterior mean falls with ``a`` but its spread grows: the mean is lowest at a = 1,
+    an upper quantile, the upper tail and P(y <= 5.5) are best at a = 0.
+    """
+
+    def __init__(self, space):
+        super().__init__(space, vertex=(0.5,), noise_sd=0.02)
+        self.z = np.random.default_rng(5).standard_normal(4000)
+
+    def _mean(self, X, idx):
+        a = X["a"].to_numpy(float)
+        return 5.0 - a[None, :] + (0.1 + 3.0 * a[None, :]) * self.z[idx][:, None]
+
+
+def test_minimise_turns_every_objective_around():
+    space = ProcessSpace(
+        (Factor("a", "h", (0.0, 1.0), (0.0, 2.0)),),
+        Response("impurity", "mg/L", (0.0, 100.0), "minimise"),
+        groups=("site",),
+    )
+    model = SpreadModel(space).fit(toy_table(space, n=60))
+    kw = {"group": {"site": "A"}, "random_seed": 2, "n_draws": 2000, "n_candidates": 64}
+    assert recommend(model, objective="mean", **kw).setpoint["a"] == pytest.approx(1.0, abs=0.02)
+    for objective in ("quantile", "cvar", "prob_spec"):
+        rec = recommend(model, objective=objective, spec=5.5, **kw)
+        assert rec.setpoint["a"] == pytest.approx(0.0, abs=0.02), objective
+    # reported values: upper quantile, upper tail, P(y <= spec), in the response's unit
+    rec = recommend(model, objective="quantile", spec=5.5, **kw)
+    y = rec.draws["recommended"].to_numpy()
+    row = rec.summary.loc["recommended"]
+    assert rec.objective_value == pytest.approx(np.quantile(y, 0.9))
+    assert row["cvar"] == pytest.approx(np.sort(y)[-200:].mean())
+    assert rec.prob_spec == pytest.approx((y <= 5.5).mean())
+    assert "minimise the 90th percentile of impurity" in rec.to_frame().attrs["objective"]
+    # regret is measured towards the minimum: the recipe (a ~ 0.5) has more than the mean-optimum
+    mean_rec = recommend(model, objective="mean", **kw)
+    assert mean_rec.expected_regret <= mean_rec.summary.loc["recipe", "expected_regret"]
+    ax = plot_recommendation(rec)
+    assert "minimise" in ax.get_title() and "q90" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_group_labels_are_checked_against_training():
+    space = toy_space(2)
+    model = ToyModel(space, vertex=TOY_VERTEX).fit(toy_table(space))
+    with pytest.raises(ValueError, match=r"known labels of 'site': \['A', 'B'\]"):
+        recommend(model, group={"site": "C"}, **FAST)
+    with pytest.raises(ValueError, match=r"the model's group columns are \['site'\]"):
+        recommend(model, group={"plant": "X"}, **FAST)
+    with pytest.raises(ValueError, match=r"known labels of 'site'"):
+        design_space(model, 45.0, group={"site": "C"}, resolution=3, map_resolution=3)
+    rec = recommend(model, group={"site": "C"}, kind="new_group", random_seed=0, **FAST)
+    assert rec.kind == "new_group" and rec.group == {"site": "C"}
+    assert recommend(model, group={"site": "B"}, random_seed=0, **FAST).kind == "existing"
+
+
+@pytest.mark.parametrize(
+    ("k", "fixed", "n_maps"), [(1, None, 1), (2, None, 1), (3, None, 3), (3, {"time": 40.0}, 1)]
+)
+def test_design_space_slices_every_pair_of_free_factors(k, fixed, n_maps):
+    space = toy_space(k, direction="minimise", fixed=fixed)
+    model = ToyModel(space, vertex=TOY_VERTEX, vertex_sd=0.0, noise_sd=1.0)
+    model.fit(toy_table(space))
+    mid = space.lower + 0.5 * (space.upper - space.lower)
+    centre = dict(zip(space.factor_names, mid, strict=True))
+    ds = design_space(
+        model, 52.0, 0.8, group={"site": "A"}, resolution=4, map_resolution=5,
+        center=centre, n_draws=300, random_seed=0,
+    )  # fmt: skip
+    free = [f for f in space.factor_names if f not in (fixed or {})]
+    assert len(ds.grid) == 4 ** len(free)
+    assert len(ds.maps) == n_maps
+    expected = list(itertools.combinations(free, 2)) if len(free) > 1 else [(free[0],)]
+    assert list(ds.maps) == expected
+    for key, frame in ds.maps.items():
+        assert len(frame) == 5 ** len(key)
+        others = [f for f in space.factor_names if f not in key]
+        assert list(ds.slices[key]) == others
+        for f in others:
+            assert ds.slices[key][f] == pytest.approx(ds.center[f])
+        assert frame.attrs["slice"] == ds.slices[key]
+    # minimise: P(impurity <= spec) is highest at the grid point nearest the vertex
+    idx = [space.factor_names.index(f) for f in free]
+    best = ds.grid.loc[ds.grid["prob"].idxmax(), free].to_numpy(float)
+    u = (best - space.lower[idx]) / (space.upper - space.lower)[idx]
+    np.testing.assert_allclose(u, np.asarray(TOY_VERTEX)[idx], atol=1 / 6 + 1e-9)
+    assert ds.par["unit"].tolist() == [space.units[f] for f in space.factor_names]
+    fig = plot_design_space(ds)
+    panels = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
+    assert fig._suptitle.get_text().startswith("Design space: P(impurity <= 52 mg/L)")
+    for ax, key in zip(panels, ds.maps, strict=False):
+        for f, value in ds.slices[key].items():
+            assert f"{space.label(f)} {value:.4g}" in ax.get_title()
+    if len(free) == 1:
+        assert panels[0].get_xlabel() == space.axis_label(free[0])
+
+
+def test_design_space_default_call_signature_still_works_on_k_space():
+    space = toy_space(2)
+    model = ToyModel(space, vertex=TOY_VERTEX, noise_sd=1.0).fit(toy_table(space))
+    ds = design_space(model, 48.0, 0.8, group={"site": "A"}, resolution=4, map_resolution=4,
+                      n_draws=200, random_seed=1)  # fmt: skip
+    assert isinstance(ds.plot(), Figure)
+    np.testing.assert_allclose(toy_unit(space, ds.center), TOY_VERTEX[:2], atol=0.05)
+    assert np.isfinite(ds.par[["low", "high"]].to_numpy()).all()
+    assert ds.slices == {("speed", "feed"): {}}
+
+
+def test_next_batches_reads_the_space():
+    space = toy_space(2, direction="minimise")
+    model = ToyModel(space, vertex=TOY_VERTEX, vertex_sd=0.05).fit(toy_table(space))
+    cand = pd.DataFrame({"speed": [220.0, 480.0], "feed": [3.6, 1.2]})
+    ranked = next_batches(model, cand, 2, group={"site": "A"}, n_draws=300, random_seed=0)
+    assert list(ranked.columns[:3]) == ["rank", "speed", "feed"]
+    assert ranked.attrs["units"] == "mg/L" and ranked.attrs["direction"] == "minimise"
+    assert (ranked["expected_regret_reduction"] >= -1e-9).all()
+
+
+def test_grid_resolution_keeps_many_factor_grids_small():
+    from bayesbio._recommend_core import MAX_GRID_POINTS, MAX_OUTER_BOXES, grid_resolution
+
+    assert grid_resolution(9, 4) == 9  # the default space keeps its grid
+    for d in range(1, 13):
+        r = grid_resolution(9, d)
+        assert 2 <= r <= 9
+        if r > 2:
+            assert r**d <= MAX_GRID_POINTS
+            assert (r * (r + 1) // 2) ** max(d - 2, 0) <= MAX_OUTER_BOXES

@@ -5,7 +5,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from bayesbio.report import Report
+from bayesbio.report import Report, space_table
+from bayesbio.space import Factor, ProcessSpace, Response
 
 
 def _report():
@@ -53,3 +54,26 @@ def test_report_content_needs_a_section_and_a_figure():
     rep.section("s")
     with pytest.raises(TypeError, match="Figure"):
         rep.figure("not a figure")
+
+
+def test_report_describes_the_process_space():
+    space = ProcessSpace(
+        (
+            Factor("temperature", "degC", (25.0, 32.0), (4.0, 50.0), "Induction temperature"),
+            Factor("feed_rate", "g/L/h", (0.5, 3.0), fixed=1.5),
+        ),
+        response=Response("impurity", "%", (0.0, 100.0), "minimise"),
+        groups=("scale", "site"),
+        name="Fed-batch <test>",
+    )
+    table = space_table(space)
+    assert table["name"].tolist() == ["temperature", "feed_rate", "impurity"]
+    assert table.loc[0, "operating range"] == "25 to 32" and table.loc[0, "unit"] == "degC"
+    assert table.loc[1, "limits"] == "unbounded" and table.loc[1, "note"] == "fixed at 1.5"
+    assert table.loc[2, "note"] == "minimise"
+    rep = Report("r")
+    rep.section("Process")
+    rep.describe_space(space)
+    text = rep.to_html()
+    assert "Process: Fed-batch &lt;test&gt;" in text
+    assert "Induction temperature" in text and "g/L/h" in text and "scale &gt; site" in text

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,11 +11,16 @@ from bayesbio.simulate import (
     DEFECT_KINDS,
     DESIGNS,
     DO_MG_PER_L_AT_100_PERCENT,
+    GroupLevel,
+    ProcessBiology,
     SimulatedBatches,
+    Truth,
     simulate_batches,
 )
+from bayesbio.space import Factor, ProcessSpace, Response
 
-PARAMS = list(schema.PARAMETERS)
+SPACE = ProcessSpace.default()
+PARAMS = list(SPACE.factor_names)
 COLUMNS = ["batch_id", "scale", "site", "campaign", *PARAMS, "yield"]
 
 
@@ -33,8 +40,8 @@ def truth(hist):
 
 
 def _bounds_arrays():
-    lo = np.array([schema.BOUNDS[p][0] for p in PARAMS])
-    hi = np.array([schema.BOUNDS[p][1] for p in PARAMS])
+    lo = np.array([SPACE.bounds[p][0] for p in PARAMS])
+    hi = np.array([SPACE.bounds[p][1] for p in PARAMS])
     return lo, hi
 
 
@@ -98,14 +105,14 @@ def test_clean_table_passes_schema_validation(design):
 def test_historical_is_mostly_inside_operating_bounds_and_near_recipe(hist):
     table = hist.table
     for p in PARAMS:
-        lo, hi = schema.BOUNDS[p]
+        lo, hi = SPACE.bounds[p]
         inside = table[p].between(lo, hi).mean()
         assert inside > 0.9, p
-        llo, lhi = schema.LIMITS[p]
+        llo, lhi = SPACE.limits[p]
         assert table[p].between(llo, lhi).all(), p
     # plant history clusters: the central 80 % spans a small part of the range
     for p in ["temperature", "ph", "dissolved_oxygen"]:
-        lo, hi = schema.BOUNDS[p]
+        lo, hi = SPACE.bounds[p]
         spread = table[p].quantile(0.9) - table[p].quantile(0.1)
         assert spread < 0.35 * (hi - lo), p
 
@@ -114,7 +121,7 @@ def test_historical_is_mostly_inside_operating_bounds_and_near_recipe(hist):
 def test_doe_and_uniform_stay_inside_operating_bounds(design):
     table = simulate_batches(400, design=design, random_seed=2).table
     for p in PARAMS:
-        lo, hi = schema.BOUNDS[p]
+        lo, hi = SPACE.bounds[p]
         assert table[p].between(lo, hi).all(), p
 
 
@@ -122,7 +129,7 @@ def test_doe_is_a_latin_hypercube_with_uniform_marginals():
     n = 60
     table = simulate_batches(n, design="doe", random_seed=6).table
     for p in PARAMS:
-        lo, hi = schema.BOUNDS[p]
+        lo, hi = SPACE.bounds[p]
         u = (table[p].to_numpy() - lo) / (hi - lo)
         # one point per stratum (up to the recorded rounding at stratum edges)
         counts = np.bincount(np.minimum((u * n).astype(int), n - 1), minlength=n)
@@ -202,7 +209,7 @@ def test_mean_yield_is_vectorised_and_matches_table_groups(hist, truth):
 
 
 def test_group_override_and_campaign_shift(truth):
-    X = pd.DataFrame({p: [np.mean(schema.BOUNDS[p])] for p in PARAMS})
+    X = pd.DataFrame({p: [np.mean(SPACE.bounds[p])] for p in PARAMS})
     base = truth.mean_yield(X, group={"scale": "2L", "site": "A"})
     unseen = truth.mean_yield(X, group={"scale": "2L", "site": "A", "campaign": "new"})
     shifted = truth.mean_yield(X, group={"scale": "2L", "site": "A", "campaign": "CMP01"})
@@ -213,7 +220,7 @@ def test_group_override_and_campaign_shift(truth):
 
 
 def test_mean_yield_errors_name_the_problem(truth):
-    X = pd.DataFrame({p: [np.mean(schema.BOUNDS[p])] for p in PARAMS})
+    X = pd.DataFrame({p: [np.mean(SPACE.bounds[p])] for p in PARAMS})
     with pytest.raises(ValueError, match="'scale'"):
         truth.mean_yield(X)
     with pytest.raises(ValueError, match="unknown scale"):
@@ -227,7 +234,7 @@ def test_response_is_nonlinear_with_interior_optimum_in_temperature_and_ph(truth
         opt = truth.optimum(g)
         best = opt[PARAMS]
         for p in ["temperature", "ph", "dissolved_oxygen"]:
-            lo, hi = schema.BOUNDS[p]
+            lo, hi = SPACE.bounds[p]
             assert lo + 0.05 * (hi - lo) < best[p] < hi - 0.05 * (hi - lo), (g, p)
             X = pd.DataFrame([best, best, best])
             X[p] = [lo, best[p], hi]
@@ -293,7 +300,7 @@ def test_optimum_is_cached_and_campaign_scales_yield_only(truth):
 
 
 def test_sample_yield_is_seeded(truth):
-    X = pd.DataFrame({p: [np.mean(schema.BOUNDS[p])] * 4 for p in PARAMS})
+    X = pd.DataFrame({p: [np.mean(SPACE.bounds[p])] * 4 for p in PARAMS})
     g = {"scale": "2L", "site": "A"}
     a = truth.sample_yield(X, g, random_seed=1)
     np.testing.assert_array_equal(a, truth.sample_yield(X, g, random_seed=1))
@@ -396,7 +403,7 @@ def test_unit_slips_and_gross_errors_have_the_documented_form(dirty):
     assert np.all(np.isclose(ratio, 3.0, rtol=1e-3) | np.isclose(ratio, 0.2, rtol=1e-2))
     t, r, lab = pairs("impossible")
     for col, rec in zip(lab["column"], r, strict=True):
-        lo, hi = schema.LIMITS[col]
+        lo, hi = SPACE.limits[col]
         assert rec < lo or rec > hi, (col, rec)
     t, r, lab = pairs("missing")
     assert np.isnan(r).all() and np.isfinite(t).all()
@@ -447,3 +454,221 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
     n = kwargs.pop("n")
     with pytest.raises(ValueError, match=match):
         simulate_batches(n, **kwargs)
+
+
+# -- the default space: pinned numbers -------------------------------------------------------------
+def test_default_space_numbers_are_unchanged():
+    """The demo world of seed 2024 as it was before process spaces existed."""
+    for space in (None, ProcessSpace.default()):
+        sim = simulate_batches(3, random_seed=2024, space=space)
+        assert sim.table.to_dict("list") == {
+            "batch_id": ["B0001", "B0002", "B0003"],
+            "scale": ["2L", "200L", "2L"],
+            "site": ["B", "A", "C"],
+            "campaign": ["CMP01", "CMP03", "CMP04"],
+            "mixing_time": [12.1, 36.2, 12.0],
+            "temperature": [36.04, 36.47, 36.72],
+            "ph": [7.02, 6.96, 7.001],
+            "dissolved_oxygen": [47.7, 39.5, 48.2],
+            "yield": [5.942, 5.422, 6.717],
+        }
+        best = sim.truth.optimum({"scale": "2L", "site": "A"})
+        np.testing.assert_allclose(
+            best.to_numpy(), [10.0, 36.309103, 7.008112, 46.464075, 6.701241], atol=2e-5
+        )
+    labels = simulate_batches(200, defects=True, random_seed=7).defects.head(4)
+    assert labels["row"].tolist() == [5, 48, 56, 81]
+    assert labels["defect"].tolist() == [
+        "unit_do_mg_per_l",
+        "missing",
+        "unit_fahrenheit",
+        "duplicate_near",
+    ]
+    assert labels["recorded_value"].iloc[2] == 98.53
+
+
+# -- other process spaces --------------------------------------------------------------------------
+K2 = ProcessSpace(
+    (
+        Factor("temp", "degF", (80.0, 95.0), (32.0, 212.0)),
+        Factor("feed", "mL/h", (2.0, 10.0), (0.0, 100.0)),
+    ),
+    response=Response("titer", "mg/L", (0.0, 5000.0), typical=(50.0, 1500.0)),
+    groups=("site",),
+    batch_id="run",
+    name="two-factor test process",
+)
+FED_BATCH = Path(__file__).resolve().parents[1] / "examples" / "microbial_fed_batch.toml"
+K6 = ProcessSpace.from_toml(FED_BATCH)
+
+
+@pytest.fixture(scope="module")
+def k6():
+    return simulate_batches(400, space=K6, defects=True, random_seed=5)
+
+
+def _random_box(space, n, seed):
+    rng = np.random.default_rng(seed)
+    return space.lower + rng.random((n, space.k)) * (space.upper - space.lower)
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("space", [K2, K6], ids=["k2", "k6"])
+def test_custom_space_table_has_the_space_columns(space, design):
+    sim = simulate_batches(120, space=space, design=design, random_seed=3)
+    table = sim.table
+    assert list(table.columns) == [
+        space.batch_id,
+        *space.groups,
+        *space.factor_names,
+        space.response.name,
+    ]
+    assert len(table) == 120 and table[space.batch_id].is_unique
+    assert isinstance(sim.truth, Truth) and sim.truth.space is space
+    for f in space.factors:
+        assert table[f.name].between(*f.limits).all(), f.name
+        if design != "historical":
+            assert table[f.name].between(*f.operating).all(), f.name
+    y = table[space.response.name]
+    assert (y > 0).all() and (y < space.response.limits[1]).all()
+    mu = sim.truth.mean_yield(table)
+    assert mu.shape == (120,) and np.isfinite(mu).all()
+    assert sim.defects.empty and sim.defects.columns[1] == space.batch_id
+
+
+@pytest.mark.parametrize("space", [K2, K6], ids=["k2", "k6"])
+def test_custom_space_same_seed_same_table(space):
+    a = simulate_batches(150, space=space, defects=True, random_seed=9)
+    b = simulate_batches(150, space=space, defects=True, random_seed=9)
+    c = simulate_batches(150, space=space, defects=True, random_seed=10)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    pd.testing.assert_frame_equal(a.defects, b.defects)
+    assert not a.table.equals(c.table)
+    clean = simulate_batches(150, space=space, random_seed=9).table
+    pd.testing.assert_frame_equal(a.clean_table, clean)
+
+
+@pytest.mark.parametrize("space", [K2, K6], ids=["k2", "k6"])
+def test_custom_truth_optimum_is_inside_the_box_and_beats_a_random_grid(space):
+    truth = simulate_batches(20, space=space, random_seed=1).truth
+    groups = truth.groups.to_dict("records")
+    assert len(groups) == (3 if space is K2 else 9)
+    for group in groups[:3]:
+        best = truth.optimum(group)
+        x = best[list(space.factor_names)].to_numpy()
+        assert (x >= space.lower - 1e-9).all() and (x <= space.upper + 1e-9).all()
+        box = _random_box(space, 20000, seed=2)
+        values = truth.mean_yield(box, group=group)
+        assert best[space.response.name] >= values.max() - 1e-6
+        assert best[space.response.name] == pytest.approx(truth.mean_yield(x, group=group)[0])
+        # the optimum is inside, off the centre, and the response varies over the box
+        z = (x - space.centre) / space.half_width
+        assert (np.abs(z) < 0.999).all() and (np.abs(z) > 0.05).any()
+        assert values.min() < 0.8 * best[space.response.name]
+    assert best.name == "/".join(group.values())
+
+
+def test_custom_truth_errors_name_the_group():
+    truth = simulate_batches(20, space=K2, random_seed=1).truth
+    with pytest.raises(ValueError, match="'site'"):
+        truth.optimum({})
+    with pytest.raises(ValueError, match=r"unknown site.*'A', 'B', 'C'"):
+        truth.mean_yield(np.array([[85.0, 5.0]]), group={"site": "Z"})
+    with pytest.raises(ValueError, match=r"missing parameter column\(s\) \['feed'\]"):
+        truth.mean_yield(pd.DataFrame({"temp": [85.0], "site": ["A"]}))
+
+
+def test_custom_defects_match_the_space(k6):
+    table, _, labels = k6
+    kinds = set(labels["defect"])
+    assert kinds == set(DEFECT_KINDS)
+    for _, lab in labels.iterrows():
+        assert table.loc[lab["row"], K6.batch_id] == lab[K6.batch_id]
+    slips = labels[labels["defect"].str.startswith("unit_")]
+    assert set(slips.loc[slips["defect"] != "unit_do_mg_per_l", "column"]) == {"temperature"}
+    kelvin = slips[slips["defect"] == "unit_kelvin"]
+    np.testing.assert_allclose(
+        kelvin["recorded_value"].astype(float), kelvin["true_value"].astype(float) + 273.15
+    )
+    gross = labels[labels["defect"] == "impossible"]
+    for _, lab in gross.iterrows():
+        lo, hi = K6.limits[lab["column"]]
+        assert not lo <= float(lab["recorded_value"]) <= hi
+    typos = labels[labels["defect"] == "label_typo"]
+    assert set(typos["column"]) <= {"scale", "site"}
+    assert (typos["true_value"] != typos["recorded_value"]).all()
+
+
+def test_unit_slips_only_where_the_unit_allows():
+    sim = simulate_batches(200, space=K2, defects=True, random_seed=4)
+    kinds = set(sim.defects["defect"])
+    assert "unit_kelvin" in kinds and "unit_do_mg_per_l" not in kinds
+    assert "unit_fahrenheit" not in kinds  # the factor is already in degF
+    with pytest.raises(ValueError, match=r"unit_do_mg_per_l.*% air saturation"):
+        simulate_batches(50, space=K2, defects={"unit_do_mg_per_l": 0.1})
+    no_groups = K2.with_changes(groups=())
+    with pytest.raises(ValueError, match=r"label_typo.*no group column"):
+        simulate_batches(50, space=no_groups, defects={"label_typo": 0.1})
+    plain = simulate_batches(50, space=no_groups, defects=True, random_seed=1)
+    assert "label_typo" not in set(plain.defects["defect"])
+
+
+def test_biology_sets_optimum_groups_and_noise():
+    bio = ProcessBiology(
+        optimum={"temp": 83.0, "feed": 8.0},
+        baseline=900.0,
+        interaction=(),
+        groups={"site": {"North/1": GroupLevel(level=1.0), "South 2": GroupLevel(level=0.5)}},
+        noise_cv=0.0,
+    )
+    sim = simulate_batches(300, space=K2, biology=bio, design="uniform", random_seed=2)
+    assert set(sim.table["site"]) == {"North/1", "South 2"}
+    np.testing.assert_allclose(sim.table["titer"], sim.truth.mean_yield(sim.table), rtol=1e-3)
+    best = sim.truth.optimum({"site": "North/1"})
+    assert best["temp"] == pytest.approx(83.0, abs=0.05)
+    assert best["feed"] == pytest.approx(8.0, abs=0.05)
+    assert best["titer"] == pytest.approx(900.0, rel=1e-6)
+    assert sim.truth.optimum({"site": "South 2"})["titer"] == pytest.approx(450.0, rel=1e-6)
+    full = ProcessBiology.for_space(K2, optimum={"temp": 83.0})
+    assert set(full.width) == {"temp", "feed"} and full.optimum["temp"] == 83.0
+
+
+def test_minimised_response_and_fixed_factor():
+    factors = (
+        Factor("temperature", "degC", (30.0, 37.0), (4.0, 50.0)),
+        Factor("ph", "pH", (6.6, 7.4), (5.0, 9.0), fixed=7.0),
+        Factor("feed", "g/L/h", (0.5, 3.0), (0.0, 10.0)),
+    )
+    space = ProcessSpace(factors, response=Response("impurity", "%", (0.0, 100.0), "minimise"))
+    truth = simulate_batches(30, space=space, random_seed=3).truth
+    group = truth.groups.iloc[0].to_dict()
+    best = truth.optimum(group)
+    assert best["ph"] == 7.0
+    box = _random_box(space, 5000, seed=1)
+    box[:, 1] = 7.0
+    assert best["impurity"] <= truth.mean_yield(box, group=group).min() + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"biology": ProcessBiology(optimum={"tmp": 1.0})}, r"biology.optimum.*unknown.*'tmp'"),
+        ({"biology": ProcessBiology(width={"temp": 0.0})}, r"biology.width\['temp'\]"),
+        ({"biology": ProcessBiology(optimum={"temp": 500.0})}, "outside the limits"),
+        ({"biology": ProcessBiology(baseline=1e6)}, "baseline.*outside the response limits"),
+        ({"biology": ProcessBiology(interaction=("temp", "temp", 0.2))}, "two different"),
+        ({"biology": ProcessBiology(groups={"scale": {}})}, "not a group column"),
+        ({"biology": "auto"}, "biology must be a ProcessBiology"),
+        ({"sites": ["A", "B"]}, "scales and sites configure the demo"),
+    ],
+)
+def test_bad_biology_raises_naming_the_field(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_batches(10, space=K2, **kwargs)
+
+
+def test_space_can_be_a_toml_path():
+    a = simulate_batches(30, space=str(FED_BATCH), random_seed=1)
+    b = simulate_batches(30, space=K6, random_seed=1)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert "titer" in a.table.columns and "run_id" in a.table.columns

@@ -2,12 +2,15 @@ import base64
 import re
 import shutil
 import subprocess
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from bayesbio.simulate import simulate_batches
-from bayesbio.study import StudyConfig, quick_config, read_table, run_study
+from bayesbio.simulate import GroupLevel, ProcessBiology, simulate_batches
+from bayesbio.space import Factor, ProcessSpace, Response
+from bayesbio.study import StudyConfig, _safe_name, quick_config, read_table, run_study
 
 SECTIONS = (
     "Data and cleaning",
@@ -142,3 +145,90 @@ def test_report_renders_in_headless_chromium(quick_study, tmp_path):
         timeout=120,
     )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20000
+
+
+# -- another process space -------------------------------------------------------------------------
+K2 = ProcessSpace(
+    (
+        Factor("temp", "degF", (80.0, 95.0), (32.0, 212.0), "Culture temperature"),
+        Factor("feed", "mL/h", (2.0, 10.0), (0.0, 100.0), "Feed rate"),
+    ),
+    response=Response("titer", "mg/L", (0.0, 5000.0), typical=(50.0, 1500.0)),
+    groups=("site",),
+    batch_id="run",
+    name="Two-factor test process",
+)
+K2_CONFIG = quick_config(n_batches=40, cv_splits=2, harvest_replications=5)
+
+
+@pytest.fixture(scope="module")
+def k2_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("k2_study")
+    return run_study(out, config=K2_CONFIG, random_seed=3, space=K2)
+
+
+def test_study_on_a_custom_space_runs_every_stage_on_its_factors(k2_study):
+    result = k2_study
+    assert result.space is K2
+    assert result.model.space_.fingerprint == K2.fingerprint
+    text = result.report_path.read_text()
+    assert "bayesbio study: Two-factor test process" in text
+    process = text[text.index("<h2>Process</h2>") : text.index("<h2>Data and cleaning</h2>")]
+    for piece in ("Culture temperature", "degF", "80 to 95", "mL/h", "2 to 10", "mg/L"):
+        assert piece in process, piece
+    for title in SECTIONS:
+        if "Harvest" not in title:
+            assert f"<h2>{title}</h2>" in text, title
+    assert "Harvest timing" not in text and "harvest" not in result.timings
+    recs = pd.read_csv(result.out_dir / "recommendations.csv")
+    assert {"temp", "feed", "site", "true_regret_pct"} <= set(recs.columns)
+    assert set(recs["site"]) == set(pd.read_csv(result.out_dir / "clean_batches.csv")["site"])
+    assert (recs["true_regret_pct"] >= -1e-6).all()
+    assert recs["temp"].between(80.0, 95.0).all() and recs["feed"].between(2.0, 10.0).all()
+    assert (result.out_dir / "model.nc").stat().st_size > 0
+    assert (result.out_dir / "figures" / "design_space_A.png").stat().st_size > 0
+
+
+def test_study_on_user_data_sanitises_file_names_and_puts_cleaning_warnings_first(
+    tmp_path, monkeypatch
+):
+    from bayesbio import clean as clean_mod
+
+    bio = ProcessBiology(
+        groups={"site": {"North/1": GroupLevel(weight=2.0), "South 2": GroupLevel(level=0.9)}}
+    )
+    table = simulate_batches(36, space=K2, biology=bio, random_seed=4).table
+    real_clean = clean_mod.clean
+
+    def clean_with_a_warning(raw, policy=None, **kwargs):
+        result = real_clean(raw, policy, **kwargs)
+        return SimpleNamespace(
+            table=result.table,
+            log=result.log,
+            warnings=["column 'temp': 40 % of rows repaired; is it really in degF?"],
+        )
+
+    monkeypatch.setattr(clean_mod, "clean", clean_with_a_warning)
+    result = run_study(
+        tmp_path / "out",
+        data=table,
+        config=replace(K2_CONFIG, draws=100, tune=100),
+        random_seed=1,
+        space=K2,
+    )
+    names = {p.name for p in (tmp_path / "out").rglob("*")}
+    assert {"recommendation_North-1.png", "recommendation_South-2.png"} <= names
+    assert {"design_space_par_North-1.csv", "design_space_par_South-2.csv"} <= names
+    assert not any("/" in n or " " in n for n in names)
+    assert result.warnings[0].startswith("[clean] column 'temp': 40 %")
+    text = result.report_path.read_text()
+    head = text[: text.index("<section")]
+    assert "is it really in degF?" in head
+    assert head.index("is it really in degF?") < head.index("ConvergenceWarning")
+    assert "user table" in text
+
+
+def test_safe_file_names():
+    assert _safe_name("North/1_South 2") == "North-1_South-2"
+    assert _safe_name("../..") == "unnamed"
+    assert _safe_name("2000L_A") == "2000L_A"

@@ -123,7 +123,7 @@ rec.to_frame()""",
     (
         "code",
         """best = truth.optimum(group)
-true_at = truth.mean_yield(rec.to_frame()[list(best.index[:4])], group=group)
+true_at = truth.mean_yield(rec.to_frame()[list(truth.space.factor_names)], group=group)
 pd.DataFrame({"true mean yield": true_at,
               "regret %": 100 * (best["yield"] - true_at) / best["yield"]},
              index=rec.to_frame().index)""",
@@ -140,6 +140,8 @@ def main() -> None:
         nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
         for kind, src in CELLS
     ]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives the same file
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",

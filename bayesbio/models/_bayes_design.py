@@ -1,23 +1,29 @@
 """Design matrices for the Bayesian yield model (internal).
 
-The four process parameters are standardised with the *schema operating ranges*, not with
-the data: ``z = (x - centre) / half_width`` so ``z = -1`` and ``z = +1`` are the ends of the
-operating range. The scaling is therefore fixed, needs no fitted state, and a slope means
-"change in log-yield from the centre to the edge of the operating range".
+The ``k`` factors of a :class:`~bayesbio.space.ProcessSpace` are standardised with the
+space's *operating ranges*, not with the data (:meth:`ProcessSpace.standardise`):
+``z = (x - centre) / half_width`` so ``z = -1`` and ``z = +1`` are the ends of the operating
+range. The scaling is therefore fixed, needs no fitted state, and a slope means "change in
+log-response from the centre to the edge of the operating range".
 
 Two structures share the same building blocks (both linear in their basis functions, so a
 prediction is a matrix product):
 
 ``quadratic``
-    4 linear + 4 quadratic + 6 two-way interaction terms (a second-order response surface).
+    ``k`` linear + ``k`` quadratic + ``k(k-1)/2`` two-way interaction terms (a second-order
+    response surface; 4 + 4 + 6 for the default four-factor space).
 ``spline``
-    4 linear + 6 interactions + for each parameter a cubic B-spline basis (7 functions on
-    ``z`` in [-1.5, 1.5], outside of which it is held constant) with its constant and linear
-    parts projected out, leaving 5 purely non-linear columns per parameter. An additive smooth
-    surface that can bend where a parabola cannot.
+    ``k`` linear + ``k(k-1)/2`` interactions + for each factor a cubic B-spline basis
+    (7 functions on ``z`` in [-1.5, 1.5], outside of which it is held constant) with its
+    constant and linear parts projected out, leaving 5 purely non-linear columns per factor.
+    An additive smooth surface that can bend where a parabola cannot.
 
-Group-varying terms (the primary group's slope and curvature deviations) are always the 4
-linear + 4 quadratic columns.
+Group-varying terms (the primary group's slope and curvature deviations) are always the
+``k`` linear + ``k`` quadratic columns. With ``k = 1`` there are no interactions.
+
+Term names use each factor's short token (:meth:`ProcessSpace.short`): ``temp``,
+``temp^2``, ``temp:ph``, ``s(temp)[0]``. Every function takes the space; ``space=None`` is
+the default (demo) space.
 """
 
 from __future__ import annotations
@@ -29,42 +35,45 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import BSpline
 
-from bayesbio import schema
+from bayesbio.space import ProcessSpace, resolve_space
 
 STRUCTURES: tuple[str, ...] = ("quadratic", "spline")
-
-_CENTRE = np.array([sum(schema.BOUNDS[p]) / 2.0 for p in schema.PARAMETERS])
-_HALF = np.array([(schema.BOUNDS[p][1] - schema.BOUNDS[p][0]) / 2.0 for p in schema.PARAMETERS])
-_SHORT = {"mixing_time": "mix", "temperature": "temp", "ph": "ph", "dissolved_oxygen": "do"}
 
 _SPLINE_LIMIT = 1.5
 _SPLINE_DEGREE = 3
 _SPLINE_INTERIOR = 3
 
 
-def standardise(table: pd.DataFrame) -> np.ndarray:
-    """Return the ``(n, 4)`` standardised parameters of ``table`` (operating range -> [-1, 1])."""
-    x = table.loc[:, list(schema.PARAMETERS)].to_numpy(dtype=np.float64)
-    return (x - _CENTRE) / _HALF
+def _shorts(space: ProcessSpace | None) -> list[str]:
+    sp = resolve_space(space)
+    return [sp.short(name) for name in sp.factor_names]
 
 
-def linear_names() -> list[str]:
-    """Return the names of the linear terms."""
-    return [_SHORT[p] for p in schema.PARAMETERS]
+def standardise(table: pd.DataFrame, space: ProcessSpace | None = None) -> np.ndarray:
+    """Return the ``(n, k)`` standardised factors of ``table`` (operating range -> [-1, 1])."""
+    return resolve_space(space).standardise(table)
 
 
-def quadratic_names() -> list[str]:
+def linear_names(space: ProcessSpace | None = None) -> list[str]:
+    """Return the names of the linear terms (the factors' short tokens)."""
+    return _shorts(space)
+
+
+def quadratic_names(space: ProcessSpace | None = None) -> list[str]:
     """Return the names of the squared terms."""
-    return [f"{_SHORT[p]}^2" for p in schema.PARAMETERS]
+    return [f"{s}^2" for s in _shorts(space)]
 
 
-def interaction_names() -> list[str]:
-    """Return the names of the two-way interaction terms."""
-    return [f"{_SHORT[a]}:{_SHORT[b]}" for a, b in combinations(schema.PARAMETERS, 2)]
+def interaction_names(space: ProcessSpace | None = None) -> list[str]:
+    """Return the names of the two-way interaction terms (none for a single factor)."""
+    return [f"{a}:{b}" for a, b in combinations(_shorts(space), 2)]
 
 
 def _interactions(z: np.ndarray) -> np.ndarray:
-    return np.column_stack([z[:, i] * z[:, j] for i, j in combinations(range(z.shape[1]), 2)])
+    pairs = list(combinations(range(z.shape[1]), 2))
+    if not pairs:
+        return np.zeros((z.shape[0], 0))
+    return np.column_stack([z[:, i] * z[:, j] for i, j in pairs])
 
 
 @cache
@@ -88,7 +97,7 @@ def _spline_setup() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def spline_basis(zj: np.ndarray) -> np.ndarray:
-    """Non-linear B-spline columns for one standardised parameter."""
+    """Non-linear B-spline columns for one standardised factor."""
     knots, coef, proj = _spline_setup()
     zc = np.clip(zj, -_SPLINE_LIMIT, _SPLINE_LIMIT)
     basis = BSpline.design_matrix(zc, knots, _SPLINE_DEGREE).toarray()
@@ -97,42 +106,52 @@ def spline_basis(zj: np.ndarray) -> np.ndarray:
 
 
 def n_spline() -> int:
-    """Return the number of spline columns per parameter."""
+    """Return the number of spline columns per factor."""
     return _spline_setup()[2].shape[1]
 
 
-def population_terms(structure: str) -> list[str]:
+def _check_structure(structure: str) -> None:
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {list(STRUCTURES)}, got {structure!r}")
+
+
+def population_terms(structure: str, space: ProcessSpace | None = None) -> list[str]:
     """Return the names of the population-level (fixed-effect) design columns of a structure."""
+    _check_structure(structure)
     if structure == "quadratic":
-        return linear_names() + quadratic_names() + interaction_names()
-    if structure == "spline":
-        spl = [f"s({_SHORT[p]})[{k}]" for p in schema.PARAMETERS for k in range(n_spline())]
-        return linear_names() + interaction_names() + spl
-    raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+        return linear_names(space) + quadratic_names(space) + interaction_names(space)
+    spl = [f"s({s})[{j}]" for s in _shorts(space) for j in range(n_spline())]
+    return linear_names(space) + interaction_names(space) + spl
 
 
-def slope_terms() -> list[str]:
+def n_terms(structure: str, k: int) -> tuple[int, int, int]:
+    """Return ``(linear, interaction, non-linear)`` column counts of a structure for ``k``."""
+    _check_structure(structure)
+    n_int = k * (k - 1) // 2
+    return k, n_int, (k if structure == "quadratic" else k * n_spline())
+
+
+def slope_terms(space: ProcessSpace | None = None) -> list[str]:
     """Return the names of the group-varying design columns (linear and quadratic)."""
-    return linear_names() + quadratic_names()
+    return linear_names(space) + quadratic_names(space)
 
 
 def population_design(z: np.ndarray, structure: str) -> np.ndarray:
-    """Return the population design ``(n, p)`` of a structure for standardised ``z``."""
+    """Return the population design ``(n, p)`` of a structure for standardised ``z (n, k)``."""
+    _check_structure(structure)
     if structure == "quadratic":
         return np.column_stack([z, z**2, _interactions(z)])
-    if structure == "spline":
-        spl = [spline_basis(z[:, j]) for j in range(z.shape[1])]
-        return np.column_stack([z, _interactions(z), *spl])
-    raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+    spl = [spline_basis(z[:, j]) for j in range(z.shape[1])]
+    return np.column_stack([z, _interactions(z), *spl])
 
 
 def slope_design(z: np.ndarray) -> np.ndarray:
-    """Return the group-varying design ``(n, 8)``: linear and squared parameters."""
+    """Return the group-varying design ``(n, 2k)``: linear and squared factors."""
     return np.column_stack([z, z**2])
 
 
-def spline_groups(structure: str) -> np.ndarray:
-    """Return which parameter (0-3) owns each spline coefficient (spline structure)."""
+def spline_groups(structure: str, k: int) -> np.ndarray:
+    """Return which factor (``0 .. k-1``) owns each spline coefficient (spline structure)."""
     if structure != "spline":
         return np.zeros(0, dtype=int)
-    return np.repeat(np.arange(len(schema.PARAMETERS)), n_spline())
+    return np.repeat(np.arange(k), n_spline())

@@ -21,13 +21,12 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bayesbio.checks import CONVERGENCE, make_rng, seed_int
+
 _log = logging.getLogger(__name__)
 
 _CACHE: OrderedDict[str, Any] = OrderedDict()
 _CACHE_SIZE = 32
-
-#: Convergence thresholds; a fit failing any of them raises a ConvergenceWarning.
-THRESHOLDS: dict[str, float] = {"max_r_hat": 1.01, "min_ess": 400.0, "divergences": 0.0}
 
 
 def clear_compile_cache() -> None:
@@ -59,9 +58,11 @@ def _compiled(model: pm.Model, key: str) -> Any:
 
 
 def _seed(random_seed: int | None) -> int:
-    if random_seed is None:
-        return int(np.random.default_rng().integers(2**31 - 1))
-    return int(random_seed)
+    """Return the sampler's seed: ``random_seed`` checked, or a fresh one when it is None."""
+    seed = seed_int(random_seed)
+    if seed is None:
+        return int(make_rng(None).integers(2**31 - 1))
+    return seed
 
 
 def _relabel(tree: xr.DataTree, model: pm.Model) -> xr.DataTree:
@@ -189,14 +190,17 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
 
 
 def failed_checks(found: dict[str, float]) -> list[str]:
-    """Which convergence thresholds a diagnostics dict fails (empty list: all passed)."""
+    """Which :data:`bayesbio.checks.CONVERGENCE` thresholds a diagnostics dict fails.
+
+    An empty list means every check passed.
+    """
     failed = []
-    if np.isfinite(found["max_r_hat"]) and found["max_r_hat"] > THRESHOLDS["max_r_hat"]:
-        failed.append(f"max R-hat {found['max_r_hat']:.3f} > {THRESHOLDS['max_r_hat']}")
+    if np.isfinite(found["max_r_hat"]) and found["max_r_hat"] > CONVERGENCE["max_r_hat"]:
+        failed.append(f"max R-hat {found['max_r_hat']:.3f} > {CONVERGENCE['max_r_hat']}")
     ess = min(found["min_ess_bulk"], found["min_ess_tail"])
-    if not np.isfinite(ess) or ess < THRESHOLDS["min_ess"]:
-        failed.append(f"min ESS {ess:.0f} < {THRESHOLDS['min_ess']:.0f}")
-    if found["divergences"] > THRESHOLDS["divergences"]:
+    if not np.isfinite(ess) or ess < CONVERGENCE["min_ess"]:
+        failed.append(f"min ESS {ess:.0f} < {CONVERGENCE['min_ess']:.0f}")
+    if found["divergences"] > CONVERGENCE["divergences"]:
         failed.append(f"{int(found['divergences'])} divergent transitions")
     return failed
 

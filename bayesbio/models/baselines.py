@@ -1,15 +1,17 @@
 """LASSO and Random Forest yield baselines that follow the bayesbio model protocol.
 
-Both take the batch table directly (``fit(table)``: the ``yield`` column is the target and the
-group columns are features), predict in g/L and give predictive intervals and draws, so they
-can be scored on the same folds, with the same coverage and CRPS metrics, as the Bayesian
-model (see ``docs/ARCHITECTURE.md``, "The model protocol").
+Both take the batch table directly (``fit(table)``: the response column of the process space
+is the target, its factors and the group columns are features), predict in the response's
+unit and give predictive intervals and draws, so they can be scored on the same folds, with
+the same coverage and CRPS metrics, as the Bayesian model (see ``docs/ARCHITECTURE.md``,
+"The model protocol"). ``space=None`` is the default (demo) process space; any space with
+``k >= 1`` factors works, and the fitted ``space_`` is what evaluate and recommend read.
 
 Uncertainty
 -----------
 :class:`LassoYield`
     Point predictions from :class:`sklearn.linear_model.LassoCV` (penalty chosen by inner
-    K-fold CV) on standardised parameters with quadratic and interaction terms. Predictive
+    K-fold CV) on standardised factors with quadratic and interaction terms. Predictive
     uncertainty = coefficient uncertainty from ``n_bootstrap`` refits on bootstrap resamples at
     the chosen penalty (their spread, re-centred on the point prediction) plus Gaussian
     residual noise with ``sigma_ = sqrt(RSS / (n - df - 1))``, where ``df`` is the number of
@@ -24,23 +26,27 @@ Uncertainty
 
 Groups
 ------
-Neither baseline models between-group variation: ``kind="existing"`` raises for a group level
-not seen in training; ``kind="new_group"`` encodes unseen levels with the reference encoding
-(all-zero one-hot, training-mean target encoding) and keeps seen ones; ``kind="population"``
-encodes every row's groups that way. No between-group variance is added, so intervals for
-new groups are too narrow by that variance. ``predict`` (no ``kind``) behaves like
-``"new_group"``.
+Neither baseline models between-group variation: ``kind="existing"`` (the default of
+``predict``, ``predict_interval`` and ``predict_draws``) raises a ``ValueError`` for a group
+label not seen in training, listing the known labels; ``kind="new_group"`` encodes unseen
+labels with the reference encoding (all-zero one-hot, training-mean target encoding) and
+keeps seen ones; ``kind="population"`` encodes every row's groups that way. No between-group
+variance is added, so intervals for new groups are too narrow by that variance.
+
+A table without the space's factor columns is refused with
+:class:`~bayesbio.models._tables.SpaceMismatchError` (a ``SchemaError``) naming them.
 
 Plain arrays
 ------------
-For scikit-learn compatibility an array (or a DataFrame without any schema parameter column)
-is accepted with an explicit ``y``: four columns are read as the four parameters in
-``schema.PARAMETERS`` order, any other width as generic numeric features without groups.
+For scikit-learn compatibility an array (or a DataFrame without any of the space's factor
+columns) is accepted with an explicit ``y``: ``k`` columns are read as the space's ``k``
+factors in order, any other width as generic numeric features without groups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -52,32 +58,27 @@ from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesbio import schema
+from bayesbio.checks import KINDS, check_choice, check_fraction, check_int, make_rng
 from bayesbio.features import YieldFeatures
+from bayesbio.models._tables import check_factor_columns, unknown_labels_error, validate
+from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = ["KINDS", "ForestYield", "LassoYield"]
 
-#: Valid ``kind`` values of ``predict_draws`` / ``predict_interval``.
-KINDS: tuple[str, ...] = ("existing", "new_group", "population")
+# KINDS (re-exported from bayesbio.checks): valid ``kind`` values of the predict methods.
 _POPULATION = "__population__"
 
 
 def _check_ci_prob(ci_prob: float) -> float:
-    if not isinstance(ci_prob, int | float) or not 0.0 < float(ci_prob) < 1.0:
-        raise ValueError(f"ci_prob must be a probability strictly between 0 and 1; got {ci_prob!r}")
-    return float(ci_prob)
-
-
-def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
-    return kind
+    if isinstance(ci_prob, bool) or not isinstance(ci_prob, int | float | np.floating):
+        raise ValueError(f"ci_prob must be a number in (0, 1), got {ci_prob!r}")
+    return check_fraction("ci_prob", ci_prob)
 
 
 def _check_n_draws(n_draws: int) -> int:
-    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 1:
-        raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}")
-    return int(n_draws)
+    if not isinstance(n_draws, int | np.integer):
+        raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
+    return check_int("n_draws", n_draws, minimum=1)
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -90,14 +91,19 @@ class _BaselineYield(RegressorMixin, BaseEstimator):
     groups: Sequence[str] | None
     max_onehot: int
     random_state: int | None
+    space: ProcessSpace | str | Path | None
 
     # ---- input handling ------------------------------------------------------------------
     def _fit_table(self, X: object, y: object) -> tuple[pd.DataFrame, np.ndarray]:
         name = type(self).__name__
-        if isinstance(X, pd.DataFrame) and any(p in X.columns for p in schema.PARAMETERS):
-            table = schema.validate(X, require_response=y is None, groups=self.groups, min_rows=1)
+        space = resolve_space(self.space)
+        factors = list(space.factor_names)
+        response = space.response.name
+        if isinstance(X, pd.DataFrame) and any(p in X.columns for p in factors):
+            check_factor_columns(X, space, who=f"{name}.fit")
+            table = validate(X, space, require_response=y is None, groups=self.groups, min_rows=1)
             if y is None:
-                y_arr = table[schema.RESPONSE].to_numpy(dtype=float)
+                y_arr = table[response].to_numpy(dtype=float)
             else:
                 y_arr = np.asarray(y, dtype=float)
                 if y_arr.ndim == 2 and y_arr.shape[1] == 1:
@@ -109,77 +115,74 @@ class _BaselineYield(RegressorMixin, BaseEstimator):
                     )
                 if not np.isfinite(y_arr).all():
                     raise ValueError(f"{name}.fit: y contains NaN or infinite values")
-                table[schema.RESPONSE] = y_arr
+                table[response] = y_arr
             self.schema_input_ = True
-            self.parameters_ = list(schema.PARAMETERS)
-            self.groups_ = schema.group_columns(table, self.groups)
+            self.parameters_ = factors
+            self.groups_ = space.group_columns(table, self.groups)
             self.n_features_in_ = len(self.parameters_) + len(self.groups_)
             self.feature_names_in_ = np.asarray([*self.parameters_, *self.groups_], dtype=object)
         else:
             if y is None:
                 raise ValueError(
                     f"{name} requires y to be passed, but the target y is None. Pass y, or "
-                    f"pass a batch table with the columns {list(schema.PARAMETERS)} and "
-                    f"'{schema.RESPONSE}'."
+                    f"pass a batch table with the columns {factors} and '{response}'."
                 )
             Xa, y_arr = validate_data(self, X, y, y_numeric=True)
             y_arr = np.asarray(y_arr, dtype=float)
-            names = (
-                list(schema.PARAMETERS)
-                if Xa.shape[1] == len(schema.PARAMETERS)
-                else [f"x{i}" for i in range(Xa.shape[1])]
-            )
+            names = factors if Xa.shape[1] == space.k else [f"x{i}" for i in range(Xa.shape[1])]
             table = pd.DataFrame(np.asarray(Xa, dtype=float), columns=names)
-            table[schema.RESPONSE] = y_arr
+            table[response] = y_arr
             self.schema_input_ = False
             self.parameters_ = names
             self.groups_ = []
         self.group_levels_ = {g: sorted(table[g].unique()) for g in self.groups_}
+        self.space_ = space
         self.training_table_ = table
         return table, y_arr
 
-    def _predict_table(self, X: object, kind: str | None) -> tuple[pd.DataFrame, pd.Index]:
+    def _predict_table(
+        self, X: object, kind: str, who: str = "predict"
+    ) -> tuple[pd.DataFrame, pd.Index]:
         check_is_fitted(self, "training_table_")
+        kind = check_choice("kind", kind, KINDS)
         if not self.schema_input_:
             Xa = validate_data(self, X, reset=False)
             table = pd.DataFrame(np.asarray(Xa, dtype=float), columns=self.parameters_)
             index = X.index if isinstance(X, pd.DataFrame) else table.index
             return table, index
+        space = self.space_
         if not isinstance(X, pd.DataFrame):
             arr = np.asarray(X, dtype=float)
-            if self.groups_ or arr.ndim != 2 or arr.shape[1] != len(schema.PARAMETERS):
+            if self.groups_ or arr.ndim != 2 or arr.shape[1] != space.k:
                 raise TypeError(
                     f"{type(self).__name__} was fitted on a batch table; pass a DataFrame with "
                     f"columns {[*self.parameters_, *self.groups_]}"
                 )
-            X = pd.DataFrame(arr, columns=list(schema.PARAMETERS))
-        table = schema.validate(X, require_response=False, groups=self.groups_)
-        if kind is not None:
-            table = self._apply_kind(table, _check_kind(kind))
-        return table, X.index
+            X = pd.DataFrame(arr, columns=list(space.factor_names))
+        check_factor_columns(X, space, who=f"{type(self).__name__}.{who}")
+        table = validate(X, space, require_response=False, groups=self.groups_)
+        return self._apply_kind(table, kind), X.index
 
     def _apply_kind(self, table: pd.DataFrame, kind: str) -> pd.DataFrame:
         for g in self.groups_:
             if kind == "population":
                 table[g] = _POPULATION
             elif kind == "existing":
-                unseen = sorted(set(table[g]) - set(self.group_levels_[g]))
+                known = self.group_levels_[g]
+                unseen = set(table[g]) - set(known)
                 if unseen:
-                    raise ValueError(
-                        f"group column '{g}': level(s) {unseen[:5]} not seen in training "
-                        f"(kind='existing'); seen levels are {self.group_levels_[g][:10]}. "
-                        "Pass kind='new_group' or kind='population'."
-                    )
+                    raise unknown_labels_error(g, unseen, known)
         return table
 
-    def _design(self, X: object, kind: str | None) -> tuple[np.ndarray, pd.Index]:
-        table, index = self._predict_table(X, kind)
+    def _design(self, X: object, kind: str, who: str = "predict") -> tuple[np.ndarray, pd.Index]:
+        table, index = self._predict_table(X, kind, who)
         return self.features_.transform(table).to_numpy(dtype=float), index
 
     def _features(self, rng: np.random.Generator, **options: object) -> YieldFeatures:
         return YieldFeatures(
             parameters=self.parameters_,
             groups=self.groups_,
+            space=self.space_,
             max_onehot=self.max_onehot,
             random_state=_seed(rng),
             **options,
@@ -192,17 +195,17 @@ class _BaselineYield(RegressorMixin, BaseEstimator):
 
 
 class LassoYield(_BaselineYield):
-    """LASSO on standardised parameters, quadratic and interaction terms and group encodings.
+    """LASSO on standardised factors, quadratic and interaction terms and group encodings.
 
     Parameters
     ----------
     quadratic : bool, default True
-        Include squared parameter terms.
+        Include squared factor terms.
     interactions : bool, default True
-        Include pairwise parameter interactions.
+        Include pairwise factor interactions.
     groups : sequence of str, optional
-        Group columns used as features. Default: those of ``schema.DEFAULT_GROUPS`` present;
-        ``()`` for none.
+        Group columns used as features. Default: the space's groups present; ``()`` for
+        none.
     max_onehot : int, default 8
         Groups with more levels are target encoded (cross-fitted), others one-hot.
     cv : int, default 5
@@ -215,6 +218,9 @@ class LassoYield(_BaselineYield):
         Bootstrap refits (at the chosen penalty) for coefficient uncertainty; 0 for none.
     random_state : int, optional
         Seed for the inner CV folds, the target encoder and the bootstrap.
+    space : ProcessSpace, path or None, optional
+        The process space (factors, response, groups); None: the default space. Stored as
+        given; the resolved space is ``space_``.
 
     Attributes
     ----------
@@ -223,19 +229,21 @@ class LassoYield(_BaselineYield):
     lasso_ : sklearn.linear_model.LassoCV
         The fitted LASSO.
     coef_ : pandas.Series
-        Coefficients per design column (per 1 SD of standardised parameters).
+        Coefficients per design column (per 1 SD of standardised factors).
     intercept_ : float
-        Intercept, g/L.
+        Intercept, in the response's unit.
     alpha_ : float
         Penalty chosen by inner CV.
     n_iter_ : int
         Coordinate-descent iterations of the final LASSO fit.
     sigma_ : float
-        Residual standard deviation, g/L (degrees-of-freedom corrected).
+        Residual standard deviation in the response's unit (degrees-of-freedom corrected).
     boot_coef_, boot_intercept_ : ndarray
         Bootstrap coefficients ``(n_bootstrap, n_terms)`` and intercepts.
     training_table_ : pandas.DataFrame
         The validated training table.
+    space_ : ProcessSpace
+        The resolved process space.
 
     Examples
     --------
@@ -255,6 +263,7 @@ class LassoYield(_BaselineYield):
         max_iter: int = 50_000,
         n_bootstrap: int = 100,
         random_state: int | None = None,
+        space: ProcessSpace | str | Path | None = None,
     ):
         self.quadratic = quadratic
         self.interactions = interactions
@@ -265,6 +274,7 @@ class LassoYield(_BaselineYield):
         self.max_iter = max_iter
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.space = space
 
     def fit(self, X: pd.DataFrame, y: object = None) -> Self:
         """Fit the design, choose the penalty by inner CV and bootstrap the coefficients.
@@ -272,9 +282,10 @@ class LassoYield(_BaselineYield):
         Parameters
         ----------
         X : pandas.DataFrame
-            The batch table (4 parameters, group columns, and ``yield`` unless ``y`` given).
+            The batch table (the space's factors, group columns, and its response unless
+            ``y`` is given).
         y : array-like, optional
-            Yield in g/L; default the table's ``yield`` column.
+            Response values; default the table's response column.
 
         Returns
         -------
@@ -284,7 +295,7 @@ class LassoYield(_BaselineYield):
         table, y_arr = self._fit_table(X, y)
         n = len(table)
         self._min_rows("LassoYield", n, 3)
-        rng = np.random.default_rng(self.random_state)
+        rng = make_rng(self.random_state, "random_state")
         self.features_ = self._features(
             rng, quadratic=self.quadratic, interactions=self.interactions
         )
@@ -314,20 +325,23 @@ class LassoYield(_BaselineYield):
         preds = self.boot_intercept_[:, None] + self.boot_coef_ @ F.T
         return preds - preds.mean(axis=0)
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Mean predicted yield, g/L.
+    def predict(self, X: pd.DataFrame, *, kind: str = "existing") -> np.ndarray:
+        """Mean predicted response (g/L for the default space).
 
         Parameters
         ----------
         X : pandas.DataFrame
-            Setpoints: the 4 parameters and the fitted group columns.
+            Setpoints: the space's factors and the fitted group columns.
+        kind : {"existing", "new_group", "population"}, default "existing"
+            How group labels are treated (see module notes); an unseen label with
+            ``"existing"`` raises a ValueError listing the known labels.
 
         Returns
         -------
         ndarray
             One prediction per row.
         """
-        F, _ = self._design(X, None)
+        F, _ = self._design(X, kind)
         return self.lasso_.predict(F)
 
     def predict_interval(
@@ -342,15 +356,15 @@ class LassoYield(_BaselineYield):
         ci_prob : float, default 0.9
             Interval probability.
         kind : {"existing", "new_group", "population"}, default "existing"
-            How group levels are treated (see module notes).
+            How group labels are treated (see module notes).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``mean, lower, upper`` (g/L), indexed like ``X``.
+            Columns ``mean, lower, upper`` in the response's unit, indexed like ``X``.
         """
         ci_prob = _check_ci_prob(ci_prob)
-        F, index = self._design(X, kind)
+        F, index = self._design(X, kind, "predict_interval")
         mean = self.lasso_.predict(F)
         var = np.full(len(F), self.sigma_**2)
         if len(self.boot_coef_) > 1:
@@ -378,18 +392,18 @@ class LassoYield(_BaselineYield):
         noise : bool, default True
             Add new-batch noise ``N(0, sigma_)``.
         kind : {"existing", "new_group", "population"}, default "existing"
-            How group levels are treated (see module notes).
+            How group labels are treated (see module notes).
         random_seed : int, optional
             Seed; the same seed gives the same draws.
 
         Returns
         -------
         ndarray
-            Shape ``(n_draws, len(X))``, g/L.
+            Shape ``(n_draws, len(X))``, in the response's unit.
         """
         n_draws = _check_n_draws(n_draws)
-        F, _ = self._design(X, kind)
-        rng = np.random.default_rng(random_seed)
+        F, _ = self._design(X, kind, "predict_draws")
+        rng = make_rng(random_seed)
         draws = np.tile(self.lasso_.predict(F), (n_draws, 1))
         if len(self.boot_coef_) > 0:
             draws += self._boot_deviation(F)[rng.integers(0, len(self.boot_coef_), n_draws)]
@@ -410,14 +424,17 @@ class ForestYield(_BaselineYield):
     max_features : float, int or str, default 1.0
         Features considered per split (as in scikit-learn).
     groups : sequence of str, optional
-        Group columns used as features. Default: those of ``schema.DEFAULT_GROUPS`` present;
-        ``()`` for none.
+        Group columns used as features. Default: the space's groups present; ``()`` for
+        none.
     max_onehot : int, default 8
         Groups with more levels are target encoded (cross-fitted), others one-hot.
     n_jobs : int, optional
         Parallel jobs for the forest.
     random_state : int, optional
         Seed for bootstrap samples, split features and the target encoder.
+    space : ProcessSpace, path or None, optional
+        The process space (factors, response, groups); None: the default space. Stored as
+        given; the resolved space is ``space_``.
 
     Attributes
     ----------
@@ -428,11 +445,13 @@ class ForestYield(_BaselineYield):
     oob_prediction_ : ndarray
         Out-of-bag prediction per training batch (NaN if a batch was in every bootstrap).
     oob_residuals_ : ndarray
-        Observed minus OOB prediction, g/L, for batches with an OOB prediction.
+        Observed minus OOB prediction (response unit) for batches with an OOB prediction.
     feature_importances_ : pandas.Series
         Impurity importances per design column.
     training_table_ : pandas.DataFrame
         The validated training table.
+    space_ : ProcessSpace
+        The resolved process space.
     """
 
     def __init__(
@@ -445,6 +464,7 @@ class ForestYield(_BaselineYield):
         max_onehot: int = 8,
         n_jobs: int | None = None,
         random_state: int | None = None,
+        space: ProcessSpace | str | Path | None = None,
     ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
@@ -453,6 +473,7 @@ class ForestYield(_BaselineYield):
         self.max_onehot = max_onehot
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.space = space
 
     def fit(self, X: pd.DataFrame, y: object = None) -> Self:
         """Fit the forest and compute out-of-bag residuals.
@@ -460,9 +481,10 @@ class ForestYield(_BaselineYield):
         Parameters
         ----------
         X : pandas.DataFrame
-            The batch table (4 parameters, group columns, and ``yield`` unless ``y`` given).
+            The batch table (the space's factors, group columns, and its response unless
+            ``y`` is given).
         y : array-like, optional
-            Yield in g/L; default the table's ``yield`` column.
+            Response values; default the table's response column.
 
         Returns
         -------
@@ -472,7 +494,7 @@ class ForestYield(_BaselineYield):
         table, y_arr = self._fit_table(X, y)
         n = len(table)
         self._min_rows("ForestYield", n, 2)
-        rng = np.random.default_rng(self.random_state)
+        rng = make_rng(self.random_state, "random_state")
         self.features_ = self._features(rng, standardize=False, quadratic=False, interactions=False)
         design = self.features_.fit_transform(table, y_arr)
         F = design.to_numpy(dtype=float)
@@ -509,20 +531,23 @@ class ForestYield(_BaselineYield):
         F32 = np.ascontiguousarray(F, dtype=np.float32)
         return np.stack([t.predict(F32, check_input=False) for t in self.forest_.estimators_])
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Mean predicted yield (average over trees), g/L.
+    def predict(self, X: pd.DataFrame, *, kind: str = "existing") -> np.ndarray:
+        """Mean predicted response (average over trees; g/L for the default space).
 
         Parameters
         ----------
         X : pandas.DataFrame
-            Setpoints: the 4 parameters and the fitted group columns.
+            Setpoints: the space's factors and the fitted group columns.
+        kind : {"existing", "new_group", "population"}, default "existing"
+            How group labels are treated (see module notes); an unseen label with
+            ``"existing"`` raises a ValueError listing the known labels.
 
         Returns
         -------
         ndarray
             One prediction per row.
         """
-        F, _ = self._design(X, None)
+        F, _ = self._design(X, kind)
         return self._per_tree(F).mean(axis=0)
 
     def predict_interval(
@@ -537,15 +562,15 @@ class ForestYield(_BaselineYield):
         ci_prob : float, default 0.9
             Interval probability.
         kind : {"existing", "new_group", "population"}, default "existing"
-            How group levels are treated (see module notes).
+            How group labels are treated (see module notes).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``mean, lower, upper`` (g/L), indexed like ``X``.
+            Columns ``mean, lower, upper`` in the response's unit, indexed like ``X``.
         """
         ci_prob = _check_ci_prob(ci_prob)
-        F, index = self._design(X, kind)
+        F, index = self._design(X, kind, "predict_interval")
         mean = self._per_tree(F).mean(axis=0)
         lo, hi = np.quantile(self.oob_residuals_, [0.5 - ci_prob / 2, 0.5 + ci_prob / 2])
         return pd.DataFrame({"mean": mean, "lower": mean + lo, "upper": mean + hi}, index=index)
@@ -571,18 +596,18 @@ class ForestYield(_BaselineYield):
             True: forest mean plus OOB residuals resampled independently per row (a new
             batch). False: predictions of randomly chosen trees (spread of the mean).
         kind : {"existing", "new_group", "population"}, default "existing"
-            How group levels are treated (see module notes).
+            How group labels are treated (see module notes).
         random_seed : int, optional
             Seed; the same seed gives the same draws.
 
         Returns
         -------
         ndarray
-            Shape ``(n_draws, len(X))``, g/L.
+            Shape ``(n_draws, len(X))``, in the response's unit.
         """
         n_draws = _check_n_draws(n_draws)
-        F, _ = self._design(X, kind)
-        rng = np.random.default_rng(random_seed)
+        F, _ = self._design(X, kind, "predict_draws")
+        rng = make_rng(random_seed)
         per_tree = self._per_tree(F)
         if noise:
             residuals = rng.choice(self.oob_residuals_, size=(n_draws, len(F)))

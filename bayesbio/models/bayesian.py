@@ -6,10 +6,11 @@ For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site
 
     log yield_i = alpha + sum_c a_c[g_c(i)] + X_i beta + S_i b[g_1(i)] + eps_i
 
-* ``X_i`` -- the population design of a *structure* over the four standardised parameters
-  (``z = -1 .. +1`` across each schema operating range, see
-  :mod:`bayesbio.models._bayes_design`): ``"quadratic"`` (linear, squared and interaction
-  terms) or ``"spline"`` (linear, interaction and additive cubic B-spline terms).
+* ``X_i`` -- the population design of a *structure* over the ``k`` standardised factors of
+  the model's :class:`~bayesbio.space.ProcessSpace` (``z = -1 .. +1`` across each operating
+  range, see :mod:`bayesbio.models._bayes_design`): ``"quadratic"`` (linear, squared and
+  interaction terms) or ``"spline"`` (linear, interaction and additive cubic B-spline terms).
+  Any ``k >= 1`` works (no interactions for one factor).
 * ``a_c`` -- varying intercepts for every group column with >= 2 levels, partially pooled:
   ``a_c ~ Normal(0, sigma_c)``.
 * ``b`` -- varying linear *and* quadratic coefficients (``S_i`` = ``[z, z**2]``) for the
@@ -17,7 +18,35 @@ For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site
   where the data support it (``varying_slopes="auto"``: >= 2 levels and a median of >= 20
   batches per level), so each scale can have its own optimum.
 * ``eps_i ~ Normal(0, sigma_i)`` or ``StudentT(nu, 0, sigma_i)`` (``likelihood``), with
-  ``log sigma_i = log sigma + z_i gamma`` when ``heteroscedastic=True``.
+  ``log sigma_i = log sigma + z_i gamma`` when ``heteroscedastic=True``; or the failure-aware
+  mixture below (``likelihood="mixture"``).
+
+Failed batches (``likelihood="mixture"``, opt-in)
+------------------------------------------------
+Contamination, equipment faults or a bad seed train end a batch at a fraction of its normal
+yield. On the log scale one such batch pulls a normal likelihood's whole surface. The mixture
+likelihood lets each batch be *normal* with probability ``1 - pi`` or *failed* with
+probability ``pi``::
+
+    log yield_i ~ (1 - pi) Normal(mu_i, sigma_i) + pi Normal(mu_i + log(f), s_f)
+    pi ~ Beta(failure_alpha, failure_beta)                     # Beta(1, 19): mean 5 %
+
+``mu_i`` is the linear predictor above. A failed batch is centred at ``f = 15 %`` of the
+batch's normal (median) yield with a broad log-sd ``s_f = 0.8`` (its central 95 % spans about
+3-70 % of normal), both fixed (``failure_fraction``, ``failure_sd``): a handful of failures cannot
+pin a failure law, and keeping it fixed and well below the normal component leaves the
+components ordered (no label switching). The indicator is marginalised
+(``pm.NormalMixture``), so NUTS/nutpie sample it; the pointwise log-likelihood used for LOO is
+the marginal mixture density of each batch. The mixture is evaluated row by row: the
+sufficient-statistics path (below) is for the normal likelihood only.
+
+On a fitted mixture model, ``failure_prob_`` is the posterior probability that each training
+batch failed (Bayes' rule per posterior draw, averaged), ``failure_rate_`` summarises ``pi``,
+and predictive draws with ``noise=True`` include failures (each draw fails with that draw's
+``pi``; ``include_failures=False`` leaves them out). ``predict`` and ``noise=False`` draws
+are the expected yield of a *normal* batch.
+
+The response is the space's (``yield`` in g/L by default); "yield" below stands for it.
 
 Why log-yield: titers are positive and batch-to-batch variation is multiplicative (a CV, not
 a fixed g/L spread: a 6 % CV is 0.3 g/L at 5 g/L but 0.06 g/L at 1 g/L). On the log scale the
@@ -43,6 +72,9 @@ yield variation per operating range:
 ``noise_scale``           0.2: half-normal scale of the residual sd of log yield (about the CV)
 ``nu_alpha, nu_beta``     2, 0.1: Gamma prior of the Student-t degrees of freedom
 ``hetero_scale``          0.5: sd of the log-noise slopes ``gamma``
+``failure_alpha, _beta``  1, 19: Beta prior of the failure rate ``pi`` (mixture; mean 5 %)
+``failure_fraction``      0.15: a failed batch's median yield relative to a normal batch (mixture)
+``failure_sd``            0.8: sd of a failed batch's log-yield around that (mixture)
 ========================  ========================================================================
 
 Parameterisation (``parameterization="auto"``): a group column's intercepts are centred when
@@ -61,6 +93,13 @@ Model risk: each structure in ``structures`` is fitted, and the predictive distr
 combined by LOO stacking (Yao et al. 2018) with weights ``stacking_weights_``; predictive
 draws are a mixture of the structures in those proportions, so they carry structural
 uncertainty.
+
+The process space
+-----------------
+``space=None`` is :meth:`ProcessSpace.default` (the four-factor demo process). The fitted
+``space_`` is saved with the model (JSON in the netCDF attrs, no pickle) and restored by
+:meth:`BayesianYieldModel.load`; a table without the space's factor columns is refused with
+:class:`~bayesbio.models._tables.SpaceMismatchError`, naming them.
 """
 
 from __future__ import annotations
@@ -85,9 +124,17 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from bayesbio import schema
+from bayesbio.checks import KINDS, check_choice, check_fraction, check_int, make_rng
 from bayesbio.models import _bayes_design as design
 from bayesbio.models import _bayes_sampling as sampling
 from bayesbio.models._bayes_sampling import clear_compile_cache
+from bayesbio.models._tables import (
+    SpaceMismatchError,
+    check_factor_columns,
+    unknown_labels_error,
+    validate,
+)
+from bayesbio.space import ProcessSpace, SpaceError, resolve_space
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -96,6 +143,7 @@ __all__ = [
     "BayesianYieldModel",
     "ConvergenceWarning",
     "IncompatibleModelError",
+    "SpaceMismatchError",
     "build_model",
     "clear_compile_cache",
     "diagnose",
@@ -104,8 +152,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 STRUCTURES = design.STRUCTURES
-#: Prediction kinds: seen groups, new groups drawn from the population, the population mean.
-KINDS: tuple[str, ...] = ("existing", "new_group", "population")
+# KINDS (re-exported from bayesbio.checks): seen groups, new groups drawn from the
+# population, the population mean.
 
 DEFAULT_PRIORS: dict[str, float | None] = {
     "intercept_loc": None,
@@ -121,6 +169,10 @@ DEFAULT_PRIORS: dict[str, float | None] = {
     "nu_alpha": 2.0,
     "nu_beta": 0.1,
     "hetero_scale": 0.5,
+    "failure_alpha": 1.0,
+    "failure_beta": 19.0,
+    "failure_fraction": 0.15,
+    "failure_sd": 0.8,
 }
 
 FORMAT_VERSION = "1"
@@ -131,11 +183,15 @@ _LOO_MAX_ROWS = 4000
 _LOO_MAX_DRAWS = 2000
 _PREDICT_MEAN_DRAWS = 1000
 _CHUNK = 8192
+_LIKELIHOODS = ("normal", "student_t", "mixture")
+_FAILURE_MAX_DRAWS = 1000
+_FAILURE_RATE_DRAWS = 4000
+_FAILURE_CI_PROB = 0.94
 _INTERVAL_ROWS = 16384
 
 
 class ConvergenceWarning(UserWarning):
-    """MCMC diagnostics failed a threshold (R-hat > 1.01, ESS < 400 or divergences)."""
+    """MCMC diagnostics failed a threshold (``bayesbio.checks.CONVERGENCE``)."""
 
 
 class IncompatibleModelError(ValueError):
@@ -173,13 +229,24 @@ def _priors(priors: Mapping[str, float | None] | None) -> dict[str, float | None
     return merged
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+def _check_failure_priors(priors: Mapping[str, float | None]) -> None:
+    """Refuse failure-law priors the mixture cannot use (names the key and its range)."""
+    ranges = {
+        "failure_alpha": (0.0, np.inf),
+        "failure_beta": (0.0, np.inf),
+        "failure_fraction": (0.0, 1.0),
+        "failure_sd": (0.0, np.inf),
+    }
+    for key, (lo, hi) in ranges.items():
+        value = priors[key]
+        if value is None or not (np.isfinite(value) and lo < value < hi):
+            raise ValueError(
+                f"prior {key!r} must be in ({lo}, {hi}) for likelihood='mixture', got {value!r}"
+            )
 
 
 def _informative_groups(
-    table: pd.DataFrame, logy: np.ndarray, used: Sequence[str]
+    table: pd.DataFrame, logy: np.ndarray, used: Sequence[str], space: ProcessSpace
 ) -> dict[str, bool]:
     """Whether the data pin each group column's level effects (-> centred parameterisation).
 
@@ -189,7 +256,7 @@ def _informative_groups(
     identifies the effects and the centred form samples better; otherwise (few or noisy
     batches per level, the funnel regime) the non-centred form is used.
     """
-    z = design.standardise(table)
+    z = design.standardise(table, space)
     x = np.column_stack([np.ones(len(z)), design.population_design(z, "quadratic")])
     ridge = np.eye(x.shape[1]) * 1e-3 * len(z)
     ridge[0, 0] = 0.0
@@ -215,23 +282,29 @@ def _make_spec(
     varying_slopes: bool | str,
     parameterization: str,
     priors: Mapping[str, float | None],
+    space: ProcessSpace,
 ) -> dict[str, Any]:
-    _check_choice("likelihood", likelihood, ("normal", "student_t"))
-    _check_choice("parameterization", parameterization, ("auto", "centered", "noncentered"))
+    check_choice("likelihood", likelihood, _LIKELIHOODS)
+    check_choice("parameterization", parameterization, ("auto", "centered", "noncentered"))
     n = len(table)
-    y = table[schema.RESPONSE].to_numpy(dtype=float)
+    response = space.response
+    y = table[response.name].to_numpy(dtype=float)
     bad = y <= 0
     if bad.any():
         rows = table.index[bad][:5].tolist()
         raise ValueError(
-            f"column '{schema.RESPONSE}': {int(bad.sum())} non-positive yield(s) (rows {rows}); "
-            "the model works on log-yield and needs yields > 0 g/L"
+            f"column '{response.name}': {int(bad.sum())} non-positive value(s) (rows {rows}); "
+            f"the model works on the log scale and needs {response.name} > 0 {response.unit}"
         )
     logy = np.log(y)
+    if likelihood == "mixture":
+        _check_failure_priors(priors)
     levels = {g: sorted(pd.unique(table[g]).tolist()) for g in groups}
     used = [g for g in groups if len(levels[g]) >= 2]
     centred = {}
-    informative = _informative_groups(table, logy, used) if parameterization == "auto" else {}
+    informative = (
+        _informative_groups(table, logy, used, space) if parameterization == "auto" else {}
+    )
     for g in used:
         if parameterization == "auto":
             centred[g] = informative[g]
@@ -252,6 +325,7 @@ def _make_spec(
         slopes = bool(varying_slopes) and primary is not None
     loc = priors["intercept_loc"]
     return {
+        "factors": list(space.factor_names),
         "groups": list(groups),
         "levels": levels,
         "used": used,
@@ -275,9 +349,11 @@ def _codes(table: pd.DataFrame, spec: dict[str, Any], g: str) -> np.ndarray:
     return pd.Categorical(table[g].astype(str), categories=spec["levels"][g]).codes.astype(np.int64)
 
 
-def _full_design(table: pd.DataFrame, spec: dict[str, Any], structure: str) -> np.ndarray:
+def _full_design(
+    table: pd.DataFrame, spec: dict[str, Any], structure: str, space: ProcessSpace
+) -> np.ndarray:
     """Columns of the whole linear predictor, for sufficient statistics."""
-    z = design.standardise(table)
+    z = design.standardise(table, space)
     n = len(table)
     cols = [np.ones((n, 1)), design.population_design(z, structure)]
     for g in spec["used"]:
@@ -294,17 +370,19 @@ def _full_design(table: pd.DataFrame, spec: dict[str, Any], structure: str) -> n
     return np.column_stack(cols)
 
 
-def _model_from_spec(table: pd.DataFrame, spec: dict[str, Any], structure: str) -> pm.Model:
+def _model_from_spec(
+    table: pd.DataFrame, spec: dict[str, Any], structure: str, space: ProcessSpace
+) -> pm.Model:
     pr = spec["priors"]
-    z = design.standardise(table)
-    logy = np.log(table[schema.RESPONSE].to_numpy(dtype=float))
-    terms = design.population_terms(structure)
-    coords: dict[str, Any] = {"term": terms, "parameter": list(schema.PARAMETERS)}
+    z = design.standardise(table, space)
+    logy = np.log(table[space.response.name].to_numpy(dtype=float))
+    terms = design.population_terms(structure, space)
+    coords: dict[str, Any] = {"term": terms, "parameter": list(space.factor_names)}
     for g in spec["used"]:
         coords[g] = spec["levels"][g]
     if spec["primary"]:
-        coords["slope_term"] = design.slope_terms()
-    n_lin, n_int = 4, 6
+        coords["slope_term"] = design.slope_terms(space)
+    n_lin, n_int, _ = design.n_terms(structure, space.k)
     with pm.Model(coords=coords) as model:
         loc = pm.Data("prior_loc", spec["prior_loc"])
         scale = pm.Data("prior_scale", spec["prior_scale"])
@@ -319,7 +397,7 @@ def _model_from_spec(table: pd.DataFrame, spec: dict[str, Any], structure: str) 
         else:
             widths = np.array([pr["slope_scale"]] * n_lin + [pr["interaction_scale"]] * n_int)
             beta_lin = pm.Normal("beta_linear", 0.0, scale * widths, shape=n_lin + n_int)
-            owner = design.spline_groups(structure)
+            owner = design.spline_groups(structure, space.k)
             amp = pm.HalfNormal("spline_sd", pr["spline_scale"], dims="parameter")
             raw = pm.Normal("spline_raw", 0.0, 1.0, shape=len(owner))
             beta = pm.Deterministic(
@@ -348,8 +426,13 @@ def _model_from_spec(table: pd.DataFrame, spec: dict[str, Any], structure: str) 
             if spec["likelihood"] == "student_t"
             else None
         )
+        pi = (
+            pm.Beta("failure_rate", pr["failure_alpha"], pr["failure_beta"])
+            if spec["likelihood"] == "mixture"
+            else None
+        )
         if spec["sufficient"]:
-            dmat = _full_design(table, spec, structure)
+            dmat = _full_design(table, spec, structure, space)
             yc = logy - spec["prior_loc"]
             dtd = pm.Data("DtD", dmat.T @ dmat)
             dty = pm.Data("Dty", dmat.T @ yc)
@@ -383,17 +466,37 @@ def _model_from_spec(table: pd.DataFrame, spec: dict[str, Any], structure: str) 
                 zlin = pm.Data("z", z, dims=("obs", "parameter"))
                 sd_i = sigma * pt.exp(pt.dot(zlin, gamma))
             y_data = pm.Data("log_yield", logy, dims="obs")
-            if nu is None:
+            if pi is not None:
+                # the failed/normal indicator is marginalised: logp is a logsumexp per batch
+                shift, fail_sd = _failure_law(spec)
+                pm.NormalMixture(
+                    "log_yield_obs",
+                    w=pt.stack([1.0 - pi, pi]),
+                    mu=pt.stack([mu, mu + shift], axis=-1),
+                    sigma=pt.stack([pt.ones_like(mu) * sd_i, pt.ones_like(mu) * fail_sd], axis=-1),
+                    observed=y_data,
+                    dims="obs",
+                )
+            elif nu is None:
                 pm.Normal("log_yield_obs", mu, sd_i, observed=y_data, dims="obs")
             else:
                 pm.StudentT("log_yield_obs", nu=nu, mu=mu, sigma=sd_i, observed=y_data, dims="obs")
     return model
 
 
+def _failure_law(spec: dict[str, Any]) -> tuple[float, float]:
+    """Log-shift and log-sd of a failed batch (defaults for specs saved before they existed)."""
+    pr = spec["priors"]
+    fraction = pr.get("failure_fraction", DEFAULT_PRIORS["failure_fraction"])
+    sd = pr.get("failure_sd", DEFAULT_PRIORS["failure_sd"])
+    return float(np.log(fraction)), float(sd)
+
+
 def _signature(spec: dict[str, Any], structure: str) -> str:
     return sampling.signature(
         {
             "structure": structure,
+            "k": len(spec["factors"]),
             "likelihood": spec["likelihood"],
             "heteroscedastic": spec["heteroscedastic"],
             "sufficient": spec["sufficient"],
@@ -420,30 +523,34 @@ def build_model(
     varying_slopes: bool | str = "auto",
     parameterization: str = "auto",
     columns: Mapping[str, str] | None = None,
+    space: ProcessSpace | str | os.PathLike[str] | None = None,
 ) -> pm.Model:
     """Build (without sampling) the PyMC model for a batch table.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Batch table with the four parameters, ``yield`` (g/L, > 0) and group columns.
+        Batch table with the space's factors, its response (> 0) and group columns.
     structure : {"quadratic", "spline"}, default "quadratic"
-        Response-surface structure over the standardised parameters.
+        Response-surface structure over the standardised factors.
     groups : sequence of str, optional
-        Group columns; default those of ``schema.DEFAULT_GROUPS`` present.
+        Group columns; default the space's groups present.
     priors : mapping, optional
         Overrides of :data:`DEFAULT_PRIORS`.
-    likelihood : {"normal", "student_t"}, default "normal"
-        Noise distribution of log-yield.
+    likelihood : {"normal", "student_t", "mixture"}, default "normal"
+        Noise distribution of log-yield; "mixture": a normal batch or, with probability
+        ``failure_rate``, a failed one (see the module docstring).
     heteroscedastic : bool, default False
-        Let the log-noise sd vary log-linearly with the four parameters.
+        Let the log-noise sd vary log-linearly with the factors.
     varying_slopes : bool, "auto" or str, default "auto"
         Group-varying linear and quadratic terms for the primary group; a column name picks
         the primary group.
     parameterization : {"auto", "centered", "noncentered"}, default "auto"
         Group effects' parameterisation; "auto" chooses by batches per level.
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}`` column mapping.
+        ``{user_name: space_name}`` column mapping.
+    space : ProcessSpace, path or None, optional
+        The process space (factors, response, groups); None: the default space.
 
     Returns
     -------
@@ -451,9 +558,10 @@ def build_model(
         The model; data are ``pm.Data`` containers. Its ``spec`` dict is attached as
         ``model.bayesbio_spec``.
     """
-    _check_choice("structure", structure, STRUCTURES)
-    df = schema.validate(table, columns, groups=groups)
-    gcols = schema.group_columns(df, groups)
+    check_choice("structure", structure, STRUCTURES)
+    sp = resolve_space(space)
+    df = validate(schema.rename_columns(table, columns), sp, groups=groups)
+    gcols = sp.group_columns(df, groups)
     spec = _make_spec(
         df,
         gcols,
@@ -462,8 +570,9 @@ def build_model(
         varying_slopes=varying_slopes,
         parameterization=parameterization,
         priors=_priors(priors),
+        space=sp,
     )
-    model = _model_from_spec(df, spec, structure)
+    model = _model_from_spec(df, spec, structure, sp)
     model.bayesbio_spec = spec
     return model
 
@@ -495,6 +604,8 @@ def _posterior_arrays(tree: xr.DataTree, spec: dict[str, Any]) -> dict[str, Any]
         out["gamma"] = _flat(post, "gamma")
     if spec["likelihood"] == "student_t":
         out["nu"] = _flat(post, "nu")
+    if spec["likelihood"] == "mixture":
+        out["pi"] = _flat(post, "failure_rate")
     out["n"] = out["intercept"].shape[0]
     return out
 
@@ -502,9 +613,11 @@ def _posterior_arrays(tree: xr.DataTree, spec: dict[str, Any]) -> dict[str, Any]
 class _Rows:
     """Design and group codes of a prediction table, shared by all structures."""
 
-    def __init__(self, table: pd.DataFrame, spec: dict[str, Any], kind: str) -> None:
+    def __init__(
+        self, table: pd.DataFrame, spec: dict[str, Any], kind: str, space: ProcessSpace
+    ) -> None:
         self.n = len(table)
-        self.z = design.standardise(table)
+        self.z = design.standardise(table, space)
         self.codes: dict[str, np.ndarray] = {}
         # Per group column: codes into "effect slots". Seen labels keep their training code;
         # labels treated as new get slots >= n_levels, one per distinct new label.
@@ -527,12 +640,7 @@ class _Rows:
             unknown = known < 0
             if unknown.any():
                 if kind == "existing":
-                    bad = sorted(set(labels[unknown].tolist()))
-                    raise ValueError(
-                        f"group column '{g}': label(s) {bad[:5]} not seen in training "
-                        f"(training levels: {levels}). Use kind='new_group' to predict for a "
-                        "group drawn from the population."
-                    )
+                    raise unknown_labels_error(g, labels[unknown].tolist(), levels)
                 uniq, inv = np.unique(labels[unknown], return_inverse=True)
                 known[unknown] = len(levels) + inv
                 self.n_new[g] = len(uniq)
@@ -557,12 +665,16 @@ def _coefficients(
     rows: _Rows,
     sel: np.ndarray,
     rng: np.random.Generator,
+    *,
+    failures: bool = False,
 ) -> dict[str, Any]:
     """Coefficients of the linear predictor for draws ``sel`` and the rows' groups.
 
     Group offsets are summed per distinct combination of group labels and, like the primary
     group's slope deviations, folded into one matrix ``B`` so that the log-mean of every row
     and draw is a single matrix product ``B @ [X, onehot(combo), slope block].T``.
+    ``failures=True`` (mixture likelihood only) carries the failure rate ``pi`` of each draw,
+    so that :func:`_block` draws failed batches along with the noise.
     """
     c = len(sel)
     tables: dict[str, np.ndarray] = {}
@@ -602,6 +714,8 @@ def _coefficients(
         "sigma": arrays["sigma"][sel],
         "gamma": arrays["gamma"][sel] if spec["heteroscedastic"] else None,
         "nu": arrays["nu"][sel] if spec["likelihood"] == "student_t" else None,
+        "pi": arrays["pi"][sel] if failures and spec["likelihood"] == "mixture" else None,
+        "failure": _failure_law(spec) if spec["likelihood"] == "mixture" else None,
         "cast": {},
     }
 
@@ -626,7 +740,11 @@ def _block(
     rng: np.random.Generator | None,
     dtype: Any,
 ) -> np.ndarray:
-    """Log-scale predictive of rows ``lo:hi``: ``(n_draws, hi - lo)``."""
+    """Log-scale predictive of rows ``lo:hi``: ``(n_draws, hi - lo)``.
+
+    With ``noise`` and a failure rate in ``coef`` (mixture), each entry is a failed batch
+    with its draw's probability ``pi``: its noise is replaced by the failure law's.
+    """
     z = rows.z[lo:hi]
     m = hi - lo
     parts = [design.population_design(z, structure)]
@@ -664,6 +782,11 @@ def _block(
         else:
             eps = rng.standard_normal(mu.shape, dtype=dtype)
         eps *= sd
+        if coef["pi"] is not None:
+            failed = rng.random(mu.shape, dtype=dtype) < _cast(coef, "pi", dtype)[:, None]
+            shift, fail_sd = coef["failure"]
+            n_failed = int(failed.sum())
+            eps[failed] = shift + fail_sd * rng.standard_normal(n_failed, dtype=dtype)
         mu += eps
     return mu
 
@@ -674,11 +797,12 @@ def _loglik(
     structure: str,
     table: pd.DataFrame,
     sel: np.ndarray,
+    space: ProcessSpace,
 ) -> np.ndarray:
     """Pointwise log-likelihood of log-yield, ``(len(sel), n)``, matching the PyMC model."""
     from scipy import stats
 
-    rows = _Rows(table, spec, "existing")
+    rows = _Rows(table, spec, "existing", space)
     coef = _coefficients(arrays, spec, rows, sel, np.random.default_rng(0))
     mu = _block(
         coef, spec, structure, rows, 0, rows.n, noise=False, mean=False, rng=None, dtype=np.float64
@@ -686,10 +810,74 @@ def _loglik(
     sd = arrays["sigma"][sel][:, None]
     if spec["heteroscedastic"]:
         sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
-    logy = np.log(table[schema.RESPONSE].to_numpy(dtype=float))[None, :]
+    logy = np.log(table[space.response.name].to_numpy(dtype=float))[None, :]
     if spec["likelihood"] == "student_t":
         return stats.t.logpdf(logy, arrays["nu"][sel][:, None], loc=mu, scale=sd)
+    if spec["likelihood"] == "mixture":
+        normal, failed = _mixture_parts(arrays, spec, sel, logy, mu, sd)
+        return np.logaddexp(normal, failed)
     return stats.norm.logpdf(logy, loc=mu, scale=sd)
+
+
+def _mixture_parts(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    sel: np.ndarray,
+    logy: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joint log densities ``log((1 - pi) p_normal)`` and ``log(pi p_failed)``, per draw and row.
+
+    Their ``logaddexp`` is the marginal mixture log-likelihood; ``exp(failed - logaddexp)``
+    is the probability that the batch failed given that draw (Bayes' rule).
+    """
+    from scipy import stats
+
+    pi = arrays["pi"][sel][:, None]
+    shift, fail_sd = _failure_law(spec)
+    normal = np.log1p(-pi) + stats.norm.logpdf(logy, loc=mu, scale=sd)
+    failed = np.log(pi) + stats.norm.logpdf(logy, loc=mu + shift, scale=fail_sd)
+    return normal, failed
+
+
+def _failure_probability(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    structure: str,
+    table: pd.DataFrame,
+    sel: np.ndarray,
+    space: ProcessSpace,
+) -> np.ndarray:
+    """Posterior mean over draws ``sel`` of P(batch failed | data), per row of ``table``."""
+    out = np.empty(len(table))
+    logy_all = np.log(table[space.response.name].to_numpy(dtype=float))
+    for lo in range(0, len(table), _CHUNK):
+        hi = min(lo + _CHUNK, len(table))
+        rows = _Rows(table.iloc[lo:hi], spec, "existing", space)
+        coef = _coefficients(arrays, spec, rows, sel, np.random.default_rng(0))
+        mu = _block(
+            coef, spec, structure, rows, 0, rows.n, noise=False, mean=False, rng=None,
+            dtype=np.float64,
+        )  # fmt: skip
+        sd = arrays["sigma"][sel][:, None]
+        if spec["heteroscedastic"]:
+            sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
+        normal, failed = _mixture_parts(arrays, spec, sel, logy_all[None, lo:hi], mu, sd)
+        out[lo:hi] = np.exp(failed - np.logaddexp(normal, failed)).mean(axis=0)
+    return out
+
+
+def _hdi(draws: np.ndarray, prob: float) -> tuple[float, float]:
+    """Narrowest interval holding a share ``prob`` of ``draws`` (one-dimensional)."""
+    x = np.sort(np.asarray(draws, dtype=float).ravel())
+    n = len(x)
+    if n < 2:
+        return float(x[0]), float(x[-1])
+    m = max(1, min(n - 1, int(np.floor(prob * n))))
+    widths = x[m:] - x[: n - m]
+    i = int(np.argmin(widths))
+    return float(x[i]), float(x[i + m])
 
 
 def _stacking_weights(elpd_i: np.ndarray) -> np.ndarray:
@@ -756,6 +944,28 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _stored_space(
+    path: str | os.PathLike[str], attrs: Mapping[str, Any], params: dict[str, Any]
+) -> ProcessSpace:
+    """Return the process space saved with a model (hash checked); sets ``params["space"]``."""
+    text = attrs.get("space")
+    try:
+        if params.get("space") is not None:
+            params["space"] = ProcessSpace.from_dict(params["space"])
+        if text is None:  # written before spaces were stored: the default space
+            return resolve_space(params.get("space"))
+        if _sha(str(text)) != attrs.get("space_hash"):
+            raise IncompatibleModelError(
+                f"{path}: the stored process space does not match its hash (it was changed "
+                "after saving); refit instead of editing a saved model"
+            )
+        return ProcessSpace.from_json(str(text))
+    except SpaceError as exc:
+        raise IncompatibleModelError(
+            f"{path}: the stored process space is invalid: {exc}"
+        ) from None
+
+
 # --------------------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------------------
@@ -766,14 +976,21 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
+    space : ProcessSpace, path or None, optional
+        The process space: factors (any ``k >= 1``), response, groups, operating ranges
+        (which set the scaling) and units. None: :meth:`ProcessSpace.default`; a path is
+        read as TOML at ``fit``. Stored as given; the resolved space is ``space_``.
     groups : sequence of str, optional
-        Group columns; default those of ``schema.DEFAULT_GROUPS`` present at ``fit``.
+        Group columns; default the space's groups present at ``fit``.
     priors : mapping, optional
         Overrides of :data:`DEFAULT_PRIORS` (domain meaning documented there).
-    likelihood : {"normal", "student_t"}, default "normal"
-        Noise distribution of log-yield; Student-t is robust to outlying batches.
+    likelihood : {"normal", "student_t", "mixture"}, default "normal"
+        Noise distribution of log-yield; Student-t is robust to outlying batches; "mixture"
+        models failed batches explicitly (a normal batch, or with probability ``pi ~
+        Beta(1, 19)`` a failed one at ~15 % of normal yield; module docstring), giving
+        ``failure_prob_`` and ``failure_rate_`` and failure-aware predictive draws.
     heteroscedastic : bool, default False
-        Log-noise sd varies log-linearly with the standardised parameters.
+        Log-noise sd varies log-linearly with the standardised factors.
     structures : sequence of str, default ("quadratic", "spline")
         Response-surface structures to fit and combine by LOO stacking. One structure
         skips the stacking.
@@ -795,10 +1012,12 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
     cores : int, optional
         Parallel chains; default: sampler's choice.
     columns : mapping of str to str, optional
-        ``{user_name: schema_name}`` column mapping applied at fit and predict.
+        ``{user_name: space_name}`` column mapping applied at fit and predict.
 
     Attributes
     ----------
+    space_ : ProcessSpace
+        The resolved process space (saved with the model).
     idata_ : dict of str to xarray.DataTree
         Posterior and sample stats per structure.
     diagnostics_ : dict of str to dict
@@ -810,10 +1029,17 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
     data_hash_ : str
         SHA-256 of the training table.
     spec_ : dict
-        What the data supported: groups and levels, pooled columns, primary group,
-        parameterisation, prior location and scale.
+        What the data supported: factors, groups and levels, pooled columns, primary
+        group, parameterisation, prior location and scale.
     sampler_ : str
         Sampler that ran ("nutpie" or "pymc").
+    failure_prob_ : pandas.Series
+        ``likelihood="mixture"`` only: posterior probability that each training batch
+        failed (stacking-weighted posterior mean of Bayes' rule per draw), indexed like
+        ``training_table_`` (its batch ids are the column ``space_.batch_id`` where present).
+    failure_rate_ : pandas.Series
+        ``likelihood="mixture"`` only: posterior of the failure rate ``pi``: ``mean``, and
+        ``lower``/``upper`` of its 94 % HDI (``attrs``: ``ci_prob``, ``ci_kind``).
     """
 
     def __init__(
@@ -835,6 +1061,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         nuts_sampler: str = "nutpie",
         cores: int | None = None,
         columns: Mapping[str, str] | None = None,
+        space: ProcessSpace | str | os.PathLike[str] | None = None,
     ) -> None:
         self.groups = groups
         self.priors = priors
@@ -852,6 +1079,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         self.nuts_sampler = nuts_sampler
         self.cores = cores
         self.columns = columns
+        self.space = space
 
     # ---------------------------------------------------------------- fitting
     def _structures(self) -> list[str]:
@@ -860,12 +1088,12 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         if not structures:
             raise ValueError(f"structures must name at least one of {list(STRUCTURES)}")
         for s in structures:
-            _check_choice("structures entry", s, STRUCTURES)
+            check_choice("structures entry", s, STRUCTURES)
         if len(set(structures)) != len(structures):
             raise ValueError(f"structures has duplicates: {structures}")
         return structures
 
-    def _validated(self, X: pd.DataFrame, y: Any = None) -> pd.DataFrame:
+    def _validated(self, X: pd.DataFrame, y: Any, space: ProcessSpace) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame batch table, got {type(X).__name__}")
         df = schema.rename_columns(X, self.columns)
@@ -874,18 +1102,20 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             if len(yv) != len(df):
                 raise ValueError(f"y has {len(yv)} values but X has {len(df)} rows")
             df = df.copy()
-            df[schema.RESPONSE] = yv
-        return schema.validate(df, groups=self.groups, min_rows=2)
+            df[space.response.name] = yv
+        check_factor_columns(df, space, who=f"{type(self).__name__}.fit")
+        return validate(df, space, groups=self.groups, min_rows=2)
 
-    def _spec(self, table: pd.DataFrame) -> dict[str, Any]:
+    def _spec(self, table: pd.DataFrame, space: ProcessSpace) -> dict[str, Any]:
         return _make_spec(
             table,
-            schema.group_columns(table, self.groups),
+            space.group_columns(table, self.groups),
             likelihood=self.likelihood,
             heteroscedastic=self.heteroscedastic,
             varying_slopes=self.varying_slopes,
             parameterization=self.parameterization,
             priors=_priors(self.priors),
+            space=space,
         )
 
     def build_model(
@@ -898,7 +1128,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         X : pandas.DataFrame
             Batch table.
         y : array-like, optional
-            Yields (g/L); default the table's ``yield`` column.
+            Responses; default the table's response column.
         structure : str, optional
             Structure to build; default the first of ``structures``.
 
@@ -908,10 +1138,11 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             The model, with its spec dict as ``model.bayesbio_spec``.
         """
         structure = structure or self._structures()[0]
-        _check_choice("structure", structure, STRUCTURES)
-        table = self._validated(X, y)
-        spec = self._spec(table)
-        model = _model_from_spec(table, spec, structure)
+        check_choice("structure", structure, STRUCTURES)
+        space = resolve_space(self.space)
+        table = self._validated(X, y, space)
+        spec = self._spec(table, space)
+        model = _model_from_spec(table, spec, structure, space)
         model.bayesbio_spec = spec
         return model
 
@@ -921,9 +1152,10 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            Batch table (parameters, group columns, and ``yield`` unless ``y`` is given).
+            Batch table (the space's factors, group columns, and its response unless ``y``
+            is given).
         y : array-like, optional
-            Yields in g/L; default the table's ``yield`` column.
+            Responses in the space's unit; default the table's response column.
 
         Returns
         -------
@@ -936,20 +1168,24 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             When a structure's R-hat > 1.01, ESS < 400 or any divergence.
         """
         structures = self._structures()
-        _check_choice("nuts_sampler", self.nuts_sampler, ("nutpie", "pymc"))
+        check_choice("nuts_sampler", self.nuts_sampler, ("nutpie", "pymc"))
         for name in ("draws", "tune", "chains"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        table = self._validated(X, y)
-        spec = self._spec(table)
-        for attr in ("idata_", "diagnostics_", "stacking_weights_", "_arrays"):
+        space = resolve_space(self.space)
+        table = self._validated(X, y, space)
+        spec = self._spec(table, space)
+        for attr in (
+            "idata_", "diagnostics_", "stacking_weights_", "_arrays", "space_",
+            "failure_prob_", "failure_rate_",
+        ):  # fmt: skip
             self.__dict__.pop(attr, None)
         idata: dict[str, xr.DataTree] = {}
         diagnostics: dict[str, dict[str, float]] = {}
         samplers = []
         for k, structure in enumerate(structures):
-            model = _model_from_spec(table, spec, structure)
+            model = _model_from_spec(table, spec, structure, space)
             seed = None if self.random_seed is None else int(self.random_seed) + 7919 * k
             tree, used = sampling.sample_model(
                 model,
@@ -966,14 +1202,16 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             samplers.append(used)
             idata[structure] = tree
             diagnostics[structure] = sampling.diagnose(tree)
+        self.space_ = space
         self.training_table_ = table
         self.data_hash_ = _data_hash(table)
         self.spec_ = spec
         self.idata_ = idata
         self.sampler_ = samplers[0] if len(set(samplers)) == 1 else ",".join(samplers)
-        self.n_features_in_ = len(schema.PARAMETERS)
+        self.n_features_in_ = space.k
         self.diagnostics_ = diagnostics
         self._stack()
+        self._failures()
         for structure, found in diagnostics.items():
             failed = sampling.failed_checks(found)
             if failed:
@@ -1016,7 +1254,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             step = max(1, (n_chain * n_draw) // _LOO_MAX_DRAWS)
             keep = max(1, n_draw // step)
             sel = (np.arange(n_chain)[:, None] * n_draw + np.arange(0, keep * step, step)).ravel()
-            ll = _loglik(arrays, self.spec_, s, sub, sel).reshape(n_chain, keep, len(sub))
+            ll = _loglik(arrays, self.spec_, s, sub, sel, self.space_)
+            ll = ll.reshape(n_chain, keep, len(sub))
             loo_tree = xr.DataTree()
             loo_tree["posterior"] = xr.DataTree(
                 xr.Dataset(
@@ -1035,12 +1274,37 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         weights = _stacking_weights(np.column_stack(elpd))
         self.stacking_weights_ = pd.Series(weights, index=names, name="weight")
 
+    def _failures(self) -> None:
+        """Set ``failure_prob_`` and ``failure_rate_`` (mixture likelihood only)."""
+        if self.spec_["likelihood"] != "mixture":
+            return
+        table = self.training_table_
+        prob = np.zeros(len(table))
+        pooled = []
+        weights = self.stacking_weights_[self.stacking_weights_ > 0]
+        weights = weights / weights.sum()
+        for s, w in weights.items():
+            arrays = self._posterior(s)
+            n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
+            sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
+            prob += w * _failure_probability(arrays, self.spec_, s, table, sel, self.space_)
+            n_pool = max(1, round(w * _FAILURE_RATE_DRAWS))
+            pooled.append(arrays["pi"][np.linspace(0, arrays["n"] - 1, n_pool).round().astype(int)])
+        self.failure_prob_ = pd.Series(prob, index=table.index, name="failure_prob")
+        pi = np.concatenate(pooled)
+        lower, upper = _hdi(pi, _FAILURE_CI_PROB)
+        mean = float(sum(w * self._posterior(s)["pi"].mean() for s, w in weights.items()))
+        rate = pd.Series({"mean": mean, "lower": lower, "upper": upper}, name="failure_rate")
+        rate.attrs.update({"ci_prob": _FAILURE_CI_PROB, "ci_kind": "hdi"})
+        self.failure_rate_ = rate
+
     # ------------------------------------------------------------- prediction
-    def _prediction_table(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _prediction_table(self, X: pd.DataFrame, who: str) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
         df = schema.rename_columns(X, self.columns)
-        return schema.validate(df, require_response=False, check_limits=True)
+        check_factor_columns(df, self.space_, who=f"{type(self).__name__}.{who}")
+        return validate(df, self.space_, require_response=False, check_limits=True)
 
     def predict_draws(
         self,
@@ -1051,25 +1315,28 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         kind: str = "existing",
         random_seed: int | None = None,
         dtype: Any = np.float64,
+        include_failures: bool = True,
     ) -> np.ndarray:
         """Posterior predictive draws of yield (g/L), vectorised in numpy.
 
         Parameters
         ----------
         X : pandas.DataFrame
-            Setpoints: the four parameters and (for ``kind="existing"``) the group columns.
+            Setpoints: the space's factors and (for ``kind="existing"``) the group columns.
         n_draws : int, default 1000
             Number of draws; structures contribute in proportion to ``stacking_weights_``
             (multinomial), draws are in random order.
         noise : bool, default True
             Add new-batch noise (predictive draws of a batch's yield). False: draws of the
-            expected yield ``exp(mu + sigma**2 / 2)`` (epistemic uncertainty only).
+            expected yield ``exp(mu + sigma**2 / 2)`` (epistemic uncertainty only); with
+            ``likelihood="mixture"`` that is the expected yield of a *normal* batch.
         kind : {"existing", "new_group", "population"}, default "existing"
-            ``"existing"``: groups seen in training (unknown label -> ValueError naming the
-            column and label). ``"new_group"``: labels not seen in training (and group
-            columns missing from X) are new members of their group column, with effects
-            (intercept, and slope/curvature for the primary group) drawn from the fitted
-            population, one draw per distinct label; seen labels keep their own effects.
+            ``"existing"``: groups seen in training (an unknown label -> ValueError naming
+            the column and the label and listing the known labels). ``"new_group"``: labels
+            not seen in training (and group columns missing from X) are new members of their
+            group column, with effects (intercept, and slope/curvature for the primary
+            group) drawn from the fitted population, one draw per distinct label; seen
+            labels keep their own effects.
             So ``site="new"`` at a known scale is a new site at that scale; to ask for a
             wholly new group, pass unseen labels or omit the group columns.
             ``"population"``: population mean (all group effects zero).
@@ -1077,19 +1344,30 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             Same seed, same draws.
         dtype : numpy dtype, default numpy.float64
             Output dtype; ``numpy.float32`` halves memory and time for large grids.
+        include_failures : bool, default True
+            ``likelihood="mixture"`` with ``noise=True``: each draw is a failed batch with
+            the failure rate ``pi`` of its posterior draw (log-yield from the failure law),
+            so the lower tail carries failure risk. False: normal batches only. Ignored for
+            other likelihoods and with ``noise=False``.
 
         Returns
         -------
         numpy.ndarray
-            Shape ``(n_draws, len(X))``, g/L.
+            Shape ``(n_draws, len(X))``, in the response's unit (g/L by default).
+
+        Raises
+        ------
+        SpaceMismatchError
+            If ``X`` lacks factor columns of the model's space (names them).
+        ValueError
+            For an unknown ``kind``, or a label not seen in training with ``kind="existing"``.
         """
         check_is_fitted(self, "idata_")
-        _check_choice("kind", kind, KINDS)
-        if not isinstance(n_draws, int | np.integer) or n_draws < 1:
-            raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
-        table = self._prediction_table(X)
-        rows = _Rows(table, self.spec_, kind)
-        rng = np.random.default_rng(random_seed)
+        check_choice("kind", kind, KINDS)
+        n_draws = check_int("n_draws", n_draws, minimum=1)
+        table = self._prediction_table(X, "predict_draws")
+        rows = _Rows(table, self.spec_, kind, self.space_)
+        rng = make_rng(random_seed)
         names = list(self.stacking_weights_.index)
         counts = rng.multinomial(n_draws, self.stacking_weights_.to_numpy())
         order = rng.permutation(n_draws)
@@ -1103,7 +1381,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 continue
             arrays = self._posterior(s)
             sel = rng.choice(arrays["n"], size=c, replace=c > arrays["n"])
-            coef = _coefficients(arrays, self.spec_, rows, sel, rng)
+            coef = _coefficients(
+                arrays, self.spec_, rows, sel, rng, failures=bool(noise and include_failures)
+            )
             plans.append((s, coef, np.sort(order[start : start + c])))
             start += c
         chunks = [(lo, min(lo + _CHUNK, rows.n)) for lo in range(0, rows.n, _CHUNK)]
@@ -1136,19 +1416,21 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            Setpoints (four parameters and group columns).
+            Setpoints (the space's factors and group columns).
         kind : {"existing", "new_group", "population"}, default "existing"
             See :meth:`predict_draws`.
 
         Returns
         -------
         numpy.ndarray
-            Stacking-weighted posterior mean of ``exp(mu + sigma**2 / 2)``, g/L.
+            Stacking-weighted posterior mean of ``exp(mu + sigma**2 / 2)``, g/L. With
+            ``likelihood="mixture"`` this is the expected yield of a *normal* (not failed)
+            batch; failures show in :meth:`predict_draws` with ``noise=True``.
         """
         check_is_fitted(self, "idata_")
-        _check_choice("kind", kind, KINDS)
-        table = self._prediction_table(X)
-        rows = _Rows(table, self.spec_, kind)
+        check_choice("kind", kind, KINDS)
+        table = self._prediction_table(X, "predict")
+        rows = _Rows(table, self.spec_, kind, self.space_)
         rng = np.random.default_rng(0)
         total = np.zeros(rows.n)
         for s, w in self.stacking_weights_.items():
@@ -1175,6 +1457,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         kind: str = "existing",
         n_draws: int = 2000,
         random_seed: int | None = 0,
+        include_failures: bool = True,
     ) -> pd.DataFrame:
         """Equal-tailed predictive interval of a new batch's yield (g/L).
 
@@ -1191,14 +1474,16 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         random_seed : int, optional, default 0
             Seed of the draws (fixed by default, so intervals are reproducible); rows are
             drawn in blocks of 16,384 with seeds spawned from it.
+        include_failures : bool, default True
+            Mixture likelihood: the interval is that of a batch that may fail (see
+            :meth:`predict_draws`); ``mean`` is always that of a normal batch (:meth:`predict`).
 
         Returns
         -------
         pandas.DataFrame
             ``mean``, ``lower``, ``upper`` in g/L, indexed like ``X``.
         """
-        if not 0.0 < ci_prob < 1.0:
-            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        ci_prob = check_fraction("ci_prob", ci_prob)
         # quantiles chunk by chunk of rows: a (n_draws, 16k) block stays in cache and memory
         q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
         lower, upper = np.empty(len(X)), np.empty(len(X))
@@ -1212,6 +1497,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 kind=kind,
                 random_seed=int(seeds[k].generate_state(1)[0]),
                 dtype=np.float32,
+                include_failures=include_failures,
             )
             lower[lo:hi], upper[lo:hi] = _quantiles(draws, q)
         return pd.DataFrame(
@@ -1229,6 +1515,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         )
         params["priors"] = None if params["priors"] is None else dict(params["priors"])
         params["columns"] = None if params["columns"] is None else dict(params["columns"])
+        # a space given as an object or a path is stored resolved (a path may be gone at load)
+        params["space"] = None if params["space"] is None else self.space_.to_dict()
         return json.dumps(params, sort_keys=True)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -1236,8 +1524,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
 
         The file holds, per structure, the posterior and sample stats as groups, the training
         table as a group, and in the root attrs (JSON): model type, format and package
-        versions, configuration and its hash, spec, stacking weights, diagnostics and the
-        training-data hash.
+        versions, configuration and its hash, the process space (``space_.to_json()``) and
+        its hash, spec, stacking weights, diagnostics and the training-data hash.
 
         Parameters
         ----------
@@ -1252,6 +1540,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "idata_")
         path = Path(path)
         config = self._config_json()
+        space_json = self.space_.to_json()
         tree = xr.DataTree()
         for s, t in self.idata_.items():
             tree[f"{s}/posterior"] = xr.DataTree(t["posterior"].to_dataset())
@@ -1274,14 +1563,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 "config": config,
                 "config_hash": _sha(config),
                 "spec": json.dumps(self.spec_, sort_keys=True),
-                "schema": json.dumps(
-                    {
-                        "parameters": list(schema.PARAMETERS),
-                        "response": schema.RESPONSE,
-                        "units": schema.UNITS,
-                        "bounds": schema.BOUNDS,
-                    }
-                ),
+                "space": space_json,
+                "space_hash": _sha(space_json),
+                "space_fingerprint": self.space_.fingerprint,
                 "columns": json.dumps(None if self.columns is None else dict(self.columns)),
                 "stacking_weights": json.dumps(self.stacking_weights_.to_dict()),
                 "diagnostics": json.dumps(self.diagnostics_),
@@ -1312,7 +1596,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         ------
         IncompatibleModelError
             If the file holds another model type, another format version, or a configuration
-            that does not match its recorded hash.
+            or process space that does not match its recorded hash. Files written before
+            spaces were stored are read with the default space (the only one there was).
         """
         with xr.open_datatree(path, engine="h5netcdf") as handle:
             tree = handle.load()
@@ -1337,8 +1622,16 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         params = json.loads(config)
         params["groups"] = None if params["groups"] is None else tuple(params["groups"])
         params["structures"] = tuple(params["structures"])
+        space = _stored_space(path, attrs, params)
         model = cls(**params)
         spec = json.loads(attrs["spec"])
+        spec.setdefault("factors", list(space.factor_names))
+        if spec["factors"] != list(space.factor_names):
+            raise IncompatibleModelError(
+                f"{path}: the stored model was fitted on factors {spec['factors']} but its "
+                f"stored process space has {list(space.factor_names)}; refit the model"
+            )
+        model.space_ = space
         model.spec_ = spec
         model.idata_ = {}
         for s in json.loads(attrs["stacking_weights"]):
@@ -1360,7 +1653,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         for g in spec["groups"]:
             tab[g] = tab[g].astype(str)
         model.training_table_ = tab
-        model.n_features_in_ = len(schema.PARAMETERS)
+        model.n_features_in_ = space.k
+        model._failures()
         if _data_hash(tab) != model.data_hash_:
             _log.info("training table of %s re-hashes differently after the round trip", path)
         return model

@@ -4,7 +4,8 @@ The MCMC diagnostics (trace, rank), the forest of group effects, the posterior p
 check and the pair plot use ArviZ 1.x (``arviz_plots``). Those functions return a
 ``PlotCollection`` (or ``PlotMatrix``); here each returns its matplotlib ``Figure``
 (``pc.viz["figure"]``), so callers save or show it like any other figure. The marginal
-effect curves are drawn with matplotlib directly and return a ``Figure`` too.
+effect curves are drawn with matplotlib directly and return a ``Figure`` too; their axis
+labels and units come from the model's process space (``model.space_``).
 None of these functions calls ``plt.show()``.
 """
 
@@ -21,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.utils.validation import check_is_fitted
 
-from bayesbio import schema
+from bayesbio.space import ProcessSpace
 
 __all__ = [
     "plot_group_effects",
@@ -46,6 +47,11 @@ def _figure(pc: Any) -> Figure:
     viz = pc.viz
     fig = viz["figure"]
     return fig.item() if hasattr(fig, "item") else fig
+
+
+def _space(model: Any) -> ProcessSpace:
+    space = getattr(model, "space_", None)
+    return space if isinstance(space, ProcessSpace) else ProcessSpace.default()
 
 
 def _key_vars(model: Any, *, vectors: bool = True) -> list[str]:
@@ -178,13 +184,12 @@ def plot_ppc(model: Any, *, n_draws: int = 100, random_seed: int | None = 0) -> 
     check_is_fitted(model, "idata_")
     table = model.training_table_
     draws = model.predict_draws(table, n_draws=n_draws, random_seed=random_seed)
+    name = _space(model).response.name
     tree = xr.DataTree()
     tree["posterior_predictive"] = xr.DataTree(
-        xr.Dataset({"yield": (("chain", "draw", "batch"), draws[None])})
+        xr.Dataset({name: (("chain", "draw", "batch"), draws[None])})
     )
-    tree["observed_data"] = xr.DataTree(
-        xr.Dataset({"yield": ("batch", table[schema.RESPONSE].to_numpy())})
-    )
+    tree["observed_data"] = xr.DataTree(xr.Dataset({name: ("batch", table[name].to_numpy())}))
     pc = azp.plot_ppc_dist(tree, num_samples=min(n_draws, 50), backend="matplotlib")
     return _figure(pc)
 
@@ -230,19 +235,20 @@ def plot_marginal_effects(
     random_seed: int | None = 0,
     axes: Sequence[Axes] | None = None,
 ) -> Figure:
-    """Plot expected yield vs each parameter, a band per group level, data overlaid.
+    """Plot the expected response vs each factor, a band per group level, data overlaid.
 
-    Each curve varies one parameter over its operating range (``schema.BOUNDS``) with the
-    other three at the training medians, for each level of ``group`` (the other group
+    Each curve varies one factor over its operating range (``model.space_.bounds``) with the
+    other factors at the training medians, for each level of ``group`` (the other group
     columns at their most frequent level). Bands are ``ci_prob`` intervals of the expected
-    yield (``noise=False``: epistemic uncertainty); dots are the training batches.
+    response (``noise=False``: epistemic uncertainty); dots are the training batches. Axis
+    labels carry the space's labels and units.
 
     Parameters
     ----------
     model : BayesianYieldModel
         Fitted model.
     parameters : sequence of str, optional
-        Parameters to plot; default all four.
+        Factors to plot; default all of the space's factors.
     group : str, optional
         Group column giving one band per level; default the primary group (else the first
         group column).
@@ -263,10 +269,11 @@ def plot_marginal_effects(
         The figure holding the axes.
     """
     check_is_fitted(model, "idata_")
-    params = list(parameters or schema.PARAMETERS)
+    space = _space(model)
+    params = list(parameters or space.factor_names)
     for p in params:
-        if p not in schema.PARAMETERS:
-            raise ValueError(f"parameters: {p!r} is not one of {list(schema.PARAMETERS)}")
+        if p not in space.factor_names:
+            raise ValueError(f"parameters: {p!r} is not one of {list(space.factor_names)}")
     table = model.training_table_
     spec = model.spec_
     if group is None:
@@ -280,13 +287,13 @@ def plot_marginal_effects(
         raise ValueError(f"axes: need {len(params)} axes, got {len(axes)}")
     fig = axes[0].figure
     levels = spec["levels"][group] if group else [None]
-    base = {p: float(table[p].median()) for p in schema.PARAMETERS}
+    base = {p: float(table[p].median()) for p in space.factor_names}
     for g in spec["groups"]:
         base[g] = str(table[g].mode().iloc[0])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     lo_q, hi_q = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     for ax, p in zip(axes, params, strict=True):
-        grid = np.linspace(*schema.BOUNDS[p], n_points)
+        grid = np.linspace(*space.bounds[p], n_points)
         for k, level in enumerate(levels):
             color = colors[k % len(colors)]
             frame = pd.DataFrame({**base, p: grid})
@@ -299,8 +306,8 @@ def plot_marginal_effects(
             ax.fill_between(grid, lo, hi, color=color, alpha=0.25, linewidth=0)
             ax.plot(grid, mid, color=color, label=str(level) if group else "population")
             data = table if not group else table[table[group] == level]
-            ax.scatter(data[p], data[schema.RESPONSE], s=6, color=color, alpha=0.5)
-        ax.set_xlabel(schema.axis_label(p))
-    axes[0].set_ylabel(schema.axis_label(schema.RESPONSE))
+            ax.scatter(data[p], data[space.response.name], s=6, color=color, alpha=0.5)
+        ax.set_xlabel(space.axis_label(p))
+    axes[0].set_ylabel(space.axis_label(space.response.name))
     axes[0].legend(title=group, fontsize="small")
     return fig

@@ -1,0 +1,306 @@
+"""The process space: construction checks, TOML/JSON round trips, column mapping, inference."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesbio.space import (
+    ColumnSpec,
+    Factor,
+    ProcessSpace,
+    Response,
+    SpaceError,
+    convert_units,
+    infer_space,
+    resolve_space,
+    space_to_starter_toml,
+)
+
+GOOD_TOML = """
+[process]
+name = "Microbial fed-batch"
+batch_id = "run"
+groups = ["site"]
+
+[[factors]]
+name = "temperature"
+unit = "degC"
+operating = [28.0, 34.0]
+limits = [4.0, 50.0]
+
+[[factors]]
+name = "agitation"
+unit = "rpm"
+operating = [100.0, 300.0]
+
+[response]
+name = "titer"
+unit = "g/L"
+limits = [0.0, 50.0]
+direction = "maximise"
+"""
+
+
+def write(tmp_path, text, name="process.toml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def toml_with(old, new):
+    assert old in GOOD_TOML
+    return GOOD_TOML.replace(old, new)
+
+
+# ----------------------------------------------------------------------------- default space
+def test_default_space_is_the_four_factor_demo_process():
+    sp = ProcessSpace.default()
+    assert sp.factor_names == ("mixing_time", "temperature", "ph", "dissolved_oxygen")
+    assert sp.k == 4 and sp.response.name == "yield" and sp.response.maximise
+    assert sp.groups == ("scale", "site", "campaign") and sp.batch_id == "batch_id"
+    assert [sp.short(f) for f in sp.factor_names] == ["mix", "temp", "ph", "do"]
+    assert sp.axis_label("temperature") == "Temperature [degC]"
+    assert sp.axis_label("ph") == "pH"
+    assert sp.axis_label("yield") == "Yield (titer) [g/L]"
+    assert sp.axis_label("operator") == "operator"
+    assert resolve_space(None) is sp
+
+
+def test_standardise_maps_operating_range_to_unit_interval_and_back():
+    sp = ProcessSpace.default()
+    corners = np.vstack([sp.lower, sp.upper, sp.centre])
+    z = sp.standardise(pd.DataFrame(corners, columns=sp.factor_names))
+    np.testing.assert_allclose(z, [[-1] * 4, [1] * 4, [0] * 4])
+    np.testing.assert_allclose(sp.unstandardise(z), corners)
+    with pytest.raises(SpaceError, match=r"lacks factor column\(s\) \['ph'\]"):
+        sp.standardise(pd.DataFrame(corners, columns=sp.factor_names).drop(columns="ph"))
+
+
+# ----------------------------------------------------------------------------- round trips
+def test_toml_round_trip_through_a_file(tmp_path):
+    sp = ProcessSpace.default().with_changes(
+        columns=(ColumnSpec("Mixing (min)", "mixing_time", "min"), ColumnSpec("Titer", "yield"))
+    )
+    path = tmp_path / "space.toml"
+    text = sp.to_toml(path)
+    assert path.read_text(encoding="utf-8") == text
+    back = ProcessSpace.from_toml(path)
+    # TOML writes plain values before tables, so the [columns] entries may come back reordered
+    assert set(back.columns) == set(sp.columns)
+    assert back.with_changes(columns=sp.columns) == sp
+    assert back.fingerprint == sp.fingerprint
+    assert resolve_space(path) == back and resolve_space(str(path)) == back
+
+
+def test_toml_file_with_custom_process_loads(tmp_path):
+    sp = ProcessSpace.from_toml(write(tmp_path, GOOD_TOML))
+    assert sp.factor_names == ("temperature", "agitation")
+    assert sp.batch_id == "run" and sp.groups == ("site",)
+    assert sp.factor("agitation").limits == (-math.inf, math.inf)
+    assert sp.units == {"temperature": "degC", "agitation": "rpm", "titer": "g/L"}
+
+
+def test_json_round_trip_keeps_the_space_and_its_fingerprint():
+    sp = ProcessSpace(
+        factors=(
+            Factor("feed_rate", "mL/h", (1.0, 5.0), (0.0, 20.0), fixed=2.0, short="feed"),
+            Factor("temperature", "degC", (28.0, 34.0)),
+        ),
+        response=Response("impurity", "mg/L", (0.0, 100.0), "minimise", typical=(1.0, 10.0)),
+        groups=("site",),
+    )
+    back = ProcessSpace.from_json(sp.to_json())
+    assert back == sp
+    assert back.fingerprint == sp.fingerprint
+    assert back.fixed == {"feed_rate": 2.0} and back.free_factors == ("temperature",)
+    assert not back.response.maximise
+    with pytest.raises(SpaceError, match="not valid JSON"):
+        ProcessSpace.from_json("{not json")
+
+
+def test_fingerprint_ignores_the_name_and_column_mapping_but_not_ranges():
+    sp = ProcessSpace.default()
+    assert sp.with_changes(name="other").fingerprint == sp.fingerprint
+    assert sp.with_changes(columns=(ColumnSpec("T", "temperature"),)).fingerprint == sp.fingerprint
+    wider = Factor("ph", "pH", (6.5, 7.5), (5.5, 8.5))
+    changed = sp.with_changes(factors=(*sp.factors[:2], wider, sp.factors[3]))
+    assert changed.fingerprint != sp.fingerprint
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (
+            "operating = [28.0, 34.0]",
+            "operating = [34.0, 28.0]",
+            r"'temperature': operating range \[34, 28\] is inverted",
+        ),
+        (
+            "limits = [4.0, 50.0]",
+            "limits = [30.0, 50.0]",
+            r"'temperature': limits \[30, 50\] must contain the operating range \[28, 34\]",
+        ),
+        ('unit = "rpm"', 'unit = "bogons"', r"'agitation': unknown unit"),
+        ('unit = "rpm"', 'unit = "TODO"', r"'agitation': unit is still 'TODO'"),
+        ('name = "agitation"', 'name = "Temperature"', r"duplicate name 'Temperature'"),
+        ('direction = "maximise"', 'direction = "up"', r"response 'titer'.*direction"),
+        ("[response]", "[responses]", r"unknown section\(s\) \['responses'\]"),
+        (
+            'unit = "rpm"',
+            'unit = "rpm"\nmax = 3',
+            r"\[\[factors\]\] entry 2: unknown key\(s\) \['max'\]",
+        ),
+        ('groups = ["site"]', 'groups = ["site"]\nowner = "me"', r"\[process\]: unknown key"),
+        (
+            "limits = [4.0, 50.0]",
+            "limits = [4.0, 50.0]\nfixed = 80.0",
+            r"'temperature': fixed value 80 is outside the limits \[4, 50\]",
+        ),
+        (
+            "[response]",
+            '[columns]\n"Temp" = "temp"\n\n[response]',
+            r"column mapping 'Temp' -> 'temp': the space has no column 'temp'",
+        ),
+        (
+            "[response]",
+            '[columns]\n"Stir" = { to = "agitation", unit = "degC" }\n\n[response]',
+            r"column 'Stir' -> 'agitation'.*different dimensions",
+        ),
+    ],
+    ids=[
+        "inverted_range",
+        "limits_not_containing_range",
+        "unknown_unit",
+        "todo_unit",
+        "duplicate_names",
+        "bad_direction",
+        "unknown_section",
+        "unknown_factor_key",
+        "unknown_process_key",
+        "fixed_outside_limits",
+        "unknown_mapping_target",
+        "mapping_unit_not_convertible",
+    ],
+)
+def test_bad_process_file_raises_space_error_naming_the_place(tmp_path, old, new, match):
+    path = write(tmp_path, toml_with(old, new))
+    with pytest.raises(SpaceError, match=match) as info:
+        ProcessSpace.from_toml(path)
+    assert "process.toml" in str(info.value)
+
+
+def test_space_errors_from_python_name_the_factor():
+    with pytest.raises(SpaceError, match="factor 'ph': operating range"):
+        Factor("ph", "pH", (7.5, 6.6))
+    with pytest.raises(SpaceError, match="factor 'x': unknown unit 'bogons'"):
+        Factor("x", "bogons", (0.0, 1.0))
+    with pytest.raises(SpaceError, match="at least one factor"):
+        ProcessSpace(factors=())
+    with pytest.raises(SpaceError, match="duplicate name"):
+        ProcessSpace(factors=(Factor("a", "s", (0.0, 1.0)), Factor("A", "s", (0.0, 1.0))))
+    with pytest.raises(SpaceError, match="lower limit -1 is negative"):
+        Response("titer", "g/L", (-1.0, 10.0))
+    with pytest.raises(SpaceError, match="not valid TOML"):
+        ProcessSpace.from_toml(_bad_toml())
+    with pytest.raises(SpaceError, match="not found"):
+        ProcessSpace.from_toml("/nonexistent/process.toml")
+    with pytest.raises(SpaceError, match="space must be a ProcessSpace"):
+        resolve_space(42)
+
+
+def _bad_toml():
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "broken.toml"
+    path.write_text("[[factors]\nname = ", encoding="utf-8")
+    return path
+
+
+def test_unknown_factor_lookup_lists_known_ones():
+    with pytest.raises(SpaceError, match=r"unknown factor 'rpm'.*'temperature'"):
+        ProcessSpace.default().factor("rpm")
+
+
+# ----------------------------------------------------------------------------- map_columns
+def test_map_columns_renames_capitalised_columns_and_logs_it():
+    sp = ProcessSpace.default()
+    table = pd.DataFrame({"Scale": ["2L"], "Batch ID": ["B1"], "PH": [7.0], "operator": ["x"]})
+    out, actions = sp.map_columns(table)
+    assert list(out.columns) == ["scale", "batch_id", "ph", "operator"]
+    assert {a["column"] for a in actions} == {"scale", "batch_id", "ph"}
+    assert all(a["action"] == "renamed" for a in actions)
+    assert "'Scale' read as 'scale'" in next(a["reason"] for a in actions if a["column"] == "scale")
+    assert list(table.columns) == ["Scale", "Batch ID", "PH", "operator"]  # input untouched
+
+
+def test_map_columns_converts_a_column_declared_in_minutes_to_seconds():
+    sp = ProcessSpace.default().with_changes(
+        columns=(ColumnSpec("Mixing time (min)", "mixing_time", "min"),)
+    )
+    table = pd.DataFrame({"mixing time (MIN)": [0.5, 1.0, np.nan]})
+    out, actions = sp.map_columns(table)
+    np.testing.assert_allclose(out["mixing_time"], [30.0, 60.0, np.nan])
+    assert [a["action"] for a in actions] == ["renamed", "converted"]
+    assert "converted from min to s (2 values)" in actions[1]["reason"]
+
+
+def test_map_columns_rejects_duplicate_and_clashing_column_names():
+    sp = ProcessSpace.default()
+    dup = pd.DataFrame([[7.0, 7.1]], columns=["ph", "ph"])
+    with pytest.raises(SpaceError, match=r"duplicate column name\(s\) \['ph'\]"):
+        sp.map_columns(dup)
+    both = pd.DataFrame({"Site": ["A"], "SITE": ["B"]})
+    with pytest.raises(SpaceError, match=r"\['Site', 'SITE'\] all match 'site'"):
+        sp.map_columns(both)
+
+
+def test_convert_units_handles_offset_and_rejects_other_dimensions():
+    np.testing.assert_allclose(
+        convert_units([32.0, 98.6, 212.0], "degF", "degC"), [0, 37, 100], atol=1e-9
+    )
+    np.testing.assert_allclose(convert_units([310.15], "K", "degC"), [37.0])
+    np.testing.assert_allclose(convert_units([1.5], "min", "s"), [90.0])
+    np.testing.assert_allclose(convert_units([250.0], "mg/L", "g/L"), [0.25])
+    with pytest.raises(SpaceError, match="different dimensions"):
+        convert_units([1.0], "mg/L", "% air sat.")
+
+
+# ----------------------------------------------------------------------------- inference
+def test_infer_space_drafts_a_valid_space_with_notes():
+    table = pd.DataFrame(
+        {
+            "Batch": ["a", "b", "c", "d"],
+            "Site": ["x", "x", "y", "y"],
+            "Temp_C": [30.0, 31.0, 32.0, 33.0],
+            "stir": [100.0, 200.0, 150.0, 120.0],
+            "Titer": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    sp, notes = infer_space(table)
+    assert sp.factor_names == ("Temp_C", "stir")
+    assert sp.response.name == "Titer" and sp.batch_id == "Batch" and sp.groups == ("Site",)
+    assert sp.units["Temp_C"] == "degC"
+    lo, hi = sp.factor("Temp_C").operating
+    assert lo < 30.0 and hi > 33.0
+    assert any("unknown: marked TODO" in n for n in notes)
+    starter = space_to_starter_toml(sp, notes)
+    assert 'unit = "TODO"' in starter and starter.startswith("# Process space drafted")
+
+
+def test_starter_toml_must_be_edited_before_it_loads(tmp_path):
+    table = pd.DataFrame({"stir": [1.0, 2.0, 3.0], "yield": [1.0, 2.0, 3.0]})
+    sp, notes = infer_space(table)
+    path = write(tmp_path, space_to_starter_toml(sp, notes))
+    with pytest.raises(SpaceError, match="factor 'stir': unit is still 'TODO'"):
+        ProcessSpace.from_toml(path)
+    path.write_text(path.read_text().replace('"TODO"', '"rpm"'), encoding="utf-8")
+    assert ProcessSpace.from_toml(path).units["stir"] == "rpm"
+
+
+def test_infer_space_asks_for_the_response_when_none_is_named_like_one():
+    with pytest.raises(SpaceError, match="pass response="):
+        infer_space(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
