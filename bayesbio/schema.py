@@ -25,17 +25,14 @@ names and units (converted with pint), and names that differ only in case or spa
 (``Scale``, ``Batch ID``) are recognised. A one-off mapping can also be passed, e.g.
 ``validate(df, columns={"Temp_C": "temperature", "Titer": "yield"})``.
 
-The module constants ``PARAMETERS``, ``RESPONSE``, ``BATCH_ID``, ``DEFAULT_GROUPS``,
-``UNITS``, ``BOUNDS``, ``LIMITS``, ``SPECS``, :func:`axis_label` and :class:`Parameter` are
-deprecated aliases of the default space, kept while the rest of the package migrates; new
-code reads a :class:`~bayesbio.space.ProcessSpace`.
+Names, units, ranges and limits come from a :class:`~bayesbio.space.ProcessSpace`
+(``space=None`` is the default demo process); this module holds no process constants.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +42,6 @@ import pandas as pd
 from bayesbio.space import ProcessSpace, SpaceError, resolve_space
 
 __all__ = [
-    "BATCH_ID",
-    "BOUNDS",
-    "DEFAULT_GROUPS",
-    "LIMITS",
-    "PARAMETERS",
-    "RESPONSE",
-    "UNITS",
-    "Parameter",
     "SchemaError",
     "group_columns",
     "map_columns",
@@ -70,82 +59,6 @@ _CLEAN_HINT = "clean the table first (bayesbio clean ...)"
 
 class SchemaError(ValueError):
     """A batch table does not match the process space; the message names column, rows and need."""
-
-
-# --------------------------------------------------------------------------------------------
-# deprecated aliases of the default space (other modules are migrating to ProcessSpace)
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Parameter:
-    """A process parameter (or the response) with its unit and ranges (deprecated).
-
-    Use :class:`bayesbio.space.Factor` and :class:`bayesbio.space.Response` instead.
-
-    Attributes
-    ----------
-    name : str
-        Column name in the batch table.
-    unit : str
-        Domain unit, e.g. ``"degC"``.
-    label : str
-        Human-readable axis label.
-    operating : tuple of float
-        Plausible operating range ``(low, high)``.
-    limits : tuple of float
-        Hard physical limits ``(low, high)``.
-    """
-
-    name: str
-    unit: str
-    label: str
-    operating: tuple[float, float]
-    limits: tuple[float, float]
-
-
-def _legacy_unit(unit: str) -> str:
-    # the old constants wrote pH as unit-less; keep their values while callers migrate
-    return "" if unit.strip().lower() == "ph" else unit
-
-
-_DEFAULT = ProcessSpace.default()
-_RESPONSE_SPEC = Parameter(
-    _DEFAULT.response.name,
-    _legacy_unit(_DEFAULT.response.unit),
-    _DEFAULT.response.label,
-    _DEFAULT.response.typical or _DEFAULT.response.limits,
-    _DEFAULT.response.limits,
-)
-
-#: Deprecated: ``ProcessSpace.default().factor_names``.
-PARAMETERS: tuple[str, ...] = _DEFAULT.factor_names
-#: Deprecated: ``ProcessSpace.default().response.name``.
-RESPONSE: str = _DEFAULT.response.name
-#: Deprecated: ``ProcessSpace.default().batch_id``.
-BATCH_ID: str = _DEFAULT.batch_id
-#: Deprecated: ``ProcessSpace.default().groups``.
-DEFAULT_GROUPS: tuple[str, ...] = _DEFAULT.groups
-#: Deprecated: factor (and response) metadata of the default space by column name.
-SPECS: dict[str, Parameter] = {
-    **{
-        f.name: Parameter(f.name, _legacy_unit(f.unit), f.label, f.operating, f.limits)
-        for f in _DEFAULT.factors
-    },
-    RESPONSE: _RESPONSE_SPEC,
-}
-#: Deprecated: units of the default space (pH written as ``""``).
-UNITS: dict[str, str] = {k: v.unit for k, v in SPECS.items()}
-#: Deprecated: ``ProcessSpace.default().bounds``.
-BOUNDS: dict[str, tuple[float, float]] = {k: v.operating for k, v in SPECS.items()}
-#: Deprecated: ``ProcessSpace.default().limits``.
-LIMITS: dict[str, tuple[float, float]] = {k: v.limits for k, v in SPECS.items()}
-
-
-def axis_label(column: str) -> str:
-    """Return ``"Label [unit]"`` for a column of the default space (deprecated).
-
-    Use :meth:`bayesbio.space.ProcessSpace.axis_label`.
-    """
-    return _DEFAULT.axis_label(column)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,11 +19,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from bayesbio import schema
 from bayesbio.evaluate import compare
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models import ForestYield, LassoYield
 from bayesbio.simulate import simulate_batches
+from bayesbio.space import ProcessSpace
+
+SPACE = ProcessSpace.default()
 
 METRICS = ["rmse", "mae", "r2", "coverage_50", "coverage_90", "crps"]
 _OPTIMA: dict[tuple, pd.Series] = {}
@@ -57,7 +59,7 @@ def run_one(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     fitted = {
         name: model.set_params(random_state=seed).fit(table) for name, model in models().items()
     }
-    recipe = table[list(schema.PARAMETERS)].median()
+    recipe = table[list(SPACE.factor_names)].median()
     rows = []
     for _, grp in truth.groups.iterrows():
         group = {"scale": grp["scale"], "site": grp["site"]}
@@ -66,7 +68,7 @@ def run_one(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         for name, model in fitted.items():
             candidates[name] = argmax_setpoint(
                 model, group=group, grid=5, n_random=200, maxiter=10, random_seed=seed
-            )[list(schema.PARAMETERS)]
+            )[list(SPACE.factor_names)]
         for name, setpoint in candidates.items():
             achieved = float(truth.mean_yield(setpoint.to_frame().T, group=group)[0])
             rows.append(

@@ -21,9 +21,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from bayesbio import schema
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.simulate import simulate_batches
+from bayesbio.space import ProcessSpace
+
+SPACE = ProcessSpace.default()
 
 
 def timed(fn, repeat: int) -> float:
@@ -47,7 +49,7 @@ def main() -> None:
         warnings.simplefilter("always")
         model.fit(table)
     rng = np.random.default_rng(0)
-    grid = pd.DataFrame({p: rng.uniform(*schema.BOUNDS[p], n_rows) for p in schema.PARAMETERS})
+    grid = pd.DataFrame({p: rng.uniform(*SPACE.bounds[p], n_rows) for p in SPACE.factor_names})
     for g in model.spec_["groups"]:
         grid[g] = table[g].iloc[0]
     new = grid.assign(site="new")

@@ -38,14 +38,16 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy import stats
 
-from bayesbio import schema
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models.baselines import ForestYield, LassoYield
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import design_space, recommend
 from bayesbio.simulate import simulate_batches
+from bayesbio.space import ProcessSpace
 
-PARAMS = list(schema.PARAMETERS)
+SPACE = ProcessSpace.default()
+
+PARAMS = list(SPACE.factor_names)
 TARGETS = ({"scale": "2000L", "site": "A"}, {"scale": "200L", "site": "A"})
 RECOMMENDERS = (
     "recipe",
@@ -85,7 +87,7 @@ def run_case(n: int, seed: int, fit: dict) -> list[dict]:
     for group in TARGETS:
         # the campaign column: the group's most frequent one, as recommend() fills it
         opt = truth.optimum(group)
-        optimum = float(opt[schema.RESPONSE])
+        optimum = float(opt[SPACE.response.name])
         n_group = int(((table["scale"] == group["scale"]) & (table["site"] == group["site"])).sum())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

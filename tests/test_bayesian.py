@@ -501,7 +501,7 @@ def test_default_space_is_used_when_none_is_given(prior_sampler, small_table):
     model = BayesianYieldModel(structures=("quadratic",)).fit(small_table)
     assert model.get_params()["space"] is None
     assert model.space_.fingerprint == DEFAULT.fingerprint
-    assert model.spec_["factors"] == list(schema.PARAMETERS)
+    assert model.spec_["factors"] == list(ProcessSpace.default().factor_names)
 
 
 def test_space_from_a_toml_path(prior_sampler, tmp_path):
