@@ -138,12 +138,14 @@ class StudyResult:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a batch table from CSV or Parquet.
+    """Read a user's batch table (see :func:`bayesbio.io.read_table`).
+
+    CSV/TSV in any common encoding, delimiter and decimal separator, Excel ``.xlsx`` or Parquet.
 
     Parameters
     ----------
     path : str or path
-        A ``.csv``, ``.parquet`` or ``.pq`` file.
+        The data file.
 
     Returns
     -------
@@ -152,20 +154,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        For an unsupported extension.
+    bayesbio.io.ReadError
+        A one-line message naming the file and what to do (missing file, unsupported format,
+        duplicate column names, unreadable encoding, ...); a ``ValueError``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise ValueError(f"unsupported data file {path.name!r}: expected .csv or .parquet")
+    from bayesbio.io import read_table as _read
+
+    return _read(path)
 
 
 class _Stages:

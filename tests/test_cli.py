@@ -83,7 +83,10 @@ def test_cli_column_mapping_renames_user_columns(tmp_path):
 def test_cli_debug_shows_the_traceback(tmp_path):
     result = runner.invoke(app, ["--debug", "eda", "--data", str(tmp_path / "nope.csv")])
     assert result.exit_code != 0
-    assert isinstance(result.exception, FileNotFoundError)
+    from bayesbio.io import ReadError
+
+    assert isinstance(result.exception, ReadError)
+    assert "nope.csv" in str(result.exception)
 
 
 # -- process spaces ------------------------------------------------------------------------------

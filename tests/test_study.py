@@ -106,12 +106,17 @@ def test_study_runs_on_a_user_table_with_other_column_names(tmp_path):
 
 
 def test_read_table_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
+    with pytest.raises(ValueError, match=r"missing\.csv"):
         read_table(tmp_path / "missing.csv")
     bad = tmp_path / "table.xlsx"
     bad.write_text("x")
     with pytest.raises(ValueError, match=r"table\.xlsx"):
         read_table(bad)
+    semicolons = tmp_path / "lab.csv"
+    semicolons.write_text("batch_id;Temperature;yield\nB1;36,5;3,2\nB2;37,0;3,4\n", "latin-1")
+    table = read_table(semicolons)
+    assert list(table.columns) == ["batch_id", "Temperature", "yield"]
+    assert table["Temperature"].tolist() == [36.5, 37.0]
 
 
 def test_study_rejects_a_config_of_the_wrong_type(tmp_path):
