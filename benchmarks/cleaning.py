@@ -39,7 +39,7 @@ FP_GOAL = 0.02
 
 def classify(reason: str) -> str:
     """Map an audit-log reason to the defect kind it addresses."""
-    if reason.startswith("missing group label") or reason == "group label normalised":
+    if reason.startswith(("missing group label", "group label normalised")):
         return "label_typo"
     if reason.startswith("missing"):
         return "missing"
