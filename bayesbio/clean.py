@@ -25,7 +25,12 @@ order:
    inside it once read as mg/L (converted with :data:`DO_MG_PER_L_AT_SATURATION`). Values of
    a factor in a time unit that would fit the operating range in another time unit (minutes
    in a column declared in ``s``) are *flagged*, never changed. A value no unit explains is
-   left to step 4.
+   left to step 4. **A whole column in another unit** (its median outside the operating range,
+   or the response's typical range, but inside it once read in another unit of the same
+   dimension: degF or K for degC, min for s, mg/L or kg/L for g/L, mg/L for % air
+   saturation) is never repaired or converted: :attr:`CleanResult.warnings` names the column,
+   the likely unit and the ``[columns]`` line that declares it, and its values are kept as
+   recorded (those outside the limits are then dropped as impossible, each logged).
 4. **Impossible values** (infinite, or outside the space's limits after repair) drop the row.
 5. **Duplicates**: exact copies, then later rows reusing a batch id, then rows whose factors,
    response and group labels agree within a tolerance under another id, are dropped; the
@@ -47,6 +52,7 @@ says so and asks whether the declared unit is right.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -142,6 +148,15 @@ _SLIP_UNITS: dict[str, dict[str, str]] = {
     "[temperature]": {"K": "kelvin", "degF": "Fahrenheit", "degC": "Celsius"},
     "[time]": {"s": "seconds", "min": "minutes", "h": "hours"},
 }
+#: Units a whole column may have been recorded in, by the declared unit's dimension (checked
+#: against the operating range or the response's typical range; see :func:`_column_units`).
+_COLUMN_UNITS: dict[str, tuple[str, ...]] = {
+    "[temperature]": ("degC", "degF", "K"),
+    "[time]": ("s", "min", "h"),
+    "[mass] / [length] ** 3": ("g/L", "mg/L", "kg/L"),
+}
+#: Largest dissolved oxygen in mg/L that a culture plausibly shows (about 180 % air sat.).
+_DO_MG_PER_L_MAX = 12.0
 #: Reason wording of the classic temperature repairs into degC (kept for continuity).
 _DEGC_FORMULA = {"K": "T - 273.15", "degF": "(T - 32) / 1.8"}
 #: Kinds of repair that do not count towards a column's share: reading "7.1" as 7.1, or "n/a"
@@ -247,8 +262,11 @@ class CleanResult:
         position in the input table, missing for actions on a whole column (``renamed``,
         ``converted``); ``column`` is None for actions on a whole row (duplicates).
     warnings : list of str
-        One sentence per column with more than :data:`WARN_SHARE` of its rows dropped,
-        repaired or flagged as a unit slip, naming the column, the share and what to check.
+        First one per column that looks recorded in another unit as a whole (naming the
+        column, the likely unit and the ``[columns]`` line that declares it; its values are
+        never converted), then one per column with more than :data:`WARN_SHARE` of its rows
+        dropped, repaired or flagged as a unit slip, naming the column, the share and what to
+        check.
     column_summary : pandas.DataFrame
         One row per column (factors, response, groups, batch id, and ``(whole row)`` for
         duplicates): ``column``, ``rows`` (input rows), ``dropped``, ``repaired``,
@@ -398,6 +416,7 @@ class _State:
         self.alive = np.ones(self.n, dtype=bool)
         self.log = log
         self.space = space
+        self.warnings: list[str] = []
 
     def drop(
         self,
@@ -630,6 +649,51 @@ def _normalize_group(state: _State, col: str, normalize: bool) -> None:
     rows = np.flatnonzero(changed)
     state.log.add(rows, col, "repaired", why[codes[rows]], values[rows], new[rows], kind="label")
     df[col] = np.where(missing, None, new)
+    _flag_label_typos(state, col, new, missing)
+
+
+#: A label seen in at most this many rows, close in spelling to one at least
+#: :data:`_TYPO_RATIO` times as common (and in at least 5 rows), is flagged as a likely typo.
+_TYPO_MAX_ROWS = 2
+_TYPO_RATIO = 5
+_TYPO_SIMILARITY = 0.75
+
+
+def _typo_of(label: str, common: str) -> bool:
+    """Whether ``label`` reads as a misspelling of ``common`` (numbers must agree)."""
+    if re.findall(r"\d+", label) != re.findall(r"\d+", common):
+        return False  # CMP01 / CMP02, 2L / 20L are different groups, not typos
+    a, b = label.strip().lower(), common.strip().lower()
+    if a == b or min(len(a), len(b)) < 3:
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= _TYPO_SIMILARITY
+
+
+def _flag_label_typos(state: _State, col: str, labels: np.ndarray, missing: np.ndarray) -> None:
+    """Flag (never merge) rare labels that look like misspellings of a common one."""
+    alive = state.alive & ~missing
+    if not alive.any():
+        return
+    counts = pd.Series(labels[alive]).value_counts()
+    common = [(str(k), int(c)) for k, c in counts.items() if c >= 5]
+    for label, c in counts.items():
+        if c > _TYPO_MAX_ROWS:
+            continue
+        near = [(m, cm) for m, cm in common if cm >= _TYPO_RATIO * c and _typo_of(str(label), m)]
+        if not near:
+            continue
+        m, cm = near[0]
+        rows = np.flatnonzero(alive & (labels == label))
+        reason = (
+            f"label {label!r} in '{col}' looks like a typo of {m!r} ({cm} rows); kept as its own "
+            "group"
+        )
+        state.log.add(rows, col, "flagged", reason, labels[rows], labels[rows], kind="label_typo")
+        state.warnings.append(
+            f"{col}: label {label!r} ({c} row(s): {rows[:5].tolist()}) looks like a typo of "
+            f"{m!r} ({cm} rows); it was kept as a group of its own. Correct it in the file if "
+            "it is the same group."
+        )
 
 
 # ----------------------------------------------------------------------------- unit slips
@@ -644,12 +708,16 @@ def _inside(values: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
         return (values >= bounds[0]) & (values <= bounds[1])
 
 
-def _repair_units(state: _State, repair: bool) -> None:
-    """Repair unambiguous unit slips against each factor's declared unit; flag suspect times."""
+def _repair_units(state: _State, repair: bool, skip: Sequence[str] = ()) -> None:
+    """Repair unambiguous unit slips against each factor's declared unit; flag suspect times.
+
+    Columns in ``skip`` (a whole column that looks recorded in another unit) are left alone:
+    a whole column is never converted on a guess.
+    """
     df = state.df
     for factor in state.space.factors:
         col = factor.name
-        if col not in df.columns:
+        if col not in df.columns or col in skip:
             continue
         dim = _dimension(factor.unit, f"factor {col!r}")
         v = df[col].to_numpy(dtype=np.float64, copy=True)
@@ -742,6 +810,76 @@ def _flag_time(state: _State, factor: Factor, v: np.ndarray) -> None:
         )
         state.log.add(rows, col, "flagged", reasons, v[rows], v[rows], kind="unit_suspect")
         done |= hit
+
+
+def _reference_range(space: ProcessSpace, col: str) -> tuple[float, float] | None:
+    """Return where a column's values normally lie (None when unbounded).
+
+    A factor's operating range, else the response's typical range, else its limits.
+    """
+    if col in space.factor_names:
+        return space.factor(col).operating
+    typical = space.response.typical
+    lo, hi = typical if typical is not None else space.response.limits
+    return (float(lo), float(hi)) if np.isfinite(hi) else None
+
+
+def _column_units(state: _State, numeric: Sequence[str], sources: Mapping[str, str]) -> dict:
+    """Columns that look recorded in another unit as a whole: ``{column: warning}``.
+
+    A column qualifies when the median of its values lies outside its reference range
+    (:func:`_reference_range`) but inside it once read in another unit of the same dimension
+    (dissolved oxygen in % air saturation: also when every value lies in a mg/L range,
+    0-12, below the operating range). Nothing is converted.
+    """
+    found: dict[str, str] = {}
+    for col in numeric:
+        v = state.df[col].to_numpy(dtype=np.float64)
+        v = v[state.alive & np.isfinite(v)]
+        ref = _reference_range(state.space, col)
+        if len(v) < 3 or ref is None:
+            continue
+        med = float(np.median(v))
+        if _inside(np.array([med]), ref)[0]:
+            continue
+        declared = state.space.units[col]
+        try:
+            dim = _dimension(declared, f"column {col!r}")
+        except SpaceError:
+            continue
+        likely: list[tuple[str, float]] = []
+        if dim == "[oxygen_saturation]" and _is_air_saturation(declared):
+            conv = float(
+                _convert(
+                    np.array([med * 100.0 / DO_MG_PER_L_AT_SATURATION]), "% air sat.", declared
+                )[0]
+            )
+            below = med < ref[0] and float(v.max()) <= _DO_MG_PER_L_MAX
+            if below or _inside(np.array([conv]), ref)[0]:
+                likely.append(("mg/L", conv))
+        for unit in _COLUMN_UNITS.get(dim, ()):
+            if _parse_unit(unit, "unit") == _parse_unit(declared, "unit"):
+                continue
+            conv = float(_convert(np.array([med]), unit, declared)[0])
+            if _inside(np.array([conv]), ref)[0]:
+                likely.append((unit, conv))
+        if not likely:
+            continue
+        unit, conv = likely[0]
+        where = "operating range" if col in state.space.factor_names else "typical range"
+        if col not in state.space.factor_names and state.space.response.typical is None:
+            where = "limits"
+        source = sources.get(col, col)
+        others = f" (or {', '.join(u for u, _ in likely[1:])})" if len(likely) > 1 else ""
+        found[col] = (
+            f"{col}: the whole column looks recorded in {unit}{others}, not the declared "
+            f"{declared}: its median {med:g} lies outside the {where} {ref[0]:g}-{ref[1]:g} "
+            f"{declared} but would be {conv:g} {declared} in {unit}. Nothing was converted "
+            f"(values outside the limits are dropped). If the file records it in {unit}, "
+            "declare that in the "
+            f'process file\'s [columns] section: "{source}" = {{ to = "{col}", unit = "{unit}" }}'
+        )
+    return found
 
 
 def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
@@ -1048,6 +1186,7 @@ _PHRASES = {
     "duplicate": "dropped as duplicates",
     "imputed": "imputed",
     "outlier": "dropped as outliers",
+    "label_typo": "flagged as a likely label typo",
 }
 _UNIT_KINDS = frozenset({"impossible", "unit", "unit_suspect", "text_unit"})
 
@@ -1214,7 +1353,9 @@ def clean(
         state.drop(na, batch_id, f"missing {batch_id}", kind="missing_id")
     for g in groups:
         _normalize_group(state, g, pol.normalize_labels)
-    _repair_units(state, pol.unit_repair)
+    sources = {e["new"]: e["old"] for e in mapped if e["action"] == "renamed" and e.get("old")}
+    column_units = _column_units(state, numeric, sources)
+    _repair_units(state, pol.unit_repair, skip=list(column_units))
     _drop_impossible(state, numeric)
     _drop_duplicates(state, numeric, groups, float(pol.near_duplicate_tol))
     _handle_missing(state, params, groups, pol.missing)
@@ -1235,6 +1376,7 @@ def clean(
         )
     present = [*numeric, *groups, *([batch_id] if batch_id in df.columns else [])]
     summary, warnings = _summarise(state.log, state.n, sp, present)
+    warnings = list(column_units.values()) + state.warnings + warnings
     counts = log["action"].value_counts().to_dict()
     _log.info("cleaned %d rows: kept %d; actions %s", state.n, len(out), counts)
     for w in warnings:

@@ -16,7 +16,9 @@ result is a DataFrame, a mapping or a scalar. :func:`run_replications` calls it 
     Tasks on a ``dask.distributed`` cluster, through joblib's Dask backend. Pass
     ``scheduler="tcp://host:8786"`` (the address of a running scheduler), an existing
     ``distributed.Client`` or a cluster object (``LocalCluster``, ``SLURMCluster``, ...);
-    with ``scheduler=None`` the current default client is used.
+    with ``scheduler=None`` the current default client is used. Dask is an optional extra
+    (``pip install "bayesbio[dask]"``); without it this backend raises
+    :class:`MissingDaskError` saying so.
 
 Every backend gives the same table, rows in the same order, for the same seeds.
 """
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "ON_ERROR",
+    "MissingDaskError",
     "ReplicationError",
     "run_replications",
     "spawn_seeds",
@@ -84,6 +87,10 @@ class _Outcome:
 
     result: Any = None
     error: str | None = None
+
+
+class MissingDaskError(ImportError):
+    """``backend="dask"`` was asked for but dask.distributed is not installed."""
 
 
 def _run_one(
@@ -214,9 +221,10 @@ def _dask_client(scheduler: Any) -> Iterator[Client]:
     """Yield a ``distributed.Client`` for ``scheduler``; close it after only if made here."""
     try:
         import distributed
-    except ImportError as exc:  # pragma: no cover - dask is a dependency
-        raise ImportError(
-            'backend="dask" needs dask.distributed: pip install "dask[distributed]"'
+    except ImportError as exc:
+        raise MissingDaskError(
+            'backend="dask" needs dask.distributed, an optional extra: '
+            'pip install "bayesbio[dask]" (or use backend="loky")'
         ) from exc
     if isinstance(scheduler, distributed.Client):
         yield scheduler
@@ -313,6 +321,9 @@ def run_replications(
     ValueError
         For an unknown ``backend`` or ``on_error`` (listing the valid values), bad ``seeds``,
         ``data_sizes``, ``n_jobs`` or ``scheduler``, or a Dask backend without a client.
+    MissingDaskError
+        For ``backend="dask"`` when dask.distributed is not installed (an optional extra:
+        ``pip install "bayesbio[dask]"``).
     ReplicationError
         With ``on_error="raise"``, when a replication fails; the original exception is its
         cause where the backend keeps it.

@@ -43,6 +43,7 @@ from bayesbio.space import ProcessSpace, SpaceError, resolve_space
 
 __all__ = [
     "SchemaError",
+    "check_design",
     "group_columns",
     "map_columns",
     "missing_column_hint",
@@ -155,6 +156,18 @@ def rename_columns(table: pd.DataFrame, columns: Mapping[str, str] | None) -> pd
     dup = sorted({t for t in targets if targets.count(t) > 1})
     if dup:
         raise SchemaError(f"column mapping sends several columns to {dup}")
+    chained = [(u, t) for u, t in columns.items() if t != u and t in columns and t in table.columns]
+    if chained:
+        u, t = chained[0]
+        what = (
+            f"swaps {u!r} and {t!r}"
+            if columns.get(t) == u
+            else f"renames {u!r} onto {t!r}, which it also renames"
+        )
+        raise SchemaError(
+            f"column mapping {what}; if the file's headers are wrong, fix them in the file "
+            "(a mapping renames each file column to a process name once)"
+        )
     clash = [t for u, t in columns.items() if t in table.columns and t not in columns and t != u]
     if clash:
         raise SchemaError(
@@ -197,6 +210,14 @@ def map_columns(
         declarations that do not fit the table.
     """
     sp = resolve_space(space)
+    if columns and isinstance(columns, Mapping):
+        known = [*sp.factor_names, sp.response.name, *sp.groups, sp.batch_id]
+        unknown = {u: t for u, t in columns.items() if t not in known}
+        if unknown:
+            raise SchemaError(
+                f"column mapping {unknown} names column(s) the process does not have; "
+                f"map file columns onto {known}"
+            )
     df = rename_columns(table, columns) if columns else table
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -395,3 +416,77 @@ def validate(
             )
         df[g] = labels.astype(str)
     return df
+
+
+def check_design(
+    table: pd.DataFrame,
+    space: ProcessSpace | str | Path | None,
+    n_params: int,
+    *,
+    force: bool = False,
+) -> list[str]:
+    """Refuse a batch table that cannot inform a model with ``n_params`` parameters.
+
+    Checks, in order: fewer batches than model parameters; a free factor (one without a
+    ``fixed`` value) that does not vary at all (its effect cannot be estimated); a response
+    that is the same in every batch (there is nothing to explain).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A validated batch table (the space's column names).
+    space : ProcessSpace, path or None
+        The process space (None: the default demo process).
+    n_params : int
+        Number of parameters of the model to be fitted (>= 1).
+    force : bool, default False
+        Return the problems as warnings instead of raising.
+
+    Returns
+    -------
+    list of str
+        The problems found (empty for a usable design); only non-empty with ``force=True``.
+
+    Raises
+    ------
+    SchemaError
+        With ``force=False``, naming every problem (the factor, the number of batches, the
+        constant response) and saying how to proceed anyway.
+    ValueError
+        If ``n_params`` is not a positive integer.
+    """
+    if isinstance(n_params, bool) or not isinstance(n_params, int | np.integer) or n_params < 1:
+        raise ValueError(f"n_params must be a positive integer, got {n_params!r}")
+    if not isinstance(table, pd.DataFrame):
+        raise SchemaError(f"expected a pandas DataFrame, got {type(table).__name__}")
+    sp = resolve_space(space)
+    problems: list[str] = []
+    n = len(table)
+    if n < n_params:
+        problems.append(
+            f"{n} batch(es) but the model has {int(n_params)} parameters; at least "
+            f"{int(n_params)} batches are needed to estimate them"
+        )
+    for name in sp.free_factors:
+        if name not in table.columns or n == 0:
+            continue
+        values = pd.to_numeric(table[name], errors="coerce").dropna()
+        if len(values) and values.nunique() <= 1:
+            problems.append(
+                f"factor '{name}' does not vary (every batch at {float(values.iloc[0]):g} "
+                f"{unit_text(sp, name)}); its effect cannot be estimated: vary it, or declare it "
+                "with a fixed value in the process file"
+            )
+    response = sp.response.name
+    if response in table.columns and n > 1:
+        y = pd.to_numeric(table[response], errors="coerce").dropna()
+        if len(y) > 1 and y.nunique() <= 1:
+            problems.append(
+                f"response '{response}' is the same in every batch ({float(y.iloc[0]):g} "
+                f"{sp.response.unit}); there is nothing to model"
+            )
+    if problems and not force:
+        raise SchemaError(
+            "implausible design: " + "; ".join(problems) + " (force=True / --force to fit anyway)"
+        )
+    return problems

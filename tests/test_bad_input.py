@@ -1,12 +1,18 @@
 """A corpus of bad batch tables: each gives a named error or a logged repair, never a crash."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from bayesbio import eda, schema
 from bayesbio.clean import clean
-from bayesbio.space import SpaceError
+from bayesbio.cli import app
+from bayesbio.io import read_table
+from bayesbio.schema import check_design
+from bayesbio.space import ProcessSpace, SpaceError
 
 
 def good(n=40, seed=0):
@@ -384,3 +390,484 @@ def test_corpus_has_at_least_twenty_bad_tables():
     named = len(REJECTED_BY_BOTH)
     others = [name for name in globals() if name.startswith("test_") and "corpus" not in name]
     assert named + len(others) - 1 >= 20
+
+
+# ============================================================================================
+# Extended corpus: whole columns in another unit, implausible designs, files and the CLI
+# ============================================================================================
+runner = CliRunner()
+
+# (id, column, how the whole column was recorded, the unit the warning must name)
+WHOLE_COLUMN_UNITS = [
+    ("yield_in_mg_per_l", "yield", lambda v: v * 1000, "mg/L"),
+    ("yield_in_kg_per_l", "yield", lambda v: v / 1000, "kg/L"),
+    ("do_in_mg_per_l", "dissolved_oxygen", lambda v: (v * 6.7 / 100).round(2), "mg/L"),
+    ("temperature_in_fahrenheit", "temperature", lambda v: v * 1.8 + 32, "degF"),
+    ("temperature_in_kelvin", "temperature", lambda v: v + 273.15, "K"),
+    ("mixing_time_in_minutes", "mixing_time", lambda v: (v / 60).round(3), "min"),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "record", "unit"), [pytest.param(c, r, u, id=i) for i, c, r, u in WHOLE_COLUMN_UNITS]
+)
+def test_whole_column_in_another_unit_warns_and_is_never_converted(column, record, unit):
+    raw = good()
+    raw[column] = record(raw[column])
+    result = clean(raw)
+    first = result.warnings[0]
+    assert first.startswith(f"{column}: the whole column looks recorded in {unit}")
+    assert "[columns]" in first and f'unit = "{unit}"' in first
+    assert not result.log["reason"].astype(str).str.contains("unit slip").any()
+    kept = result.table.index
+    np.testing.assert_array_equal(result.table[column], raw.loc[kept, column].astype(float))
+    # every row that did not survive is logged (outside the limits), none silently lost
+    assert len(raw) == len(result.table) + (result.log["action"] == "dropped").sum()
+
+
+def test_declaring_the_unit_removes_the_whole_column_warning(tmp_path):
+    raw = good()
+    raw["dissolved_oxygen"] = raw["dissolved_oxygen"] * 6.7 / 100
+    raw = raw.rename(columns={"yield": "Titer (kg/L)"})
+    raw["Titer (kg/L)"] = raw["Titer (kg/L)"] / 1000
+    text = ProcessSpace.default().to_toml() + (
+        '\n[columns]\n"Titer (kg/L)" = { to = "yield", unit = "kg/L" }\n'
+    )
+    path = tmp_path / "process.toml"
+    path.write_text(text, encoding="utf-8")
+    result = clean(raw, space=path)
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("dissolved_oxygen:")
+    assert result.table["yield"].to_numpy() == pytest.approx(good()["yield"].to_numpy())
+    warned = clean(raw.rename(columns={"Titer (kg/L)": "yield"})).warnings
+    assert any('"yield" = { to = "yield", unit = "kg/L" }' in w for w in warned)
+
+
+def test_whole_column_warning_uses_the_files_own_column_name():
+    raw = good().rename(columns={"temperature": "Temperature"})
+    raw["Temperature"] = raw["Temperature"] + 273.15
+    assert '"Temperature" = { to = "temperature", unit = "K" }' in clean(raw).warnings[0]
+
+
+def test_typo_in_a_group_label_is_flagged_not_merged_or_silent():
+    raw = good()
+    raw["site"] = ["North"] * 20 + ["South"] * 19 + ["Sotuh"]
+    result = clean(raw)
+    assert result.warnings == [
+        "site: label 'Sotuh' (1 row(s): [39]) looks like a typo of 'South' (19 rows); it was "
+        "kept as a group of its own. Correct it in the file if it is the same group."
+    ]
+    flagged = result.log[result.log["action"] == "flagged"]
+    assert flagged[["row", "column"]].values.tolist() == [[39, "site"]]
+    assert result.table.loc[39, "site"] == "Sotuh"
+
+
+def test_numbered_labels_are_not_taken_for_typos():
+    raw = good().assign(campaign=[f"CMP{i:02d}" for i in range(40)], scale=["2L"] * 39 + ["20L"])
+    assert clean(raw).warnings == []
+
+
+# ----------------------------------------------------------------------------- designs
+DESIGNS = [
+    ("two_batches", lambda: good().iloc[:2], 9, r"2 batch\(es\) but the model has 9 parameters"),
+    ("three_batches", lambda: good().iloc[:3], 9, r"3 batch\(es\) but the model has 9"),
+    (
+        "all_at_one_setpoint",
+        lambda: good().assign(mixing_time=60.0, temperature=37.0, ph=7.0, dissolved_oxygen=40.0),
+        5,
+        r"factor 'mixing_time' does not vary.*factor 'dissolved_oxygen' does not vary",
+    ),
+    (
+        "one_factor_constant",
+        lambda: good().assign(ph=7.1),
+        5,
+        r"^implausible design: factor 'ph' does not vary \(every batch at 7.1 pH units\)",
+    ),
+    (
+        "constant_yields",
+        lambda: good().assign(**{"yield": 4.2}),
+        5,
+        r"response 'yield' is the same in every batch \(4.2 g/L\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("factory", "n_params", "match"), [pytest.param(f, k, m, id=i) for i, f, k, m in DESIGNS]
+)
+def test_implausible_design_is_refused_unless_forced(factory, n_params, match):
+    table = factory()
+    with pytest.raises(schema.SchemaError, match=match) as info:
+        check_design(table, None, n_params)
+    assert len(str(info.value).splitlines()) == 1 and "force=True" in str(info.value)
+    problems = check_design(table, None, n_params, force=True)
+    assert problems and all(p in str(info.value) for p in problems)
+
+
+def test_usable_design_passes_and_fixed_factors_may_be_constant(space_k2, table_k2):
+    assert check_design(good(), None, 9) == []
+    from bayesbio.space import Factor
+
+    fixed = space_k2.with_changes(
+        factors=(
+            space_k2.factors[0],
+            Factor("agitation", "rpm", (100.0, 300.0), (0.0, 1500.0), fixed=200.0),
+        )
+    )
+    assert check_design(table_k2.assign(agitation=200.0), fixed, 3) == []
+    with pytest.raises(schema.SchemaError, match="factor 'agitation' does not vary"):
+        check_design(table_k2.assign(agitation=200.0), space_k2, 3)
+
+
+@pytest.mark.parametrize("n_params", [0, -1, 2.5, True])
+def test_check_design_names_a_bad_parameter_count(n_params):
+    with pytest.raises(ValueError, match="n_params must be a positive integer"):
+        check_design(good(), None, n_params)
+
+
+# ----------------------------------------------------------------------------- mappings
+def test_mapping_to_a_name_the_process_does_not_have_is_named():
+    with pytest.raises(schema.SchemaError, match=r"\{'ph': 'acidity'\} names column\(s\) the"):
+        clean(good(), columns={"ph": "acidity"})
+    with pytest.raises(schema.SchemaError, match="acidity"):
+        schema.validate(good(), columns={"ph": "acidity"})
+
+
+def test_mapping_that_swaps_two_factors_is_refused():
+    with pytest.raises(schema.SchemaError, match="column mapping swaps 'temperature' and 'ph'"):
+        clean(good(), columns={"temperature": "ph", "ph": "temperature"})
+
+
+def test_mapping_that_chains_renames_is_refused():
+    df = good().rename(columns={"ph": "pH_raw"})
+    with pytest.raises(schema.SchemaError, match="renames 'pH_raw' onto 'temperature', which"):
+        clean(df, columns={"pH_raw": "temperature", "temperature": "ph"})
+
+
+# ----------------------------------------------------------------------------- files that must read
+def _encoded(kind):
+    df = good().assign(site=["Zürich", "Genève"] * 20)
+    if kind == "semicolon_decimal_comma":
+        return "t.csv", df.to_csv(index=False, sep=";", decimal=",").encode("utf-8")
+    if kind == "utf16":
+        return "t.csv", df.to_csv(index=False).encode("utf-16")
+    if kind == "latin1":
+        return "t.csv", df.to_csv(index=False).encode("latin-1")
+    if kind == "utf8_bom":
+        return "t.csv", df.to_csv(index=False).encode("utf-8-sig")
+    if kind == "tab_decimal_comma_latin1":
+        return "t.tsv", df.to_csv(index=False, sep="\t", decimal=",").encode("latin-1")
+    raise AssertionError(kind)
+
+
+READABLE = ["semicolon_decimal_comma", "utf16", "latin1", "utf8_bom", "tab_decimal_comma_latin1"]
+
+
+@pytest.mark.parametrize("kind", READABLE)
+def test_lab_file_encodings_and_separators_read_correctly(tmp_path, kind):
+    name, data = _encoded(kind)
+    path = tmp_path / name
+    path.write_bytes(data)
+    table = read_table(path)
+    expected = good().assign(site=["Zürich", "Genève"] * 20)
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["clean", "--data", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == data
+    cleaned = pd.read_csv(out / "clean_batches.csv")
+    assert len(cleaned) == 40 and set(cleaned["site"]) == {"Zürich", "Genève"}
+
+
+# ----------------------------------------------------------------------------- the CLI
+def _csv(tmp_path, df=None, name="t.csv"):
+    path = tmp_path / name
+    (good() if df is None else df).to_csv(path, index=False)
+    return path
+
+
+def _bad_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[process\nname = 1\n", encoding="utf-8")
+    return path
+
+
+def _toml_with(tmp_path, old, new):
+    path = tmp_path / "process.toml"
+    path.write_text(ProcessSpace.default().to_toml().replace(old, new), encoding="utf-8")
+    return path
+
+
+def _files(tmp_path, **contents):
+    paths = {}
+    for key, value in contents.items():
+        if callable(value):
+            paths[key] = value(tmp_path)
+        else:
+            name, data = value
+            paths[key] = tmp_path / name
+            paths[key].write_bytes(data)
+    return paths
+
+
+_DUP_HEADER = good().to_csv(index=False).replace("ph,", "temperature,", 1).encode()
+
+# (id, inputs {key: factory(tmp_path) or (name, bytes)}, args with {key} placeholders, regex)
+CLI_BAD = [
+    (
+        "clean_empty_file",
+        {"d": ("t.csv", b"")},
+        ["clean", "-d", "{d}"],
+        r"t\.csv: the file is empty",
+    ),
+    (
+        "clean_header_only",
+        {"d": ("t.csv", b"batch_id,scale,mixing_time,temperature,ph,dissolved_oxygen\n")},
+        ["clean", "-d", "{d}"],
+        "0 rows",
+    ),
+    (
+        "clean_duplicate_header",
+        {"d": ("t.csv", _DUP_HEADER)},
+        ["clean", "-d", "{d}"],
+        r"t\.csv: two columns are both named 'temperature'",
+    ),
+    ("clean_missing_file", {}, ["clean", "-d", "nowhere.csv"], "nowhere.csv"),
+    (
+        "clean_missing_column",
+        {"d": lambda p: _csv(p, good().drop(columns="mixing_time"))},
+        ["clean", "-d", "{d}"],
+        r"missing required column\(s\) \['mixing_time'\]",
+    ),
+    (
+        "clean_text_in_numbers",
+        {"d": lambda p: _csv(p, with_values("ph", {3: "seven"}))},
+        ["clean", "-d", "{d}"],
+        r"column 'ph'.*seven",
+    ),
+    (
+        "clean_bad_toml_syntax",
+        {"d": _csv, "p": _bad_toml},
+        ["clean", "-d", "{d}", "-p", "{p}"],
+        r"bad\.toml' is not valid TOML",
+    ),
+    (
+        "clean_toml_unknown_unit",
+        {"d": _csv, "p": lambda p: _toml_with(p, 'unit = "degC"', 'unit = "degCC"')},
+        ["clean", "-d", "{d}", "-p", "{p}"],
+        r"process\.toml.*'temperature'.*unknown unit 'degCC'",
+    ),
+    (
+        "clean_toml_todo_unit",
+        {"d": _csv, "p": lambda p: _toml_with(p, 'unit = "pH"', 'unit = "TODO"')},
+        ["clean", "-d", "{d}", "-p", "{p}"],
+        r"'ph'.*still 'TODO'",
+    ),
+    (
+        "clean_toml_inverted_range",
+        {"d": _csv, "p": lambda p: _toml_with(p, "30.0,\n    39.0,", "39.0,\n    30.0,")},
+        ["clean", "-d", "{d}", "-p", "{p}"],
+        r"'temperature'.*operating",
+    ),
+    ("clean_missing_process", {"d": _csv}, ["clean", "-d", "{d}", "-p", "nope.toml"], "nope.toml"),
+    (
+        "clean_unknown_policy",
+        {"d": _csv},
+        ["clean", "-d", "{d}", "--policy", "bogus"],
+        "unknown policy name 'bogus'",
+    ),
+    (
+        "clean_mapping_without_equals",
+        {"d": _csv},
+        ["clean", "-d", "{d}", "-c", "Temp:temperature"],
+        "USER=SCHEMA",
+    ),
+    (
+        "clean_mapping_of_absent_column",
+        {"d": _csv},
+        ["clean", "-d", "{d}", "-c", "Temp=temperature"],
+        r"column mapping names \['Temp'\]",
+    ),
+    (
+        "clean_mapping_swap",
+        {"d": _csv},
+        ["clean", "-d", "{d}", "-c", "ph=temperature", "-c", "temperature=ph"],
+        "column mapping swaps 'ph' and 'temperature'",
+    ),
+    (
+        "clean_mapping_to_unknown_name",
+        {"d": _csv},
+        ["clean", "-d", "{d}", "-c", "ph=acidity"],
+        r"missing required column\(s\) \['ph'\]",
+    ),
+    (
+        "clean_unsupported_extension",
+        {"d": ("t.docx", b"a,b\n1,2\n")},
+        ["clean", "-d", "{d}"],
+        r"extension '\.docx' is not supported",
+    ),
+    (
+        "clean_text_saved_as_xlsx",
+        {"d": ("t.xlsx", good().to_csv(index=False).encode())},
+        ["clean", "-d", "{d}"],
+        r"t\.xlsx: not a readable Excel workbook",
+    ),
+    (
+        "clean_text_saved_as_parquet",
+        {"d": ("t.parquet", good().to_csv(index=False).encode())},
+        ["clean", "-d", "{d}"],
+        r"t\.parquet: not a readable Parquet file",
+    ),
+    (
+        "eda_missing_column",
+        {"d": lambda p: _csv(p, good().drop(columns="ph"))},
+        ["eda", "-d", "{d}"],
+        r"\['ph'\]",
+    ),
+    ("eda_empty_file", {"d": ("t.csv", b"")}, ["eda", "-d", "{d}"], "the file is empty"),
+    ("simulate_negative_seed", {}, ["simulate", "--seed", "-1"], r"seed.*-1"),
+    ("simulate_zero_batches", {}, ["simulate", "--n", "0"], "n must be >= 1, got 0"),
+    ("simulate_negative_batches", {}, ["simulate", "--n", "-5"], "n must be >= 1, got -5"),
+    (
+        "simulate_bad_toml",
+        {"p": _bad_toml},
+        ["simulate", "-p", "{p}"],
+        r"bad\.toml' is not valid TOML",
+    ),
+]
+
+
+def _expand(args, paths):
+    return [a.format(**{k: str(v) for k, v in paths.items()}) for a in args]
+
+
+def assert_cli_fails_cleanly(args, out, inputs, match):
+    """Exit code 2, one named line, inputs unchanged, no new files in the output folder."""
+    out.mkdir(exist_ok=True)
+    (out / "earlier.txt").write_text("from an earlier run", encoding="utf-8")
+    before = {p: p.read_bytes() for p in inputs}
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(match, lines[0]), lines[0]
+    assert "Traceback" not in result.output
+    assert {p: p.read_bytes() for p in inputs} == before
+    assert sorted(q.name for q in out.rglob("*")) == ["earlier.txt"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "args", "match"), [pytest.param(f, a, m, id=i) for i, f, a, m in CLI_BAD]
+)
+def test_cli_bad_input_is_a_one_line_named_error_leaving_no_output(tmp_path, inputs, args, match):
+    paths = _files(tmp_path, **inputs)
+    assert_cli_fails_cleanly(_expand(args, paths), tmp_path / "out", list(paths.values()), match)
+
+
+def test_cli_init_process_on_an_empty_file_writes_nothing(tmp_path):
+    data = tmp_path / "t.csv"
+    data.write_bytes(b"")
+    out = tmp_path / "process.toml"
+    result = runner.invoke(app, ["init-process", "-d", str(data), "--out", str(out)])
+    assert result.exit_code == 2 and result.output.startswith("error: ")
+    assert "the file is empty" in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(("column", "unit"), [("dissolved_oxygen", "mg/L"), ("yield", "kg/L")])
+def test_cli_clean_prints_the_whole_column_unit_warning(tmp_path, column, unit):
+    raw = good()
+    raw[column] = raw[column] * (6.7 / 100 if unit == "mg/L" else 1 / 1000)
+    data = _csv(tmp_path, raw)
+    result = runner.invoke(app, ["clean", "-d", str(data), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"{column}: the whole column looks recorded in {unit}" in result.output
+
+
+# ----------------------------------------------------------------------------- models, recommend
+@pytest.fixture(scope="module")
+def lasso():
+    from bayesbio.models import LassoYield
+    from bayesbio.simulate import simulate_batches
+
+    return LassoYield().fit(simulate_batches(60, random_seed=1).table)
+
+
+GROUP = {"scale": "2L", "site": "A"}
+
+
+def _recommend(model, **kwargs):
+    from bayesbio.recommend import recommend
+
+    return recommend(model, group=GROUP, n_draws=100, n_candidates=32, random_seed=0, **kwargs)
+
+
+def test_recommend_execution_sd_for_an_unknown_factor_is_named(lasso):
+    with pytest.raises(ValueError, match=r"execution_sd names unknown factor\(s\) \['temp'\]"):
+        _recommend(lasso, execution_sd={"temp": 0.1})
+
+
+@pytest.mark.xfail(
+    strict=True, reason="recommend.py: execution_sd far beyond the operating range is accepted"
+)
+def test_recommend_execution_sd_wider_than_the_operating_range_is_refused(lasso):
+    with pytest.raises(ValueError, match=r"execution_sd.*temperature"):
+        _recommend(lasso, execution_sd={"temperature": 100})
+
+
+@pytest.mark.xfail(strict=True, reason="recommend.py: a spec below the response's limits is used")
+def test_recommend_negative_spec_is_refused(lasso):
+    with pytest.raises(ValueError, match=r"spec.*-5"):
+        _recommend(lasso, objective="prob_spec", spec=-5)
+
+
+@pytest.mark.xfail(strict=True, reason="recommend.py: design_space accepts a spec of -5 g/L")
+def test_design_space_negative_spec_is_refused(lasso):
+    from bayesbio.recommend import design_space
+
+    with pytest.raises(ValueError, match=r"spec.*-5"):
+        design_space(lasso, -5, 0.9, group=GROUP, random_seed=0)
+
+
+@pytest.mark.xfail(strict=True, reason="models/bayesian.py: target_accept is not validated")
+def test_bayesian_model_target_accept_outside_0_1_is_refused():
+    from bayesbio.models import BayesianYieldModel
+
+    with pytest.raises(ValueError, match="target_accept"):
+        BayesianYieldModel(target_accept=2.0)
+
+
+@pytest.fixture
+def cli_model(monkeypatch, lasso):
+    from bayesbio.models import BayesianYieldModel
+
+    monkeypatch.setattr(BayesianYieldModel, "load", classmethod(lambda cls, path: lasso))
+    return ["--model", "model.nc", "-g", "scale=2L", "-g", "site=A"]
+
+
+CLI_MODEL_BAD = [
+    ("recommend_unknown_objective", ["recommend", "--objective", "bogus"], "objective must be"),
+    ("recommend_prob_spec_without_spec", ["recommend", "--objective", "prob_spec"], "spec is"),
+    ("design_space_prob_above_one", ["design-space", "--spec", "5", "--prob", "1.5"], r"prob"),
+    ("design_space_prob_zero", ["design-space", "--spec", "5", "--prob", "0"], r"prob"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), [pytest.param(a, m, id=i) for i, a, m in CLI_MODEL_BAD])
+def test_cli_model_commands_name_bad_options(tmp_path, cli_model, args, match):
+    assert_cli_fails_cleanly([*args, *cli_model], tmp_path / "out", [], match)
+
+
+def test_cli_recommend_unknown_group_label_is_named(tmp_path, cli_model):
+    args = ["recommend", "--model", "model.nc", "-g", "scale=2L", "-g", "site=Z"]
+    assert_cli_fails_cleanly(args, tmp_path / "out", [], r"group\['site'\] = 'Z'")
+
+
+@pytest.mark.xfail(strict=True, reason="cli.py/recommend.py: --spec -5 is accepted silently")
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["recommend", "--objective", "prob_spec", "--spec", "-5"], id="recommend"),
+        pytest.param(["design-space", "--spec", "-5"], id="design_space"),
+    ],
+)
+def test_cli_negative_spec_is_refused(tmp_path, cli_model, args):
+    assert_cli_fails_cleanly([*args, *cli_model], tmp_path / "out", [], "spec")

@@ -6,6 +6,7 @@ import pytest
 
 from bayesbio.replicate import (
     BACKENDS,
+    MissingDaskError,
     ReplicationError,
     run_replications,
     spawn_seeds,
@@ -239,3 +240,27 @@ def test_progress_bar_does_not_change_results():
     plain = run_replications(mean_sd_study, SEEDS, SIZES, backend="serial")
     shown = run_replications(mean_sd_study, SEEDS, SIZES, backend="serial", progress=True)
     pd.testing.assert_frame_equal(shown, plain)
+
+
+def test_dask_backend_without_dask_names_the_extra_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(MissingDaskError, match=r'pip install "bayesbio\[dask\]"'):
+        run_replications(dict_study, SEEDS, SIZES, backend="dask")
+    assert issubclass(MissingDaskError, ImportError)
+    # the other backends never need dask
+    assert len(run_replications(dict_study, SEEDS, SIZES, backend="serial")) == 8
+
+
+def test_dask_is_an_optional_extra_and_still_in_the_test_extra():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads(
+        (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    )["project"]
+    assert not any(d.startswith("dask") for d in project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("dask[distributed]") for d in extras["dask"])
+    assert any(d.startswith("dask[distributed]") for d in extras["test"])
