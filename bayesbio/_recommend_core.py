@@ -266,6 +266,13 @@ def check_execution_sd(execution_sd: Mapping[str, float] | None, space: ProcessS
             v = math.nan
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"execution_sd['{name}'] must be a finite SD >= 0, got {value!r}")
+        lo, hi = space.factor(name).operating
+        if v > hi - lo:
+            raise ValueError(
+                f"execution_sd['{name}'] = {v:g} {space.units[name]} is wider than the whole "
+                f"operating range {lo:g}-{hi:g}; give the SD of how far a batch drifts from "
+                "its setpoint"
+            )
         sd[space.factor_names.index(name)] = v
     return sd
 

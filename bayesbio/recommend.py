@@ -307,6 +307,11 @@ def _check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float 
         raise ValueError(f"spec must be {what}, got {spec!r}") from None
     if not np.isfinite(value):
         raise ValueError(f"spec must be {what} (finite), got {spec!r}")
+    lo, hi = r.limits
+    if not lo < value < hi:
+        raise ValueError(
+            f"spec = {spec!r} is outside the possible {r.name} values ({lo:g} to {hi:g} {r.unit})"
+        )
     return value
 
 

@@ -805,21 +805,16 @@ def test_recommend_execution_sd_for_an_unknown_factor_is_named(lasso):
         _recommend(lasso, execution_sd={"temp": 0.1})
 
 
-@pytest.mark.xfail(
-    strict=True, reason="recommend.py: execution_sd far beyond the operating range is accepted"
-)
 def test_recommend_execution_sd_wider_than_the_operating_range_is_refused(lasso):
     with pytest.raises(ValueError, match=r"execution_sd.*temperature"):
         _recommend(lasso, execution_sd={"temperature": 100})
 
 
-@pytest.mark.xfail(strict=True, reason="recommend.py: a spec below the response's limits is used")
 def test_recommend_negative_spec_is_refused(lasso):
     with pytest.raises(ValueError, match=r"spec.*-5"):
         _recommend(lasso, objective="prob_spec", spec=-5)
 
 
-@pytest.mark.xfail(strict=True, reason="recommend.py: design_space accepts a spec of -5 g/L")
 def test_design_space_negative_spec_is_refused(lasso):
     from bayesbio.recommend import design_space
 
@@ -861,7 +856,6 @@ def test_cli_recommend_unknown_group_label_is_named(tmp_path, cli_model):
     assert_cli_fails_cleanly(args, tmp_path / "out", [], r"group\['site'\] = 'Z'")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py/recommend.py: --spec -5 is accepted silently")
 @pytest.mark.parametrize(
     "args",
     [
