@@ -93,12 +93,18 @@ class Constraints:
         setpoints. Default (None): the radius holding 99 % of a Gaussian cloud in the
         dimension of the space's free factors (:func:`support_radius`; 3.64 for the default
         four-factor space).
-    support : {"overall", "group"}, default "overall"
-        Measure support against all training setpoints, or against the target group's mean
-        with the pooled within-group covariance.
+    support : {"group", "overall"}, default "group"
+        ``"group"``: measure support against the target group's own batches (see
+        :class:`Support` for the fallback when it has few); ``"overall"``: against all
+        training setpoints.
     guard : bool, default True
-        Keep the search inside the support limit. With ``False`` the limit is only used to
-        warn (:class:`bayesbio.recommend.ExtrapolationWarning`).
+        Keep the search inside the support limits (distance and, with ``max_sd_ratio``, the
+        model-based measure). With ``False`` the limits are only used to warn
+        (:class:`bayesbio.recommend.ExtrapolationWarning`).
+    max_sd_ratio : float or None, default 2.0
+        Model-based support limit: the posterior SD of the group's mean log-response at a
+        setpoint divided by its median over the group's own training setpoints (the ratio
+        grows where the model extrapolates). None switches this measure off.
 
     Notes
     -----
@@ -110,8 +116,9 @@ class Constraints:
     bounds: Mapping[str, tuple[float, float]] | None = None
     fixed: Mapping[str, float] | None = None
     max_distance: float | None = None
-    support: str = "overall"
+    support: str = "group"
     guard: bool = True
+    max_sd_ratio: float | None = 2.0
 
 
 @dataclass
@@ -128,6 +135,7 @@ class Resolved:
     guard: bool
     constraints: Constraints
     notes: list[str] = field(default_factory=list)
+    max_sd_ratio: float | None = 2.0
 
 
 def check_names(
@@ -169,7 +177,7 @@ def resolve_constraints(
     if constraints is None:
         constraints = Constraints()
     elif isinstance(constraints, Mapping):
-        valid = ("bounds", "fixed", "max_distance", "support", "guard")
+        valid = ("bounds", "fixed", "max_distance", "support", "guard", "max_sd_ratio")
         unknown = [k for k in constraints if k not in valid]
         if unknown:
             raise ValueError(
@@ -179,7 +187,7 @@ def resolve_constraints(
     elif not isinstance(constraints, Constraints):
         raise ValueError(
             "constraints must be a Constraints, a mapping with keys bounds/fixed/max_distance/"
-            f"support/guard, or None; got {type(constraints).__name__}"
+            f"support/guard/max_sd_ratio, or None; got {type(constraints).__name__}"
         )
     names = space.factor_names
     bounds = check_names(constraints.bounds, f"{prefix}bounds", space)
@@ -241,6 +249,17 @@ def resolve_constraints(
                 f"got {constraints.max_distance!r}"
             )
     support = check_choice(f"{prefix}support", constraints.support, SUPPORTS)
+    max_sd_ratio = constraints.max_sd_ratio
+    if max_sd_ratio is not None:
+        try:
+            max_sd_ratio = float(max_sd_ratio)
+        except (TypeError, ValueError):
+            max_sd_ratio = math.nan
+        if not max_sd_ratio > 1:
+            raise ValueError(
+                f"{prefix}max_sd_ratio must be a number > 1 (or None to switch the model-based "
+                f"support measure off), got {constraints.max_sd_ratio!r}"
+            )
     free = np.array([j for j in range(space.k) if j not in fixed_idx], dtype=int)
     return Resolved(
         space,
@@ -253,6 +272,7 @@ def resolve_constraints(
         bool(constraints.guard),
         constraints,
         notes,
+        max_sd_ratio,
     )
 
 
@@ -281,10 +301,18 @@ class Support:
     """Mahalanobis distance of setpoints from the training setpoints (overall and by group).
 
     Setpoints are scaled by the operating ranges of ``space`` and measured over the factors
-    the space leaves free; covariances carry a small ridge. ``"overall"`` uses the mean and
-    covariance of all training setpoints; ``"group"`` the target group's mean with the pooled
-    within-group covariance (all groups centred at their own means), and is NaN for a group
-    without data.
+    the space leaves free (``d`` of them); covariances carry a small ridge.
+
+    ``"overall"`` uses the mean and covariance of all training setpoints. ``"group"`` is
+    centred at the target group's own mean; its covariance (:attr:`group_mode`) is
+
+    * ``"own"`` when the group has at least ``2 d + 1`` batches: the group's own covariance,
+      shrunk towards the pooled within-group covariance with the weight of ``d + 1`` batches
+      (so one factor the group never varied does not close the support to a line);
+    * ``"pooled"`` with 1 to ``2 d`` batches: the within-group covariance pooled over all
+      groups (each centred at its own mean), i.e. the group's few batches pooled with the
+      population's spread;
+    * ``"overall"`` for a group without batches: the overall distance is used.
     """
 
     def __init__(
@@ -296,24 +324,42 @@ class Support:
     ) -> None:
         names = space.factor_names
         self.dims = np.array([names.index(f) for f in space.free_factors], dtype=int)
+        self.names = [names[j] for j in self.dims]
         self.lo = space.lower[self.dims]
         self.width = (space.upper - space.lower)[self.dims]
         z = self._scale(points)
         d = z.shape[1]
         ridge = _RIDGE * np.eye(d)
         self.centre = z.mean(axis=0)
-        cov = np.cov(z, rowvar=False) if len(z) > 1 else np.zeros((d, d))
-        self.prec = np.linalg.inv(np.atleast_2d(cov) + ridge) if d else np.zeros((0, 0))
+        cov = np.atleast_2d(np.cov(z, rowvar=False)) if len(z) > 1 else np.zeros((d, d))
+        self.prec = np.linalg.inv(cov + ridge) if d else np.zeros((0, 0))
         codes, uniques = pd.factorize(labels)
         dof = len(z) - len(uniques)
         if d and dof >= d + 1:
             resid = z.copy()
             for g in range(len(uniques)):
                 resid[codes == g] -= z[codes == g].mean(axis=0)
-            self.prec_group = np.linalg.inv(resid.T @ resid / dof + ridge)
+            pooled = resid.T @ resid / dof
         else:
-            self.prec_group = self.prec
-        self.centre_group = z[in_group].mean(axis=0) if in_group.any() else None
+            pooled = cov
+        self.n_group = int(in_group.sum())
+        zg = z[in_group]
+        if self.n_group == 0:
+            self.group_mode = "overall"
+            self.centre_group = None
+            cov_group = cov
+        elif self.n_group >= 2 * d + 1:
+            self.group_mode = "own"
+            self.centre_group = zg.mean(axis=0)
+            own = np.atleast_2d(np.cov(zg, rowvar=False))
+            cov_group = (self.n_group * own + (d + 1) * pooled) / (self.n_group + d + 1)
+        else:
+            self.group_mode = "pooled"
+            self.centre_group = zg.mean(axis=0)
+            cov_group = pooled
+        self.cov_group = cov_group + ridge
+        self.prec_group = np.linalg.inv(self.cov_group) if d else np.zeros((0, 0))
+        self.group_points = points[in_group][:, self.dims] if self.n_group else None
 
     def _scale(self, points: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(points)[:, self.dims] - self.lo) / self.width
@@ -334,6 +380,31 @@ class Support:
         if which == "group" and self.centre_group is not None:
             return self.distance(points, "group")
         return self.distance(points, "overall")
+
+    def used(self, which: str) -> str:
+        """Name the support a guard on ``which`` measures against.
+
+        ``"group (own batches)"``, ``"group (pooled spread)"`` or ``"overall"``.
+        """
+        if which == "group" and self.centre_group is not None:
+            return "group (own batches)" if self.group_mode == "own" else "group (pooled spread)"
+        return "overall"
+
+    def factor_offsets(self, point: np.ndarray, which: str) -> list[tuple[str, float]]:
+        """Free factors of ``point`` by distance from the support centre, farthest first.
+
+        Each is ``(factor, offset)`` with the offset in SDs of the support's covariance
+        (signed: positive above the centre).
+        """
+        z = self._scale(point)[0]
+        if which == "group" and self.centre_group is not None:
+            centre, cov = self.centre_group, self.cov_group
+        else:
+            centre, cov = self.centre, np.linalg.inv(self.prec) if len(z) else self.prec
+        sd = np.sqrt(np.maximum(np.diag(cov), 1e-12))
+        off = (z - centre) / sd
+        order = np.argsort(-np.abs(off))
+        return [(self.names[i], float(off[i])) for i in order]
 
 
 @dataclass

@@ -1,16 +1,35 @@
 """The ``bayesbio`` command line: thin commands over the library.
 
-Every command that draws random numbers takes ``--seed``; commands read CSV or Parquet, write
-into ``--out`` and turn bad input into a one-line error with exit code 2 (``--debug`` shows
-the traceback). Commands that read batch data take ``--process PATH``, a TOML process space
-(default: the demo process); ``bayesbio init-process --data my.csv`` drafts one. No logic
-lives only here: each command calls the public function named in its help.
+Every command that draws random numbers takes ``--seed``; commands read CSV, Excel or Parquet,
+write into ``--out`` and turn bad input into a one-line error with exit code 2 (``--debug``
+shows the traceback). Commands that read batch data take ``--process PATH``, a TOML process
+space (default: the demo process); ``bayesbio init-process --data my.csv`` drafts one. No
+logic lives only here: each command calls the public function named in its help.
+
+Exit codes: 0 success; 2 bad input or a refused action (one line on stderr naming the option,
+column or file and what to do); 3 ``--strict`` and the answer is not to be trusted (failed
+sampling diagnostics or an extrapolating recommendation); 130 interrupted (Ctrl-C), nothing
+of the interrupted step saved.
+
+Outputs never overwrite each other: every command writes its own file names (``eda_summary.csv``,
+``compare_summary.csv``, ``recommendation_<group>.csv``, ...), each file is written under a
+temporary name and renamed into place (an interrupted run leaves the earlier file), and
+commands refuse to replace their own input (``clean``) or an existing batch table
+(``simulate``, unless ``--force``). Library warnings are printed as one ``warning:`` line
+each; ``-q`` keeps only errors, ``-v`` adds the library's log messages.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import signal
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +46,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_STATE = {"debug": False}
+_STATE: dict[str, Any] = {"debug": False, "quiet": False, "verbose": False, "said": set()}
+_LOG_HANDLER: list[logging.Handler] = []
+
+#: Exit code of ``--strict`` when the answer is not to be trusted.
+EXIT_STRICT = 3
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (one seed for the whole run).")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
@@ -49,32 +74,192 @@ Process = Annotated[
         "default: the demo process. Draft one with `bayesbio init-process`.",
     ),
 ]
+Strict = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit with code 3 (and write no result) when sampling diagnostics fail or the "
+        "answer extrapolates beyond the data.",
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from bayesbio import __version__
+
+        typer.echo(f"bayesbio {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print the library's log messages.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print errors only (no progress, no notes).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version, exit."
+        ),
+    ] = False,
 ) -> None:
-    _STATE["debug"] = debug
+    if verbose and quiet:
+        _fail("-v/--verbose and -q/--quiet exclude each other; pass one of them")
+    _STATE.update(debug=debug, quiet=quiet, verbose=verbose, said=set())
+    log = logging.getLogger("bayesbio")
+    while _LOG_HANDLER:  # one handler, on the current stderr (tests swap streams)
+        log.removeHandler(_LOG_HANDLER.pop())
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("info: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        _LOG_HANDLER.append(handler)
+    else:
+        log.setLevel(logging.NOTSET)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     one_line = " ".join(str(message).split())
     typer.echo(f"error: {one_line}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+def _say(message: str) -> None:
+    """Print a note on stdout unless -q."""
+    if not _STATE["quiet"]:
+        typer.echo(message)
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message).split())
 
 
 @contextmanager
-def _errors():
-    """Turn library errors into one-line messages unless --debug."""
+def _errors() -> Iterator[list[warnings.WarningMessage]]:
+    """Turn library errors into one-line messages unless --debug; print warnings as lines.
+
+    Yields the list of Python warnings raised inside (``--strict`` reads it); after a
+    successful command each is printed once as ``warning: ...`` on stderr (not with -q).
+    """
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        if _STATE["debug"]:
+            raise
+        _fail(
+            "interrupted (Ctrl-C): the interrupted step wrote nothing; earlier output files are "
+            "as they were. Run the command again to finish it",
+            code=EXIT_INTERRUPTED,
+        )
     except (ValueError, TypeError, KeyError, FileNotFoundError, OSError) as exc:
         if _STATE["debug"]:
             raise
         _fail(f"{type(exc).__name__}: {exc}")
+    if not _STATE["quiet"]:
+        seen = set()
+        for w in caught:
+            text = f"{w.category.__name__}: {_one_line(w.message)}"
+            if text not in seen and _one_line(w.message) not in _STATE["said"]:
+                seen.add(text)
+                typer.echo(f"warning: {text}", err=True)
+
+
+def _strict_failure(
+    caught: list[warnings.WarningMessage], categories: tuple[type[Warning], ...]
+) -> str | None:
+    """Return the first warning of ``categories`` as a one-line reason, or None."""
+    for w in caught:
+        if issubclass(w.category, categories):
+            return f"{w.category.__name__}: {_one_line(w.message)}"
+    return None
+
+
+def _fail_strict(reason: str, what: str) -> None:
+    _fail(f"--strict: {reason} ({what})", code=EXIT_STRICT)
+
+
+@contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """Make Ctrl-C an error even when a sampler catches it.
+
+    nutpie catches KeyboardInterrupt and returns the draws so far (padded with NaN); the
+    handler records the signal, so the step still ends as interrupted (exit 130) and its
+    result is never saved. Yields the list of signals seen, for callers that can stop at a
+    checkpoint (the study's progress callback).
+    """
+    hit: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        hit.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt
+
+
+def _interactive(stream: Any = None) -> bool:
+    """Whether to draw progress: a terminal, not -q, and not CI (``CI=true``)."""
+    stream = sys.stderr if stream is None else stream
+    ci = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and not ci and not _STATE["quiet"]
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+        disable=not _interactive(),
+    )
+
+
+@contextmanager
+def _activity(description: str) -> Iterator[None]:
+    """Show a rich spinner with elapsed time on a terminal; nothing otherwise."""
+    if not _interactive():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        bar.add_task(description, total=None)
+        yield
 
 
 def _mapping(
@@ -106,28 +291,31 @@ def _space(process: Path | None) -> Any:
 
 def _echo_warnings(result: Any) -> None:
     for w in getattr(result, "warnings", None) or []:
-        typer.echo(f"warning: {w}")
+        _STATE["said"].add(_one_line(w))
+        _say(f"warning: {w}")
 
 
 def _write(frame: Any, out: Path, name: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    frame.to_csv(path, index=False)
-    typer.echo(f"wrote {path}")
-    return path
+    return _write_all({name: frame}, out)[0]
 
 
-def _progress():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def _write_all(frames: dict[str, Any], out: Path) -> list[Path]:
+    """Write CSV tables atomically, together (bayesbio.study.write_tables)."""
+    from bayesbio.study import write_tables
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        transient=False,
-        disable=not sys.stderr.isatty(),
-    )
+    paths = write_tables(frames, out)
+    for path in paths:
+        _say(f"wrote {path}")
+    return paths
+
+
+def _check_run_options(**options: Any) -> None:
+    """Check MCMC options, naming them as on the command line."""
+    from bayesbio.checks import check_int
+
+    for name, value in options.items():
+        if value is not None:
+            check_int(f"--{name}", value, minimum=1)
 
 
 @app.command()
@@ -138,27 +326,41 @@ def simulate(
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
+    force: Force = False,
 ) -> None:
     """Simulate batch records of a process (bayesbio.simulate.simulate_batches).
 
     With --process the response follows the automatic biology of that space
-    (bayesbio.simulate.ProcessBiology.for_space).
+    (bayesbio.simulate.ProcessBiology.for_space). An existing batches.csv (or its companion
+    files) in --out is not replaced without --force.
     """
     with _errors():
         import pandas as pd
 
         from bayesbio.simulate import simulate_batches
 
+        names = ("batches.csv", "defect_labels.csv", "true_optima.csv")
+        existing = [name for name in names if (out / name).exists()]
+        if existing and not force:
+            raise FileExistsError(
+                f"{out / existing[0]} already exists; choose another --out folder, or pass "
+                "--force to replace it"
+            )
         sim = simulate_batches(
             n, design=design, defects=defects, random_seed=seed, space=_space(process)
         )
-        _write(sim.table, out, "batches.csv")
-        _write(sim.defects, out, "defect_labels.csv")
         optima = [
             sim.truth.optimum(dict(row)).rename(None).to_dict() | dict(row)
             for _, row in sim.truth.groups.iterrows()
         ] or [sim.truth.optimum({}).rename(None).to_dict()]
-        _write(pd.DataFrame(optima), out, "true_optima.csv")
+        _write_all(
+            {
+                "batches.csv": sim.table,
+                "defect_labels.csv": sim.defects,
+                "true_optima.csv": pd.DataFrame(optima),
+            },
+            out,
+        )
 
 
 @app.command()
@@ -170,15 +372,26 @@ def clean(
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
-    """Clean a batch table and write it with its audit log (bayesbio.clean.clean)."""
+    """Clean a batch table and write it with its audit log (bayesbio.clean.clean).
+
+    Writes clean_batches.csv and cleaning_log.csv into --out, both or neither; refuses an
+    --out where they would replace the input file.
+    """
     with _errors():
         from bayesbio.clean import clean as clean_table
 
+        names = ("clean_batches.csv", "cleaning_log.csv")
+        for name in names:
+            target = out / name
+            if target.exists() and data.exists() and target.resolve() == data.resolve():
+                raise ValueError(
+                    f"--out {out}: writing {name} there would overwrite the input --data "
+                    f"{data}; choose another --out folder"
+                )
         result = clean_table(_read(data, columns), policy, space=_space(process))
-        _write(result.table, out, "clean_batches.csv")
-        _write(result.log, out, "cleaning_log.csv")
+        _write_all({names[0]: result.table, names[1]: result.log}, out)
         dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
-        typer.echo(f"kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions")
+        _say(f"kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions")
         _echo_warnings(result)
 
 
@@ -190,21 +403,29 @@ def eda(
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
-    """Summary table and EDA figures (bayesbio.eda.run_eda)."""
+    """Summary table (eda_summary.csv) and EDA figures (bayesbio.eda.run_eda)."""
     with _errors():
+        import matplotlib.pyplot as plt
+
         from bayesbio.eda import run_eda
+        from bayesbio.study import atomic_path
 
         space = _space(process)
         groups = [g for g in space.groups if g != "campaign"]
         result = run_eda(
             _read(data, columns),
-            out_dir=out,
             group=groups[0] if groups else None,
             space=space,
         )
-        for name in result.figures:
-            typer.echo(f"wrote {out / (name + '.png')}")
-        typer.echo(f"wrote {out / 'summary.csv'}")
+        try:
+            for name, fig in result.figures.items():
+                with atomic_path(out / f"{name}.png") as tmp:
+                    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+                _say(f"wrote {out / (name + '.png')}")
+        finally:
+            for fig in result.figures.values():
+                plt.close(fig)
+        _write(result.summary, out, "eda_summary.csv")
 
 
 def _bayes(seed: int, draws: int, tune: int, chains: int, space: Any = None) -> Any:
@@ -233,11 +454,15 @@ def compare(
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
-    """Baselines vs Bayesian on the same folds (bayesbio.evaluate.compare)."""
+    """Baselines vs Bayesian on the same folds (bayesbio.evaluate.compare).
+
+    Writes compare_scores.csv and compare_summary.csv.
+    """
     with _errors():
         from bayesbio.evaluate import compare as run_compare
         from bayesbio.models import ForestYield, LassoYield
 
+        _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
         models: dict[str, Any] = {
             "LASSO": LassoYield(random_state=seed, space=space),
@@ -245,10 +470,17 @@ def compare(
         }
         if bayesian:
             models["Bayesian"] = _bayes(seed, draws, tune, chains, space)
-        result = run_compare(models, _read(data, columns), cv=cv, random_seed=seed, space=space)
-        _write(result.scores, out, "scores.csv")
-        _write(result.summary.reset_index(), out, "summary.csv")
-        typer.echo(result.summary.to_string())
+        table = _read(data, columns)
+        with _activity(f"comparing {len(models)} models on {cv} folds"), _interrupts():
+            result = run_compare(models, table, cv=cv, random_seed=seed, space=space)
+        _write_all(
+            {
+                "compare_scores.csv": result.scores,
+                "compare_summary.csv": result.summary.reset_index(),
+            },
+            out,
+        )
+        _say(result.summary.to_string())
 
 
 @app.command()
@@ -261,15 +493,31 @@ def fit(
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
+    strict: Strict = False,
 ) -> None:
-    """Fit the hierarchical Bayesian model and save it, with its process, as netCDF (model.nc)."""
-    with _errors():
+    """Fit the hierarchical Bayesian model and save it, with its process, as netCDF (model.nc).
+
+    The file is written under a temporary name and renamed, so an earlier model.nc survives
+    a failed or interrupted run; an interrupted sampler (Ctrl-C) saves nothing (exit 130).
+    """
+    with _errors() as caught:
+        from bayesbio.models.bayesian import ConvergenceWarning
+
+        _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
-        model = _bayes(seed, draws, tune, chains, space).fit(_read(data, columns))
+        table = _read(data, columns)
+        model = _bayes(seed, draws, tune, chains, space)
+        steps = f"{chains} chain(s) x {tune} + {draws} steps"
+        with _activity(f"sampling the posterior ({steps})"), _interrupts():
+            model.fit(table)
+        if strict:
+            reason = _strict_failure(caught, (ConvergenceWarning,))
+            if reason:
+                _fail_strict(reason, f"no model saved in {out}")
         out.mkdir(parents=True, exist_ok=True)
         model.save(out / "model.nc")
-        typer.echo(f"wrote {out / 'model.nc'}")
-        typer.echo(json.dumps(model.diagnostics_, default=str, indent=1))
+        _say(f"wrote {out / 'model.nc'}")
+        _say(json.dumps(model.diagnostics_, default=str, indent=1))
 
 
 def _load_model(path: Path, process: Path | None = None) -> Any:
@@ -294,6 +542,73 @@ Model = Annotated[Path, typer.Option("--model", "-m", help="A model saved by `ba
 Group = Annotated[
     list[str] | None, typer.Option("--group", "-g", help="Group as COLUMN=LABEL, repeatable.")
 ]
+Risk = Annotated[
+    float,
+    typer.Option(help="Quantile level (quantile) or tail fraction (cvar) of the objective."),
+]
+
+
+def _group_label(group: dict[str, str] | None) -> str:
+    """Return a file-name suffix for a group: ``_scale-2000L_site-B`` (no spaces, no /)."""
+    from bayesbio.study import safe_name
+
+    if not group:
+        return ""
+    return "_" + "_".join(safe_name(f"{k}-{v}") for k, v in group.items())
+
+
+def _number(option: str, item: str, text: str, form: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{option} expects {form}, got {item!r}: {text!r} is not a number")
+    return value
+
+
+def _constraints(
+    bounds: list[str] | None, fixed: list[str] | None, factors: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """--bound FACTOR=LOW:HIGH and --fix FACTOR=VALUE as recommend()'s constraints."""
+    out: dict[str, dict[str, Any]] = {"bounds": {}, "fixed": {}}
+    for option, items, form in (
+        ("--bound", bounds, "FACTOR=LOW:HIGH (e.g. --bound temperature=36:37.5)"),
+        ("--fix", fixed, "FACTOR=VALUE (e.g. --fix ph=7.0)"),
+    ):
+        for item in items or []:
+            name, sep, rest = item.partition("=")
+            name = name.strip()
+            if not sep or not name or (option == "--bound" and ":" not in rest):
+                raise ValueError(f"{option} expects {form}, got {item!r}")
+            if name not in factors:
+                raise ValueError(
+                    f"{option} {item!r}: {name!r} is not a factor of the model's process; "
+                    f"use one of {list(factors)}"
+                )
+            if any(name in given for given in out.values()):
+                raise ValueError(f"{option} {item!r}: {name!r} is bounded or fixed twice")
+            if option == "--bound":
+                low, high = (_number(option, item, t, form) for t in rest.split(":", 1))
+                if not low < high:
+                    raise ValueError(f"{option} {item!r}: LOW must be below HIGH")
+                out["bounds"][name] = (low, high)
+            else:
+                out["fixed"][name] = _number(option, item, rest, form)
+    kept = {key: value for key, value in out.items() if value}
+    return kept or None
+
+
+def _cli_terms(message: str) -> str:
+    """Say bounds['x'] = (a, b) and fixed['x'] = v as the options that gave them."""
+    message = re.sub(
+        r"(?:constraints\.)?bounds\['([^']+)'\] = \(([^,]+), ([^)]+)\)",
+        r"--bound \1=\2:\3",
+        message,
+    )
+    return re.sub(r"(?:constraints\.)?fixed\['([^']+)'\] = ([^ ]+)", r"--fix \1=\2", message)
 
 
 @app.command()
@@ -301,30 +616,59 @@ def recommend(
     model: Model,
     group: Group = None,
     objective: Annotated[str, typer.Option(help="mean, quantile, prob_spec or cvar.")] = "cvar",
+    risk: Risk = 0.1,
     spec: Annotated[
         float | None, typer.Option(help="Response spec, in the response's unit.")
+    ] = None,
+    bound: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bound", help="Search range FACTOR=LOW:HIGH in the factor's unit, repeatable."
+        ),
+    ] = None,
+    fix: Annotated[
+        list[str] | None,
+        typer.Option("--fix", help="Hold a factor: FACTOR=VALUE, repeatable."),
     ] = None,
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
+    strict: Strict = False,
 ) -> None:
     """Risk-aware setpoint for a group (bayesbio.recommend.recommend).
 
-    The model file carries its process space; --process only checks it matches.
+    Writes recommendation_<group>.csv (recommendation.csv without --group). The model file
+    carries its process space; --process only checks it matches.
     """
-    with _errors():
+    with _errors() as caught:
+        from bayesbio.checks import check_choice, check_fraction
+        from bayesbio.recommend import OBJECTIVES, ExtrapolationWarning, ModelDiagnosticsWarning
         from bayesbio.recommend import recommend as run_recommend
 
-        rec = run_recommend(
-            _load_model(model, process),
-            group=_mapping(group, "--group", "COLUMN=LABEL"),
-            objective=objective,
-            spec=spec,
-            random_seed=seed,
-        )
-        frame = rec.to_frame()
-        _write(frame, out, "recommendation.csv")
-        typer.echo(frame.to_string())
+        check_choice("--objective", objective, OBJECTIVES)
+        check_fraction("--risk", risk)
+        fitted = _load_model(model, process)
+        constraints = _constraints(bound, fix, tuple(fitted.space_.factor_names))
+        groups = _mapping(group, "--group", "COLUMN=LABEL")
+        try:
+            rec = run_recommend(
+                fitted,
+                group=groups,
+                objective=objective,
+                risk=risk,
+                spec=spec,
+                constraints=constraints,
+                random_seed=seed,
+            )
+        except ValueError as exc:
+            raise ValueError(_cli_terms(str(exc))) from None
+        if strict:
+            reason = _strict_failure(caught, (ModelDiagnosticsWarning, ExtrapolationWarning))
+            if reason:
+                _fail_strict(reason, "no recommendation written")
+        frame = rec.to_frame().rename_axis("setpoint").reset_index()
+        _write(frame, out, f"recommendation{_group_label(groups)}.csv")
+        _say(frame.to_string())
 
 
 @app.command("design-space")
@@ -339,21 +683,29 @@ def design_space(
 ) -> None:
     """Bayesian design space and proven acceptable ranges (bayesbio.recommend.design_space).
 
-    The model file carries its process space; --process only checks it matches.
+    Writes design_space_grid_<group>.csv and proven_acceptable_ranges_<group>.csv. The model
+    file carries its process space; --process only checks it matches.
     """
     with _errors():
         from bayesbio.recommend import design_space as run_design_space
 
+        groups = _mapping(group, "--group", "COLUMN=LABEL")
         ds = run_design_space(
             _load_model(model, process),
             spec,
             prob,
-            group=_mapping(group, "--group", "COLUMN=LABEL"),
+            group=groups,
             random_seed=seed,
         )
-        _write(ds.grid, out, "design_space_grid.csv")
-        _write(ds.par, out, "proven_acceptable_ranges.csv")
-        typer.echo(ds.par.to_string())
+        label = _group_label(groups)
+        _write_all(
+            {
+                f"design_space_grid{label}.csv": ds.grid,
+                f"proven_acceptable_ranges{label}.csv": ds.par,
+            },
+            out,
+        )
+        _say(ds.par.to_string())
 
 
 @app.command()
@@ -374,6 +726,43 @@ def harvest(
         typer.echo(case.table1.to_string())
 
 
+@app.command("harvest-decision")
+def harvest_decision(
+    history: Annotated[Path, typer.Option(help="Measured past runs (run table, CSV/xlsx).")],
+    now: Annotated[Path, typer.Option(help="The running batch's measurements so far.")],
+    policy: Annotated[
+        str, typer.Option(help="RL-MR, myopic, plug-in, plug-in-static or CP.")
+    ] = "RL-MR",
+    spec: Annotated[
+        Path | None, typer.Option(help="Harvest spec TOML: columns, units, epochs, economics.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write a CSV here.")] = None,
+    seed: Seed = 2024,
+) -> None:
+    """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision)."""
+    with _errors():
+        from bayesbio.harvest import DECISION_POLICIES, HarvestSpec, read_runs
+        from bayesbio.harvest import harvest_decision as decide
+
+        if policy not in DECISION_POLICIES:
+            _fail(f"--policy must be one of {', '.join(DECISION_POLICIES)}; got {policy!r}")
+        declared = HarvestSpec.from_toml(spec) if spec is not None else HarvestSpec()
+        result = decide(
+            read_runs(history, spec=declared, name=f"--history {history}"),
+            read_runs(now, spec=declared, name=f"--now {now}", min_points=1),
+            spec=declared,
+            policy=policy,
+            random_seed=seed,
+        )
+        for row in result.excluded.itertuples():
+            typer.echo(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
+        typer.echo(result.explain())
+        typer.echo(result.to_frame().round(4).to_string(index=False))
+        if out is not None:
+            _write(result.to_frame(), out, "harvest_decision.csv")
+            _write(result.excluded, out, "harvest_excluded.csv")
+
+
 @app.command()
 def study(
     out: Out = Path("output/study"),
@@ -384,6 +773,32 @@ def study(
     columns: Columns = None,
     process: Process = None,
     quick: Annotated[bool, typer.Option(help="Reduced settings (about a minute).")] = False,
+    spec: Annotated[
+        float | None,
+        typer.Option(help="Response spec, in the response's unit (default: the data's median)."),
+    ] = None,
+    prob: Annotated[
+        float | None,
+        typer.Option(help="Required P(new batch meets the spec) in the design space [0.8]."),
+    ] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="Recommendation objective: mean, quantile, prob_spec, cvar.")
+    ] = None,
+    risk: Annotated[
+        float | None,
+        typer.Option(help="Quantile level or tail fraction of the objective [0.1]."),
+    ] = None,
+    draws: Annotated[int | None, typer.Option(help="Posterior draws per chain.")] = None,
+    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Markov chains.")] = None,
+    groups: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--groups",
+            help="Group columns to pool over, repeatable or comma-separated (default: the "
+            "process's groups present, without campaign).",
+        ),
+    ] = None,
     harvest: Annotated[
         bool | None,
         typer.Option(
@@ -391,38 +806,84 @@ def study(
             help="Run the harvest case study (default: only for the demo process).",
         ),
     ] = None,
+    strict: Strict = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace files in --out that an earlier study did not write."),
+    ] = False,
 ) -> None:
     """Run the whole study and write an HTML report (bayesbio.study.run_study).
 
-    Without --data the batches are simulated for the process (demo process by default).
+    Without --data the batches are simulated for the process (demo process by default). The
+    files of an earlier study in --out (listed in its .bayesbio-study.json) are replaced only
+    when this run finishes; other files there are never removed.
     """
     with _errors():
         from dataclasses import replace
 
+        from bayesbio.checks import check_choice, check_fraction
+        from bayesbio.recommend import OBJECTIVES
         from bayesbio.study import StudyConfig, run_study
 
         space = _space(process)
+        _check_run_options(draws=draws, tune=tune, chains=chains)
+        overrides: dict[str, Any] = {"harvest": harvest}
+        if prob is not None:
+            overrides["prob"] = check_fraction("--prob", prob)
+        if risk is not None:
+            overrides["risk"] = check_fraction("--risk", risk)
+        if objective is not None:
+            overrides["objective"] = check_choice("--objective", objective, OBJECTIVES)
+        if spec is not None:
+            r = space.response
+            lo, hi = r.limits
+            if not lo < spec < hi:
+                raise ValueError(
+                    f"--spec {spec:g} is outside the possible {r.name} values ({lo:g} to "
+                    f"{hi:g} {r.unit}); give the spec in {r.unit}"
+                )
+            overrides["spec"] = spec
+        for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+            if value is not None:
+                overrides[name] = value
+        pooled = None
+        if groups:
+            pooled = [g.strip() for item in groups for g in item.split(",") if g.strip()]
+            unknown = [g for g in pooled if g not in space.groups]
+            if unknown or not pooled:
+                raise ValueError(
+                    f"--groups {', '.join(unknown) or '(empty)'}: not a group column of the "
+                    f"process; use some of {list(space.groups)}"
+                )
         table = _read(data, columns) if data is not None else None
-        config = StudyConfig.quick() if quick else StudyConfig()
-        config = replace(config, harvest=harvest)
-        with _progress() as bar:
+        config = replace(StudyConfig.quick() if quick else StudyConfig(), **overrides)
+        with _progress() as bar, _interrupts() as interrupted:
             task = bar.add_task("study", total=8)
 
             def progress(stage: str, done: int, total: int) -> None:
+                if interrupted:  # a sampler caught Ctrl-C: stop before the next stage
+                    raise KeyboardInterrupt
                 bar.update(task, completed=done, total=total, description=stage)
 
             result = run_study(
                 out,
                 data=table,
+                groups=pooled,
                 config=config,
                 random_seed=seed,
                 progress=progress,
                 space=space,
+                force=force,
             )
-        typer.echo(f"report: {result.report_path}")
-        typer.echo(f"total {sum(result.timings.values()):.1f} s; {len(result.warnings)} warnings")
+        if strict:
+            flagged = ("ConvergenceWarning", "ModelDiagnosticsWarning", "ExtrapolationWarning")
+            reasons = [w for w in result.warnings if any(f in w for f in flagged)]
+            if reasons:
+                _fail_strict(reasons[0], f"the report is at {result.report_path}")
+        _say(f"report: {result.report_path}")
+        _say(f"total {sum(result.timings.values()):.1f} s; {len(result.warnings)} warnings")
         for w in result.warnings:
-            typer.echo(f"warning: {w}")
+            _say(f"warning: {w}")
 
 
 @app.command("init-process")
@@ -445,14 +906,14 @@ def init_process(
     """
     with _errors():
         from bayesbio.space import infer_space, space_to_starter_toml
-        from bayesbio.study import read_table
+        from bayesbio.study import atomic_path, read_table
 
         if out.exists() and not force:
             raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
         space, notes = infer_space(read_table(data), response=response, name=name)
         text = space_to_starter_toml(space, notes)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
         typer.echo("assumed (check each line, then edit the file):")
         for note in notes:
@@ -473,6 +934,48 @@ def report(
         if not path.is_file():
             raise FileNotFoundError(f"no report at {path}; run `bayesbio study --out {out}`")
         typer.echo(str(path.resolve()))
+
+
+@app.command("next")
+def next_(
+    data: Data,
+    batches: Annotated[int, typer.Option(help="Number of next batches to propose.")] = 4,
+    group: Group = None,
+    columns: Columns = None,
+    delta: Annotated[
+        float, typer.Option(help="Tolerated loss: P(yield >= (1 - delta) x recipe) >= 0.9.")
+    ] = 0.2,
+    draws: Draws = 1000,
+    tune: Tune = 1000,
+    chains: Chains = 4,
+    process: Process = None,
+    out: Out = Path("output"),
+    seed: Seed = 2024,
+) -> None:
+    """Propose the next batches of a campaign (bayesbio.campaign.Campaign.recommend).
+
+    Fits the Bayesian model on --data, proposes --batches setpoints for --group by q-Thompson
+    sampling under the safety rule, writes next_batches.csv and the campaign (campaign/).
+    """
+    with _errors():
+        from bayesbio.campaign import Campaign
+
+        _check_run_options(draws=draws, tune=tune, chains=chains)
+        space = _space(process)
+        params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
+        camp = Campaign(
+            space,
+            _read(data, columns),
+            model_params=params,
+            group=_mapping(group, "--group", "COLUMN=LABEL"),
+            delta=delta,
+            random_seed=seed,
+        )
+        with _activity("fitting the model and proposing batches"), _interrupts():
+            frame = camp.recommend(batches)
+        _write(frame, out, "next_batches.csv")
+        camp.save(out / "campaign")
+        typer.echo(frame.to_string())
 
 
 def main() -> None:  # pragma: no cover - console entry point

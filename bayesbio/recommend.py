@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,12 +61,12 @@ from bayesbio._recommend_core import (
     Evaluator,
     build_context,
     check_execution_sd,
+    check_names,
     distinct_top,
     grid_resolution,
     largest_box,
     lhs,
     local_search,
-    make_score,
     objective_values,
     score_values,
     summarise,
@@ -83,6 +83,7 @@ __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "KINDS",
     "OBJECTIVES",
+    "BoundWarning",
     "Constraints",
     "DesignSpace",
     "ExtrapolationWarning",
@@ -107,6 +108,10 @@ class ExtrapolationWarning(UserWarning):
 
 class ModelDiagnosticsWarning(UserWarning):
     """The model's sampling diagnostics flag a problem; the recommendation carries it."""
+
+
+class BoundWarning(UserWarning):
+    """A recommended factor lies on a bound of the search box: the optimum may lie beyond."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +144,17 @@ class Recommendation:
         a finite candidate set.
     support_distance : dict
         Mahalanobis distance of ``setpoint`` from the training setpoints: ``"group"`` (the
-        target group's mean, pooled within-group covariance; NaN for a new group) and
-        ``"overall"``; ``"limit"`` is the support limit.
+        target group's own batches, see :class:`~bayesbio._recommend_core.Support`; NaN for
+        a new group) and ``"overall"``; ``"limit"`` is the support limit; ``"sd_ratio"`` the
+        model-based measure (posterior SD of the group's mean log-response at ``setpoint``
+        over its median at the group's training setpoints) and ``"sd_ratio_limit"`` its
+        limit (NaN when off).
     mean_optimal : pandas.Series
         The setpoint with the best expected response under the same constraints.
     recipe : pandas.Series
-        The group's median historical setpoint (overall median for a new group).
+        The group's recipe, the reference of the safe-improvement test: ``recipe=`` as passed
+        to :func:`recommend`, else the group's median historical setpoint (the overall median
+        for a group without batches). The process space declares no recipe of its own.
     summary : pandas.DataFrame
         One row each for ``recommended``, ``mean_optimal`` and ``recipe``: setpoint, expected
         response, SD, quantiles, ``cvar`` (mean of the adverse ``risk`` tail), P(meet spec),
@@ -169,6 +179,32 @@ class Recommendation:
         ``objective_description``.
     space : ProcessSpace or None
         The model's process space (None: the default space).
+    decision : {"improve", "recipe"}
+        ``"improve"``: ``setpoint`` beats the recipe with posterior probability at least
+        ``min_confidence``; ``"recipe"``: no setpoint within support did, so ``setpoint`` is
+        the recipe.
+    reason : str
+        One sentence saying why (the confidence reached and the threshold).
+    p_better_than_recipe : float
+        ``P(mean response at setpoint better than at the recipe | data)`` from common
+        posterior draws (the same draws evaluated at both points; noise-free means). When the
+        decision is ``"recipe"`` it is the value of :attr:`candidate`, the best setpoint that
+        failed the test.
+    expected_gain : float
+        Posterior mean of the improvement over the recipe, response unit (positive =
+        better in the response's direction); of :attr:`candidate` when the decision is
+        ``"recipe"``.
+    expected_gain_pct : float
+        ``expected_gain`` in % of the recipe's expected response.
+    support_used : str
+        Which support the guard measured against: ``"group (own batches)"``,
+        ``"group (pooled spread)"`` or ``"overall"``.
+    candidate : pandas.Series or None
+        With the decision ``"recipe"``: the best setpoint found within support, which did
+        not reach ``min_confidence``; None otherwise.
+    next_experiments : pandas.DataFrame or None
+        With the decision ``"recipe"``: the best experiments to run instead (supported
+        setpoints ranked by :func:`next_batches`); None otherwise.
     """
 
     setpoint: pd.Series
@@ -193,6 +229,14 @@ class Recommendation:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     space: ProcessSpace | None = None
+    decision: str = "improve"
+    reason: str = ""
+    p_better_than_recipe: float = float("nan")
+    expected_gain: float = float("nan")
+    expected_gain_pct: float = float("nan")
+    support_used: str = "overall"
+    candidate: pd.Series | None = None
+    next_experiments: pd.DataFrame | None = None
 
     @property
     def direction(self) -> str:
@@ -415,11 +459,13 @@ def recommend(
     noise: bool = True,
     kind: str = "auto",
     execution_sd: Mapping[str, float] | None = None,
+    recipe: Mapping[str, float] | None = None,
+    min_confidence: float | None = 0.9,
     n_draws: int = 1000,
     n_candidates: int = 256,
     random_seed: int | np.random.Generator | None = None,
 ) -> Recommendation:
-    """Recommend a setpoint for a group, optimising a risk-aware objective over the posterior.
+    """Recommend a setpoint for a group: a risk-aware optimum that safely beats the recipe.
 
     Parameters
     ----------
@@ -442,9 +488,9 @@ def recommend(
         Specification in the response's unit (a minimum, or a maximum for a response to
         minimise); required for ``"prob_spec"``, otherwise only reported.
     constraints : Constraints or mapping, optional
-        Bounds, fixed factors and the extrapolation guard; default :class:`Constraints()`
-        (the space's operating ranges and fixed factors, guard on at the 99 % radius for the
-        space's free factors).
+        Bounds, fixed factors and the support guard; default :class:`Constraints()` (the
+        space's operating ranges and fixed factors; guard on, measured against the target
+        group's own batches, with the model-based SD-ratio limit 2).
     noise : bool, default True
         Include new-batch noise in the draws (the response of one new batch). ``False``: the
         uncertainty about the mean response only.
@@ -455,6 +501,15 @@ def recommend(
     execution_sd : mapping of str to float, optional
         SD of setpoint execution per factor in domain units, e.g.
         ``{"ph": 0.05, "temperature": 0.2}``; the objective then averages over it.
+    recipe : mapping of str to float, optional
+        The group's recipe, the reference the recommendation must beat, e.g.
+        ``{"temperature": 36.5, "ph": 7.0, ...}``; factors not named keep the default: the
+        group's median historical setpoint (the overall median for a group without batches).
+    min_confidence : float or None, default 0.9
+        Required ``P(mean response at the setpoint better than at the recipe | data)``. The
+        search keeps to setpoints that reach it; when none does, the answer is the recipe,
+        with the reason and the best experiments to run instead. None (or 0) switches the
+        test off: the answer is the optimum of ``objective`` within support.
     n_draws : int, default 1000
         Posterior predictive draws per setpoint.
     n_candidates : int, default 256
@@ -465,8 +520,9 @@ def recommend(
     Returns
     -------
     Recommendation
-        The setpoint, its predictive summary, the mean-optimal setpoint, the model-risk
-        premium and warnings; ``.to_frame()`` gives a table.
+        The setpoint, its predictive summary, ``decision`` (``"improve"`` or ``"recipe"``),
+        ``p_better_than_recipe`` and ``expected_gain``, the mean-optimal setpoint, the
+        model-risk premium and warnings; ``.to_frame()`` gives a table.
 
     Raises
     ------
@@ -479,33 +535,56 @@ def recommend(
     Warns
     -----
     ExtrapolationWarning
-        When the recommended setpoint is outside the data support limit.
+        When the recommended setpoint is outside the group's support (names the factors
+        farthest from the group's batches).
+    BoundWarning
+        When a recommended factor lies on a bound of the search box (names the factor).
     ModelDiagnosticsWarning
         When the model's diagnostics (R-hat, ESS, divergences) flag a problem.
+
+    Notes
+    -----
+    Support (guard on by default): a setpoint is supported when (a) its Mahalanobis
+    distance from the target group's batches is within ``constraints.max_distance``
+    (:class:`~bayesbio._recommend_core.Support`: the group's own covariance with at least
+    ``2 d + 1`` batches, the pooled within-group spread with fewer, all batches for a new
+    group) and (b) the posterior SD of the group's mean log-response there is at most
+    ``constraints.max_sd_ratio`` times its median over the group's own setpoints. (b) is
+    checked on the candidates and finalists; the local search follows (a) only.
+
+    Safe improvement: ``P(better than recipe)`` is the share of posterior draws in which
+    the noise-free mean response at the setpoint beats the one at the recipe, both computed
+    from the *same* draw (common random numbers), so the probability is of the difference,
+    not of two independent clouds. The risk objective is maximised over the supported
+    setpoints that reach ``min_confidence``; the mean-optimal setpoint ignores that test.
     """
     check_choice("objective", objective, OBJECTIVES)
     risk = check_fraction("risk", risk)
     n_draws = check_int("n_draws", n_draws, minimum=10)
     n_candidates = check_int("n_candidates", n_candidates, minimum=1)
+    confidence = _check_confidence(min_confidence)
     ctx = build_context(model, group, kind, constraints)
     space = ctx.space
     factors = ctx.factors
     sgn = ctx.sign
     spec = _check_spec(spec, objective, space)
     exec_sd = check_execution_sd(execution_sd, space)
+    ctx.recipe = _recipe(recipe, ctx)
     rng, seed = _seed(random_seed)
     ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
     diag, diag_messages = _diagnostics(model)
+    r0 = ctx.clip(ctx.recipe[None])
+    ratio_of = _sd_ratio_fn(ev, ctx)
+    noisy = noise and objective != "mean"
 
-    # stage 1: candidates in one call
+    # stage 1: candidates in one call (the recipe first)
     d = len(ctx.res.free)
-    cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else ctx.clip(ctx.recipe[None])
+    cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else r0.copy()
     group_points = ctx.table.loc[ctx.in_group, factors].to_numpy(dtype=float)[:64]
-    cands = np.unique(
-        np.vstack([ctx.clip(ctx.recipe[None]), ctx.clip(group_points), cands]), axis=0
-    )
+    cands = np.unique(np.vstack([ctx.clip(group_points), cands]), axis=0)
+    cands = np.vstack([r0, cands[~np.all(cands == r0, axis=1)]])
     mean_draws = ev.raw(cands, noise=False)
-    if objective == "mean" or not noise:
+    if not noisy:
         risk_draws = mean_draws
     elif ev.calibrate_noise(mean_draws, ev.raw(cands, noise=True)):
         risk_draws = ev.add_noise(mean_draws)
@@ -515,57 +594,94 @@ def recommend(
     if objective == "prob_spec":
         spread = float(np.median(risk_draws.std(axis=0)))
         smooth = 0.2 * spread if spread > 0 else None
-    score_risk = make_score(
-        ev,
-        objective,
-        noise=noise if objective != "mean" else False,
-        spec=spec,
-        risk=risk,
-        smooth=smooth,
+
+    def scorer(safe: bool, obj: str, with_noise: bool) -> Callable[[np.ndarray], np.ndarray]:
+        def score(points: np.ndarray) -> np.ndarray:
+            f = ev.raw(np.vstack([points, r0]), noise=False)
+            f, f_r = f[:, :-1], f[:, -1:]
+            if not with_noise:
+                y = f
+            elif ev.noise_ref is not None:
+                y = ev.add_noise(f)
+            else:
+                y = ev.raw(points, noise=True)
+            values = score_values(y, obj, spec=spec, risk=risk, smooth=smooth, sign=sgn)
+            bad = _penalty(ctx, points, ratio_of(f))
+            if safe and confidence:
+                p = (sgn * (f - f_r) > 0).mean(axis=0)
+                values = np.where(p >= confidence, values, _UNSAFE + p)
+            return np.where(bad > 0, _INFEASIBLE - bad, values)
+
+        return score
+
+    bad1 = _penalty(ctx, cands, ratio_of(mean_draws))
+    p1 = (sgn * (mean_draws - mean_draws[:, :1]) > 0).mean(axis=0)
+    v_risk = score_values(risk_draws, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
+    v_mean = sgn * mean_draws.mean(axis=0)
+    v_safe = np.where(p1 >= confidence, v_risk, _UNSAFE + p1) if confidence else v_risk
+    v_safe, v_risk, v_mean = (
+        np.where(bad1 > 0, _INFEASIBLE - bad1, v) for v in (v_safe, v_risk, v_mean)
     )
-    score_mean = make_score(ev, "mean", noise=False, spec=None, risk=risk, smooth=None)
-    feasible = _feasible(ctx, cands)
 
-    def penalise(values: np.ndarray) -> np.ndarray:
-        return np.where(feasible, values, -1e9 - ctx.support.guard_distance(cands, ctx.res.support))
-
-    v_risk = penalise(
-        score_values(risk_draws, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
-    )
-    v_mean = penalise(sgn * mean_draws.mean(axis=0))
-
-    # stage 2: local refinement from the best few, for both objectives
+    # stage 2: local refinement from the best few: safe risk objective, risk, mean
     unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
-    finalists = [cands[np.argmax(v_risk)][None], cands[np.argmax(v_mean)][None]]
+    finalists = [cands[np.argmax(v)][None] for v in (v_safe, v_risk, v_mean)]
     if d:
-        for values, score in ((v_risk, score_risk), (v_mean, score_mean)):
+        searches = [
+            (v_mean, scorer(False, "mean", False)),
+            (v_safe, scorer(True, objective, noisy)),
+        ]
+        if confidence:
+            searches.append((v_risk, scorer(False, objective, noisy)))
+        for values, score in searches:
             top = distinct_top(unit, values, 3, 0.1)
             finalists.append(local_search(score, ctx, cands[top], rng))
-    finalists.append(ctx.clip(ctx.recipe[None]))
-    final = ctx.clip(np.vstack(finalists))
+    final = ctx.clip(np.vstack([r0, *finalists, cands]))
 
-    # stage 3: compare the finalists on the same draws; regret over everything evaluated
-    everything = np.vstack([final, cands])
-    f_all = ev.raw(everything, noise=False)
-    f_final = f_all[:, : len(final)]
-    if objective == "mean" or not noise:
-        y_final = f_final
+    # stage 3: compare everything evaluated on the same draws
+    f_all = ev.raw(final, noise=False)
+    if not noisy:
+        y_all = f_all
     else:
-        y_final = ev.add_noise(f_final) if ev.noise_ref is not None else ev.raw(final, noise=True)
-    ok_final = _feasible(ctx, final)
-    r_final = score_values(y_final, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
-    m_final = sgn * f_final.mean(axis=0)
-    any_ok = ok_final.any()
-    i_rec = int(np.argmax(np.where(ok_final, r_final, -np.inf))) if any_ok else _closest(ctx, final)
-    i_mean = int(np.argmax(np.where(ok_final, m_final, -np.inf))) if any_ok else i_rec
-    three = np.vstack([final[i_rec], final[i_mean], ctx.clip(ctx.recipe[None])[0]])
+        y_all = ev.add_noise(f_all) if ev.noise_ref is not None else ev.raw(final, noise=True)
+    ok = _penalty(ctx, final, ratio_of(f_all)) <= 0
+    r_all = score_values(y_all, objective, spec=spec, risk=risk, smooth=smooth, sign=sgn)
+    m_all = sgn * f_all.mean(axis=0)
+    p_all = (sgn * (f_all - f_all[:, :1]) > 0).mean(axis=0)
+    safe = ok & (p_all >= confidence) if confidence else ok.copy()
+    safe[0] = False  # the recipe is the fallback, not an improvement on itself
+    pool = ok if ok.any() else np.ones(len(final), dtype=bool)
+    others = pool.copy()
+    others[0] = not pool[1:].any()
+    i_best = int(np.argmax(np.where(others, r_all, -np.inf)))  # best within support, any P
+    i_mean = int(np.argmax(np.where(pool, m_all, -np.inf)))
+    if not ok.any():
+        i_best = i_mean = _closest(ctx, final)
+    if confidence and not safe.any():
+        i_rec, decision = 0, "recipe"
+    else:
+        i_rec, decision = int(np.argmax(np.where(safe, r_all, -np.inf))), "improve"
+        if not confidence and not ok.any():
+            i_rec = i_best
+    three = np.vstack([final[i_rec], final[i_mean], r0[0]])
     y3 = ev.raw(three, noise=noise)
-    ok_all = _feasible(ctx, everything)
-    u_all = sgn * f_all
-    best_per_draw = (u_all[:, ok_all] if ok_all.any() else u_all).max(axis=1)
-    regret = best_per_draw[:, None] - sgn * ev.raw(three, noise=False)
+    f3 = ev.raw(np.vstack([three, final[i_best]]), noise=False)
+    best_per_draw = (sgn * f_all[:, pool]).max(axis=1)
+    regret = best_per_draw[:, None] - sgn * f3[:, :3]
+    ratio3 = ratio_of(f3)
+    gain_draws = sgn * (f3 - f3[:, 2:3])
+    p_better = (gain_draws > 0).mean(axis=0)
+    gain = gain_draws.mean(axis=0)
+    base = abs(float(f3[:, 2].mean()))
+    gain_pct = 100 * gain / base if base > 0 else np.full(4, np.nan)
 
     summary = _summary_table(ctx, three, y3, regret, objective, spec, risk)
+    summary["sd_ratio"] = ratio3[:3]
+    summary["within_support"] = _outside(ctx, three, ratio3[:3]) <= 0
+    summary["p_better_than_recipe"] = p_better[:3]
+    summary["expected_gain"] = gain[:3]
+    summary["expected_gain_pct"] = gain_pct[:3]
+    summary.loc["recipe", ["p_better_than_recipe", "expected_gain_pct"]] = np.nan
     rec_point = summary.loc["recommended", factors].astype(float)
     mean_point = summary.loc["mean_optimal", factors].astype(float)
     shift = pd.DataFrame(
@@ -589,16 +705,31 @@ def recommend(
     }
     limit = ctx.res.max_distance
     guard_d = float(ctx.support.guard_distance(three[:1], ctx.res.support)[0])
-    extrap = []
-    if not guard_d <= limit:
-        extrap.append(
-            f"recommended setpoint {dict(rec_point.round(3))} is outside the support of the "
-            f"historical data (Mahalanobis distance {guard_d:.2f} > limit {limit:.2f}, "
-            f"{ctx.res.support}): the model is extrapolating; run confirmation batches or keep "
-            "Constraints(guard=True)"
+    support_used = ctx.support.used(ctx.res.support)
+    extrap = [] if decision == "recipe" else _support_messages(ctx, three[0], guard_d, ratio3[0])
+    bounds = [] if decision == "recipe" else _bound_messages(ctx, three[0])
+    candidate, next_exp = None, None
+    if decision == "recipe":
+        i_show = 3
+        candidate = pd.Series(final[i_best], index=factors, name="candidate")
+        pb, gn, gp = float(p_better[i_show]), float(gain[i_show]), float(gain_pct[i_show])
+        reason = (
+            f"kept the recipe: no setpoint within {support_used} support beats it with "
+            f"probability >= {confidence:g}; the best found ({_point_text(space, final[i_best])}) "
+            f"does so with probability {pb:.2f} (expected gain {gn:+.3g} {space.response.unit}, "
+            f"{gp:+.1f} %); run the next_experiments to learn where the optimum lies"
+        )
+        next_exp = _next_experiments(model, ctx, cands[ok[-len(cands) :]], group, constraints, rng)
+    else:
+        pb, gn, gp = float(p_better[0]), float(gain[0]), float(gain_pct[0])
+        reason = (
+            f"beats the recipe with probability {pb:.2f} (expected gain {gn:+.3g} "
+            f"{space.response.unit}, {gp:+.1f} %)"
+            + (f" >= the required {confidence:g}" if confidence else "; no confidence required")
         )
     _emit(diag_messages, ModelDiagnosticsWarning)
     _emit(extrap, ExtrapolationWarning)
+    _emit(bounds, BoundWarning)
     draws = pd.DataFrame(y3, columns=list(_ROWS))
     draws.attrs["units"] = space.response.unit
     settings = {
@@ -612,12 +743,16 @@ def recommend(
         "execution_sd": {p: float(s) for p, s in zip(factors, exec_sd, strict=True) if s > 0},
         "constraints": ctx.res.constraints,
         "max_distance": limit,
+        "max_sd_ratio": ctx.res.max_sd_ratio,
+        "min_confidence": confidence,
+        "recipe": {p: float(v) for p, v in zip(factors, ctx.recipe, strict=True)},
         "n_draws": n_draws,
         "n_candidates": n_candidates,
         "model_calls": ev.calls,
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
         "notes": list(ctx.notes),
     }
+    sd_limit = ctx.res.max_sd_ratio
     return Recommendation(
         setpoint=rec_point.rename("recommended"),
         objective=objective,
@@ -636,6 +771,8 @@ def recommend(
             "group": float(r["distance_group"]),
             "overall": float(r["distance_overall"]),
             "limit": limit,
+            "sd_ratio": float(ratio3[0]),
+            "sd_ratio_limit": float(sd_limit) if sd_limit is not None else np.nan,
         },
         mean_optimal=mean_point.rename("mean_optimal"),
         recipe=summary.loc["recipe", factors].astype(float).rename("recipe"),
@@ -645,10 +782,202 @@ def recommend(
         draws=draws,
         group=dict(ctx.group),
         kind=ctx.kind,
-        warnings=tuple(diag_messages + extrap),
+        warnings=tuple(diag_messages + extrap + bounds),
         diagnostics=diag,
         settings=settings,
         space=space,
+        decision=decision,
+        reason=reason,
+        p_better_than_recipe=pb,
+        expected_gain=gn,
+        expected_gain_pct=gp,
+        support_used=support_used,
+        candidate=candidate,
+        next_experiments=next_exp,
+    )
+
+
+_UNSAFE = -1e6  # score of a supported setpoint short of min_confidence (plus its P)
+_INFEASIBLE = -1e9  # score of an unsupported setpoint (minus how far outside)
+
+
+def _check_confidence(value: Any) -> float:
+    if value is None:
+        return 0.0
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = np.nan
+    if not 0.0 <= v < 1.0:
+        raise ValueError(
+            f"min_confidence must be a probability in [0, 1) (or None to switch the "
+            f"safe-improvement test off), got {value!r}"
+        )
+    return v
+
+
+def _recipe(recipe: Mapping[str, float] | None, ctx: Context) -> np.ndarray:
+    """Return the group's recipe: ``recipe`` where given, else the group's median setpoint."""
+    out = ctx.recipe.astype(float).copy()
+    space = ctx.space
+    for name, value in check_names(recipe, "recipe", space).items():
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = np.nan
+        lo, hi = space.limits[name]
+        if not (np.isfinite(v) and lo <= v <= hi):
+            raise ValueError(
+                f"recipe['{name}'] = {value!r} must be a number within the physical limits "
+                f"{lo:g} to {hi:g} {space.units[name]} of {name!r}"
+            )
+        out[space.factor_names.index(name)] = v
+    for j, v in ctx.res.fixed.items():
+        out[j] = v
+    return out
+
+
+def _sd_ratio_fn(ev: Evaluator, ctx: Context) -> Callable[[np.ndarray], np.ndarray]:
+    """Return ``ratio(f)``: posterior SD of the group's mean log-response over its reference.
+
+    The reference is the median SD over the group's own training setpoints (all training
+    setpoints for a group without batches). Where the response is not positive the SD of
+    the response itself is used; a reference SD of (almost) zero makes every ratio 1.
+    """
+    pts = ctx.table.loc[ctx.in_group, ctx.factors].to_numpy(dtype=float)
+    if not len(pts):
+        pts = ctx.table[ctx.factors].to_numpy(dtype=float)
+    pts = pts[:: max(1, len(pts) // 64)]
+    f_ref = ev.raw(pts, noise=False)
+    use_log = bool(np.all(f_ref > 0))
+
+    def sd(f: np.ndarray) -> np.ndarray:
+        if use_log and np.all(f > 0):
+            return np.log(f).std(axis=0)
+        scale = np.abs(f).mean(axis=0)
+        return f.std(axis=0) / np.where(scale > 0, scale, 1.0)
+
+    ref = float(np.median(sd(f_ref)))
+
+    def ratio(f: np.ndarray) -> np.ndarray:
+        if not ref > 1e-9:
+            return np.ones(f.shape[1])
+        return sd(f) / ref
+
+    return ratio
+
+
+def _penalty(ctx: Context, points: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """How far outside support each point is (0 inside; > 0 outside) when the guard is on."""
+    if not ctx.res.guard:
+        return np.zeros(len(points))
+    return _outside(ctx, points, ratio)
+
+
+def _outside(ctx: Context, points: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """How far outside support each point is (0 inside; > 0 outside)."""
+    dist = ctx.support.guard_distance(points, ctx.res.support)
+    over = np.maximum(dist - ctx.res.max_distance, 0.0)
+    if ctx.res.max_sd_ratio is not None:
+        over = over + np.maximum(ratio - ctx.res.max_sd_ratio, 0.0)
+    return over
+
+
+def _point_text(space: ProcessSpace, point: np.ndarray) -> str:
+    return ", ".join(
+        _value_text(space, p, float(v)) for p, v in zip(space.factor_names, point, strict=True)
+    )
+
+
+def _support_messages(ctx: Context, point: np.ndarray, dist: float, ratio: float) -> list[str]:
+    """One sentence when ``point`` is outside the group's support, naming the factors."""
+    space = ctx.space
+    limit = ctx.res.max_distance
+    sd_limit = ctx.res.max_sd_ratio
+    out_d = not dist <= limit
+    out_r = sd_limit is not None and not ratio <= sd_limit
+    if not (out_d or out_r):
+        return []
+    which = ctx.support.used(ctx.res.support)
+    offsets = ctx.support.factor_offsets(point[None], ctx.res.support)
+    far = [(p, o) for p, o in offsets if abs(o) > 2.0] or offsets[:1]
+    pts = ctx.table.loc[ctx.in_group, ctx.factors] if ctx.in_group.any() else ctx.table
+    parts = []
+    for p, o in far:
+        lo, hi = float(pts[p].min()), float(pts[p].max())
+        value = float(point[ctx.factors.index(p)])
+        parts.append(
+            f"factor '{p}' = {value:.4g}{_unit(space, p)} is {abs(o):.1f} SDs "
+            f"{'above' if o > 0 else 'below'} the group's batches (they ran "
+            f"{lo:.4g}-{hi:.4g}{_unit(space, p)})"
+        )
+    what = []
+    if out_d:
+        what.append(f"Mahalanobis distance {dist:.2f} > limit {limit:.2f}, {which} support")
+    if out_r:
+        what.append(f"posterior SD {ratio:.1f} x its value at the group's data > {sd_limit:g}")
+    return [
+        "recommended setpoint is outside the support of the group's data ("
+        + "; ".join(what)
+        + "): "
+        + "; ".join(parts)
+        + ". The model is extrapolating: run confirmation batches or keep Constraints(guard=True)"
+    ]
+
+
+def _bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
+    """One sentence per free factor on a bound of the search box."""
+    space = ctx.space
+    out = []
+    for j in ctx.res.free:
+        lo, hi = ctx.res.lo[j], ctx.res.hi[j]
+        name = ctx.factors[j]
+        tol = 0.01 * (hi - lo)
+        side = "lower" if point[j] <= lo + tol else "upper" if point[j] >= hi - tol else None
+        if side is None:
+            continue
+        bound = lo if side == "lower" else hi
+        op = space.factor(name).operating
+        what = "operating range" if bound in op else "constraints.bounds"
+        out.append(
+            f"factor '{name}' is on the {side} bound {bound:.4g}{_unit(space, name)} of the "
+            f"search box ({what}): the optimum may lie beyond it; widen the {what} if the "
+            "process allows, and confirm with batches near the bound"
+        )
+    return out
+
+
+def _unit(space: ProcessSpace, name: str) -> str:
+    unit = space.units.get(name, "")
+    return f" {unit}" if unit and unit not in ("pH", "dimensionless", "-", "1") else ""
+
+
+def _next_experiments(
+    model: YieldModel | Any,
+    ctx: Context,
+    points: np.ndarray,
+    group: Mapping[str, Any] | None,
+    constraints: Constraints | Mapping[str, Any] | None,
+    rng: np.random.Generator,
+) -> pd.DataFrame | None:
+    """Rank supported candidates by :func:`next_batches` (None with fewer than 2)."""
+    if len(points) > 64:
+        points = points[rng.choice(len(points), 64, replace=False)]
+    if len(points) < 2:
+        return None
+    frame = ctx.frame(points)
+    kind = ctx.kind if ctx.kind != "existing" else "auto"
+    return next_batches(
+        model,
+        frame,
+        k=min(3, len(frame)),
+        group=dict(ctx.group) if group is not None or ctx.group_cols else None,
+        constraints=constraints,
+        kind=kind,
+        n_draws=400,
+        n_outcomes=32,
+        n_decisions=128,
+        random_seed=rng,
     )
 
 

@@ -10,13 +10,17 @@ table (``data=``) the same stages run without the truth columns.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -25,10 +29,21 @@ import pandas as pd
 
 from bayesbio import schema
 from bayesbio.models.protocol import YieldModel
+from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
 from bayesbio.space import ProcessSpace, resolve_space
+from bayesbio.summary import diagnostics_failed, study_summary
 
-__all__ = ["StudyConfig", "StudyResult", "read_table", "run_study"]
+__all__ = [
+    "MANIFEST",
+    "StudyConfig",
+    "StudyResult",
+    "atomic_path",
+    "read_table",
+    "run_study",
+    "safe_name",
+    "write_tables",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -51,7 +66,7 @@ class StudyConfig:
         Folds of the model comparison.
     draws, tune, chains : int, default 1000, 1000, 4
         MCMC settings of the Bayesian model.
-    structures : tuple of str, default ("quadratic", "spline")
+    structures : tuple of str, default ("quadratic", "gp")
         Response-surface structures stacked for model risk.
     spec_quantile : float, default 0.5
         The yield spec of the design space is this quantile of the cleaned yields, unless
@@ -62,6 +77,8 @@ class StudyConfig:
         Required probability of meeting the spec inside the design space.
     objective : str, default "cvar"
         Recommendation objective (see :func:`bayesbio.recommend.recommend`).
+    risk : float, default 0.1
+        Quantile level (``"quantile"``) or tail fraction (``"cvar"``) of the objective.
     harvest_replications : int, default 100
         Replications of the harvest case study.
     harvest_sizes : tuple of int, default (3, 10)
@@ -81,11 +98,12 @@ class StudyConfig:
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    structures: tuple[str, ...] = ("quadratic", "spline")
+    structures: tuple[str, ...] = ("quadratic", "gp")
     spec_quantile: float = 0.5
     spec: float | None = None
     prob: float = 0.8
     objective: str = "cvar"
+    risk: float = 0.1
     harvest_replications: int = 100
     harvest_sizes: tuple[int, ...] = (3, 10)
     harvest: bool | None = None
@@ -192,10 +210,223 @@ class _Stages:
         return result
 
 
-def _safe_name(name: str) -> str:
-    """Return ``name`` usable as a file name on every OS (group labels may hold "/" or spaces)."""
+#: The manifest a study writes into its output folder: the files it owns there.
+MANIFEST = ".bayesbio-study.json"
+_STAGING = ".bayesbio-staging-"
+#: Files every study writes: checked before the run starts (all others when it ends).
+_FIXED_OUTPUTS = ("report.html", "model.nc", "raw_batches.csv", "clean_batches.csv")
+
+
+def safe_name(name: str) -> str:
+    """Return ``name`` usable as a file name on every OS (group labels may hold "/" or spaces).
+
+    Parameters
+    ----------
+    name : str
+        A label, e.g. ``"scale=2000 L/site=B"``.
+
+    Returns
+    -------
+    str
+        Letters, digits, ``.``, ``_`` and ``-`` only (``"scale-2000-L-site-B"``); ``"unnamed"``
+        when nothing is left.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.")
     return safe or "unnamed"
+
+
+_safe_name = safe_name
+
+
+def _temporary_name(path: Path) -> Path:
+    """Return a hidden temporary name beside ``path``, keeping its extension."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Write a file under a temporary name in its folder, then rename it onto ``path``.
+
+    ``os.replace`` is atomic on one file system, so a reader (or a later run) sees either
+    the earlier file or the complete new one, never a half-written file; on any error,
+    ``KeyboardInterrupt`` included, the temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or path
+        The file to write; its folder is created if needed.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary path to write to (same folder and extension as ``path``).
+
+    Examples
+    --------
+    >>> with atomic_path(folder / "table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp, index=False)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_tables(frames: Mapping[str, pd.DataFrame], folder: str | Path) -> list[Path]:
+    """Write several CSV tables into ``folder`` together: all or none.
+
+    Every table is first written under a temporary name; only when all are complete are they
+    renamed onto their names, so an interrupted run never leaves a new table beside a
+    truncated or stale companion (a cleaned table and its audit log, say).
+
+    Parameters
+    ----------
+    frames : mapping of str to pandas.DataFrame
+        ``{file name: table}``, e.g. ``{"clean_batches.csv": table}``; written without the
+        index.
+    folder : str or path
+        Target folder (created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in the order given.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for name, frame in frames.items():
+            path = folder / name
+            tmp = _temporary_name(path)
+            done.append((tmp, path))
+            frame.to_csv(tmp, index=False)
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            tmp.unlink(missing_ok=True)
+        raise
+    return [path for _, path in done]
+
+
+class _OutputFolder:
+    """A study's output folder, written through a staging folder and listed in a manifest.
+
+    The study writes into a hidden staging folder inside ``out``. Only when it has finished
+    are its files moved into ``out`` (``os.replace``), after the files of an earlier study
+    listed in ``out``'s manifest are removed; a failed or interrupted run removes the staging
+    folder and leaves ``out`` as it was. Files the manifest does not list (the user's own)
+    are never removed, and replaced only with ``force``.
+    """
+
+    def __init__(self, out: Path, *, force: bool) -> None:
+        self.out = out
+        self.force = bool(force)
+        self.created = False
+        self.staging: Path | None = None
+
+    @staticmethod
+    def _is_own_name(name: Any) -> bool:
+        if not isinstance(name, str) or not name or name == MANIFEST:
+            return False
+        parts = PurePosixPath(name).parts
+        return not PurePosixPath(name).is_absolute() and ".." not in parts and "\\" not in name
+
+    def owned(self) -> list[str]:
+        """Files of an earlier study in ``out``, as listed by its manifest."""
+        path = self.out / MANIFEST
+        if not path.is_file():
+            return []
+        try:
+            listed = json.loads(path.read_text(encoding="utf-8"))["files"]
+        except (ValueError, KeyError, TypeError, OSError):
+            raise ValueError(
+                f"{path}: the list of an earlier study's files cannot be read; delete that "
+                "file (the study then treats the folder's files as yours) or choose another "
+                "output folder"
+            ) from None
+        return [n for n in listed if self._is_own_name(n)] if isinstance(listed, list) else []
+
+    def _check_foreign(self, names: Sequence[str]) -> None:
+        owned = set(self.owned())
+        foreign = [n for n in names if n not in owned and (self.out / n).exists()]
+        if foreign and not self.force:
+            shown = ", ".join(foreign[:3]) + (
+                f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            )
+            raise FileExistsError(
+                f"output folder {self.out} already holds {shown}, not written by an earlier "
+                "bayesbio study; choose another output folder (`bayesbio study --out DIR`), or "
+                "replace them with --force (run_study(..., force=True))"
+            )
+
+    def open(self) -> Path:
+        """Create ``out`` and a fresh staging folder in it; return the staging folder."""
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(
+                f"output folder {self.out} is a file; choose a folder (`bayesbio study --out DIR`)"
+            )
+        self.created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_foreign(_FIXED_OUTPUTS)
+        for old in self.out.glob(f"{_STAGING}*"):  # left by a run that was killed
+            pid = old.name[len(_STAGING) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        self.staging = self.out / f"{_STAGING}{os.getpid()}-{time.time_ns()}"
+        self.staging.mkdir()
+        return self.staging
+
+    def _write_manifest(self, names: Sequence[str]) -> None:
+        text = json.dumps({"written_by": "bayesbio study", "files": sorted(names)}, indent=1)
+        with atomic_path(self.out / MANIFEST) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
+    def commit(self) -> None:
+        """Replace an earlier study's files by the staged ones."""
+        assert self.staging is not None
+        new = sorted(
+            p.relative_to(self.staging).as_posix() for p in self.staging.rglob("*") if p.is_file()
+        )
+        self._check_foreign(new)
+        owned = self.owned()
+        self._write_manifest(sorted(set(owned) | set(new)))  # covers both while files move
+        for name in owned:
+            target = self.out / name
+            if name not in new and (target.is_file() or target.is_symlink()):
+                target.unlink()
+        for name in new:
+            target = self.out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / name, target)
+        self._write_manifest(new)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for folder in sorted({(self.out / n).parent for n in owned}, reverse=True):
+            if folder != self.out and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def abort(self) -> None:
+        """Remove the staging folder (and ``out`` if this run created it and it is empty)."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        if self.created and self.out.is_dir() and not any(self.out.iterdir()):
+            self.out.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours
+        return True
+    return True
 
 
 def _save(tables: dict[str, pd.DataFrame], out: Path, name: str, frame: pd.DataFrame) -> None:
@@ -247,7 +478,246 @@ def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, s
     return list(chosen.values())
 
 
-def run_study(
+def _plain_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with a named or non-default index as columns, no unnamed index column."""
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
+        return frame.reset_index(drop=True)
+    return frame.reset_index()
+
+
+def _ranges_text(space: ProcessSpace) -> str:
+    """``"Mixing time 10 to 120 s, pH 6.6 to 7.5."`` (units left out for pH)."""
+    text = ", ".join(
+        f"{f.label} {f.operating[0]:g} to {f.operating[1]:g}"
+        + ("" if f.unit.strip().lower() == "ph" else f" {f.unit}")
+        for f in space.factors
+    )
+    return text if text.endswith(".") else text + "."
+
+
+def _group_title(group: Mapping[str, Any]) -> str:
+    """``"scale 2000L, site A"`` (``"all batches"`` for no group)."""
+    return ", ".join(f"{k} {v}" for k, v in group.items()) or "all batches"
+
+
+def _weights_text(model: Any) -> str:
+    weights = getattr(model, "stacking_weights_", None)
+    if weights is None:
+        return "not available"
+    items = weights.items() if hasattr(weights, "items") else enumerate(weights)
+    return ", ".join(f"{k} {100 * float(w):.0f} %" for k, w in items)
+
+
+_DIAG_LABELS = {
+    "max_r_hat": "max R-hat",
+    "min_ess_bulk": "min ESS (bulk)",
+    "min_ess_tail": "min ESS (tail)",
+    "min_bfmi": "min BFMI",
+    "n_draws": "draws",
+    "max_pareto_k": "max Pareto k",
+}
+
+
+def _diagnostics_display(diag: pd.DataFrame) -> pd.DataFrame:
+    """Return the diagnostics table with a plain verdict per structure."""
+    shown = diag.copy()
+    verdicts = []
+    for _, row in diag.iterrows():
+        failed = diagnostics_failed(row.to_dict())
+        verdicts.append("fails: " + "; ".join(failed) if failed else "passes")
+    shown["verdict"] = verdicts
+    return shown
+
+
+_METRICS = {
+    "rmse": ("RMSE", True),
+    "mae": ("MAE", True),
+    "crps": ("CRPS", True),
+    "r2": ("R2", False),
+    "coverage_50": ("50 % interval coverage", False),
+    "coverage_90": ("90 % interval coverage", False),
+    "width_90": ("90 % interval width", True),
+}
+
+
+def _comparison_display(summary: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """Cross-validation scores as one row per model, ``mean +- SE`` per metric."""
+    if not {"model", "metric", "mean"} <= set(summary.columns):
+        return summary
+    rows = []
+    for model_name, part in summary.groupby("model", sort=False):
+        row: dict[str, str] = {"model": str(model_name)}
+        by_metric = part.set_index("metric")
+        for key, (name, has_unit) in _METRICS.items():
+            if key not in by_metric.index:
+                continue
+            mean = float(by_metric.loc[key, "mean"])
+            se = float(by_metric.loc[key, "se"]) if "se" in by_metric.columns else float("nan")
+            header = f"{name} [{unit}]" if has_unit else name
+            row[header] = f"{mean:.3g}" + (f" +- {se:.2g}" if np.isfinite(se) else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _recommendation_display(
+    rec_table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    """Return the recommendation table for people: group columns first, units in headers."""
+    r = space.response
+    unit = r.unit
+    bad = "q10" if r.maximise else "q90"
+    wanted = [
+        *[g for g in groups if g in rec_table.columns],
+        "setpoint",
+        *space.factor_names,
+        "expected_yield",
+        bad,
+        "prob_spec",
+        "p_better_than_recipe",
+        "within_support",
+        "true_regret_pct",
+    ]
+    shown = rec_table[[c for c in wanted if c in rec_table.columns]].copy()
+    shown["setpoint"] = shown["setpoint"].astype(str).str.replace("_", "-")
+    if "prob_spec" in shown.columns and shown["prob_spec"].isna().all():
+        shown = shown.drop(columns="prob_spec")
+    units = {f.name: f.unit for f in space.factors if f.unit.strip().lower() != "ph"}
+    units.update({"expected_yield": unit, bad: unit})
+    labels = {f.name: f.label for f in space.factors}
+    labels.update(
+        {
+            "setpoint": "setting",
+            "expected_yield": f"expected {r.name}",
+            bad: f"{bad[1:]}th percentile",
+            "prob_spec": "P(meet spec)",
+            "p_better_than_recipe": "P(better than recipe)",
+            "within_support": "inside the data",
+            "true_regret_pct": "true regret [%] (simulator)",
+        }
+    )
+    return shown, units, labels
+
+
+def _next_display(
+    next_table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    unit = space.response.unit
+    wanted = [
+        *[g for g in groups if g in next_table.columns],
+        "rank",
+        *space.factor_names,
+        "expected_regret_reduction",
+        "expected_yield",
+        "posterior_sd",
+    ]
+    shown = next_table[[c for c in wanted if c in next_table.columns]].reset_index(drop=True)
+    units = {f.name: f.unit for f in space.factors if f.unit.strip().lower() != "ph"}
+    units.update({"expected_regret_reduction": unit, "expected_yield": unit, "posterior_sd": unit})
+    labels = {f.name: f.label for f in space.factors}
+    labels.update(
+        {
+            "expected_regret_reduction": "expected cut in regret",
+            "expected_yield": f"expected mean {space.response.name}",
+            "posterior_sd": "uncertainty (SD)",
+        }
+    )
+    return shown, units, labels
+
+
+def _next_batches(
+    model: Any, rec: Any, group: Mapping[str, str], space: ProcessSpace, seed: int
+) -> pd.DataFrame:
+    """Rank 40 candidates (the recommendation, the recipe and 38 random setpoints) per group."""
+    from bayesbio.recommend import next_batches
+
+    rng = np.random.default_rng(seed)
+    cands = pd.DataFrame(
+        rng.uniform(space.lower, space.upper, size=(38, space.k)), columns=space.factor_names
+    )
+    for name, value in space.fixed.items():
+        cands[name] = value
+    cands = pd.concat(
+        [rec.setpoint.to_frame().T, rec.recipe.to_frame().T, cands], ignore_index=True
+    ).astype(float)
+    ranked = next_batches(
+        model,
+        cands,
+        k=3,
+        group=group or None,
+        n_draws=400,
+        n_outcomes=48,
+        n_decisions=128,
+        random_seed=seed,
+    )
+    return ranked.assign(**dict(group)) if group else ranked
+
+
+def _write_summary(
+    report: Report,
+    overview: pd.DataFrame,
+    *,
+    space: ProcessSpace,
+    spec: float,
+    objective: str,
+    n_raw: int,
+    n_kept: int,
+    per_column: pd.DataFrame | None,
+    diagnostics: Any,
+    simulated: bool,
+) -> None:
+    """Write the one-screen summary at the top of the report."""
+    r = space.response
+    unit = r.unit
+    level = overview.attrs.get("bad_case_level", 10 if r.maximise else 90)
+    report.start_summary("Summary")
+    better = "higher" if r.maximise else "lower"
+    report.text(
+        f"What to run per target group, with the expected {r.label.lower()} of a new batch and "
+        f"a bad batch ({level}th percentile) against the group's recipe (its median historical "
+        f"setpoint); P(better) is the probability that the mean {r.name} at the recommendation "
+        f"is {better} than at the recipe. Objective: {objective}."
+    )
+    shown = pd.DataFrame(
+        {
+            "group": overview["group"],
+            "run at": overview["run"],
+            f"expected {r.name} [{unit}]": [
+                f"{a:.3g} (recipe {b:.3g})"
+                for a, b in zip(overview["expected"], overview["recipe_expected"], strict=True)
+            ],
+            f"{level}th percentile [{unit}]": [
+                f"{a:.3g} (recipe {b:.3g})"
+                for a, b in zip(overview["bad_case"], overview["recipe_bad_case"], strict=True)
+            ],
+            "P(better than recipe)": [f"{p:.2f}" for p in overview["p_better"]],
+            "main risk": overview["main_risk"],
+            "run next": overview["run_next"],
+        }
+    )
+    report.table(shown)
+    failed = diagnostics_failed(diagnostics if isinstance(diagnostics, Mapping) else None)
+    facts = [
+        f"Data: {n_kept} of {n_raw} batches used"
+        + (" (simulated from the process space)" if simulated else "")
+    ]
+    if per_column is not None and {"column", "share"} <= set(per_column.columns):
+        changed = per_column[per_column["share"] > 0]
+        if len(changed):
+            facts.append(
+                "rows dropped or repaired: "
+                + ", ".join(
+                    f"{c} {100 * float(v):.0f} %"
+                    for c, v in zip(changed["column"], changed["share"], strict=True)
+                )
+            )
+    facts.append(
+        "model sampling checks: " + ("failed (" + "; ".join(failed) + ")" if failed else "passed")
+    )
+    facts.append(f"spec {spec:.3g} {unit}")
+    report.text("; ".join(facts) + ".")
+
+
+def _run_study(
     out_dir: str | Path,
     *,
     data: pd.DataFrame | None = None,
@@ -258,46 +728,7 @@ def run_study(
     progress: Callable[[str, int, int], None] | None = None,
     space: ProcessSpace | str | Path | None = None,
 ) -> StudyResult:
-    """Run the whole bayesbio workflow and write its outputs and an HTML report.
-
-    Parameters
-    ----------
-    out_dir : str or path
-        Output folder (created). Receives CSV tables, ``figures/*.png``, the fitted model
-        (``model.nc``) and ``report.html``. File names made from group labels are sanitised
-        (``"North/1"`` -> ``North-1``).
-    data : pandas.DataFrame, optional
-        The user's raw batch table. Default: simulate the space (labelled defects, known
-        truth).
-    columns : mapping of str to str, optional
-        ``{user_name: space_name}`` for ``data`` with other column names (the space's own
-        ``[columns]`` mapping is applied by the cleaner as well).
-    groups : sequence of str, optional
-        Group columns to pool over; default the space's group columns present in the cleaned
-        table, without ``campaign``.
-    config : StudyConfig, optional
-        Study settings; default ``StudyConfig()``.
-    random_seed : int, default 2024
-        The one seed of the study.
-    progress : callable, optional
-        ``progress(stage, done, total)``, called before and after each stage.
-    space : ProcessSpace, path to a TOML file or None, default None
-        The process: factors, units, operating ranges, response, groups. Every stage reads it
-        (validation, cleaning, EDA, models, recommendations, design spaces, report). None: the
-        demo process.
-
-    Returns
-    -------
-    StudyResult
-        Paths, tables, warnings, timings, the fitted model and the space.
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`StudyConfig`.
-    bayesbio.space.SpaceError
-        If ``space`` cannot be read or the table does not fit it.
-    """
+    """Run every stage, writing into ``out_dir`` (the staging folder of :func:`run_study`)."""
     from bayesbio import clean as clean_mod
     from bayesbio import eda, evaluate, harvest, recommend, simulate
     from bayesbio.models import BayesianYieldModel, ForestYield, LassoYield
@@ -322,7 +753,10 @@ def run_study(
             "process": space.name,
             "data": "simulated from the process space" if data is None else "user table",
             "random_seed": str(random_seed),
-            "config": ", ".join(f"{k}={v}" for k, v in asdict(cfg).items()),
+            "config": ", ".join(
+                f"{k}={'/'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                for k, v in asdict(cfg).items()
+            ),
         }
     )
     report.section("Process")
@@ -370,7 +804,14 @@ def run_study(
     per_column = getattr(cleaned, "column_summary", None)
     if isinstance(per_column, pd.DataFrame) and len(per_column):
         _save(tables, out, "cleaning_columns", per_column)
-        report.table(per_column, caption="Cleaning actions per column")
+        shown = per_column.copy()
+        if "share" in shown.columns:
+            shown["share"] = 100 * shown["share"]
+        report.table(
+            shown,
+            caption="Cleaning actions per column (rows changed or dropped)",
+            labels={"share": "share changed [%]"},
+        )
     if truth is not None and len(labels):
         found = labels.merge(log[["row"]].drop_duplicates(), on="row", how="left", indicator=True)
         score = (
@@ -381,7 +822,11 @@ def run_study(
             .reset_index()
         )
         _save(tables, out, "cleaning_score", score)
-        report.table(score, caption="Injected defects found by the cleaner (simulator labels)")
+        report.table(
+            score.assign(**{"detected share": 100 * score["detected share"]}),
+            caption="Injected defects found by the cleaner (simulator labels)",
+            labels={"detected share": "detected [%]"},
+        )
 
     # 3. EDA
     eda_result = stages.run(
@@ -424,11 +869,16 @@ def run_study(
             space=space,
         ),
     )
-    summary = comparison.summary.reset_index()
+    summary = _plain_index(comparison.summary)
     _save(tables, out, "comparison_scores", comparison.scores)
     _save(tables, out, "comparison_summary", summary)
     report.section("Model comparison (same folds for every model)")
-    report.table(summary, caption=f"{cfg.cv_splits}-fold cross-validation, mean and SE")
+    report.table(
+        _comparison_display(summary, response.unit),
+        caption=f"{cfg.cv_splits}-fold cross-validation on the same folds: mean +- standard "
+        "error over folds; lower RMSE, MAE and CRPS are better, coverage should be near its "
+        "nominal level",
+    )
     _savefig(report, out, "comparison_scores", evaluate.plot_scores(comparison), "RMSE by model")
     _savefig(
         report,
@@ -444,11 +894,17 @@ def run_study(
     diag = pd.DataFrame(model.diagnostics_).T.rename_axis("structure").reset_index()
     report.section("Hierarchical Bayesian model")
     report.text(
-        f"Structures {list(cfg.structures)} stacked by LOO; weights "
-        f"{getattr(model, 'stacking_weights_', {})}. {cfg.chains} chains x {cfg.draws} draws."
+        f"Response-surface structures {', '.join(cfg.structures)}, stacked by leave-one-out "
+        f"predictive accuracy (weights: {_weights_text(model)}); {cfg.chains} chains x "
+        f"{cfg.draws} draws after {cfg.tune} tuning steps."
     )
     _save(tables, out, "diagnostics", diag)
-    report.table(diag, caption="Convergence diagnostics (R-hat <= 1.01, ESS >= 400, 0 div.)")
+    report.table(
+        _diagnostics_display(diag),
+        caption="Sampling diagnostics per structure: R-hat 1.01 or less, effective sample size "
+        "400 or more and no divergent transitions pass",
+        labels=_DIAG_LABELS,
+    )
     for name, plot in (
         ("posterior_effects", pplots.plot_marginal_effects),
         ("posterior_ppc", pplots.plot_ppc),
@@ -465,13 +921,14 @@ def run_study(
     )
     unit = response.unit
 
-    def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any]]:
-        rows, recs, spaces = [], [], []
+    def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any], pd.DataFrame]:
+        rows, recs, spaces, ranked = [], [], [], []
         for i, grp in enumerate(_site_groups(groups, table)[:3]):
             rec = recommend.recommend(
                 model,
                 group=grp or None,
                 objective=cfg.objective,
+                risk=cfg.risk,
                 spec=spec,
                 random_seed=int(seeds[5]) + i,
             )
@@ -501,41 +958,104 @@ def run_study(
             rows.append(frame)
             recs.append((grp, rec))
             spaces.append((grp, ds))
-        return pd.concat(rows, ignore_index=True), recs, spaces
+            ranked.append(_next_batches(model, rec, grp, space, int(seeds[5]) + 100 + i))
+        return pd.concat(rows, ignore_index=True), recs, spaces, pd.concat(ranked)
 
-    rec_table, recs, spaces = stages.run("recommend", recommend_all)
+    rec_table, recs, spaces, next_table = stages.run("recommend", recommend_all)
     _save(tables, out, "recommendations", rec_table)
+    _save(tables, out, "next_batches", next_table)
     report.section("Risk-aware setpoint recommendations and design spaces")
     meets = ">=" if response.maximise else "<="
     report.text(
-        f"Objective {cfg.objective!r}; {response.label.lower()} spec {spec:.3g} {unit}; design "
-        f"space = setpoints with P(new batch {meets} spec) >= {cfg.prob:g}. Factors searched "
-        f"over their operating ranges: "
-        + ", ".join(
-            f"{f.name} {f.operating[0]:g}-{f.operating[1]:g} {f.unit}" for f in space.factors
-        )
-        + "."
+        f"Objective: {recs[0][1].settings.get('objective_description', cfg.objective)}; "
+        f"{response.label.lower()} spec {spec:.3g} {unit}; design space = setpoints with "
+        f"P(new batch {meets} spec) >= {cfg.prob:g}. Factors searched over their operating "
+        "ranges: "
+        + _ranges_text(space)
+        + " The recipe of a group is its median historical setpoint."
     )
-    report.table(rec_table, caption="Recommendation per group")
+    shown, units, labels = _recommendation_display(rec_table, space, groups)
+    report.table(
+        shown,
+        caption="Recommendation per group: the recommended setpoint, the best setpoint for the "
+        "mean alone and the recipe, with the predicted response of a new batch there",
+        units=units,
+        labels=labels,
+    )
+    # a candidate is worth a batch of its own when it cuts the expected regret by >= 0.5 %
+    worth = next_table[
+        next_table["expected_regret_reduction"]
+        > 0.005 * next_table["expected_yield"].abs().clip(lower=1e-12)
+    ]
+    if len(worth):
+        nshown, nunits, nlabels = _next_display(worth, space, groups)
+        report.table(
+            nshown,
+            caption="Where to run the next batches: candidates ranked by the expected cut in "
+            "regret (value of information) per group; candidates below 0.5 % of the expected "
+            f"{response.name} are left out",
+            units=nunits,
+            labels=nlabels,
+        )
+    if len(worth) < len(next_table):
+        left = [
+            _group_title(grp)
+            for grp, _ in recs
+            if not len(worth)
+            or not (worth[list(grp)].astype(str) == pd.Series(grp)).all(axis=1).any()
+        ]
+        if left:
+            report.text(
+                f"Next batches, {'; '.join(left)}: no single extra batch among 40 candidates is "
+                "expected to change the recommendation (expected cut in regret below 0.5 % of "
+                f"the {response.name}); confirmation batches at the recommendation are the next "
+                "step."
+            )
     for grp, rec in recs:
         label = "_".join(grp.values()) or "all"
+        name = _group_title(grp)
+        _savefig(
+            report,
+            out,
+            f"profiler_{label}",
+            plot_profiler(model, rec.setpoint, grp or None, recipe=rec.recipe, n_draws=300),
+            f"Profiler through the recommended setpoint, {name}: predicted mean "
+            f"{response.label.lower()} with 80 % band along each factor, the others held at the "
+            "recommendation (red); recipe dotted grey, training batches as ticks",
+        )
         _savefig(
             report,
             out,
             f"recommendation_{label}",
             recommend.plot_recommendation(rec),
-            f"Predictive {response.label.lower()} at recipe vs recommendation, {grp}",
+            f"Predictive {response.label.lower()} at recipe vs recommendation, {name}",
         )
     for grp, ds in spaces:
         label = "_".join(grp.values()) or "all"
-        _save(tables, out, f"design_space_par_{label}", ds.par)
-        report.table(ds.par, caption=f"Proven acceptable ranges, {grp}")
+        name = _group_title(grp)
+        par = _plain_index(ds.par)
+        _save(tables, out, f"design_space_par_{label}", par)
+        if (
+            par[["low", "high"]].isna().all().all()
+            if {"low", "high"} <= set(par.columns)
+            else False
+        ):
+            report.text(
+                f"{name}: no setpoint on the searched grid meets the spec with probability "
+                f"{cfg.prob:g}, so there are no proven acceptable ranges."
+            )
+        else:
+            report.table(
+                par,
+                caption=f"Proven acceptable ranges, {name}",
+                labels={"parameter": "factor", "fixed": "held fixed"},
+            )
         _savefig(
             report,
             out,
             f"design_space_{label}",
             recommend.plot_design_space(ds),
-            f"Design space maps (every factor pair), {grp}",
+            f"Design space maps (every factor pair), {name}",
         )
 
     # 7. harvest case study
@@ -553,13 +1073,24 @@ def run_study(
         )
         report.section("Harvest timing under model risk")
         report.text(
+            "Simulated case study, independent of the batch table above. "
             "Harvest decisions for a running batch from a few historical growth-rate data "
             "points (Wang et al. 2024): the perfect-information MDP (upper bound), common "
             "practice, and policies that learn from the data, with and without modelling model "
             f"risk (RL-MR). {cfg.harvest_replications} replications with common random numbers."
         )
         _save(tables, out, "harvest_table1", case.table1)
-        report.table(case.table1, caption="Reward per policy and data size (Table 1 structure)")
+        report.table(
+            case.table1,
+            caption="Simulated reward per policy and data size (Table 1 structure)",
+            labels={
+                "n": "historical runs",
+                "se_mean": "SE of mean",
+                "diff_vs_pi": "difference vs PI-MDP",
+                "diff_vs_pi_se": "SE of difference",
+                "seconds": "time [s]",
+            },
+        )
         for name, plot, frame, caption in (
             ("harvest_rewards", harvest.plot_reward_table, case.table1, "Mean reward +-2 SE"),
             ("harvest_epochs", harvest.plot_harvest_epochs, case.fig3, "Stopping epochs (Fig. 3)"),
@@ -568,10 +1099,28 @@ def run_study(
             _savefig(report, out, name, plot(frame), caption)
 
     # 8. report
-    stages.run("report", lambda: None)
+    overview = stages.run(
+        "report",
+        lambda: study_summary(
+            model, recs, next_batches=next_table, n_draws=1000, random_seed=int(seeds[7]) % 2**31
+        ),
+    )
+    _save(tables, out, "summary", overview)
     all_warnings = [*clean_warnings, *(w for w in stages.warnings if w not in clean_warnings)]
     for w in all_warnings:
         report.warn(w)
+    _write_summary(
+        report,
+        overview,
+        space=space,
+        spec=spec,
+        objective=recs[0][1].settings.get("objective_description", cfg.objective),
+        n_raw=len(raw),
+        n_kept=len(table),
+        per_column=per_column if isinstance(per_column, pd.DataFrame) else None,
+        diagnostics=getattr(model, "diagnostics_", None),
+        simulated=data is None,
+    )
     timing = pd.DataFrame({"stage": list(stages.timings), "seconds": list(stages.timings.values())})
     _save(tables, out, "timings", timing)
     report.section("Run details")
@@ -580,7 +1129,7 @@ def run_study(
             "The harvest case study (growth-model decisions for the demo process) was not run; "
             "StudyConfig(harvest=True) or `bayesbio study --harvest` adds it."
         )
-    report.table(timing, caption="Wall time per stage")
+    report.table(timing, caption="Wall time per stage", labels={"seconds": "time [s]"})
     report_path = report.write(out / "report.html")
     return StudyResult(
         out_dir=out,
@@ -591,6 +1140,92 @@ def run_study(
         model=model,
         space=space,
     )
+
+
+def run_study(
+    out_dir: str | Path,
+    *,
+    data: pd.DataFrame | None = None,
+    columns: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = None,
+    config: StudyConfig | None = None,
+    random_seed: int = 2024,
+    progress: Callable[[str, int, int], None] | None = None,
+    space: ProcessSpace | str | Path | None = None,
+    force: bool = False,
+) -> StudyResult:
+    """Run the whole bayesbio workflow and write its outputs and an HTML report.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        Output folder (created). Receives CSV tables, ``figures/*.png``, the fitted model
+        (``model.nc``), ``report.html`` and :data:`MANIFEST`, the list of files this study
+        wrote. File names made from group labels are sanitised (``"North/1"`` -> ``North-1``).
+        The study runs in a hidden staging folder inside ``out_dir``; only a finished study
+        replaces the files of an earlier one there (those listed in its manifest; stale ones
+        are removed). A failed or interrupted run leaves the folder as it was. Files the
+        manifest does not list are never removed.
+    data : pandas.DataFrame, optional
+        The user's raw batch table. Default: simulate the space (labelled defects, known
+        truth).
+    columns : mapping of str to str, optional
+        ``{user_name: space_name}`` for ``data`` with other column names (the space's own
+        ``[columns]`` mapping is applied by the cleaner as well).
+    groups : sequence of str, optional
+        Group columns to pool over; default the space's group columns present in the cleaned
+        table, without ``campaign``.
+    config : StudyConfig, optional
+        Study settings; default ``StudyConfig()``.
+    random_seed : int, default 2024
+        The one seed of the study.
+    progress : callable, optional
+        ``progress(stage, done, total)``, called before and after each stage.
+    space : ProcessSpace, path to a TOML file or None, default None
+        The process: factors, units, operating ranges, response, groups. Every stage reads it
+        (validation, cleaning, EDA, models, recommendations, design spaces, report). None: the
+        demo process.
+    force : bool, default False
+        Replace files in ``out_dir`` that have the names of this study's outputs but were not
+        written by an earlier study (no manifest lists them). Without it such a name is an
+        error, raised before the run when it is one of the fixed outputs (``report.html``,
+        ``model.nc``, ...).
+
+    Returns
+    -------
+    StudyResult
+        Paths, tables, warnings, timings, the fitted model and the space.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`StudyConfig`.
+    FileExistsError
+        If ``out_dir`` holds files with the study's output names that no earlier study wrote
+        (without ``force``).
+    bayesbio.space.SpaceError
+        If ``space`` cannot be read or the table does not fit it.
+    """
+    folder = _OutputFolder(Path(out_dir), force=force)
+    staging = folder.open()
+    try:
+        result = _run_study(
+            staging,
+            data=data,
+            columns=columns,
+            groups=groups,
+            config=config,
+            random_seed=random_seed,
+            progress=progress,
+            space=space,
+        )
+        folder.commit()
+    except BaseException:
+        folder.abort()
+        raise
+    result.out_dir = folder.out
+    result.report_path = folder.out / result.report_path.relative_to(staging)
+    return result
 
 
 def quick_config(**overrides: Any) -> StudyConfig:

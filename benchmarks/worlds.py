@@ -13,6 +13,9 @@ the Bayesian model with their default settings (seeded), and score
   worlds without failures) on a fixed random set of 500 setpoints in the operating box,
   spread over the (scale, site) groups present in the sample, each with its group's most
   frequent campaign;
+* ``crps``      -- CRPS (g/L) of the model's distribution of the mean yield
+  (``predict_draws(noise=False)``, 400 draws) against the true expected yield, averaged over
+  the same setpoints: accuracy and honest uncertainty in one figure (lower is better);
 * ``coverage``  -- share of noisy new batches at those setpoints (failures included) inside
   the model's 90 % predictive interval (``predict_interval(X, ci_prob=0.9)``);
 * ``regret``    -- true regret, % of the true optimum's yield lost, for up to two target
@@ -21,17 +24,26 @@ the Bayesian model with their default settings (seeded), and score
   ``lasso_argmax`` (:func:`bayesbio.interpret.argmax_setpoint`), ``bayes_rec``
   (:func:`bayesbio.recommend.recommend` with its defaults on the Bayesian model).
 
+Bayesian variants (``--variants``): ``quadratic``, ``spline``, ``gp`` are the single
+structures, read from the default fit when it holds them (else from one fit of the requested
+structures) with the stacking weight set to that structure alone (the same draws, so the
+comparison is paired); ``student_t``, ``mixture`` and
+``normal`` are the default structures with that likelihood. ``bayes`` is always the default
+model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
+
 Prints one table per n (means over seeds and target groups); ``--out FILE.csv`` writes the
 tidy per-run rows (world, n, seed, group, method, metric, value).
 
     python benchmarks/worlds.py                       # 7 worlds x n 20, 40, 100 x 10 seeds
     python benchmarks/worlds.py --quick --no-bayes    # 3 worlds x n 20, 40 x 2 seeds
     python benchmarks/worlds.py --worlds ridge --n 40 --seeds 1 --out ridge.csv
+    python benchmarks/worlds.py --n 40 --seeds 3 --variants all --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 import warnings
 
@@ -48,6 +60,48 @@ EVAL_SEED = 20_240_601
 CI_PROB = 0.9
 QUICK_WORLDS = ("cardinal", "failures", "ridge")
 MODELS = ("lasso", "rf", "bayes")
+STRUCTURE_VARIANTS = ("quadratic", "spline", "gp")
+LIKELIHOOD_VARIANTS = ("normal", "student_t", "mixture")
+VARIANTS = STRUCTURE_VARIANTS + LIKELIHOOD_VARIANTS
+CRPS_DRAWS = 400
+
+
+def crps(draws: np.ndarray, truth: np.ndarray) -> float:
+    """Mean CRPS of sample draws ``(n_draws, n)`` against ``truth (n,)`` (energy form)."""
+    x = np.sort(draws, axis=0)
+    m = x.shape[0]
+    term1 = np.mean(np.abs(x - truth[None, :]), axis=0)
+    weights = (2.0 * np.arange(1, m + 1) - m - 1) / (m * m)
+    term2 = weights @ x  # E|X - X'| / 2
+    return float(np.mean(term1 - term2))
+
+
+def bayes_models(seed: int, variants: tuple[str, ...]) -> dict[str, object]:
+    """The default Bayesian model plus the requested variants (unfitted; see fit_models)."""
+    from bayesbio.models.bayesian import BayesianYieldModel
+
+    models: dict[str, object] = {"bayes": BayesianYieldModel(random_seed=seed)}
+    wanted = tuple(v for v in STRUCTURE_VARIANTS if v in variants)
+    if wanted and set(wanted) <= set(models["bayes"].structures):
+        models["_all"] = models["bayes"]  # the default fit holds them: read it, no refit
+    elif wanted:
+        models["_all"] = BayesianYieldModel(structures=wanted, random_seed=seed)
+    for v in variants:
+        if v in LIKELIHOOD_VARIANTS:
+            models[f"b_{v}"] = BayesianYieldModel(likelihood=v, random_seed=seed)
+    return models
+
+
+def structure_view(model, structure: str):
+    """The fitted multi-structure model with all stacking weight on one structure."""
+    view = copy.copy(model)
+    names = list(model.stacking_weights_.index)
+    view.stacking_weights_ = pd.Series(
+        [1.0 if s == structure else 0.0 for s in names], index=names, name="weight"
+    )
+    return view
+
+
 RECOMMENDERS = ("recipe", "lasso_argmax", "rf_argmax", "bayes_rec")
 
 
@@ -70,7 +124,9 @@ def targets(table: pd.DataFrame, scales: tuple[str, ...]) -> list[dict[str, str]
     return out
 
 
-def run_case(world_name: str, n: int, seed: int, bayes: bool) -> list[dict]:
+def run_case(
+    world_name: str, n: int, seed: int, bayes: bool, variants: tuple[str, ...] = ()
+) -> list[dict]:
     """Sample one history, fit the models and score them; return tidy rows."""
     t_case = time.perf_counter()
     world = make_world(world_name, random_seed=seed)
@@ -98,25 +154,48 @@ def run_case(world_name: str, n: int, seed: int, bayes: bool) -> list[dict]:
         "rf": ForestYield(random_state=seed),
     }
     if bayes:
-        from bayesbio.models.bayesian import BayesianYieldModel
-
-        models["bayes"] = BayesianYieldModel(random_seed=seed)
+        models.update(bayes_models(seed, variants))
     n_warn = 0
-    for name, model in models.items():
+    for name, model in list(models.items()):
+        if name == "_all":
+            if model is not models["bayes"]:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.fit(table)
+            for structure, weight in model.stacking_weights_.items():
+                add("all", f"b_{structure}", "stack_weight", float(weight))
+                if structure in variants:
+                    models[f"b_{structure}"] = structure_view(model, structure)
+            del models["_all"]
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             t0 = time.perf_counter()
             model.fit(table)
             add("all", name, "fit_s", time.perf_counter() - t0)
+        n_warn += len(caught) if not name.startswith("b_") else 0
+    for name, model in models.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             mean = np.asarray(model.predict(X), dtype=float)
             interval = model.predict_interval(X, ci_prob=CI_PROB)
-        n_warn += len(caught)
+            draws = model.predict_draws(X, n_draws=CRPS_DRAWS, noise=False, random_seed=seed)
         inside = (new_batches >= interval["lower"].to_numpy()) & (
             new_batches <= interval["upper"].to_numpy()
         )
         add("all", name, "rmse", float(np.sqrt(np.mean((mean - truth) ** 2))))
+        add("all", name, "crps", crps(np.asarray(draws, dtype=float), truth))
         add("all", name, "coverage", float(inside.mean()))
         add("all", name, "width", float(np.mean(interval["upper"] - interval["lower"])))
+        diagnostics = getattr(model, "diagnostics_", None)
+        if diagnostics and not name.startswith("b_"):
+            add("all", name, "max_rhat", max(float(d["max_r_hat"]) for d in diagnostics.values()))
+            add(
+                "all",
+                name,
+                "divergences",
+                sum(float(d["divergences"]) for d in diagnostics.values()),
+            )
 
     for group in targets(table, world.scale_names):
         label = f"{group['scale']}/{group['site']}"
@@ -146,9 +225,11 @@ def run_case(world_name: str, n: int, seed: int, bayes: bool) -> list[dict]:
 
 def summarise(results: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """One wide table per n: worlds as rows, metric x method as columns (means)."""
+    models = [*MODELS, *[f"b_{v}" for v in VARIANTS]]
     wanted = [
-        *[("rmse", m) for m in MODELS],
-        *[("coverage", m) for m in MODELS],
+        *[("rmse", m) for m in models],
+        *[("crps", m) for m in models],
+        *[("coverage", m) for m in models],
         *[("regret", r) for r in RECOMMENDERS],
     ]
     means = results.groupby(["n", "world", "metric", "method"], sort=False)["value"].mean()
@@ -159,7 +240,7 @@ def summarise(results: pd.DataFrame) -> dict[int, pd.DataFrame]:
         cols = [c for c in wanted if c in part.columns]
         wide = part[cols].copy()
         wide.columns = [
-            f"{'RMSE' if k == 'rmse' else 'cov90' if k == 'coverage' else 'regret%'} {m}"
+            f"{ {'rmse': 'RMSE', 'crps': 'CRPS', 'coverage': 'cov90'}.get(k, 'regret%') } {m}"
             for k, m in cols
         ]
         wide.insert(0, "failed%", 100 * failed.loc[n].reindex(wide.index))
@@ -175,6 +256,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--n", nargs="+", type=int, help="history sizes (default 20 40 100)")
     parser.add_argument("--seeds", type=int, help="seeds per world and n (default 10)")
     parser.add_argument("--no-bayes", action="store_true", help="skip the Bayesian model")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[*VARIANTS, "all"],
+        default=[],
+        help="Bayesian variants beside the default (structures, likelihoods, or all)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="joblib workers (default 1)")
     parser.add_argument("--out", help="CSV file for the tidy per-run rows")
     args = parser.parse_args(argv)
@@ -182,6 +270,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ns = args.n or ([20, 40] if args.quick else [20, 40, 100])
     seeds = args.seeds or (2 if args.quick else 10)
     bayes = not args.no_bayes
+    variants = tuple(VARIANTS if "all" in args.variants else args.variants)
     cases = [(w, n, s) for w in worlds for n in ns for s in range(seeds)]
     print(
         f"{len(cases)} cases: worlds {worlds}, n {ns}, {seeds} seed(s), "
@@ -189,7 +278,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         flush=True,
     )
     t0 = time.perf_counter()
-    parts = Parallel(n_jobs=args.jobs)(delayed(run_case)(w, n, s, bayes) for w, n, s in cases)
+    parts = Parallel(n_jobs=args.jobs)(
+        delayed(run_case)(w, n, s, bayes, variants) for w, n, s in cases
+    )
     results = pd.DataFrame([row for part in parts for row in part])
     print(f"done in {time.perf_counter() - t0:.0f} s\n")
     with pd.option_context("display.width", 200, "display.max_columns", 30):

@@ -1,6 +1,8 @@
 """A corpus of bad batch tables: each gives a named error or a logged repair, never a crash."""
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -822,12 +824,17 @@ def test_design_space_negative_spec_is_refused(lasso):
         design_space(lasso, -5, 0.9, group=GROUP, random_seed=0)
 
 
-@pytest.mark.xfail(strict=True, reason="models/bayesian.py: target_accept is not validated")
-def test_bayesian_model_target_accept_outside_0_1_is_refused():
+@pytest.mark.parametrize("value", [2.0, 0.0, 1.0, -0.5, "high"])
+def test_bayesian_model_target_accept_outside_0_1_is_refused(value, monkeypatch):
+    import bayesbio.models.bayesian as bayes
     from bayesbio.models import BayesianYieldModel
 
-    with pytest.raises(ValueError, match="target_accept"):
-        BayesianYieldModel(target_accept=2.0)
+    def never(*args, **kwargs):
+        raise AssertionError("sampled despite a bad target_accept")
+
+    monkeypatch.setattr(bayes.sampling, "sample_model", never)
+    with pytest.raises(ValueError, match=r"target_accept must be .*\(0, 1\)"):
+        BayesianYieldModel(target_accept=value).fit(good())
 
 
 @pytest.fixture
@@ -865,3 +872,294 @@ def test_cli_recommend_unknown_group_label_is_named(tmp_path, cli_model):
 )
 def test_cli_negative_spec_is_refused(tmp_path, cli_model, args):
     assert_cli_fails_cleanly([*args, *cli_model], tmp_path / "out", [], "spec")
+
+
+# ------------------------------------------------------------------------- study options (CLI)
+STUDY_BAD = [
+    ("study_prob_above_one", ["--prob", "1.5"], r"--prob must be in \(0, 1\), got 1.5"),
+    ("study_prob_zero", ["--prob", "0"], r"--prob must be in \(0, 1\)"),
+    ("study_risk_zero", ["--risk", "0"], r"--risk must be in \(0, 1\)"),
+    ("study_unknown_objective", ["--objective", "best"], r"--objective must be one of"),
+    ("study_zero_draws", ["--draws", "0"], "--draws must be >= 1, got 0"),
+    ("study_negative_chains", ["--chains", "-1"], "--chains must be >= 1, got -1"),
+    ("study_zero_tune", ["--tune", "0"], "--tune must be >= 1, got 0"),
+    ("study_unknown_group_column", ["--groups", "scal"], r"--groups scal: not a group column"),
+    ("study_negative_spec", ["--spec", "-5"], r"--spec -5 is outside the possible yield"),
+    ("study_spec_in_mg_per_l", ["--spec", "5000"], r"--spec 5000 is outside.*g/L"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), [pytest.param(a, m, id=i) for i, a, m in STUDY_BAD])
+def test_cli_study_bad_options_are_named_before_any_work(tmp_path, args, match):
+    assert_cli_fails_cleanly(["study", "--quick", *args], tmp_path / "out", [], match)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["fit", "--draws", "0"], id="fit_zero_draws"),
+        pytest.param(["compare", "--chains", "0"], id="compare_zero_chains"),
+    ],
+)
+def test_cli_mcmc_options_are_named(tmp_path, args):
+    data = _csv(tmp_path, good())
+    before = data.read_bytes()
+    assert_cli_fails_cleanly([*args, "-d", str(data)], tmp_path / "out", [data], args[1])
+    assert data.read_bytes() == before
+
+
+# ------------------------------------------------------------------------- saved model files
+def _prior_posterior(model, *, chains=2, draws=1000, seed=0):
+    """A 'posterior' of independent prior draws: no MCMC."""
+    import pymc as pm
+    import xarray as xr
+
+    prior = pm.sample_prior_predictive(draws=chains * draws, model=model, random_seed=seed)
+    ds = prior["prior"].to_dataset()
+    ds = ds.isel(chain=0, drop=True) if "chain" in ds.dims else ds
+    arrays = {
+        name: (("chain", "draw", *da.dims[1:]), da.values.reshape(chains, draws, *da.shape[1:]))
+        for name, da in ds.data_vars.items()
+    }
+    post = xr.Dataset(arrays, coords={k: v for k, v in ds.coords.items() if k != "draw"})
+    stats = xr.Dataset(
+        {
+            "diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool)),
+            "energy": (("chain", "draw"), np.random.default_rng(seed).normal(size=(chains, draws))),
+        }
+    )
+    tree = xr.DataTree()
+    tree["posterior"] = xr.DataTree(post)
+    tree["sample_stats"] = xr.DataTree(stats)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import bayesbio.models.bayesian as bayes
+    from bayesbio.models import BayesianYieldModel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            bayes.sampling,
+            "sample_model",
+            lambda model, key, **kw: (_prior_posterior(model, seed=kw["random_seed"]), "fake"),
+        )
+        model = BayesianYieldModel(structures=("quadratic",), random_seed=5).fit(good(60, 3))
+    path = model.save(tmp_path_factory.mktemp("model") / "model.nc")
+    return model, path
+
+
+def _edited(path, tmp_path, edit):
+    import xarray as xr
+
+    with xr.open_datatree(path, engine="h5netcdf") as handle:
+        tree = handle.load()
+    edit(tree)
+    out = tmp_path / "edited.nc"
+    tree.to_netcdf(out, engine="h5netcdf")
+    return out
+
+
+def _posterior_edit(name, change):
+    import xarray as xr
+
+    def edit(tree):
+        post = tree["quadratic/posterior"].to_dataset()
+        values = post[name].values.copy()
+        post[name] = (post[name].dims, change(values))
+        tree["quadratic/posterior"] = xr.DataTree(post)
+
+    return edit
+
+
+def _nan_first(values):
+    values.flat[0] = np.nan
+    return values
+
+
+def _training_edit(column, value):
+    import xarray as xr
+
+    def edit(tree):
+        ds = tree["training_table"].to_dataset()
+        values = ds[column].values.copy()
+        values[0] = value
+        ds[column] = (ds[column].dims, values)
+        tree["training_table"] = xr.DataTree(ds)
+
+    return edit
+
+
+def _drop_training_column(tree):
+    import xarray as xr
+
+    tree["training_table"] = xr.DataTree(tree["training_table"].to_dataset().drop_vars("ph"))
+
+
+def _attr_edit(key, value):
+    def edit(tree):
+        tree.attrs[key] = value
+
+    return edit
+
+
+MODEL_BAD = [
+    (
+        "posterior_edited_beyond_the_response_limits",
+        _posterior_edit("intercept", lambda v: v + 3),
+        r"predicts a mean yield of [\d.]+ g/L at \d+ training setpoint\(s\), outside the process",
+    ),
+    (
+        "nan_in_the_posterior",
+        _posterior_edit("beta", _nan_first),
+        r"non-finite values \(structure 'quadratic': 1 non-finite draw\(s\) of 'beta'\)",
+    ),
+    (
+        "infinite_sigma",
+        _posterior_edit("sigma", lambda v: np.full_like(v, np.inf)),
+        r"non-finite draw\(s\) of 'sigma'",
+    ),
+    (
+        "stacking_weights_edited",
+        _attr_edit("stacking_weights", json.dumps({"quadratic": 0.4})),
+        r"stored stacking weights .* differ from those recomputed",
+    ),
+    (
+        "training_value_outside_the_limits",
+        _training_edit("temperature", 310.0),
+        r"value\(s\) of 'temperature' outside the process limits",
+    ),
+    (
+        "training_response_missing",
+        _training_edit("yield", np.nan),
+        r"missing value\(s\) or value\(s\) of 'yield'",
+    ),
+    (
+        "training_column_removed",
+        _drop_training_column,
+        r"training table lacks column\(s\) \['ph'\]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "match"), [pytest.param(e, m, id=i) for i, e, m in MODEL_BAD])
+def test_edited_model_file_is_refused_with_a_named_error(saved_model, tmp_path, edit, match):
+    from bayesbio.models import BayesianYieldModel
+    from bayesbio.models.bayesian import IncompatibleModelError
+
+    path = _edited(saved_model[1], tmp_path, edit)
+    with pytest.raises(IncompatibleModelError, match=match):
+        BayesianYieldModel.load(path)
+
+
+def test_unedited_round_trip_still_loads(saved_model, tmp_path):
+    from bayesbio.models import BayesianYieldModel
+
+    model, path = saved_model
+    path = _edited(path, tmp_path, lambda tree: None)
+    loaded = BayesianYieldModel.load(path)
+    x = model.training_table_.iloc[:5]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_loaded_diagnostics_come_from_the_draws_not_the_file(saved_model, tmp_path):
+    from bayesbio.models import BayesianYieldModel
+
+    claimed = {"quadratic": {"max_r_hat": 1.0, "min_ess_bulk": 4000.0, "divergences": 0.0}}
+
+    def unconverged(tree):
+        # chain 0 sits 0.3 log units above chain 1, and the file claims all is well
+        _posterior_edit("intercept", lambda v: v + np.array([[0.3], [0.0]]))(tree)
+        tree.attrs["diagnostics"] = json.dumps(claimed)
+
+    loaded = BayesianYieldModel.load(_edited(saved_model[1], tmp_path, unconverged))
+    assert loaded.diagnostics_["quadratic"]["max_r_hat"] > 1.01
+    from bayesbio.recommend import ModelDiagnosticsWarning, recommend
+
+    with pytest.warns(ModelDiagnosticsWarning, match="R-hat"):
+        recommend(loaded, group={"scale": "2L", "site": "A"}, n_draws=50, n_candidates=8)
+
+
+@pytest.mark.parametrize("how", ["external_link", "external_storage"])
+def test_model_file_pointing_at_other_files_is_not_read(saved_model, tmp_path, how):
+    import shutil
+
+    import h5py
+
+    from bayesbio.models import BayesianYieldModel
+    from bayesbio.models.bayesian import IncompatibleModelError
+
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"PRIVATE-LAB-NOTES")
+    crafted = tmp_path / "crafted.nc"
+    shutil.copy(saved_model[1], crafted)
+    with h5py.File(crafted, "r+") as f:
+        if how == "external_link":
+            f["training_table/leak"] = h5py.ExternalLink(str(secret), "/data")
+        else:
+            size = secret.stat().st_size
+            f.create_dataset(
+                "training_table/leak", (size,), "u1", external=[(str(secret), 0, size)]
+            )
+    with pytest.raises(IncompatibleModelError, match="points at other files") as info:
+        BayesianYieldModel.load(crafted)
+    assert "PRIVATE" not in str(info.value)
+
+
+def test_files_that_are_not_models_are_named(tmp_path):
+    from bayesbio.models import BayesianYieldModel
+    from bayesbio.models.bayesian import IncompatibleModelError
+
+    text = tmp_path / "model.nc"
+    text.write_text("batch_id,yield\nB1,5\n")
+    with pytest.raises(IncompatibleModelError, match="not a model file written by bayesbio"):
+        BayesianYieldModel.load(text)
+    with pytest.raises(FileNotFoundError, match=r"no such model file.*bayesbio fit"):
+        BayesianYieldModel.load(tmp_path / "absent.nc")
+
+
+@pytest.mark.parametrize(("edit", "match"), [pytest.param(e, m, id=i) for i, e, m in MODEL_BAD[:2]])
+def test_cli_recommend_on_an_edited_model_is_a_one_line_error(saved_model, tmp_path, edit, match):
+    path = _edited(saved_model[1], tmp_path, edit)
+    args = ["recommend", "--model", str(path), "-g", "scale=2L", "-g", "site=A"]
+    assert_cli_fails_cleanly(args, tmp_path / "out", [path], match)
+
+
+def test_save_refuses_a_non_finite_posterior_and_keeps_the_earlier_file(saved_model, tmp_path):
+    import copy
+
+    import xarray as xr
+
+    model, _ = saved_model
+    target = tmp_path / "model.nc"
+    target.write_bytes(b"earlier model")
+    broken = copy.copy(model)
+    tree = model.idata_["quadratic"]
+    post = tree["posterior"].to_dataset()
+    post["sigma"] = post["sigma"].where(post["draw"] < 700)  # an interrupted sampler's padding
+    padded = xr.DataTree()
+    padded["posterior"] = xr.DataTree(post)
+    padded["sample_stats"] = xr.DataTree(tree["sample_stats"].to_dataset())
+    broken.idata_ = {"quadratic": padded}
+    with pytest.raises(ValueError, match=r"not saving .*non-finite draw\(s\) of 'sigma'"):
+        broken.save(target)
+    assert target.read_bytes() == b"earlier model"
+
+
+def test_interrupted_save_keeps_the_earlier_model_file(saved_model, tmp_path, monkeypatch):
+    import xarray as xr
+
+    model, _ = saved_model
+    target = tmp_path / "model.nc"
+    target.write_bytes(b"earlier model")
+
+    def killed(self, path, **kwargs):
+        Path(path).write_bytes(b"\x89HDF half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", killed)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(target)
+    assert target.read_bytes() == b"earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]

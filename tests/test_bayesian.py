@@ -118,7 +118,24 @@ def test_build_model_has_coords_terms_and_finite_logp(small_table):
     assert list(model.coords["site"]) == ["si0", "si1", "si2", "si3"]
     assert np.isfinite(model.compile_logp()(model.initial_point()))
     names = {v.name for v in model.free_RVs}
-    assert {"intercept", "beta", "sigma", "sigma_scale", "sigma_site"} <= names
+    # concave by default: linear slopes and a packed Cholesky factor of the curvature
+    assert {"intercept", "beta_linear", "curvature", "sigma", "sigma_scale"} <= names
+    assert "beta" in model.named_vars and "sigma_site" in names
+    free = build_model(small_table, structure="quadratic", curvature="free")
+    assert "beta" in {v.name for v in free.free_RVs}
+
+
+def test_concave_curvature_gives_a_negative_semidefinite_hessian(small_table):
+    """Every prior draw of the concave quadratic has a single optimum or ridge (no saddle)."""
+    k = 4
+    iu, ju = np.triu_indices(k, 1)
+    for curvature, sign in (("concave", -1.0), ("convex", 1.0)):
+        model = build_model(small_table, structure="quadratic", curvature=curvature)
+        beta = pm.draw(model["beta"], draws=200, random_seed=1)
+        for b in beta:
+            h = np.diag(2.0 * b[k : 2 * k])
+            h[iu, ju] = h[ju, iu] = b[2 * k :]
+            assert np.linalg.eigvalsh(sign * h).min() >= -1e-9
 
 
 def test_build_model_spline_structure_has_more_terms(small_table):
@@ -190,7 +207,9 @@ def test_bad_inputs_name_the_problem(small_table):
     with pytest.raises(ValueError, match="likelihood must be one of"):
         build_model(small_table, likelihood="cauchy")
     with pytest.raises(ValueError, match="structure must be one of"):
-        build_model(small_table, structure="gp")
+        build_model(small_table, structure="kriging")
+    with pytest.raises(ValueError, match="curvature must be one of"):
+        build_model(small_table, curvature="saddle")
     zero = small_table.copy()
     zero.loc[3, "yield"] = 0.0
     with pytest.raises(ValueError, match="column 'yield': 1 non-positive"):
@@ -316,7 +335,10 @@ def test_fast_quantiles_match_numpy():
 def test_numpy_log_likelihood_matches_pymc(prior_sampler, small_table):
     for likelihood, hetero in (("normal", False), ("student_t", True)):
         model = BayesianYieldModel(
-            structures=("quadratic",), likelihood=likelihood, heteroscedastic=hetero
+            structures=("quadratic",),
+            likelihood=likelihood,
+            heteroscedastic=hetero,
+            curvature="free",  # prior draws of an LKJ factor do not round-trip its name
         ).fit(small_table)
         pm_model = prior_sampler[-1][0]
         tree = model.idata_["quadratic"].copy()
@@ -595,6 +617,7 @@ def recovery_fit():
         tune=300,
         chains=2,
         random_seed=3,
+        curvature="free",  # the generative structure of _table: free coefficients
     )
     return _fit_quietly(model, table)[0], truth
 
@@ -653,9 +676,9 @@ def test_new_group_intervals_wider_than_existing_real_fit(sim_fit):
 def test_stacking_weights_and_diagnostics_reported(sim_fit):
     model, _, _ = sim_fit
     w = model.stacking_weights_
-    assert list(w.index) == ["quadratic", "spline"]
+    assert list(w.index) == ["quadratic", "gp"]
     assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
-    for s in ("quadratic", "spline"):
+    for s in ("quadratic", "gp"):
         assert np.isfinite(model.diagnostics_[s]["elpd_loo"])
         assert model.diagnostics_[s]["max_r_hat"] < 1.1
 
@@ -817,5 +840,6 @@ def test_posterior_plots_return_matplotlib_figures(sim_fit):
     fig = pp.plot_marginal_effects(model, parameters=["temperature", "ph"], n_draws=50)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[0].get_xlabel() == DEFAULT.axis_label("temperature") == "Temperature [degC]"
+    assert isinstance(pp.plot_trace(model, structure="gp"), Figure)
     with pytest.raises(ValueError, match="structure must be one of"):
-        pp.plot_trace(model, structure="gp")
+        pp.plot_trace(model, structure="spline")

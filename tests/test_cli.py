@@ -1,4 +1,6 @@
+import json
 import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -251,3 +253,448 @@ def test_cli_clean_and_eda_read_the_process(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eda" / "yield_vs_parameters.png").stat().st_size > 0
+
+
+# -- global options, progress ----------------------------------------------------------------
+def test_cli_version_verbose_and_quiet(tmp_path):
+    from bayesbio import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"bayesbio {__version__}"
+    quiet = runner.invoke(app, ["-q", "simulate", "--n", "12", "--out", str(tmp_path / "q")])
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert (tmp_path / "q" / "batches.csv").is_file()
+    loud = runner.invoke(app, ["simulate", "--n", "12", "--out", str(tmp_path / "l")])
+    assert "wrote" in loud.output
+    both = runner.invoke(app, ["-v", "-q", "simulate", "--out", str(tmp_path / "b")])
+    assert both.exit_code == 2 and "-v/--verbose" in both.output
+    assert len(both.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_progress_is_drawn_only_on_a_terminal_outside_ci(monkeypatch):
+    from bayesbio import cli
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setitem(cli._STATE, "quiet", False)
+    assert cli._interactive(Stream(True))
+    assert not cli._interactive(Stream(False))
+    monkeypatch.setenv("CI", "true")
+    assert not cli._interactive(Stream(True))
+    monkeypatch.delenv("CI")
+    monkeypatch.setitem(cli._STATE, "quiet", True)
+    assert not cli._interactive(Stream(True))
+
+
+# -- outputs never overwrite each other --------------------------------------------------------
+def test_cli_simulate_refuses_to_replace_a_batch_table_without_force(tmp_path):
+    args = ["simulate", "--n", "12", "--out", str(tmp_path)]
+    assert runner.invoke(app, [*args, "--seed", "1"]).exit_code == 0
+    before = (tmp_path / "batches.csv").read_bytes()
+    again = runner.invoke(app, [*args, "--seed", "2"])
+    assert again.exit_code == 2 and "--force" in again.output and "batches.csv" in again.output
+    assert (tmp_path / "batches.csv").read_bytes() == before
+    forced = runner.invoke(app, [*args, "--seed", "2", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "batches.csv").read_bytes() != before
+
+
+def test_cli_clean_refuses_to_write_over_its_own_input(tmp_path):
+    runner.invoke(app, ["simulate", "--n", "20", "--out", str(tmp_path)])
+    own = tmp_path / "clean_batches.csv"
+    (tmp_path / "batches.csv").rename(own)
+    before = own.read_bytes()
+    result = runner.invoke(app, ["clean", "--data", str(own), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--out" in result.output and "--data" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert own.read_bytes() == before and not (tmp_path / "cleaning_log.csv").exists()
+
+
+def test_cli_eda_and_compare_write_their_own_summaries(tmp_path):
+    runner.invoke(app, ["simulate", "--n", "40", "--no-defects", "--out", str(tmp_path)])
+    data = str(tmp_path / "batches.csv")
+    result = runner.invoke(app, ["eda", "--data", data, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    eda_summary = (tmp_path / "eda_summary.csv").read_bytes()
+    result = runner.invoke(
+        app, ["compare", "--data", data, "--no-bayesian", "--cv", "split", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "eda_summary.csv").read_bytes() == eda_summary
+    summary = pd.read_csv(tmp_path / "compare_summary.csv")
+    assert {"LASSO", "RandomForest"} <= set(summary["model"])
+    assert (tmp_path / "compare_scores.csv").is_file()
+    assert not (tmp_path / "summary.csv").exists()
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_group_file_labels_have_no_spaces_or_slashes():
+    from bayesbio.cli import _group_label
+
+    assert _group_label({"scale": "2000 L", "site": "North/1"}) == "_scale-2000-L_site-North-1"
+    assert _group_label(None) == ""
+
+
+# -- recommend: constraints, objective, strict -------------------------------------------------
+@pytest.fixture(scope="module")
+def lasso_model():
+    from bayesbio.models import LassoYield
+    from bayesbio.simulate import simulate_batches
+
+    return LassoYield().fit(simulate_batches(60, random_seed=1).table)
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Make `BayesianYieldModel.load` return the given model (no MCMC in CLI tests)."""
+    from bayesbio.models import BayesianYieldModel
+
+    def use(model):
+        monkeypatch.setattr(BayesianYieldModel, "load", classmethod(lambda cls, path: model))
+
+    return use
+
+
+GROUP_ARGS = ["--model", "m.nc", "-g", "scale=2L", "-g", "site=A", "--seed", "0"]
+
+
+def test_cli_recommend_bounds_and_fixed_factors_reach_the_setpoint(tmp_path, loads, lasso_model):
+    loads(lasso_model)
+    args = ["recommend", *GROUP_ARGS, "--out", str(tmp_path), "--objective", "quantile"]
+    args += ["--risk", "0.2", "--bound", "temperature=36:36.8", "--fix", "ph=7.05"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "recommendation_scale-2L_site-A.csv").set_index("setpoint")
+    row = table.loc["recommended"]
+    assert 36.0 <= row["temperature"] <= 36.8
+    assert row["ph"] == pytest.approx(7.05)
+    assert table.loc["mean_optimal", "ph"] == pytest.approx(7.05)
+    other = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            "m.nc",
+            "-g",
+            "scale=2000L",
+            "-g",
+            "site=B",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert other.exit_code == 0, other.output
+    assert (tmp_path / "recommendation_scale-2000L_site-B.csv").is_file()
+    assert (tmp_path / "recommendation_scale-2L_site-A.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--bound", "temperature=36"], "--bound expects FACTOR=LOW:HIGH"),
+        (["--bound", "temp=36:37"], "--bound 'temp=36:37': 'temp' is not a factor"),
+        (["--bound", "temperature=37:36"], "LOW must be below HIGH"),
+        (["--bound", "temperature=a:37"], "'a' is not a number"),
+        (["--fix", "ph"], "--fix expects FACTOR=VALUE"),
+        (["--fix", "ph=7", "--bound", "ph=6.9:7.1"], "bounded or fixed twice"),
+        (["--bound", "temperature=36:99"], r"--bound temperature=36:99 must satisfy"),
+        (["--fix", "ph=12"], r"--fix ph=12 is outside the physical limits"),
+        (["--risk", "1.5"], r"--risk must be in \(0, 1\)"),
+        (["--objective", "best"], "--objective must be one of"),
+    ],
+)
+def test_cli_recommend_names_bad_constraint_options(tmp_path, loads, lasso_model, extra, match):
+    loads(lasso_model)
+    result = runner.invoke(app, ["recommend", *GROUP_ARGS, "--out", str(tmp_path), *extra])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and re.search(match, lines[0]), lines
+    assert "bounds[" not in lines[0] and "fixed[" not in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_recommend_strict_exits_3_on_failed_diagnostics(tmp_path, loads, lasso_model):
+    import copy
+
+    unconverged = copy.copy(lasso_model)
+    unconverged.diagnostics_ = {"max_r_hat": 1.3, "divergences": 4}
+    loads(unconverged)
+    args = ["recommend", *GROUP_ARGS, "--out", str(tmp_path)]
+    strict = runner.invoke(app, [*args, "--strict"])
+    assert strict.exit_code == 3, strict.output
+    lines = strict.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --strict:") and "R-hat" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+    lenient = runner.invoke(app, args)
+    assert lenient.exit_code == 0, lenient.output
+    assert "warning: ModelDiagnosticsWarning" in lenient.output
+
+
+def test_cli_recommend_strict_exits_3_when_extrapolating(tmp_path, loads, lasso_model, monkeypatch):
+    import bayesbio.recommend as rec
+
+    original = rec.recommend
+
+    def extrapolating(*args, **kwargs):
+        out = original(*args, **kwargs)
+        warnings.warn(
+            "recommended setpoint is outside the support", rec.ExtrapolationWarning, stacklevel=2
+        )
+        return out
+
+    monkeypatch.setattr(rec, "recommend", extrapolating)
+    loads(lasso_model)
+    result = runner.invoke(app, ["recommend", *GROUP_ARGS, "--out", str(tmp_path), "--strict"])
+    assert result.exit_code == 3 and "ExtrapolationWarning" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- fit: strict, interrupts, atomic model files -----------------------------------------------
+@pytest.fixture
+def batches(tmp_path):
+    runner.invoke(app, ["simulate", "--n", "30", "--no-defects", "--out", str(tmp_path / "d")])
+    return str(tmp_path / "d" / "batches.csv")
+
+
+def test_cli_fit_strict_exits_3_and_saves_nothing_when_diagnostics_fail(
+    tmp_path, batches, monkeypatch
+):
+    from bayesbio.models import BayesianYieldModel
+    from bayesbio.models.bayesian import ConvergenceWarning
+
+    def unconverged(self, X, y=None):
+        warnings.warn(
+            "structure 'quadratic': max R-hat 1.200 > 1.01", ConvergenceWarning, stacklevel=2
+        )
+        return self
+
+    monkeypatch.setattr(BayesianYieldModel, "fit", unconverged)
+    result = runner.invoke(app, ["fit", "-d", batches, "--out", str(tmp_path / "m"), "--strict"])
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "R-hat 1.200" in lines[0] and "no model saved" in lines[0]
+    assert not (tmp_path / "m" / "model.nc").exists()
+
+
+@pytest.mark.parametrize("swallowed", [True, False], ids=["sampler_catches_it", "raised"])
+def test_cli_fit_interrupted_exits_130_and_keeps_the_earlier_model(
+    tmp_path, batches, monkeypatch, swallowed
+):
+    import os
+    import signal
+    import time
+
+    from bayesbio.models import BayesianYieldModel
+
+    def interrupted_fit(self, X, y=None):
+        # like nutpie: Ctrl-C ends sampling early and the draws so far come back
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            if not swallowed:
+                raise
+        return self
+
+    monkeypatch.setattr(BayesianYieldModel, "fit", interrupted_fit)
+    saved = []
+    monkeypatch.setattr(BayesianYieldModel, "save", lambda self, path: saved.append(path))
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "model.nc").write_bytes(b"the earlier model")
+    result = runner.invoke(app, ["fit", "-d", batches, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted")
+    assert saved == [] and (out / "model.nc").read_bytes() == b"the earlier model"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- study options ------------------------------------------------------------------------------
+@pytest.fixture
+def fake_study(monkeypatch, tmp_path):
+    """Replace run_study by a recorder returning a finished result with given warnings."""
+    import bayesbio.study as study_mod
+
+    calls = []
+    warns = []
+
+    def fake(out, **kwargs):
+        calls.append(kwargs)
+        return study_mod.StudyResult(
+            out_dir=Path(out), report_path=Path(out) / "report.html", warnings=list(warns)
+        )
+
+    monkeypatch.setattr(study_mod, "run_study", fake)
+    return calls, warns
+
+
+def test_cli_study_passes_its_options_to_the_study(tmp_path, fake_study):
+    calls, _ = fake_study
+    args = ["study", "--out", str(tmp_path), "--spec", "4.5", "--prob", "0.7"]
+    args += ["--objective", "quantile", "--risk", "0.2", "--draws", "300", "--chains", "3"]
+    args += ["--tune", "250", "--groups", "scale,site", "--quick", "--force"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (kwargs,) = calls
+    cfg = kwargs["config"]
+    assert (cfg.spec, cfg.prob, cfg.objective, cfg.risk) == (4.5, 0.7, "quantile", 0.2)
+    assert (cfg.draws, cfg.tune, cfg.chains) == (300, 250, 3)
+    assert cfg.cv_splits == 3  # the rest of --quick is kept
+    assert kwargs["groups"] == ["scale", "site"] and kwargs["force"] is True
+
+
+def test_cli_study_strict_exits_3_on_a_convergence_warning(tmp_path, fake_study):
+    _, warns = fake_study
+    warns.append("[fit] ConvergenceWarning: structure 'spline': 3 divergent transitions")
+    result = runner.invoke(app, ["study", "--out", str(tmp_path), "--strict"])
+    assert result.exit_code == 3 and "3 divergent transitions" in result.output, result.output
+    assert runner.invoke(app, ["study", "--out", str(tmp_path)]).exit_code == 0
+
+
+# -- the study's output folder -----------------------------------------------------------------
+def _fake_inner(files, fail=None):
+    """A stand-in for the study's stages: writes ``files`` into its folder, or fails."""
+    import bayesbio.study as study_mod
+
+    def run(out, **kwargs):
+        out = Path(out)
+        for name, text in files.items():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_text(text)
+        if fail is not None:
+            raise fail
+        return study_mod.StudyResult(out_dir=out, report_path=out / "report.html")
+
+    return run
+
+
+def _listing(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_study_folder_replaces_its_earlier_files_and_never_touches_foreign_ones(
+    tmp_path, monkeypatch
+):
+    import bayesbio.study as study_mod
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("mine")
+    first = {"report.html": "r1", "a.csv": "1", "figures/x.png": "png", "model.nc": "m1"}
+    monkeypatch.setattr(study_mod, "_run_study", _fake_inner(first))
+    result = study_mod.run_study(out)
+    assert result.report_path == out / "report.html" and result.out_dir == out
+    assert _listing(out) == sorted([*first, "my_notes.txt", study_mod.MANIFEST])
+    manifest = json.loads((out / study_mod.MANIFEST).read_text())
+    assert manifest["files"] == sorted(first)
+
+    second = {"report.html": "r2", "b.csv": "2", "model.nc": "m2"}
+    monkeypatch.setattr(study_mod, "_run_study", _fake_inner(second))
+    study_mod.run_study(out)
+    assert _listing(out) == sorted([*second, "my_notes.txt", study_mod.MANIFEST])
+    assert (out / "report.html").read_text() == "r2" and (
+        out / "my_notes.txt"
+    ).read_text() == "mine"
+    assert not (out / "figures").exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("stage failed"), KeyboardInterrupt()])
+def test_failed_study_leaves_the_earlier_study_as_it_was(tmp_path, monkeypatch, error):
+    import bayesbio.study as study_mod
+
+    out = tmp_path / "study"
+    monkeypatch.setattr(study_mod, "_run_study", _fake_inner({"report.html": "r1", "a.csv": "1"}))
+    study_mod.run_study(out)
+    before = {name: (out / name).read_bytes() for name in _listing(out)}
+    monkeypatch.setattr(
+        study_mod, "_run_study", _fake_inner({"report.html": "half", "b.csv": "2"}, fail=error)
+    )
+    with pytest.raises(type(error)):
+        study_mod.run_study(out)
+    assert {name: (out / name).read_bytes() for name in _listing(out)} == before
+    assert [p.name for p in out.iterdir() if p.name.startswith(".bayesbio-staging")] == []
+    fresh = tmp_path / "fresh"
+    with pytest.raises(type(error)):
+        study_mod.run_study(fresh)
+    assert not fresh.exists()
+
+
+def test_study_refuses_to_replace_files_it_did_not_write_unless_forced(tmp_path, monkeypatch):
+    import bayesbio.study as study_mod
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "report.html").write_text("someone else's report")
+    called = []
+
+    def inner(out_dir, **kwargs):
+        called.append(out_dir)
+        return _fake_inner({"report.html": "new"})(out_dir, **kwargs)
+
+    monkeypatch.setattr(study_mod, "_run_study", inner)
+    with pytest.raises(FileExistsError, match=r"report\.html.*--force"):
+        study_mod.run_study(out)
+    assert called == [] and (out / "report.html").read_text() == "someone else's report"
+    result = runner.invoke(app, ["study", "--out", str(out)])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    study_mod.run_study(out, force=True)
+    assert (out / "report.html").read_text() == "new"
+
+
+def test_atomic_writes_leave_the_earlier_file_on_failure(tmp_path):
+    from bayesbio.study import atomic_path, write_tables
+
+    target = tmp_path / "t.csv"
+    target.write_text("earlier")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "earlier" and _listing(tmp_path) == ["t.csv"]
+
+    class Broken:
+        def to_csv(self, path, index=False):
+            Path(path).write_text("partial")
+            raise OSError("disk full")
+
+    good_frame = pd.DataFrame({"a": [1]})
+    with pytest.raises(OSError, match="disk full"):
+        write_tables({"new.csv": good_frame, "t.csv": Broken()}, tmp_path)
+    assert target.read_text() == "earlier" and _listing(tmp_path) == ["t.csv"]
+    write_tables({"new.csv": good_frame, "t.csv": good_frame}, tmp_path)
+    assert _listing(tmp_path) == ["new.csv", "t.csv"]
+
+
+def test_cli_study_stops_at_the_next_stage_after_a_caught_ctrl_c(tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    import bayesbio.study as study_mod
+
+    stages = []
+
+    def fake(out, *, progress, **kwargs):
+        for stage in ("fit", "recommend", "report"):
+            progress(stage, len(stages), 3)
+            stages.append(stage)
+            if stage == "fit":  # the sampler catches Ctrl-C and returns
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                except KeyboardInterrupt:
+                    pass
+        raise AssertionError("the study ran to its end")
+
+    monkeypatch.setattr(study_mod, "run_study", fake)
+    result = runner.invoke(app, ["study", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 130, result.output
+    assert stages == ["fit"] and "interrupted" in result.output

@@ -13,6 +13,7 @@ from scipy import stats
 
 from bayesbio._recommend_core import largest_box
 from bayesbio.recommend import (
+    BoundWarning,
     Constraints,
     DesignSpace,
     ExtrapolationWarning,
@@ -148,7 +149,9 @@ def test_recommend_risk_averse_setpoint_moves_away_from_cliff(table):
     common = {"vertex": (0.5, 0.5, 0.5, 0.5), "cliff": (1, 12.0), "noise_sd": 0.2}
     tight = KnownPosterior(table, vertex_sd=(0.0, 0.005, 0.0, 0.0), **common)
     wide = KnownPosterior(table, vertex_sd=(0.0, 0.08, 0.0, 0.0), **common)
+    # the recipe (the group's median setpoint) sits near the vertex: test the objective alone
     kw = {"group": {"site": "A"}, "objective": "cvar", "risk": 0.1, "random_seed": 3, **FAST}
+    kw["min_confidence"] = None
     t_tight = unit(recommend(tight, **kw).setpoint)[1]
     rec = recommend(wide, **kw)
     t_wide = unit(rec.setpoint)[1]
@@ -168,6 +171,7 @@ def test_recommend_risk_averse_setpoint_moves_away_from_cliff(table):
 def test_recommend_execution_noise_moves_setpoint_away_from_cliff(table):
     model = KnownPosterior(table, vertex_sd=(0.0, 0.005, 0.0, 0.0), cliff=(1, 12.0))
     kw = {"group": {"site": "A"}, "objective": "cvar", "random_seed": 4, **FAST}
+    kw["min_confidence"] = None
     plain = unit(recommend(model, **kw).setpoint)[1]
     shaky = recommend(model, execution_sd={"temperature": 0.6}, **kw)
     assert unit(shaky.setpoint)[1] < plain - 0.02
@@ -177,7 +181,8 @@ def test_recommend_execution_noise_moves_setpoint_away_from_cliff(table):
 def test_recommend_honours_bounds_and_fixed_parameters(table):
     model = KnownPosterior(table, vertex=(0.3, 0.6, 0.45, 0.7), vertex_sd=[0.005] * 4)
     cons = Constraints(bounds={"temperature": (30.0, 33.0)}, fixed={"ph": 7.3})
-    rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=2, **FAST)
+    with pytest.warns(BoundWarning, match="factor 'temperature' is on the upper bound 33"):
+        rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=2, **FAST)
     for frame_row in ("recommended", "mean_optimal"):
         row = rec.summary.loc[frame_row]
         assert 30.0 <= row["temperature"] <= 33.0
@@ -185,13 +190,14 @@ def test_recommend_honours_bounds_and_fixed_parameters(table):
     # the binding bound is active: the vertex (35.4 degC) lies above it
     assert rec.setpoint["temperature"] == pytest.approx(33.0, abs=0.1)
     # the same constraints as a plain mapping
-    rec2 = recommend(
-        model,
-        group={"site": "A"},
-        constraints={"bounds": {"temperature": (30.0, 33.0)}, "fixed": {"ph": 7.3}},
-        random_seed=2,
-        **FAST,
-    )
+    with pytest.warns(BoundWarning):
+        rec2 = recommend(
+            model,
+            group={"site": "A"},
+            constraints={"bounds": {"temperature": (30.0, 33.0)}, "fixed": {"ph": 7.3}},
+            random_seed=2,
+            **FAST,
+        )
     pd.testing.assert_series_equal(rec.setpoint, rec2.setpoint)
 
 
@@ -199,7 +205,8 @@ def test_extrapolation_guard_keeps_setpoint_in_support_and_warns_without_it():
     cloud = make_table(60, centre=0.4, spread=0.05, seed=5)
     model = KnownPosterior(cloud, vertex=(0.4, 0.9, 0.4, 0.4), vertex_sd=[0.005] * 4)
     rec = recommend(model, group={"site": "A"}, random_seed=1, **FAST)
-    assert rec.support_distance["overall"] <= rec.support_distance["limit"] + 1e-9
+    assert rec.support_used == "group (own batches)"  # 30 batches >= 2 k + 1
+    assert rec.support_distance["group"] <= rec.support_distance["limit"] + 1e-9
     assert unit(rec.setpoint)[1] < 0.8  # held back from the unsupported optimum
     with pytest.warns(ExtrapolationWarning, match="outside the support"):
         free = recommend(
@@ -479,6 +486,7 @@ def test_recommended_setpoints_stay_within_bounds(fractions, objective):
         bounds[p] = (lo, max(hi, lo + 1e-3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
+        warnings.simplefilter("ignore", BoundWarning)
         rec = recommend(
             _PROP_MODEL,
             group={"site": "A"},
@@ -729,7 +737,8 @@ def test_toy_recommendation_respects_space_fixed_factor_bounds_and_constraints()
     assert rec.support_distance["limit"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, 2)))
     # user bounds cut the operating range; Constraints.fixed overrides the space's value
     cons = {"bounds": {"speed": (300.0, 1500.0)}, "fixed": {"feed": 4.0, "time": 30.0}}
-    rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=1, **FAST)
+    with pytest.warns(BoundWarning, match="factor 'speed' is on the lower bound 300 rpm"):
+        rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=1, **FAST)
     for row in ("recommended", "mean_optimal"):
         assert 300.0 <= rec.summary.loc[row, "speed"] <= 500.0
         assert rec.summary.loc[row, "feed"] == 4.0
@@ -758,6 +767,7 @@ class SpreadModel(ToyModel):
         return 5.0 - a[None, :] + (0.1 + 3.0 * a[None, :]) * self.z[idx][:, None]
 
 
+@pytest.mark.filterwarnings("ignore::bayesbio.recommend.BoundWarning")  # optima at a = 0 or 1
 def test_minimise_turns_every_objective_around():
     space = ProcessSpace(
         (Factor("a", "h", (0.0, 1.0), (0.0, 2.0)),),
@@ -766,6 +776,8 @@ def test_minimise_turns_every_objective_around():
     )
     model = SpreadModel(space).fit(toy_table(space, n=60))
     kw = {"group": {"site": "A"}, "random_seed": 2, "n_draws": 2000, "n_candidates": 64}
+    # the posterior cannot tell these setpoints from the recipe: test the objectives alone
+    kw["min_confidence"] = None
     assert recommend(model, objective="mean", **kw).setpoint["a"] == pytest.approx(1.0, abs=0.02)
     for objective in ("quantile", "cvar", "prob_spec"):
         rec = recommend(model, objective=objective, spec=5.5, **kw)
@@ -871,3 +883,211 @@ def test_grid_resolution_keeps_many_factor_grids_small():
         if r > 2:
             assert r**d <= MAX_GRID_POINTS
             assert (r * (r + 1) // 2) ** max(d - 2, 0) <= MAX_OUTER_BOXES
+
+
+# -- per-group support and safe improvement (issue 13) -------------------------------------------
+def two_group_table(n=30, seed=0):
+    """Group A ran at low mixing time (u ~ 0.15), group B at high (u ~ 0.85); else alike."""
+    rng = np.random.default_rng(seed)
+    u = np.clip(0.5 + 0.12 * rng.standard_normal((2 * n, 4)), 0.0, 1.0)
+    u[:n, 0] = np.clip(0.15 + 0.04 * rng.standard_normal(n), 0.0, 1.0)
+    u[n:, 0] = np.clip(0.85 + 0.04 * rng.standard_normal(n), 0.0, 1.0)
+    table = pd.DataFrame(unit_to_domain(u), columns=list(PARAMS))
+    table.insert(0, "site", ["A"] * n + ["B"] * n)
+    table.insert(0, "batch_id", [f"B{i:03d}" for i in range(2 * n)])
+    table["yield"] = 5.0
+    return table
+
+
+def test_setpoint_near_another_groups_data_is_flagged_under_group_support():
+    table = two_group_table()
+    # the optimum sits where only group B ran (mixing time u = 0.85)
+    model = KnownPosterior(table, vertex=(0.85, 0.5, 0.5, 0.5), vertex_sd=[0.005] * 4)
+    kw = {"group": {"site": "A"}, "random_seed": 1, **FAST}
+    with pytest.warns(ExtrapolationWarning, match="factor 'mixing_time' = .* SDs above"):
+        free = recommend(model, constraints={"guard": False}, **kw)
+    assert unit(free.setpoint)[0] == pytest.approx(0.85, abs=0.03)
+    assert free.support_distance["group"] > free.support_distance["limit"]
+    assert free.support_distance["overall"] < free.support_distance["limit"]  # pooled: "fine"
+    assert not free.summary.loc["recommended", "within_support"]
+    # pooled support (the old default) lets it through without a word
+    pooled = recommend(model, constraints={"support": "overall"}, **kw)
+    assert unit(pooled.setpoint)[0] == pytest.approx(0.85, abs=0.03)
+    assert pooled.support_used == "overall" and not pooled.warnings
+    # the default keeps group A near its own evidence
+    rec = recommend(model, **kw)
+    assert rec.support_used == "group (own batches)"
+    assert rec.support_distance["group"] <= rec.support_distance["limit"] + 1e-9
+    assert unit(rec.setpoint)[0] < 0.5
+    assert rec.decision == "improve" and not rec.warnings
+
+
+def test_demo_2000l_at_short_mixing_time_is_outside_its_groups_support():
+    from bayesbio._recommend_core import Support
+    from bayesbio.simulate import simulate_batches
+
+    table = simulate_batches(120, random_seed=2024).table
+    big = (table["scale"] == "2000L").to_numpy()
+    labels = table[["scale", "site"]].astype(str).agg("/".join, axis=1).to_numpy()
+    points = table[list(PARAMS)].to_numpy(float)
+    support = Support(points, labels, big & (table["site"] == "A").to_numpy(), SPACE)
+    x = np.median(points[big], axis=0)
+    x[0] = 10.0  # 10 s mixing time, where only 2 L batches ran
+    limit = np.sqrt(stats.chi2.ppf(0.99, 4))
+    assert support.distance(x[None], "overall")[0] < limit
+    assert support.distance(x[None], "group")[0] > 2 * limit
+    assert support.factor_offsets(x[None], "group")[0][0] == "mixing_time"
+
+
+class SpreadingSlope(KnownPosterior):
+    """Mean yield 6 + beta_s * (u_mix - 0.15), beta ~ N(0, 1): SD grows away from u_mix = 0.15."""
+
+    def __init__(self, table):
+        super().__init__(table, curvature=(0, 0, 0, 0), noise_sd=0.1)
+        self.beta = np.random.default_rng(2).standard_normal(len(self.top))
+
+    def _mean(self, X, idx):
+        u = (X["mixing_time"].to_numpy(dtype=float) - LO[0]) / WIDTH[0]
+        return 6.0 + self.beta[idx][:, None] * (u[None, :] - 0.15)
+
+
+def test_model_based_support_grows_where_the_model_extrapolates():
+    model = SpreadingSlope(two_group_table())
+    rec = recommend(model, group={"site": "A"}, objective="mean", min_confidence=None, **FAST)
+    # SD of the group's mean at its data ~ 0.03 (|u - 0.15| ~ 0.04 * 0.8); the limit is 2x that
+    assert rec.support_distance["sd_ratio"] <= 2.0 + 1e-9
+    assert abs(unit(rec.setpoint)[0] - 0.15) < 0.12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)  # the mean slope may end on a bound
+        ratio = recommend(
+            model,
+            group={"site": "A"},
+            objective="mean",
+            min_confidence=None,
+            constraints={"support": "overall", "max_sd_ratio": 50.0},
+            random_seed=0,
+            **FAST,
+        )
+    assert ratio.support_distance["sd_ratio"] > 5.0  # far from group A's mixing times
+
+
+def test_safe_improvement_keeps_the_recipe_when_the_posterior_cannot_separate(table):
+    model = SlopeModel(table)  # which pH end is better is a coin flip
+    rec = recommend(model, group={"site": "A"}, objective="mean", random_seed=0, **FAST)
+    assert rec.decision == "recipe"
+    pd.testing.assert_series_equal(
+        rec.setpoint.rename(None), rec.recipe.rename(None), check_exact=False, atol=1e-9
+    )
+    assert 0.3 < rec.p_better_than_recipe < 0.9
+    assert rec.reason.startswith("kept the recipe") and "0.9" in rec.reason
+    assert rec.candidate is not None
+    nxt = rec.next_experiments
+    assert isinstance(nxt, pd.DataFrame) and len(nxt) == 3
+    # the most informative experiments are near the pH ends
+    assert (np.abs(unit(nxt.iloc[0]) - 0.5)[2]) > 0.25
+    assert not rec.warnings
+    # without the test the search goes to the end the posterior mean happens to favour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)  # flat in the other factors: any bound
+        bold = recommend(
+            model, group={"site": "A"}, objective="mean", min_confidence=None, random_seed=0, **FAST
+        )
+    assert bold.decision == "improve" and bold.next_experiments is None
+    assert any("factor 'ph' is on the" in w for w in bold.warnings)
+
+
+def test_safe_improvement_reports_probability_and_gain_from_common_draws(table):
+    vertex = np.array([0.3, 0.6, 0.45, 0.7])
+    model = KnownPosterior(table, vertex=vertex, vertex_sd=[0.02] * 4, top_sd=0.5)
+    recipe_u = np.array([0.5, 0.5, 0.5, 0.5])
+    recipe = dict(zip(PARAMS, unit_to_domain(recipe_u), strict=True))
+    rec = recommend(model, group={"site": "A"}, recipe=recipe, random_seed=3, **FAST)
+    assert rec.decision == "improve"
+    np.testing.assert_allclose(unit(rec.recipe), recipe_u)
+    # the level is uncertain (SD 0.5) but shared by both points: the difference is not
+    assert rec.p_better_than_recipe == 1.0
+    exact = float(((recipe_u - vertex) ** 2 * np.array([4.0, 8.0, 8.0, 4.0])).sum())
+    assert rec.expected_gain == pytest.approx(exact, rel=0.1)
+    row = rec.summary.loc["recipe"]
+    assert rec.expected_gain_pct == pytest.approx(100 * exact / row["expected_yield"], rel=0.1)
+    assert rec.summary.loc["recommended", "p_better_than_recipe"] == 1.0
+    assert "beats the recipe with probability 1.00" in rec.reason
+    with pytest.raises(ValueError, match=r"recipe\['ph'\] = 99"):
+        recommend(model, group={"site": "A"}, recipe={"ph": 99.0})
+    with pytest.raises(ValueError, match="min_confidence must be a probability"):
+        recommend(model, group={"site": "A"}, min_confidence=1.5)
+
+
+def test_safe_search_takes_the_best_setpoint_it_is_sure_of(table):
+    # the optimum's location is uncertain along temperature; near the recipe it is certain
+    # vertex ~ N(0.9, 0.25): a step d from 0.5 helps iff vertex > 0.5 + d / 2, P = 0.95 at d = 0
+    model = KnownPosterior(table, vertex=(0.5, 0.9, 0.5, 0.5), vertex_sd=(0.0, 0.25, 0.0, 0.0))
+    recipe = dict(zip(PARAMS, unit_to_domain([0.5, 0.5, 0.5, 0.5]), strict=True))
+    kw = {"group": {"site": "A"}, "objective": "mean", "recipe": recipe, "random_seed": 2}
+    bold = recommend(model, min_confidence=None, **kw, **FAST)
+    safe = recommend(model, **kw, **FAST)
+    assert safe.decision == "improve"
+    assert safe.p_better_than_recipe >= 0.9 > bold.p_better_than_recipe
+    assert unit(bold.setpoint)[1] == pytest.approx(0.9, abs=0.05)
+    # P(vertex > 0.5 + d / 2) >= 0.9 holds up to d ~ 0.18
+    assert 0.55 < unit(safe.setpoint)[1] < 0.7
+
+
+class ConjugateQuadratic:
+    """Bayesian quadratic regression with a flat prior: a cheap, exact protocol model.
+
+    Features ``1, z_j, z_j^2, z_j z_k`` of the factors standardised to [-1, 1]; posterior
+    ``sigma^2 ~ (n - p) s^2 / chi2(n - p)``, ``beta | sigma ~ N(beta_hat, sigma^2 (X'X)^-1)``
+    (a pool of draws made once in ``fit``); no group effects.
+    """
+
+    def __init__(self, space=None, *, n_pool=4000, seed=0):
+        self.space = space
+        self.n_pool = n_pool
+        self.seed = seed
+
+    def _features(self, X):
+        z = self.space_.standardise(X[list(self.space_.factor_names)])
+        cols = [np.ones(len(z)), *z.T, *(z**2).T]
+        cols += [z[:, i] * z[:, j] for i, j in itertools.combinations(range(z.shape[1]), 2)]
+        return np.column_stack(cols)
+
+    def fit(self, X, y=None):
+        self.space_ = SPACE if self.space is None else self.space
+        self.training_table_ = X.copy()
+        F = self._features(X)
+        yv = X[self.space_.response.name].to_numpy(float)
+        n, p = F.shape
+        beta_hat, *_ = np.linalg.lstsq(F, yv, rcond=None)
+        s2 = float(((yv - F @ beta_hat) ** 2).sum() / max(n - p, 1))
+        rng = np.random.default_rng(self.seed)
+        self.sigma_ = np.sqrt(max(n - p, 1) * s2 / rng.chisquare(max(n - p, 1), self.n_pool))
+        chol = np.linalg.cholesky(np.linalg.inv(F.T @ F) + 1e-12 * np.eye(p))
+        zs = rng.standard_normal((self.n_pool, p))
+        self.beta_ = beta_hat + self.sigma_[:, None] * zs @ chol.T
+        return self
+
+    def predict_draws(self, X, *, n_draws=1000, noise=True, kind="existing", random_seed=None):
+        rng = np.random.default_rng(random_seed)
+        idx = rng.integers(self.n_pool, size=n_draws)
+        mu = self.beta_[idx] @ self._features(X).T
+        if noise:
+            mu = mu + self.sigma_[idx][:, None] * rng.standard_normal(mu.shape)
+        return mu
+
+    def predict(self, X):
+        return self._features(X) @ self.beta_.mean(axis=0)
+
+
+def test_flat_posterior_on_a_quadratic_truth_lands_on_the_vertex():
+    space = toy_space(2)
+    rng = np.random.default_rng(4)
+    table = toy_table(space, n=60, seed=4)
+    u = (table[list(space.factor_names)].to_numpy() - space.lower) / (space.upper - space.lower)
+    vertex = np.array([0.35, 0.6])
+    truth = 50.0 - 20.0 * ((u - vertex) ** 2).sum(axis=1)
+    table["titer"] = truth + 0.3 * rng.standard_normal(len(table))
+    model = ConjugateQuadratic(space).fit(table)
+    rec = recommend(model, group={"site": "A"}, objective="mean", random_seed=0, **FAST)
+    assert rec.decision == "improve" and rec.p_better_than_recipe >= 0.9
+    np.testing.assert_allclose(toy_unit(space, rec.setpoint), vertex, atol=0.05)

@@ -237,3 +237,83 @@ def test_safe_file_names():
     assert _safe_name("North/1_South 2") == "North-1_South-2"
     assert _safe_name("../..") == "unnamed"
     assert _safe_name("2000L_A") == "2000L_A"
+
+
+# -- the report a plant manager reads in one minute ---------------------------------------------
+def _summary_html(text):
+    return text[text.index("id='summary'") : text.index("id='warnings'")]
+
+
+def test_study_report_opens_with_a_summary_naming_every_target_group(quick_study):
+    from bayesbio.summary import RISKS
+
+    result, _ = quick_study
+    text = result.report_path.read_text()
+    # the summary comes first: before the warnings, the navigation and every section
+    assert text.index("id='summary'") < text.index("id='warnings'") < text.index("<section")
+    summary = _summary_html(text)
+    recs = pd.read_csv(result.out_dir / "recommendations.csv")
+    targets = recs[["scale", "site"]].drop_duplicates()
+    assert len(targets) >= 2
+    for scale, site in targets.itertuples(index=False):
+        assert f"scale {scale}, site {site}" in summary, (scale, site)
+    for piece in ("run at", "expected yield [g/L]", "10th percentile [g/L]", "recipe ",
+                  "P(better than recipe)", "main risk", "run next", "Mixing time"):  # fmt: skip
+        assert piece in summary, piece
+    table = pd.read_csv(result.out_dir / "summary.csv")
+    assert len(table) == len(targets)
+    assert table["p_better"].between(0.0, 1.0).all()
+    assert set(table["main_risk"]) <= set(RISKS)
+    # quick settings fail the sampling checks: the summary says so, in words
+    assert (table["main_risk"] != "none").all()
+    assert "model sampling checks: failed" in summary
+
+
+def test_study_report_has_no_reprs_index_columns_or_truncation(quick_study):
+    result, _ = quick_study
+    text = re.sub(r"base64,[^\"]+", "base64,", result.report_path.read_text())
+    for bad in ("np.float64(", "dtype", "Unnamed", "...", "NaN", "nan<", "{'", "['"):
+        assert bad not in text, bad
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", text)
+    assert "index" not in headers and "" not in headers
+    # the recommendation table shows its group columns first, with units in the headers
+    section = text[text.index("Recommendation per group") :]
+    rec_headers = re.findall(r"<th[^>]*>(.*?)</th>", section[: section.index("</table>")])
+    assert rec_headers[:3] == ["scale", "site", "setting"]
+    assert "Temperature [degC]" in rec_headers and "expected yield [g/L]" in rec_headers
+    # grouped warnings, each with a severity and what to do
+    head = text[text.index("id='warnings'") : text.index("<section")]
+    assert head.count("What to do:") == head.count("class='notice ")
+    assert "class='notice action'" in head and "Sampling diagnostics" in head
+
+
+def test_study_p_better_is_one_half_at_the_recipe_and_the_profiler_has_k_panels(quick_study):
+    from matplotlib.figure import Figure
+
+    from bayesbio.profiler import plot_profiler
+    from bayesbio.summary import compare_to_recipe
+
+    result, _ = quick_study
+    model = result.model
+    recs = pd.read_csv(result.out_dir / "recommendations.csv")
+    factors = list(result.space.factor_names)
+    row = recs[recs["setpoint"] == "recommended"].iloc[0]
+    recipe = recs[(recs["setpoint"] == "recipe") & (recs["scale"] == row["scale"])].iloc[0]
+    group = {"scale": row["scale"], "site": row["site"]}
+    same = compare_to_recipe(model, recipe[factors], recipe[factors], group, n_draws=200)
+    assert same["p_better"] == 0.5 and same["expected_gain"] == 0.0
+    found = compare_to_recipe(model, row[factors], recipe[factors], group, n_draws=200)
+    assert 0.0 <= found["p_better"] <= 1.0
+    fig = plot_profiler(model, row[factors], group, n_draws=100, n_points=9)
+    assert isinstance(fig, Figure)
+    assert len([ax for ax in fig.axes if ax.get_xlabel()]) == result.space.k
+    assert (result.out_dir / "figures" / f"profiler_{row['scale']}_{row['site']}.png").is_file()
+
+
+def test_custom_space_study_summary_names_its_sites(k2_study):
+    text = k2_study.report_path.read_text()
+    summary = _summary_html(text)
+    sites = pd.read_csv(k2_study.out_dir / "recommendations.csv")["site"].unique()
+    for site in sites:
+        assert f"site {site}" in summary
+    assert "titer [mg/L]" in summary and "Culture temperature" in summary

@@ -8,10 +8,23 @@ each 6 h epoch whether to harvest. The model and every numerical choice follow
 Modules: :mod:`.params` (parameters, scenarios), :mod:`.growth` (simulation),
 :mod:`.knowledge` (NIG beliefs), :mod:`.operator` (the one-step operator ``C[g]``),
 :mod:`.mdp` (backward induction, exact policy evaluation), :mod:`.policies`,
-:mod:`.casestudy` (Tables 1-2, Figs 3-4 data), :mod:`.plots`.
+:mod:`.casestudy` (Tables 1-2, Figs 3-4 data), :mod:`.plots`, :mod:`.decision` (harvest or
+continue for a running batch, from measured runs).
 """
 
 from .casestudy import DEFAULT_POLICIES, HarvestCaseStudy, harvest_case_study, paired_differences
+from .decision import (
+    DECISION_POLICIES,
+    HarvestDataError,
+    HarvestDecision,
+    HarvestSpec,
+    RunData,
+    harvest_decision,
+    knowledge_from_runs,
+    read_runs,
+    summarize_knowledge,
+    validate_runs,
+)
 from .growth import BatchOutcome, growth_rates, run_batch, simulate_trajectories
 from .knowledge import DEFAULT_PRIOR, NIG, KnowledgeState, nig_posterior
 from .mdp import PISolution, evaluate_policy, myopic_harvest_mask, solve_pi
@@ -36,6 +49,7 @@ from .policies import (
 
 __all__ = [
     "CONTINUE",
+    "DECISION_POLICIES",
     "DEFAULT_POLICIES",
     "DEFAULT_PRIOR",
     "HARVEST",
@@ -48,8 +62,11 @@ __all__ = [
     "CommonPractice",
     "Grid",
     "HarvestCaseStudy",
+    "HarvestDataError",
+    "HarvestDecision",
     "HarvestParams",
     "HarvestPolicy",
+    "HarvestSpec",
     "HarvestState",
     "KnowledgeState",
     "Myopic",
@@ -57,12 +74,15 @@ __all__ = [
     "PISolution",
     "PlugIn",
     "PlugInStatic",
+    "RunData",
     "ShockLaw",
     "continuation",
     "evaluate_policy",
     "get_scenario",
     "growth_rates",
     "harvest_case_study",
+    "harvest_decision",
+    "knowledge_from_runs",
     "make_grid",
     "make_policy",
     "myopic_harvest_mask",
@@ -71,7 +91,10 @@ __all__ = [
     "plot_harvest_epochs",
     "plot_reward_table",
     "plot_thresholds",
+    "read_runs",
     "run_batch",
     "simulate_trajectories",
     "solve_pi",
+    "summarize_knowledge",
+    "validate_runs",
 ]

@@ -6,7 +6,7 @@ space's *operating ranges*, not with the data (:meth:`ProcessSpace.standardise`)
 range. The scaling is therefore fixed, needs no fitted state, and a slope means "change in
 log-response from the centre to the edge of the operating range".
 
-Two structures share the same building blocks (both linear in their basis functions, so a
+Three structures share the same building blocks (all linear in their basis functions, so a
 prediction is a matrix product):
 
 ``quadratic``
@@ -17,6 +17,23 @@ prediction is a matrix product):
     (7 functions on ``z`` in [-1.5, 1.5], outside of which it is held constant) with its
     constant and linear parts projected out, leaving 5 purely non-linear columns per factor.
     An additive smooth surface that can bend where a parabola cannot.
+``gp``
+    The quadratic surface as the GP's mean (universal kriging: the parabola carries the
+    global curvature, so far from the data the surface falls off as a quadratic would
+    instead of reverting to a plane) + a Gaussian process over the ``k`` standardised
+    factors for what a parabola cannot follow (asymmetry, plateaus, local interactions), in the
+    Hilbert-space (HSGP) form of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023): the
+    GP is a weighted sum of the Laplacian eigenfunctions of the box ``[-L, L]^k``,
+    ``phi_j(z) = prod_d L**-0.5 sin(pi j_d (z_d + L) / (2 L))``, whose weights have prior
+    variance ``eta**2 S(omega_j)``, ``S`` the spectral density of an ARD Matern-5/2 kernel at
+    the frequencies ``omega_jd = pi j_d / (2 L)``. The basis is fixed, so the GP is linear in
+    its weights, like the other structures, and predictions are one matrix product per block
+    of draws. Instead of the full tensor grid of ``m**k`` functions, the multi-indices kept
+    are the *hyperbolic cross* ``prod_d j_d <= M``: each factor's main effect is resolved with
+    up to ``M`` functions, interactions with fewer (``M`` the largest of 12, 10, 8, 6, 4, 3,
+    2 that keeps at most 100 functions: 35 for two factors, 89 for four, 76 for six). With
+    ``L = 2.5`` and inputs clipped to ``[-1.5, 1.5]`` (as the spline), length scales down to
+    about a third of the operating range are represented.
 
 Group-varying terms (the primary group's slope and curvature deviations) are always the
 ``k`` linear + ``k`` quadratic columns. With ``k = 1`` there are no interactions.
@@ -37,11 +54,15 @@ from scipy.interpolate import BSpline
 
 from bayesbio.space import ProcessSpace, resolve_space
 
-STRUCTURES: tuple[str, ...] = ("quadratic", "spline")
+STRUCTURES: tuple[str, ...] = ("quadratic", "spline", "gp")
 
 _SPLINE_LIMIT = 1.5
 _SPLINE_DEGREE = 3
 _SPLINE_INTERIOR = 3
+_GP_LIMIT = 1.5
+_GP_BOUNDARY = 2.5
+_GP_MAX_FUNCTIONS = 100
+_GP_RESOLUTIONS = (12, 10, 8, 6, 4, 3, 2)
 
 
 def _shorts(space: ProcessSpace | None) -> list[str]:
@@ -110,6 +131,47 @@ def n_spline() -> int:
     return _spline_setup()[2].shape[1]
 
 
+def _cross(k: int, budget: int) -> list[tuple[int, ...]]:
+    """Multi-indices ``j >= 1`` of length ``k`` with ``prod(j) <= budget`` (sorted)."""
+    out: list[tuple[int, ...]] = []
+
+    def grow(prefix: tuple[int, ...], room: int) -> None:
+        if len(prefix) == k:
+            out.append(prefix)
+            return
+        for j in range(1, room + 1):
+            grow((*prefix, j), room // j)
+
+    grow((), budget)
+    return sorted(out, key=lambda t: (np.prod(t), t))
+
+
+@cache
+def gp_indices(k: int) -> np.ndarray:
+    """Return the HSGP multi-indices ``(m, k)`` of the ``gp`` structure for ``k`` factors."""
+    for budget in _GP_RESOLUTIONS:
+        idx = _cross(k, budget)
+        if len(idx) <= _GP_MAX_FUNCTIONS:
+            break
+    return np.array(idx, dtype=np.int64).reshape(-1, k)
+
+
+def gp_frequencies(k: int) -> np.ndarray:
+    """Return the angular frequencies ``(m, k)`` of the ``gp`` basis functions."""
+    return np.pi * gp_indices(k) / (2.0 * _GP_BOUNDARY)
+
+
+def gp_basis(z: np.ndarray) -> np.ndarray:
+    """Return the HSGP eigenfunctions ``(n, m)`` at standardised ``z (n, k)``."""
+    z = np.clip(np.asarray(z, dtype=float), -_GP_LIMIT, _GP_LIMIT)
+    k = z.shape[1]
+    freq = gp_frequencies(k)
+    out = np.ones((z.shape[0], freq.shape[0]))
+    for d in range(k):
+        out *= np.sin(np.outer(z[:, d] + _GP_BOUNDARY, freq[:, d])) / np.sqrt(_GP_BOUNDARY)
+    return out
+
+
 def _check_structure(structure: str) -> None:
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {list(STRUCTURES)}, got {structure!r}")
@@ -120,6 +182,10 @@ def population_terms(structure: str, space: ProcessSpace | None = None) -> list[
     _check_structure(structure)
     if structure == "quadratic":
         return linear_names(space) + quadratic_names(space) + interaction_names(space)
+    if structure == "gp":
+        k = resolve_space(space).k
+        gp = ["gp[" + ",".join(str(j) for j in t) + "]" for t in gp_indices(k)]
+        return population_terms("quadratic", space) + gp
     spl = [f"s({s})[{j}]" for s in _shorts(space) for j in range(n_spline())]
     return linear_names(space) + interaction_names(space) + spl
 
@@ -127,6 +193,9 @@ def population_terms(structure: str, space: ProcessSpace | None = None) -> list[
 def n_terms(structure: str, k: int) -> tuple[int, int, int]:
     """Return ``(linear, interaction, non-linear)`` column counts of a structure for ``k``."""
     _check_structure(structure)
+    n_int = k * (k - 1) // 2
+    if structure == "gp":
+        return k, n_int, k + len(gp_indices(k))
     n_int = k * (k - 1) // 2
     return k, n_int, (k if structure == "quadratic" else k * n_spline())
 
@@ -141,6 +210,8 @@ def population_design(z: np.ndarray, structure: str) -> np.ndarray:
     _check_structure(structure)
     if structure == "quadratic":
         return np.column_stack([z, z**2, _interactions(z)])
+    if structure == "gp":
+        return np.column_stack([z, z**2, _interactions(z), gp_basis(z)])
     spl = [spline_basis(z[:, j]) for j in range(z.shape[1])]
     return np.column_stack([z, _interactions(z), *spl])
 

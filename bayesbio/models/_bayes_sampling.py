@@ -171,11 +171,17 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
         flat = flat[np.isfinite(flat)]
         return float(fn(flat)) if flat.size else float("nan")
 
-    rhat = az.rhat(post) if n_chain > 1 else None
+    # constant entries (e.g. the fixed diagonal of a correlation factor) have no R-hat or
+    # ESS: their NaNs are dropped by _extreme, without a RuntimeWarning per entry
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post) if n_chain > 1 else None
+        ess_bulk = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
     found = {
         "max_r_hat": _extreme(rhat, np.max) if rhat is not None else float("nan"),
-        "min_ess_bulk": _extreme(az.ess(post, method="bulk"), np.min),
-        "min_ess_tail": _extreme(az.ess(post, method="tail"), np.min),
+        "min_ess_bulk": _extreme(ess_bulk, np.min),
+        "min_ess_tail": _extreme(ess_tail, np.min),
         "divergences": float(tree["sample_stats"]["diverging"].values.sum()),
         "min_bfmi": float("nan"),
         "n_draws": float(n_chain * n_draw),

@@ -9,7 +9,10 @@ For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site
 * ``X_i`` -- the population design of a *structure* over the ``k`` standardised factors of
   the model's :class:`~bayesbio.space.ProcessSpace` (``z = -1 .. +1`` across each operating
   range, see :mod:`bayesbio.models._bayes_design`): ``"quadratic"`` (linear, squared and
-  interaction terms) or ``"spline"`` (linear, interaction and additive cubic B-spline terms).
+  interaction terms), ``"spline"`` (linear, interaction and additive cubic B-spline terms) or
+  ``"gp"`` (the quadratic terms as mean + a Gaussian process with ARD Matern-5/2 kernel over
+  all factors, in its Hilbert-space basis form: it can follow asymmetric and plateaued
+  responses and interactions a parabola cannot).
   Any ``k >= 1`` works (no interactions for one factor).
 * ``a_c`` -- varying intercepts for every group column with >= 2 levels, partially pooled:
   ``a_c ~ Normal(0, sigma_c)``.
@@ -20,6 +23,20 @@ For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site
 * ``eps_i ~ Normal(0, sigma_i)`` or ``StudentT(nu, 0, sigma_i)`` (``likelihood``), with
   ``log sigma_i = log sigma + z_i gamma`` when ``heteroscedastic=True``; or the failure-aware
   mixture below (``likelihood="mixture"``).
+
+Curvature (``curvature="auto"``, the default)
+---------------------------------------------
+The quadratic part of the ``"quadratic"`` and ``"gp"`` structures is *shape-constrained*:
+``b'z - 0.5 z'Hz`` with ``H`` positive semi-definite (``H = diag(s) C diag(s)``, each
+``0.5 s_j**2`` half-normal with the free model's curvature scale, ``C`` an LKJ(2)
+correlation matrix). The surface then has a single optimum or ridge and falls off away from
+it, as an upstream yield response does (it rises to an optimum and falls, or saturates). An
+unconstrained quadratic fitted to batches clustered around a recipe often bends *upwards*
+(a saddle) where no batch ran, and on the log scale that extrapolates into yields several
+times the best batch ever made: on the independent worlds of ``benchmarks/worlds.py`` the
+constraint lowered the quadratic's RMSE to the true mean from 2.06 to 1.43 g/L (n = 40, 7
+worlds, one history each; BENCHMARKS.md), worse by at most 0.11 g/L in any world. For a response to minimise (an impurity)
+"auto" is convex; ``curvature="free"`` restores unconstrained coefficients.
 
 Failed batches (``likelihood="mixture"``, opt-in)
 ------------------------------------------------
@@ -64,7 +81,8 @@ yield variation per operating range:
 ``intercept_scale``       1.0: sd of ``alpha`` in log units (a factor e either way)
 ``log_yield_sd``          None -> sd of the training log-yields: "sd(log y)" below
 ``slope_scale``           1.0 x sd(log y): linear effect from centre to edge of operating range
-``curvature_scale``       1.0 x sd(log y): squared terms
+``curvature_scale``       1.0 x sd(log y): squared terms (free), or the half-normal scale of each
+                          factor's curvature ``0.5 H_jj`` (concave/convex)
 ``interaction_scale``     0.5 x sd(log y): two-way interactions
 ``spline_scale``          0.5 x sd(log y): half-normal scale of each parameter's spline amplitude
 ``group_scale``           0.2: half-normal scale of between-group sd of log yield (~20 % shifts)
@@ -75,6 +93,10 @@ yield variation per operating range:
 ``failure_alpha, _beta``  1, 19: Beta prior of the failure rate ``pi`` (mixture; mean 5 %)
 ``failure_fraction``      0.15: a failed batch's median yield relative to a normal batch (mixture)
 ``failure_sd``            0.8: sd of a failed batch's log-yield around that (mixture)
+``gp_scale``              0.5 x sd(log y): half-normal scale of the GP's marginal sd ``eta`` (gp)
+``gp_ls_alpha, _beta``    5, 5: InverseGamma prior of each factor's GP length scale, in operating
+                          half-widths (mode 0.83, 98 % in 0.4-3.9: short scales the basis cannot
+                          resolve are ruled out, long ones let a factor act linearly) (gp)
 ========================  ========================================================================
 
 Parameterisation (``parameterization="auto"``): a group column's intercepts are centred when
@@ -173,6 +195,9 @@ DEFAULT_PRIORS: dict[str, float | None] = {
     "failure_beta": 19.0,
     "failure_fraction": 0.15,
     "failure_sd": 0.8,
+    "gp_scale": 0.5,
+    "gp_ls_alpha": 5.0,
+    "gp_ls_beta": 5.0,
 }
 
 FORMAT_VERSION = "1"
@@ -184,6 +209,7 @@ _LOO_MAX_DRAWS = 2000
 _PREDICT_MEAN_DRAWS = 1000
 _CHUNK = 8192
 _LIKELIHOODS = ("normal", "student_t", "mixture")
+CURVATURES = ("auto", "concave", "convex", "free")
 _FAILURE_MAX_DRAWS = 1000
 _FAILURE_RATE_DRAWS = 4000
 _FAILURE_CI_PROB = 0.94
@@ -283,8 +309,12 @@ def _make_spec(
     parameterization: str,
     priors: Mapping[str, float | None],
     space: ProcessSpace,
+    curvature: str = "auto",
 ) -> dict[str, Any]:
     check_choice("likelihood", likelihood, _LIKELIHOODS)
+    check_choice("curvature", curvature, CURVATURES)
+    if curvature == "auto":
+        curvature = "concave" if space.response.direction == "maximise" else "convex"
     check_choice("parameterization", parameterization, ("auto", "centered", "noncentered"))
     n = len(table)
     response = space.response
@@ -332,6 +362,7 @@ def _make_spec(
         "centred": centred,
         "primary": primary if slopes else None,
         "likelihood": likelihood,
+        "curvature": curvature,
         "heteroscedastic": bool(heteroscedastic),
         "sufficient": bool(
             likelihood == "normal" and not heteroscedastic and n >= _SUFFICIENT_MIN_ROWS
@@ -387,13 +418,33 @@ def _model_from_spec(
         loc = pm.Data("prior_loc", spec["prior_loc"])
         scale = pm.Data("prior_scale", spec["prior_scale"])
         intercept = pm.Normal("intercept", loc, pr["intercept_scale"])
+        widths = np.array(
+            [pr["slope_scale"]] * n_lin
+            + [pr["curvature_scale"]] * n_lin
+            + [pr["interaction_scale"]] * n_int
+        )
         if structure == "quadratic":
-            widths = np.array(
-                [pr["slope_scale"]] * n_lin
-                + [pr["curvature_scale"]] * n_lin
-                + [pr["interaction_scale"]] * n_int
+            if spec.get("curvature", "free") == "free":
+                beta = pm.Normal("beta", 0.0, scale * widths, dims="term")
+            else:
+                beta = pm.Deterministic(
+                    "beta", _shaped_quadratic(spec, pr, scale, space.k), dims="term"
+                )
+        elif structure == "gp":
+            if spec.get("curvature", "free") == "free":
+                beta_lin = pm.Normal("beta_quadratic", 0.0, scale * widths, shape=len(widths))
+            else:
+                beta_lin = _shaped_quadratic(spec, pr, scale, space.k)
+            ls = pm.InverseGamma(
+                "gp_lengthscale", pr["gp_ls_alpha"], pr["gp_ls_beta"], dims="parameter"
             )
-            beta = pm.Normal("beta", 0.0, scale * widths, dims="term")
+            eta = pm.HalfNormal("gp_sd", pr["gp_scale"])
+            omega = pm.Data("gp_omega", design.gp_frequencies(space.k))
+            psd = pm.gp.cov.Matern52(space.k, ls=ls).power_spectral_density(omega)
+            raw = pm.Normal("gp_raw", 0.0, 1.0, shape=omega.shape[0])
+            beta = pm.Deterministic(
+                "beta", pt.concatenate([beta_lin, scale * eta * pt.sqrt(psd) * raw]), dims="term"
+            )
         else:
             widths = np.array([pr["slope_scale"]] * n_lin + [pr["interaction_scale"]] * n_int)
             beta_lin = pm.Normal("beta_linear", 0.0, scale * widths, shape=n_lin + n_int)
@@ -484,6 +535,38 @@ def _model_from_spec(
     return model
 
 
+def _shaped_quadratic(
+    spec: dict[str, Any], pr: Mapping[str, Any], scale: Any, k: int
+) -> pt.TensorVariable:
+    """Quadratic coefficients ``[linear, squared, interactions]`` with a definite Hessian.
+
+    ``log mu = ... + b'z - 0.5 z'Hz`` (concave) or ``+ 0.5 z'Hz`` (convex) with
+    ``H = diag(s) C diag(s)`` positive semi-definite: ``0.5 s**2`` (the magnitude of a squared
+    coefficient) half-normal with scale ``curvature_scale x sd(log y)``, as the free model's
+    squared terms, and ``C`` an LKJ(2) correlation matrix (only for ``k >= 2``). The squared
+    coefficients are ``-0.5 H_ii`` and the interactions ``-H_ij`` (signs flipped for convex), in the order of
+    the design columns. Every factor gets the same prior (no ordering effect), and the
+    surface has one optimum or ridge: far from the data it falls off (concave) instead of
+    bending upwards into unbounded yields.
+    """
+    sign = -1.0 if spec["curvature"] == "concave" else 1.0
+    lin = pm.Normal("beta_linear", 0.0, scale * pr["slope_scale"], shape=k)
+    # curvature along each factor: |squared coefficient| = H_ii / 2, with the half-normal
+    # scale of the free model's squared terms (curvature_scale x sd(log y))
+    bend = pm.HalfNormal("curvature", 1.0, dims="parameter")
+    half_h = scale * pr["curvature_scale"] * bend
+    if k == 1:
+        return pt.concatenate([lin, sign * half_h])
+    # Cholesky factor of an LKJ(2) correlation matrix: H = diag(s) C diag(s), s = sqrt(H_ii)
+    corr_chol = pm.LKJCorr("curvature_corr", n=k, eta=2.0)
+    chol = pt.sqrt(2.0 * half_h)[:, None] * corr_chol
+    h = pt.dot(chol, chol.T)
+    iu, ju = np.triu_indices(k, 1)
+    squared = sign * 0.5 * pt.diagonal(h)
+    interactions = sign * h[iu, ju]
+    return pt.concatenate([lin, squared, interactions])
+
+
 def _failure_law(spec: dict[str, Any]) -> tuple[float, float]:
     """Log-shift and log-sd of a failed batch (defaults for specs saved before they existed)."""
     pr = spec["priors"]
@@ -498,6 +581,7 @@ def _signature(spec: dict[str, Any], structure: str) -> str:
             "structure": structure,
             "k": len(spec["factors"]),
             "likelihood": spec["likelihood"],
+            "curvature": spec.get("curvature", "free"),
             "heteroscedastic": spec["heteroscedastic"],
             "sufficient": spec["sufficient"],
             "used": {g: len(spec["levels"][g]) for g in spec["used"]},
@@ -524,6 +608,7 @@ def build_model(
     parameterization: str = "auto",
     columns: Mapping[str, str] | None = None,
     space: ProcessSpace | str | os.PathLike[str] | None = None,
+    curvature: str = "auto",
 ) -> pm.Model:
     """Build (without sampling) the PyMC model for a batch table.
 
@@ -531,7 +616,7 @@ def build_model(
     ----------
     table : pandas.DataFrame
         Batch table with the space's factors, its response (> 0) and group columns.
-    structure : {"quadratic", "spline"}, default "quadratic"
+    structure : {"quadratic", "spline", "gp"}, default "quadratic"
         Response-surface structure over the standardised factors.
     groups : sequence of str, optional
         Group columns; default the space's groups present.
@@ -551,6 +636,9 @@ def build_model(
         ``{user_name: space_name}`` column mapping.
     space : ProcessSpace, path or None, optional
         The process space (factors, response, groups); None: the default space.
+    curvature : {"auto", "concave", "convex", "free"}, default "auto"
+        Shape of the quadratic part of the surface (log scale): see
+        :class:`BayesianYieldModel`.
 
     Returns
     -------
@@ -571,6 +659,7 @@ def build_model(
         parameterization=parameterization,
         priors=_priors(priors),
         space=sp,
+        curvature=curvature,
     )
     model = _model_from_spec(df, spec, structure, sp)
     model.bayesbio_spec = spec
@@ -966,6 +1055,68 @@ def _stored_space(
         ) from None
 
 
+def _outside_references(path: Path) -> list[str]:
+    """List what in an HDF5 file points at other files (external links, external or virtual data).
+
+    A file written by :meth:`BayesianYieldModel.save` has none; xarray/h5py would follow them
+    while loading, reading files other than the one given.
+    """
+    import h5py
+
+    found: list[str] = []
+    with h5py.File(path, "r") as handle:
+
+        def visit(name: str, link: Any) -> None:
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"external link {name!r} to {link.filename!r}")
+            elif isinstance(link, h5py.HardLink):
+                obj = handle[name]
+                if isinstance(obj, h5py.Dataset):
+                    if obj.external:
+                        files = [str(e[0]) for e in obj.external]
+                        found.append(f"variable {name!r} stored in external file(s) {files}")
+                    if obj.is_virtual:
+                        found.append(f"virtual variable {name!r}")
+
+        handle.visititems_links(visit)
+    return found
+
+
+def _nonfinite_posterior(idata: Mapping[str, xr.DataTree]) -> list[str]:
+    """Name every posterior variable holding NaN or infinite draws, per structure."""
+    bad = []
+    for structure, tree in idata.items():
+        post = tree["posterior"].to_dataset()
+        for name, da in post.data_vars.items():
+            values = np.asarray(da.values)
+            if values.dtype.kind not in "fiuc":
+                bad.append(f"structure {structure!r}: {name!r} is not numeric")
+                continue
+            n = int(values.size - np.isfinite(values).sum())
+            if n:
+                bad.append(f"structure {structure!r}: {n} non-finite draw(s) of {name!r}")
+    return bad
+
+
+def _check_stored_table(path: Path, table: pd.DataFrame, space: ProcessSpace) -> None:
+    """Refuse a stored training table with missing values or values outside the limits."""
+    columns = [(f.name, f.limits, f.unit) for f in space.factors]
+    columns.append((space.response.name, space.response.limits, space.response.unit))
+    for name, (lo, hi), unit in columns:
+        if name not in table.columns:
+            raise IncompatibleModelError(
+                f"{path}: the stored training table has no column {name!r}; refit the model"
+            )
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) | (values < lo) | (values > hi)
+        if bad.any():
+            raise IncompatibleModelError(
+                f"{path}: the stored training table has {int(bad.sum())} missing value(s) or "
+                f"value(s) of {name!r} outside the process limits {lo:g} to {hi:g} {unit} "
+                f"(first: {values[bad][0]!r}); the file was edited or is corrupt: refit the model"
+            )
+
+
 # --------------------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------------------
@@ -991,9 +1142,11 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         ``failure_prob_`` and ``failure_rate_`` and failure-aware predictive draws.
     heteroscedastic : bool, default False
         Log-noise sd varies log-linearly with the standardised factors.
-    structures : sequence of str, default ("quadratic", "spline")
+    structures : sequence of str, default ("quadratic", "gp")
         Response-surface structures to fit and combine by LOO stacking. One structure
-        skips the stacking.
+        skips the stacking. "spline" is available but not a default: its additive spline
+        with free interactions extrapolated into unbounded yields on 2 of 7 independent
+        worlds (benchmarks/worlds.py), while LOO, which sees only the data, preferred it.
     varying_slopes : bool, "auto" or str, default "auto"
         Group-varying linear and quadratic terms for the primary group.
     parameterization : {"auto", "centered", "noncentered"}, default "auto"
@@ -1011,6 +1164,14 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         falls back to PyMC's NUTS with a warning when unavailable or failing.
     cores : int, optional
         Parallel chains; default: sampler's choice.
+    curvature : {"auto", "concave", "convex", "free"}, default "auto"
+        Shape of the quadratic part (log scale) of the "quadratic" and "gp" structures.
+        "concave": ``-0.5 z'Hz`` with ``H`` positive semi-definite, so the surface has a
+        single optimum or ridge and falls off away from it (an upstream yield response
+        rises to an optimum and falls, or saturates); "convex" the mirror image (a response
+        with a minimum, e.g. an impurity); "auto" is concave for a response to maximise and
+        convex for one to minimise; "free": unconstrained coefficients (saddles allowed,
+        which extrapolate into unbounded yields where the data do not reach).
     columns : mapping of str to str, optional
         ``{user_name: space_name}`` column mapping applied at fit and predict.
 
@@ -1049,7 +1210,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         priors: Mapping[str, float | None] | None = None,
         likelihood: str = "normal",
         heteroscedastic: bool = False,
-        structures: Sequence[str] = ("quadratic", "spline"),
+        structures: Sequence[str] = ("quadratic", "gp"),
         varying_slopes: bool | str = "auto",
         parameterization: str = "auto",
         draws: int = 1000,
@@ -1062,6 +1223,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         cores: int | None = None,
         columns: Mapping[str, str] | None = None,
         space: ProcessSpace | str | os.PathLike[str] | None = None,
+        curvature: str = "auto",
     ) -> None:
         self.groups = groups
         self.priors = priors
@@ -1080,6 +1242,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         self.cores = cores
         self.columns = columns
         self.space = space
+        self.curvature = curvature
 
     # ---------------------------------------------------------------- fitting
     def _structures(self) -> list[str]:
@@ -1116,6 +1279,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             parameterization=self.parameterization,
             priors=_priors(self.priors),
             space=space,
+            curvature=self.curvature,
         )
 
     def build_model(
@@ -1173,6 +1337,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_fraction("target_accept", self.target_accept)
         space = resolve_space(self.space)
         table = self._validated(X, y, space)
         spec = self._spec(table, space)
@@ -1527,6 +1692,10 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         versions, configuration and its hash, the process space (``space_.to_json()``) and
         its hash, spec, stacking weights, diagnostics and the training-data hash.
 
+        The file is written under a temporary name in the same folder and then renamed onto
+        ``path`` (``os.replace``), so an interrupted or failed save leaves an earlier file at
+        ``path`` as it was and never a half-written one.
+
         Parameters
         ----------
         path : str or os.PathLike
@@ -1536,9 +1705,22 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         -------
         pathlib.Path
             The path written.
+
+        Raises
+        ------
+        ValueError
+            If the posterior holds non-finite draws (an interrupted or failed sampler): such
+            a model is never saved.
         """
         check_is_fitted(self, "idata_")
         path = Path(path)
+        bad = _nonfinite_posterior(self.idata_)
+        if bad:
+            raise ValueError(
+                f"not saving {path}: the posterior holds non-finite values ({'; '.join(bad[:3])}"
+                f"{'; ...' if len(bad) > 3 else ''}), as after an interrupted or failed "
+                "sampler; refit the model"
+            )
         config = self._config_json()
         space_json = self.space_.to_json()
         tree = xr.DataTree()
@@ -1575,12 +1757,36 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 "training_index_name": json.dumps(self.training_table_.index.name),
             }
         )
-        tree.to_netcdf(path, engine="h5netcdf")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        except BaseException:  # KeyboardInterrupt too: never leave the temporary file
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Load a model written by :meth:`save`, checking before trusting it.
+        """Load a model written by :meth:`save`, checking it rather than trusting it.
+
+        What the file says about itself is checked against what it holds:
+
+        * it is read only if nothing in it points at another file (HDF5 external links,
+          variables stored in external files, virtual variables): loading reads ``path`` and
+          nothing else (the training table is a group of the same file; the process space and
+          configuration are JSON in its attributes and never name a file to read);
+        * every posterior draw must be finite;
+        * the stored training table must hold every factor and the response, finite and
+          within the process space's limits;
+        * the convergence diagnostics (R-hat, ESS, divergences, BFMI) and, for several
+          structures, the LOO figures and stacking weights are recomputed from the stored
+          draws; the diagnostics and weights written in the file's attributes are not used
+          (weights that differ from the recomputed ones by more than 0.01 are refused);
+        * the stored posterior's mean response at the training setpoints must lie within the
+          response's limits (``space_.response.limits``): a posterior that predicts
+          impossible values was edited or is corrupt, so it is refused, not merely warned
+          about.
 
         Parameters
         ----------
@@ -1594,11 +1800,32 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
 
         Raises
         ------
+        FileNotFoundError
+            If there is no file at ``path``.
         IncompatibleModelError
-            If the file holds another model type, another format version, or a configuration
-            or process space that does not match its recorded hash. Files written before
-            spaces were stored are read with the default space (the only one there was).
+            If the file is not a bayesbio model file, holds another model type or another
+            format version, has a configuration or process space that does not match its
+            recorded hash, or fails one of the checks above. Files written before spaces
+            were stored are read with the default space (the only one there was).
         """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no such model file; fit one first (`bayesbio fit --data TABLE --out "
+                "DIR` writes DIR/model.nc)"
+            )
+        try:
+            outside = _outside_references(path)
+        except OSError:
+            raise IncompatibleModelError(
+                f"{path} is not a model file written by bayesbio (not netCDF-4/HDF5); pass the "
+                "model.nc that `bayesbio fit` or `bayesbio study` wrote"
+            ) from None
+        if outside:
+            raise IncompatibleModelError(
+                f"{path} points at other files ({'; '.join(outside[:3])}); a model file written "
+                "by bayesbio never does, so it is not read: refit the model"
+            )
         with xr.open_datatree(path, engine="h5netcdf") as handle:
             tree = handle.load()
         attrs = dict(tree.attrs)
@@ -1634,14 +1861,19 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         model.space_ = space
         model.spec_ = spec
         model.idata_ = {}
-        for s in json.loads(attrs["stacking_weights"]):
+        stored_weights = pd.Series(json.loads(attrs["stacking_weights"]), dtype=float)
+        for s in stored_weights.index:
             t = xr.DataTree()
             t["posterior"] = xr.DataTree(tree[f"{s}/posterior"].to_dataset())
             t["sample_stats"] = xr.DataTree(tree[f"{s}/sample_stats"].to_dataset())
             model.idata_[s] = t
-        weights = json.loads(attrs["stacking_weights"])
-        model.stacking_weights_ = pd.Series(weights, name="weight", dtype=float)
-        model.diagnostics_ = json.loads(attrs["diagnostics"])
+        bad = _nonfinite_posterior(model.idata_)
+        if bad:
+            raise IncompatibleModelError(
+                f"{path}: the stored posterior holds non-finite values ({'; '.join(bad[:3])}"
+                f"{'; ...' if len(bad) > 3 else ''}), as after an interrupted sampler; refit "
+                "the model"
+            )
         model.data_hash_ = attrs["data_hash"]
         model.sampler_ = attrs["sampler"]
         ds = tree["training_table"].to_dataset()
@@ -1649,12 +1881,48 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         index_col = "index" if "index" in tab.columns else tab.columns[0]
         tab = tab.set_index(index_col)
         tab.index.name = json.loads(attrs["training_index_name"])
-        tab = tab[json.loads(attrs["training_columns"])]
+        columns = json.loads(attrs["training_columns"])
+        missing = [c for c in columns if c not in tab.columns]
+        if missing:
+            raise IncompatibleModelError(
+                f"{path}: the stored training table lacks column(s) {missing}; the file was "
+                "edited or is corrupt: refit the model"
+            )
+        tab = tab[columns]
         for g in spec["groups"]:
             tab[g] = tab[g].astype(str)
+        _check_stored_table(path, tab, space)
         model.training_table_ = tab
         model.n_features_in_ = space.k
+        # diagnostics and stacking weights from the draws, never from the file's attributes
+        model.diagnostics_ = {s: sampling.diagnose(t) for s, t in model.idata_.items()}
+        with warnings.catch_warnings(record=True) as caught:  # LOO notices, as at fit
+            warnings.simplefilter("always")
+            model._stack()
+        for w in caught:
+            _log.info("recomputing LOO of %s: %s", path, w.message)
+        recomputed = model.stacking_weights_
+        gap = float(np.max(np.abs(recomputed.to_numpy() - stored_weights.to_numpy())))
+        if not gap <= 0.01:
+            raise IncompatibleModelError(
+                f"{path}: the stored stacking weights {stored_weights.round(3).to_dict()} differ "
+                f"from those recomputed from its draws {recomputed.round(3).to_dict()}; the file "
+                "was edited: refit instead of editing a saved model"
+            )
+        if gap <= 1e-9:  # keep the saved values bit for bit: identical predictions
+            model.stacking_weights_ = stored_weights.rename("weight")
         model._failures()
+        lo, hi = space.response.limits
+        mean = model.predict(tab)
+        off = ~np.isfinite(mean) | (mean < lo) | (mean > hi)
+        if off.any():
+            worst = float(mean[off][np.argmax(np.abs(mean[off]))])
+            raise IncompatibleModelError(
+                f"{path}: the stored posterior predicts a mean {space.response.name} of "
+                f"{worst:.4g} {space.response.unit} at {int(off.sum())} training setpoint(s), "
+                f"outside the process limits {lo:g} to {hi:g} {space.response.unit}; the file "
+                "was edited or is corrupt: refit the model"
+            )
         if _data_hash(tab) != model.data_hash_:
             _log.info("training table of %s re-hashes differently after the round trip", path)
         return model

@@ -1,0 +1,425 @@
+"""A closed-loop campaign: propose the next batches, add their results, refit, repeat.
+
+A :class:`Campaign` holds what process development lives in: the process space, the batch
+table so far, how to build the yield model, the target group and its recipe. Each round
+
+1. :meth:`Campaign.recommend` proposes ``batch_size`` next batches by **q-Thompson
+   sampling with common random numbers**: ``q`` distinct posterior draws ``f_s`` of the
+   group's mean response are taken (the same draws evaluated at every candidate, from one
+   seed), and each proposal is the best candidate under its own draw. A draw that is
+   optimistic about an unexplored region sends a batch there (exploration); draws agree
+   where the posterior is sure (exploitation). A candidate already proposed (within 2 % of
+   the ranges) is skipped, so the ``q`` batches differ.
+2. Every proposal is **safe**: within the search box (``constraints``: bounds and fixed
+   factors) and ``P(yield of the batch >= (1 - delta) x mean yield at the recipe) >=
+   safety_prob`` (defaults 0.2 and 0.9), from predictive draws with new-batch noise against
+   the same posterior draws at the recipe. Real batches cost money: a batch likely to lose
+   more than ``delta`` of the recipe's yield is never proposed. The data-support guard of
+   :func:`~bayesbio.recommend.recommend` is *not* applied to proposals: experiments exist to
+   widen the support, and where the model extrapolates its posterior is wide, so the safety
+   rule itself keeps each step out of the data short (as in safe Bayesian optimisation).
+3. :meth:`Campaign.add` appends the results and refits (a fresh fit on the whole table; the
+   samplers bayesbio uses do not warm-start).
+4. :meth:`Campaign.best` is the safe recommendation of :func:`bayesbio.recommend.recommend`:
+   the risk-aware optimum if it beats the recipe with probability ``min_confidence``, else
+   the recipe.
+
+The recipe is fixed when the campaign starts (``recipe=``, else the group's median setpoint
+in the starting table), so the reference does not drift as experiments are added.
+
+Saved without pickle: :meth:`Campaign.save` writes ``campaign.json`` (settings, space,
+recipe, history), ``batches.csv`` and, for a :class:`~bayesbio.models.bayesian.
+BayesianYieldModel`, its ``model.nc``; :meth:`Campaign.load` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+import pandas as pd
+
+from bayesbio import schema
+from bayesbio._recommend_core import Constraints, Evaluator, build_context, lhs
+from bayesbio.checks import check_fraction, check_int
+from bayesbio.recommend import Recommendation, _recipe, recommend
+from bayesbio.space import ProcessSpace, resolve_space
+
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
+
+__all__ = ["Campaign"]
+
+_FORMAT = "1"
+_MIN_GAP = 0.02  # proposals closer than this (unit scale, max norm) count as the same
+
+
+class Campaign:
+    """A process-development campaign: space, batches, model settings, target group.
+
+    Parameters
+    ----------
+    space : ProcessSpace, str, Path or None
+        The process (None: the demo process; a path: a TOML space).
+    table : pandas.DataFrame
+        The batches so far (the space's batch id, group columns, factors and response).
+    model : callable, optional
+        A factory returning an unfitted yield model, e.g. ``lambda: ForestYield()``; any
+        model following the bayesbio model protocol. Default: a
+        :class:`~bayesbio.models.bayesian.BayesianYieldModel` with ``model_params``.
+    model_params : mapping, optional
+        Keyword arguments of the default ``BayesianYieldModel`` (``space`` is set), e.g.
+        ``{"structures": ("quadratic",), "draws": 500, "tune": 500, "chains": 2}``. Only
+        without ``model``; must be JSON-able (they are saved).
+    group : mapping of str to str, optional
+        Target group of the campaign (required when the table holds several groups).
+    recipe : mapping of str to float, optional
+        The group's recipe; default the group's median setpoint in ``table``.
+    delta : float, default 0.2
+        Tolerated loss: a proposed batch must reach ``(1 - delta)`` x the recipe's mean yield
+        with probability ``safety_prob``.
+    safety_prob : float, default 0.9
+        Required probability of that.
+    min_confidence : float, default 0.9
+        Confidence :meth:`best` needs to move away from the recipe.
+    constraints : Constraints or mapping, optional
+        Search bounds, fixed factors and support guard (as in :func:`~bayesbio.recommend.
+        recommend`); must be JSON-able to be saved (bounds, fixed, numbers).
+    random_seed : int or None, default None
+        Seed of the campaign; round ``r`` uses ``(random_seed, r)``, so the same seed and the
+        same data give the same proposals.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        All batches so far.
+    round : int
+        Number of :meth:`add` calls so far.
+    history : list of dict
+        Per round: the proposals made and the batches added.
+    model_ : fitted yield model
+        The model on ``table`` (fitted on first use).
+    """
+
+    def __init__(
+        self,
+        space: ProcessSpace | str | Path | None,
+        table: pd.DataFrame,
+        *,
+        model: Callable[[], YieldModel | Any] | None = None,
+        model_params: Mapping[str, Any] | None = None,
+        group: Mapping[str, Any] | None = None,
+        recipe: Mapping[str, float] | None = None,
+        delta: float = 0.2,
+        safety_prob: float = 0.9,
+        min_confidence: float = 0.9,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        random_seed: int | None = None,
+    ) -> None:
+        self.space = resolve_space(space)
+        if model is not None and model_params:
+            raise ValueError(
+                "pass either model (a factory) or model_params (for BayesianYieldModel), not both"
+            )
+        if model is not None and not callable(model):
+            raise ValueError(
+                f"model must be a callable returning an unfitted yield model, got "
+                f"{type(model).__name__}"
+            )
+        self.model = model
+        self.model_params = dict(model_params or {})
+        self.table = schema.validate(table, space=self.space).reset_index(drop=True)
+        self.group = {str(k): str(v) for k, v in (group or {}).items()}
+        self.delta = check_fraction("delta", delta)
+        self.safety_prob = check_fraction("safety_prob", safety_prob)
+        self.min_confidence = check_fraction("min_confidence", min_confidence)
+        self.constraints = constraints
+        if random_seed is not None:
+            random_seed = check_int("random_seed", random_seed, minimum=0)
+        self.random_seed = random_seed
+        self.round = 0
+        self.history: list[dict[str, Any]] = []
+        self.model_: Any = None
+        self._recipe_given = dict(recipe) if recipe is not None else None
+        self.recipe: dict[str, float] | None = None
+
+    # -- model ---------------------------------------------------------------------------------
+    def _new_model(self) -> Any:
+        if self.model is not None:
+            return self.model()
+        from bayesbio.models.bayesian import BayesianYieldModel
+
+        return BayesianYieldModel(space=self.space, **self.model_params)
+
+    def fit(self) -> Self:
+        """Fit a fresh model on :attr:`table` (done on first use and by :meth:`add`)."""
+        self.model_ = self._new_model().fit(self.table)
+        if self.recipe is None:
+            ctx = build_context(self.model_, self.group or None, "auto", self.constraints)
+            point = _recipe(self._recipe_given, ctx)
+            self.recipe = {p: float(v) for p, v in zip(ctx.factors, point, strict=True)}
+        return self
+
+    def _fitted(self) -> Any:
+        if self.model_ is None:
+            self.fit()
+        return self.model_
+
+    # -- the loop ------------------------------------------------------------------------------
+    def recommend(
+        self, batch_size: int = 4, *, n_draws: int = 500, n_candidates: int = 512
+    ) -> pd.DataFrame:
+        """Propose the next ``batch_size`` batches (q-Thompson sampling under the safety rule).
+
+        Parameters
+        ----------
+        batch_size : int, default 4
+            Number of batches ``q`` to propose.
+        n_draws : int, default 500
+            Posterior draws (common to all candidates).
+        n_candidates : int, default 512
+            Latin-hypercube candidates over the search box (plus the group's setpoints, the
+            recipe and a refinement around the best ones).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per proposed batch: the group columns, the factors (domain units),
+            ``expected_yield`` and ``sd`` (posterior mean and SD of the mean response there),
+            ``p_safe`` (P(batch yield >= (1 - delta) x recipe yield)), ``p_better_than_recipe``
+            and ``draw`` (the posterior draw it is best under). ``attrs["round"]`` is the
+            round; ``attrs["n_safe"]`` how many candidates passed the safety rule. With no
+            safe candidate besides the recipe, the proposals are the recipe (replicates).
+        """
+        q = check_int("batch_size", batch_size, minimum=1)
+        n_draws = check_int("n_draws", n_draws, minimum=max(10, q))
+        n_candidates = check_int("n_candidates", n_candidates, minimum=1)
+        model = self._fitted()
+        ctx = build_context(model, self.group or None, "auto", self.constraints)
+        ctx.recipe = _recipe(self.recipe, ctx)
+        rng = np.random.default_rng([self.random_seed or 0, self.round])
+        seed = int(rng.integers(2**31 - 1))
+        ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=np.zeros(ctx.space.k))
+        sgn = ctx.sign
+        r0 = ctx.clip(ctx.recipe[None])
+        d = len(ctx.res.free)
+        cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else r0.copy()
+        group_pts = ctx.table.loc[ctx.in_group, ctx.factors].to_numpy(dtype=float)
+        cands = np.vstack([r0, ctx.clip(group_pts), cands])
+        f = ev.raw(cands, noise=False)
+        if d:  # refine around the best posterior-mean candidates
+            best = np.argsort(-(sgn * f.mean(axis=0)))[:8]
+            cloud = (2.0 * lhs(32, d, rng) - 1.0) * 0.05
+            u = np.clip(ctx.to_unit(cands[best])[:, None, :] + cloud[None], 0.0, 1.0)
+            extra = ctx.to_points(u.reshape(-1, d))
+            cands = np.vstack([cands, extra])
+            f = np.hstack([f, ev.raw(extra, noise=False)])
+        y = ev.raw(cands, noise=True)
+        floor = (1.0 - self.delta) * f[:, 0] if sgn > 0 else (1.0 + self.delta) * f[:, 0]
+        p_safe = (sgn * (y - floor[:, None]) >= 0).mean(axis=0)
+        ok = p_safe >= self.safety_prob
+        ok[0] = True  # the recipe is always allowed
+        draws = rng.choice(n_draws, size=q, replace=False)
+        unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
+        chosen: list[int] = []
+        for s in draws:
+            values = np.where(ok, sgn * f[s], -np.inf)
+            for i in np.argsort(-values):
+                if not ok[i]:
+                    i = 0  # nothing safe left: replicate the recipe
+                    break
+                near = any(
+                    np.max(np.abs(unit[i] - unit[c]), initial=0.0) < _MIN_GAP for c in chosen
+                )
+                if not near or i == 0:
+                    break
+            chosen.append(int(i))
+        idx = np.array(chosen)
+        out = ctx.frame(cands[idx])
+        out["expected_yield"] = f[:, idx].mean(axis=0)
+        out["sd"] = f[:, idx].std(axis=0)
+        out["p_safe"] = p_safe[idx]
+        out["p_better_than_recipe"] = (sgn * (f[:, idx] - f[:, :1]) > 0).mean(axis=0)
+        out["draw"] = draws
+        out.attrs.update(
+            round=self.round,
+            n_safe=int(ok[1:].sum()),
+            units=self.space.response.unit,
+            rule=f"P({self.space.response.name} >= {1 - self.delta:g} x recipe) >= "
+            f"{self.safety_prob:g}",
+        )
+        self.history.append(
+            {"round": self.round, "proposed": _records(out[[*ctx.group_cols, *ctx.factors]])}
+        )
+        return out
+
+    def add(self, results: pd.DataFrame) -> Self:
+        """Append the results of new batches and refit the model.
+
+        Parameters
+        ----------
+        results : pandas.DataFrame
+            New batches with the columns of :attr:`table` (batch id, group columns, factors,
+            response); batch ids must be new.
+
+        Returns
+        -------
+        Campaign
+            ``self``, one round further.
+        """
+        new = schema.validate(results, space=self.space)
+        bid = self.space.batch_id
+        if bid in new.columns and bid in self.table.columns:
+            seen = sorted(set(new[bid].astype(str)) & set(self.table[bid].astype(str)))
+            if seen:
+                raise ValueError(
+                    f"results: column {bid!r} repeats batch ids already in the campaign "
+                    f"{seen[:5]}; give each new batch a new id"
+                )
+        self.table = pd.concat([self.table, new], ignore_index=True)
+        if self.history and "added" not in self.history[-1]:
+            self.history[-1]["added"] = len(new)
+        else:
+            self.history.append({"round": self.round, "added": len(new)})
+        self.round += 1
+        return self.fit()
+
+    def best(self, **kwargs: Any) -> Recommendation:
+        """Return the safe recommendation of :func:`~bayesbio.recommend.recommend`.
+
+        The campaign's group, recipe, constraints, ``min_confidence`` and a per-round seed
+        are passed; ``kwargs`` go to :func:`~bayesbio.recommend.recommend` (e.g.
+        ``objective="mean"``, ``n_draws=500``).
+        """
+        model = self._fitted()
+        settings = {
+            "group": self.group or None,
+            "recipe": self.recipe,
+            "constraints": self.constraints,
+            "min_confidence": self.min_confidence,
+            "random_seed": int(
+                np.random.default_rng([self.random_seed or 0, self.round, 1]).integers(2**31)
+            ),
+        }
+        settings.update(kwargs)
+        return recommend(model, **settings)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the campaign to the folder ``path`` (created), without pickle.
+
+        ``campaign.json`` (settings, space, recipe, history), ``batches.csv`` and, for a
+        ``BayesianYieldModel``, the fitted ``model.nc``. A campaign built with a model
+        factory is saved too, but :meth:`load` then needs the factory again.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        cons = self.constraints
+        if isinstance(cons, Constraints):
+            cons = {k: getattr(cons, k) for k in cons.__dataclass_fields__}
+        state = {
+            "format": _FORMAT,
+            "space": json.loads(self.space.to_json()),
+            "model": "factory" if self.model is not None else "BayesianYieldModel",
+            "model_params": self.model_params,
+            "group": self.group,
+            "recipe": self.recipe,
+            "recipe_given": self._recipe_given,
+            "delta": self.delta,
+            "safety_prob": self.safety_prob,
+            "min_confidence": self.min_confidence,
+            "constraints": cons,
+            "random_seed": self.random_seed,
+            "round": self.round,
+            "history": self.history,
+        }
+        (folder / "campaign.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+        self.table.to_csv(folder / "batches.csv", index=False)
+        model_file = folder / "model.nc"
+        if self.model_ is not None and self.model is None:
+            self.model_.save(model_file)
+        elif model_file.exists():
+            model_file.unlink()
+        return folder
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, model: Callable[[], YieldModel | Any] | None = None
+    ) -> Campaign:
+        """Read a campaign written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder :meth:`save` wrote.
+        model : callable, optional
+            The model factory, required (and only allowed) when the campaign was built with
+            one; its model is refitted on the saved batches.
+
+        Returns
+        -------
+        Campaign
+            The campaign, at the same round, with the same history and (for a
+            ``BayesianYieldModel``) the same fitted model.
+        """
+        folder = Path(path)
+        state = json.loads((folder / "campaign.json").read_text())
+        if state.get("format") != _FORMAT:
+            raise ValueError(
+                f"{folder / 'campaign.json'} has format {state.get('format')!r}; this bayesbio "
+                f"reads format {_FORMAT!r}"
+            )
+        if state["model"] == "factory" and model is None:
+            raise ValueError(
+                f"{folder} was saved from a campaign with a model factory: pass "
+                "Campaign.load(path, model=<the same factory>)"
+            )
+        if state["model"] != "factory" and model is not None:
+            raise ValueError(
+                f"{folder} holds a BayesianYieldModel campaign; load it without model="
+            )
+        space = ProcessSpace.from_json(json.dumps(state["space"]))
+        table = pd.read_csv(folder / "batches.csv")
+        for col in space.group_columns(table):
+            table[col] = table[col].astype(str)
+        if space.batch_id in table.columns:
+            table[space.batch_id] = table[space.batch_id].astype(str)
+        cons = state["constraints"]
+        if isinstance(cons, dict):
+            cons = {
+                k: (
+                    {n: tuple(v) for n, v in cons[k].items()}
+                    if k == "bounds" and cons[k]
+                    else cons[k]
+                )
+                for k in cons
+            }
+        out = cls(
+            space,
+            table,
+            model=model,
+            model_params=state["model_params"] if model is None else None,
+            group=state["group"],
+            recipe=state["recipe_given"],
+            delta=state["delta"],
+            safety_prob=state["safety_prob"],
+            min_confidence=state["min_confidence"],
+            constraints=cons,
+            random_seed=state["random_seed"],
+        )
+        out.round = int(state["round"])
+        out.history = list(state["history"])
+        out.recipe = state["recipe"]
+        model_file = folder / "model.nc"
+        if model is None and model_file.exists():
+            from bayesbio.models.bayesian import BayesianYieldModel
+
+            out.model_ = BayesianYieldModel.load(model_file)
+        return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))

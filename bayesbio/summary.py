@@ -1,0 +1,354 @@
+"""The one-screen summary of a study: per target group, what to run and how sure we are.
+
+For every target group the summary states the recommended setpoint, its expected response
+and bad-case percentile against the group's recipe (its median historical setpoint, as
+:func:`bayesbio.recommend.recommend` defines it), the probability that the mean response at
+the recommendation beats the mean response at the recipe, the main risk in one phrase and
+what to run next. :func:`compare_to_recipe` computes the probability from common posterior
+draws: both setpoints are predicted in one ``predict_draws(..., noise=False)`` call, so each
+row of draws is one posterior draw evaluated at both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayesbio._recommend_core import build_context
+from bayesbio.checks import check_fraction, check_int
+
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
+    from bayesbio.recommend import Recommendation
+    from bayesbio.space import ProcessSpace
+
+__all__ = [
+    "LOW_P_BETTER",
+    "RISKS",
+    "compare_to_recipe",
+    "diagnostics_failed",
+    "main_risk",
+    "setpoint_text",
+    "study_summary",
+]
+
+#: Below this probability of beating the recipe the main risk is "low P(better)".
+LOW_P_BETTER = 0.8
+
+#: The main-risk phrases, most serious first.
+RISKS = ("extrapolation", "failed diagnostics", "low P(better)", "none")
+
+
+def _as_array(setpoint: Any, factors: Sequence[str], name: str) -> np.ndarray:
+    if isinstance(setpoint, pd.DataFrame) and len(setpoint) == 1:
+        setpoint = setpoint.iloc[0]
+    if not isinstance(setpoint, Mapping | pd.Series):
+        raise ValueError(
+            f"{name} must map every factor ({', '.join(factors)}) to a value, got "
+            f"{type(setpoint).__name__}"
+        )
+    missing = [f for f in factors if f not in setpoint]
+    if missing:
+        raise ValueError(f"{name} lacks factor(s) {', '.join(missing)}; give every factor a value")
+    return np.array([float(setpoint[f]) for f in factors])
+
+
+def compare_to_recipe(
+    model: YieldModel | Any,
+    setpoint: Mapping[str, float] | pd.Series,
+    recipe: Mapping[str, float] | pd.Series,
+    group: Mapping[str, Any] | None = None,
+    *,
+    kind: str = "auto",
+    n_draws: int = 1000,
+    random_seed: int | None = 0,
+) -> dict[str, float]:
+    """Compare the mean response at ``setpoint`` with the mean response at ``recipe``.
+
+    Both setpoints are predicted in one ``model.predict_draws(..., noise=False)`` call, so
+    every posterior draw is evaluated at both (common draws): the comparison carries the
+    uncertainty about the difference, not the sum of two uncertainties.
+
+    Parameters
+    ----------
+    model : fitted yield model
+        Any model following the bayesbio model protocol.
+    setpoint, recipe : mapping or pandas.Series
+        A value for every factor, domain units (e.g. ``Recommendation.setpoint`` and
+        ``Recommendation.recipe``).
+    group : mapping of str to str, optional
+        Target group, as in :func:`bayesbio.recommend.recommend`.
+    kind : {"auto", "existing", "new_group", "population"}, default "auto"
+        Prediction kind, as in :func:`bayesbio.recommend.recommend`.
+    n_draws : int, default 1000
+        Posterior draws.
+    random_seed : int or None, default 0
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``p_better``: P(mean response at ``setpoint`` is better than at ``recipe``), higher
+        for a response to maximise, lower for one to minimise; ties (identical draws, as when
+        the two setpoints coincide) count one half, so equal setpoints give 0.5.
+        ``expected_gain``: posterior mean of the improvement (response unit, positive =
+        better), ``gain_q10`` and ``gain_q90`` its 10th and 90th percentiles, ``mean_setpoint``
+        and ``mean_recipe`` the posterior mean responses.
+    """
+    n_draws = check_int("n_draws", n_draws, minimum=10)
+    ctx = build_context(model, group, kind, None)
+    factors = ctx.factors
+    points = np.vstack(
+        [_as_array(setpoint, factors, "setpoint"), _as_array(recipe, factors, "recipe")]
+    )
+    draws = np.asarray(
+        model.predict_draws(
+            ctx.frame(points), n_draws=n_draws, noise=False, kind=ctx.kind, random_seed=random_seed
+        ),
+        dtype=float,
+    )
+    gain = ctx.sign * (draws[:, 0] - draws[:, 1])
+    scale = float(np.abs(draws).max()) if draws.size else 1.0
+    tie = np.abs(gain) <= 1e-9 * max(scale, 1e-12)
+    p_better = float(np.mean((gain > 0) & ~tie) + 0.5 * np.mean(tie))
+    return {
+        "p_better": p_better,
+        "expected_gain": float(gain.mean()),
+        "gain_q10": float(np.quantile(gain, 0.1)),
+        "gain_q90": float(np.quantile(gain, 0.9)),
+        "mean_setpoint": float(draws[:, 0].mean()),
+        "mean_recipe": float(draws[:, 1].mean()),
+    }
+
+
+def diagnostics_failed(diagnostics: Mapping[str, Any] | None) -> list[str]:
+    """Return the failed sampling checks in ``diagnostics`` in plain words (empty: passed).
+
+    Parameters
+    ----------
+    diagnostics : mapping or None
+        ``model.diagnostics_`` (one mapping per model structure, or one flat mapping) or
+        ``Recommendation.diagnostics``; keys ``max_r_hat``, ``min_ess_bulk``,
+        ``min_ess_tail``, ``divergences`` (others are ignored).
+
+    Returns
+    -------
+    list of str
+        E.g. ``["R-hat 1.057 (needs <= 1.01)", "effective sample size 59 (needs >= 400)"]``.
+    """
+    if not isinstance(diagnostics, Mapping):
+        return []
+    nested = [v for v in diagnostics.values() if isinstance(v, Mapping)]
+    blocks = nested or [diagnostics]
+
+    def worst(key: str, pick: Any) -> float | None:
+        values = []
+        for block in blocks:
+            try:
+                value = float(block[key])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if np.isfinite(value):
+                values.append(value)
+        return pick(values) if values else None
+
+    found = []
+    r_hat = worst("max_r_hat", max)
+    if r_hat is not None and r_hat > 1.01:
+        found.append(f"R-hat {r_hat:.3f} (needs <= 1.01)")
+    ess = [v for v in (worst("min_ess_bulk", min), worst("min_ess_tail", min)) if v is not None]
+    if ess and min(ess) < 400:
+        found.append(f"effective sample size {min(ess):.0f} (needs >= 400)")
+    div = worst("divergences", max)
+    if div is not None and div > 0:
+        found.append(f"{int(div)} divergent transition(s) (needs 0)")
+    return found
+
+
+def main_risk(
+    *,
+    within_support: bool,
+    diagnostics_ok: bool,
+    p_better: float,
+    threshold: float = LOW_P_BETTER,
+) -> str:
+    """Return the main risk of a recommendation as one phrase (see :data:`RISKS`).
+
+    Parameters
+    ----------
+    within_support : bool
+        The recommended setpoint lies inside the support of the historical data.
+    diagnostics_ok : bool
+        The model passed its sampling diagnostics.
+    p_better : float
+        P(mean response at the recommendation beats the recipe).
+    threshold : float, default LOW_P_BETTER
+        Below this ``p_better`` is a risk.
+
+    Returns
+    -------
+    str
+        ``"extrapolation"``, ``"failed diagnostics"``, ``"low P(better)"`` or ``"none"``, the
+        most serious that applies.
+    """
+    threshold = check_fraction("threshold", threshold)
+    if not within_support:
+        return "extrapolation"
+    if not diagnostics_ok:
+        return "failed diagnostics"
+    if not (p_better >= threshold):
+        return "low P(better)"
+    return "none"
+
+
+def setpoint_text(space: ProcessSpace, setpoint: Mapping[str, float] | pd.Series) -> str:
+    """Return a setpoint as ``"Temperature 35.3 degC, pH 7.01, ..."`` (4 significant digits)."""
+    parts = []
+    for f in space.factors:
+        unit = "" if f.unit.strip().lower() in {"", "ph", "dimensionless"} else f" {f.unit}"
+        parts.append(f"{f.label} {float(setpoint[f.name]):.4g}{unit}")
+    return ", ".join(parts)
+
+
+def _group_text(group: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in group.items()) or "all batches"
+
+
+def _recommendation_value(rec: Recommendation, name: str) -> float | None:
+    """Return a value recommend() reports itself (attribute or summary column), or None."""
+    value = getattr(rec, name, None)
+    if value is None and name in getattr(rec, "summary", pd.DataFrame()).columns:
+        value = rec.summary.loc["recommended", name]
+    try:
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and np.isfinite(value) else None
+
+
+def _next_text(
+    space: ProcessSpace,
+    rec: Recommendation,
+    risk: str,
+    ranked: pd.DataFrame | None,
+) -> str:
+    unit = space.response.unit
+    if risk == "extrapolation":
+        text = "2-3 confirmation batches at the recommendation before adopting it"
+    elif risk == "low P(better)":
+        text = "keep the recipe; 1 batch at the recommendation to learn more"
+    else:
+        text = "2-3 confirmation batches at the recommendation"
+    if ranked is not None and len(ranked) and risk != "extrapolation":
+        top = ranked.iloc[0]
+        gain = float(top.get("expected_regret_reduction", np.nan))
+        # worth a batch of its own when it is expected to cut the regret by >= 0.5 %
+        if np.isfinite(gain) and gain > 0.005 * max(abs(rec.expected_yield), 1e-12):
+            at = np.array([float(top[f]) for f in space.factor_names])
+            spread = space.upper - space.lower
+            near = np.all(np.abs(at - rec.setpoint.to_numpy(dtype=float)) <= 0.02 * spread)
+            where = "the recommendation" if near else setpoint_text(space, top)
+            text = f"1 batch at {where} (expected to cut the regret by {gain:.2g} {unit})"
+    if risk == "failed diagnostics":
+        text = "rerun with more draws, then " + text
+    return text
+
+
+def study_summary(
+    model: YieldModel | Any,
+    recommendations: Sequence[tuple[Mapping[str, Any], Recommendation]],
+    *,
+    next_batches: pd.DataFrame | None = None,
+    n_draws: int = 1000,
+    random_seed: int | None = 0,
+) -> pd.DataFrame:
+    """Return the one-screen summary table: one row per target group.
+
+    Parameters
+    ----------
+    model : fitted yield model
+        The model the recommendations came from.
+    recommendations : sequence of (group, Recommendation)
+        The study's recommendations, one per target group.
+    next_batches : pandas.DataFrame, optional
+        Ranked next-batch candidates (:func:`bayesbio.recommend.next_batches`) of all groups,
+        with the group columns, best first per group; the best one of each group fills
+        ``run next``.
+    n_draws : int, default 1000
+        Posterior draws of :func:`compare_to_recipe`.
+    random_seed : int or None, default 0
+        Seed of :func:`compare_to_recipe`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``run`` (setpoint with units), ``expected``, ``bad_case``
+        (10th percentile of a new batch, 90th for a response to minimise), ``recipe_expected``,
+        ``recipe_bad_case``, ``p_better``, ``expected_gain``, ``main_risk`` and ``run_next``;
+        ``attrs`` hold ``unit``, ``bad_case_level`` and ``direction``. ``p_better`` and
+        ``expected_gain`` are taken from the recommendation when it reports them
+        (``p_better_than_recipe``, ``expected_gain``), else from :func:`compare_to_recipe`.
+    """
+    rows = []
+    space = None
+    for group, rec in recommendations:
+        space = rec.space
+        if space is None:
+            from bayesbio.space import ProcessSpace
+
+            space = ProcessSpace.default()
+        bad = "q10" if space.response.maximise else "q90"
+        p_better = _recommendation_value(rec, "p_better_than_recipe")
+        gain = _recommendation_value(rec, "expected_gain")
+        if p_better is None or gain is None:
+            found = compare_to_recipe(
+                model,
+                rec.setpoint,
+                rec.recipe,
+                group=rec.group or group or None,
+                n_draws=n_draws,
+                random_seed=random_seed,
+            )
+            p_better = found["p_better"] if p_better is None else p_better
+            gain = found["expected_gain"] if gain is None else gain
+        inside = bool(rec.summary.loc["recommended"].get("within_support", True)) and not any(
+            "outside the support" in w for w in rec.warnings
+        )
+        risk = main_risk(
+            within_support=inside,
+            diagnostics_ok=not diagnostics_failed(rec.diagnostics),
+            p_better=p_better,
+        )
+        ranked = None
+        if next_batches is not None and len(next_batches):
+            keep = np.ones(len(next_batches), dtype=bool)
+            for col, label in dict(group).items():
+                if col in next_batches.columns:
+                    keep &= next_batches[col].astype(str).to_numpy() == str(label)
+            ranked = next_batches.loc[keep]
+        rows.append(
+            {
+                "group": _group_text(group),
+                "run": setpoint_text(space, rec.setpoint),
+                "expected": float(rec.summary.loc["recommended", "expected_yield"]),
+                "bad_case": float(rec.summary.loc["recommended", bad]),
+                "recipe_expected": float(rec.summary.loc["recipe", "expected_yield"]),
+                "recipe_bad_case": float(rec.summary.loc["recipe", bad]),
+                "p_better": float(p_better),
+                "expected_gain": float(gain),
+                "main_risk": risk,
+                "run_next": _next_text(space, rec, risk, ranked),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if space is not None:
+        out.attrs.update(
+            unit=space.response.unit,
+            bad_case_level=10 if space.response.maximise else 90,
+            direction=space.response.direction,
+            response=space.response.label,
+        )
+    return out

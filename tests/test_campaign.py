@@ -1,0 +1,151 @@
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_recommend import ConjugateQuadratic, toy_space
+
+from bayesbio.campaign import Campaign
+from bayesbio.recommend import BoundWarning
+
+SPACE1 = toy_space(1)  # speed 100-500 rpm, titer in mg/L, groups ("site",), batch id "run"
+VERTEX = 0.7  # true optimum at 380 rpm
+
+
+def truth(speed):
+    u = (np.asarray(speed, float) - 100.0) / 400.0
+    return 50.0 - 40.0 * (u - VERTEX) ** 2
+
+
+def start_table(n=8, seed=0):
+    """Historical batches near the recipe, 180 rpm (u = 0.2): 10 g/L below the optimum."""
+    rng = np.random.default_rng(seed)
+    speed = np.clip(180.0 + 20.0 * rng.standard_normal(n), 100.0, 500.0)
+    return pd.DataFrame(
+        {
+            "run": [f"H{i:02d}" for i in range(n)],
+            "site": "A",
+            "speed": speed,
+            "titer": truth(speed) + 0.5 * rng.standard_normal(n),
+        }
+    )
+
+
+def run_batches(proposals, round_, seed):
+    rng = np.random.default_rng([seed, round_])
+    out = proposals[["site", "speed"]].copy()
+    out.insert(0, "run", [f"R{round_}-{i}" for i in range(len(out))])
+    out["titer"] = truth(out["speed"]) + 0.5 * rng.standard_normal(len(out))
+    return out
+
+
+def factory():
+    return ConjugateQuadratic(SPACE1)
+
+
+def test_campaign_converges_to_the_optimum_of_a_1d_function_within_5_rounds():
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=3)
+    first = camp.best(objective="mean", n_draws=400)
+    assert first.setpoint["speed"] < 260.0  # the start data only show the slope near 180 rpm
+    recipe_yield = truth(camp.recipe["speed"])
+    proposed = []
+    for r in range(5):
+        batch = camp.recommend(4, n_draws=400)
+        assert len(batch) == 4 and batch["speed"].nunique() == 4
+        assert (batch["p_safe"] >= 0.9).all()
+        proposed.extend(batch["speed"])
+        camp.add(run_batches(batch, r, seed=7))
+    assert camp.round == 5 and len(camp.table) == 8 + 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)
+        best = camp.best(objective="mean", n_draws=400)
+    assert best.decision == "improve"
+    assert abs((best.setpoint["speed"] - 100.0) / 400.0 - VERTEX) < 0.05
+    regret = truth(100.0 + 400.0 * VERTEX) - truth(best.setpoint["speed"])
+    assert regret < 0.01 * 50.0
+    # safety in truth: no experiment lost more than 20 % of the recipe's yield
+    assert (truth(np.array(proposed)) >= 0.8 * recipe_yield).all()
+
+
+def test_same_seed_same_proposals_and_other_seed_other_proposals():
+    a = Campaign(SPACE1, start_table(), model=factory, random_seed=11).recommend(3, n_draws=300)
+    b = Campaign(SPACE1, start_table(), model=factory, random_seed=11).recommend(3, n_draws=300)
+    c = Campaign(SPACE1, start_table(), model=factory, random_seed=12).recommend(3, n_draws=300)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["speed"].to_numpy(), c["speed"].to_numpy())
+
+
+def test_safety_rule_keeps_proposals_away_from_a_known_cliff():
+    # strict rule: no batch may risk losing more than 2 % of the recipe's yield
+    camp = Campaign(SPACE1, start_table(12), model=factory, delta=0.02, random_seed=1)
+    batch = camp.recommend(4, n_draws=400)
+    assert (batch["p_safe"] >= 0.9).all()
+    loose = Campaign(SPACE1, start_table(12), model=factory, delta=0.5, random_seed=1)
+    assert loose.recommend(4, n_draws=400).attrs["n_safe"] > batch.attrs["n_safe"]
+
+
+def test_campaign_save_load_round_trip(tmp_path):
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=5, delta=0.15)
+    camp.add(run_batches(camp.recommend(2, n_draws=200), 0, seed=1))
+    camp.save(tmp_path / "c")
+    assert not (tmp_path / "c" / "model.nc").exists()  # a factory model is refitted on load
+    with pytest.raises(ValueError, match="model factory"):
+        Campaign.load(tmp_path / "c")
+    back = Campaign.load(tmp_path / "c", model=factory)
+    assert back.round == 1 and back.delta == 0.15 and back.recipe == camp.recipe
+    assert back.history == camp.history
+    pd.testing.assert_frame_equal(back.table, camp.table, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.recommend(3, n_draws=200), camp.recommend(3, n_draws=200), check_dtype=False
+    )
+
+
+def test_campaign_rejects_bad_input():
+    with pytest.raises(ValueError, match="delta"):
+        Campaign(SPACE1, start_table(), model=factory, delta=1.5)
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=0)
+    with pytest.raises(ValueError, match="repeats batch ids"):
+        camp.add(start_table().head(2))
+    with pytest.raises(ValueError, match="batch_size"):
+        camp.recommend(0)
+
+
+@pytest.mark.slow
+def test_campaign_with_bayesian_model_round_trips_through_netcdf(tmp_path):
+    from bayesbio.simulate import simulate_batches
+
+    table = simulate_batches(30, random_seed=4).table
+    params = {"structures": ("quadratic",), "draws": 200, "tune": 200, "chains": 2}
+    group = {"scale": "200L", "site": "A"}
+    camp = Campaign(None, table, model_params={**params, "random_seed": 1}, group=group)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")  # short chains: convergence warnings are expected
+        batch = camp.recommend(4, n_draws=300)
+    assert time.perf_counter() - start < 120
+    assert len(batch) == 4 and (batch["scale"] == "200L").all()
+    camp.save(tmp_path / "c")
+    assert (tmp_path / "c" / "model.nc").exists()
+    back = Campaign.load(tmp_path / "c")
+    pd.testing.assert_frame_equal(back.recommend(4, n_draws=300), camp.recommend(4, n_draws=300))
+
+
+@pytest.mark.slow
+def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
+    from typer.testing import CliRunner
+
+    from bayesbio.cli import app
+    from bayesbio.simulate import simulate_batches
+
+    data = tmp_path / "batches.csv"
+    simulate_batches(30, random_seed=4).table.to_csv(data, index=False)
+    args = ["next", "--data", str(data), "--batches", "2", "-g", "scale=200L", "-g", "site=A"]
+    args += ["--draws", "100", "--tune", "100", "--chains", "2", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    proposals = pd.read_csv(tmp_path / "o" / "next_batches.csv")
+    assert len(proposals) == 2 and (proposals["scale"] == "200L").all()
+    assert (proposals["p_safe"] >= 0.9).all()
+    back = Campaign.load(tmp_path / "o" / "campaign")
+    assert back.group == {"scale": "200L", "site": "A"} and back.model_ is not None

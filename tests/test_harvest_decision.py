@@ -1,0 +1,416 @@
+"""Harvest decisions from measured runs: run tables, knowledge states, decisions, CLI."""
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayesbio.cli import app
+from bayesbio.harvest import (
+    HARVEST,
+    RLMR,
+    HarvestDataError,
+    HarvestParams,
+    HarvestSpec,
+    HarvestState,
+    KnowledgeState,
+    harvest_decision,
+    knowledge_from_runs,
+    read_runs,
+    simulate_trajectories,
+    summarize_knowledge,
+    validate_runs,
+)
+
+DATA = Path(__file__).parents[1] / "examples" / "data"
+runner = CliRunner()
+
+
+def run_table(sim: pd.DataFrame, prefix: str = "R") -> pd.DataFrame:
+    """A simulated trajectory table in the documented run-table layout."""
+    return pd.DataFrame(
+        {
+            "run_id": [f"{prefix}{b}" for b in sim["batch"]],
+            "time": sim["time_h"].to_numpy(),
+            "protein": sim["protein"].to_numpy(),
+            "impurity": sim["impurity"].to_numpy(),
+        }
+    )
+
+
+def mean_path(params: HarvestParams, epochs: int, run_id: str = "NOW") -> pd.DataFrame:
+    """A running batch growing at the true mean rates with small seeded wiggles."""
+    z = np.random.default_rng(5).normal(0.0, 0.02, size=(epochs, 2))
+    phi = np.concatenate([[0.0], params.mu_p + z[:, 0]])
+    psi = np.concatenate([[0.0], params.mu_i + z[:, 1]])
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "time": 6.0 * np.arange(epochs + 1),
+            "protein": np.exp(np.cumsum(phi)),
+            "impurity": np.exp(np.cumsum(psi)),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def history():
+    return run_table(simulate_trajectories(HarvestParams(), 6, random_seed=1))
+
+
+# ----------------------------------------------------------------- knowledge state
+
+
+@pytest.mark.parametrize(
+    ("truth", "n_runs", "seed"),
+    [
+        (dict(mu_p=0.30, sigma_p=0.10, mu_i=0.25, sigma_i=0.15), 8, 11),
+        (dict(mu_p=0.20, sigma_p=0.05, mu_i=0.10, sigma_i=0.08, T=24), 3, 12),
+    ],
+)
+def test_knowledge_from_runs_recovers_known_growth_rates(truth, n_runs, seed):
+    params = HarvestParams(**truth)
+    sim = simulate_trajectories(params, n_runs, random_seed=seed)
+    knowledge = knowledge_from_runs(run_table(sim))
+    # the knowledge module's posterior of the same growth rates (logs of ratios: rounding)
+    reference = KnowledgeState.from_trajectories(sim)
+    for ours, theirs in (
+        (knowledge.protein, reference.protein),
+        (knowledge.impurity, reference.impurity),
+    ):
+        assert ours.nu == theirs.nu and ours.lam == theirs.lam
+        assert np.allclose([ours.alpha, ours.beta], [theirs.alpha, theirs.beta], rtol=1e-12)
+    summary = summarize_knowledge(knowledge, ci_prob=0.94).set_index(["quantity", "parameter"])
+    for (quantity, parameter), key in {
+        ("protein", "mu"): "mu_p",
+        ("protein", "sigma"): "sigma_p",
+        ("impurity", "mu"): "mu_i",
+        ("impurity", "sigma"): "sigma_i",
+    }.items():
+        row = summary.loc[(quantity, parameter)]
+        assert row["lower"] < truth[key] < row["upper"], (quantity, parameter, row.to_dict())
+        assert row["lower"] < row["mean"] < row["upper"]
+    assert (summary["n"] == sim["phi"].notna().sum()).all()
+
+
+def test_summarize_knowledge_intervals_match_draws_from_the_posterior():
+    knowledge = KnowledgeState.typical(0.3, 0.1, 0.25, 0.15, n=12)
+    summary = summarize_knowledge(knowledge, ci_prob=0.9).set_index(["quantity", "parameter"])
+    mu_p, sigma_p, mu_i, sigma_i = knowledge.thompson(np.random.default_rng(0), 200_000)
+    for key, draws in {
+        ("protein", "mu"): mu_p,
+        ("protein", "sigma"): sigma_p,
+        ("impurity", "mu"): mu_i,
+        ("impurity", "sigma"): sigma_i,
+    }.items():
+        lower, upper = np.quantile(draws, [0.05, 0.95])
+        assert np.allclose(summary.loc[key, ["lower", "upper"]], [lower, upper], rtol=0.01)
+
+
+def test_summarize_knowledge_interval_narrows_with_more_data():
+    params = HarvestParams()
+    sim = simulate_trajectories(params, 20, random_seed=3)
+    few = knowledge_from_runs(run_table(sim[sim["batch"] < 2]))
+    many = knowledge_from_runs(run_table(sim))
+    width = [
+        (s["upper"] - s["lower"]).to_numpy()
+        for s in (summarize_knowledge(few), summarize_knowledge(many))
+    ]
+    assert (width[1] < width[0]).all()
+
+
+def test_knowledge_does_not_depend_on_units_or_time_unit(history):
+    days = history.assign(
+        time=history["time"] / 24.0, protein=history["protein"] * 0.2, impurity=history["impurity"]
+    )
+    a = knowledge_from_runs(history)
+    b = knowledge_from_runs(days, spec=HarvestSpec(time_unit="d", protein_unit="g/L"))
+    for x, y in ((a.protein, b.protein), (a.impurity, b.impurity)):
+        assert x.nu == y.nu and x.lam == y.lam
+        assert math.isclose(x.alpha, y.alpha, rel_tol=1e-12)
+        assert math.isclose(x.beta, y.beta, rel_tol=1e-9)
+
+
+# ----------------------------------------------------------------- decisions
+
+
+def test_batch_far_past_its_optimum_is_told_to_harvest_now(history):
+    params = HarvestParams()
+    late = mean_path(params, 13)  # the optimal stop is near epoch 12.6 under the truth
+    result = harvest_decision(history, late, random_seed=0)
+    assert result.decision == "harvest now" and result.harvest
+    assert result.forced is None
+    assert result.reward_harvest >= result.reward_continue
+    assert result.epoch == 13 and result.time_h == 78.0
+    assert result.n_current_points == 13 and result.n_history_runs == 6
+
+
+def test_early_batch_is_told_to_continue(history):
+    early = mean_path(HarvestParams(), 2)
+    result = harvest_decision(history, early, random_seed=0)
+    assert result.decision == "continue"
+    assert result.reward_continue > result.reward_harvest + 100
+    assert result.p_fail_next < 1e-6
+
+
+@pytest.mark.parametrize("policy", ["myopic", "plug-in", "plug-in-static"])
+def test_other_learning_policies_agree_on_clear_cases(history, policy):
+    early = mean_path(HarvestParams(), 2)
+    late = mean_path(HarvestParams(), 13)
+    assert harvest_decision(history, early, policy=policy).decision == "continue"
+    assert harvest_decision(history, late, policy=policy).decision == "harvest now"
+
+
+def test_common_practice_continues_without_a_value_estimate(history):
+    result = harvest_decision(history, mean_path(HarvestParams(), 13), policy="CP")
+    assert result.decision == "continue" and math.isnan(result.reward_continue)
+    assert "Common practice" in result.explain()
+
+
+def test_decision_matches_the_rlmr_policy_it_wraps(history):
+    now = mean_path(HarvestParams(), 11)
+    result = harvest_decision(history, now, random_seed=4)
+    state = HarvestState(
+        result.epoch, now["protein"].iloc[-1], now["impurity"].iloc[-1], result.knowledge
+    )
+    action = RLMR(result.params, random_seed=4).decide(state)
+    assert result.harvest == (action == HARVEST)
+    # the running batch's growth rates update I_0 once each
+    assert result.knowledge.protein.nu == result.knowledge_prior.protein.nu + 11
+
+
+def test_same_seed_same_answer(history):
+    now = mean_path(HarvestParams(), 10)
+    a = harvest_decision(history, now, random_seed=7)
+    b = harvest_decision(history, now, random_seed=7)
+    c = harvest_decision(history, now, random_seed=8)
+    assert a.reward_continue == b.reward_continue and a.decision == b.decision
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
+    assert a.reward_continue != c.reward_continue  # the seed does drive the draws
+
+
+def test_harvest_is_forced_at_the_horizon_and_at_the_cap(history):
+    params = HarvestParams(mu_p=0.2, mu_i=0.15)
+    at_horizon = harvest_decision(history, mean_path(params, 16))
+    assert at_horizon.harvest and "96 h" in at_horizon.forced
+    assert math.isnan(at_horizon.reward_continue)
+    capped = mean_path(HarvestParams(), 6)
+    capped.loc[6, "protein"] = 60.0
+    result = harvest_decision(history, capped)
+    assert result.harvest and "cap" in result.forced
+
+
+def test_economics_in_declared_units_scale_with_the_first_measurement(history):
+    now = mean_path(HarvestParams(), 9)
+    relative = harvest_decision(history, now, random_seed=1)
+    scaled = now.assign(protein=now["protein"] * 0.2, impurity=now["impurity"] * 0.05)
+    spec = HarvestSpec(
+        protein_cap=10.0, impurity_limit=2.0, price=50.0, impurity_cost=40.0, reward_unit="kEUR"
+    )
+    absolute = harvest_decision(
+        history.assign(protein=history["protein"] * 0.2), scaled, spec=spec, random_seed=1
+    )
+    assert math.isclose(absolute.reward_harvest, relative.reward_harvest, rel_tol=1e-9)
+    assert math.isclose(absolute.reward_continue, relative.reward_continue, rel_tol=1e-6)
+    assert "kEUR" in absolute.explain() and "10 g/L" in absolute.explain()
+
+
+def test_to_frame_and_explain_say_what_to_do(history):
+    result = harvest_decision(history, mean_path(HarvestParams(), 13), random_seed=0)
+    frame = result.to_frame()
+    assert list(frame["action"]) == ["harvest now", "continue"]
+    assert list(frame["chosen"]) == [True, False]
+    assert frame["expected_reward"].iloc[0] == result.reward_harvest
+    text = result.explain()
+    assert "\n" not in text and "HARVEST NOW" in text and "RL-MR" in text
+    assert "78 h" in text and "impurity" in text and "fails the batch" in text
+
+
+def test_shipped_example_data_give_the_documented_decision():
+    spec = HarvestSpec.from_toml(DATA / "harvest_spec.toml")
+    history = read_runs(DATA / "harvest_history.csv", spec=spec)
+    assert len(history.runs) == 8 and len(history.excluded) == 2  # one lost HCP assay
+    result = harvest_decision(history, DATA / "harvest_current.csv", spec=spec, random_seed=2024)
+    assert result.run_id == "B-09" and result.time_h == 72.0
+    assert result.decision == "harvest now" and result.p_fail_next > 0.5
+
+
+# ----------------------------------------------------------------- validation
+
+
+def test_missing_column_is_named(history):
+    with pytest.raises(HarvestDataError, match=r"missing column\(s\) 'impurity'.*\[columns\]"):
+        validate_runs(history.drop(columns="impurity"))
+
+
+def test_negative_time_is_named(history):
+    bad = history.copy()
+    bad.loc[3, "time"] = -6.0
+    with pytest.raises(HarvestDataError, match=r"run 'R0', row 3: time -6 h is negative"):
+        validate_runs(bad)
+
+
+def test_non_monotone_time_within_a_run_is_named(history):
+    bad = history.copy()
+    bad.loc[[4, 5], "time"] = bad.loc[[5, 4], "time"].to_numpy()
+    with pytest.raises(HarvestDataError, match=r"run 'R0', row 5: time 24 h does not come after"):
+        validate_runs(bad)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.3])
+def test_non_positive_protein_is_named(history, value):
+    bad = history.copy()
+    bad.loc[2, "protein"] = value
+    message = r"column 'protein', run 'R0', row 2: .*not positive"
+    with pytest.raises(HarvestDataError, match=message):
+        validate_runs(bad)
+
+
+def test_run_with_fewer_than_two_points_is_named(history):
+    bad = pd.concat([history, history.iloc[[0]].assign(run_id="LONE")], ignore_index=True)
+    with pytest.raises(HarvestDataError, match=r"run 'LONE' has 1 usable measurement"):
+        validate_runs(bad)
+    # a running batch that just started is fine with one point
+    assert len(validate_runs(bad[bad["run_id"] == "LONE"], min_points=1).growth) == 0
+
+
+def test_non_numeric_value_is_named(history):
+    bad = history.astype({"protein": object})
+    bad.loc[1, "protein"] = "n/a"
+    with pytest.raises(HarvestDataError, match=r"row 1: 'n/a' is not a number"):
+        validate_runs(bad)
+
+
+def test_errors_are_one_line(history):
+    bad = history.copy()
+    bad.loc[3, "time"] = -6.0
+    with pytest.raises(HarvestDataError) as info:
+        validate_runs(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_excluded_rows_are_listed_and_logged_never_dropped_silently(history, caplog):
+    table = history.copy()
+    table.loc[2, "impurity"] = np.nan  # lost assay
+    table.loc[20, "time"] += 2.5  # sampled off the 6 h grid
+    with caplog.at_level(logging.INFO, logger="bayesbio.harvest.decision"):
+        runs = validate_runs(table)
+    reasons = runs.excluded.set_index("row")["reason"]
+    assert "no impurity value" in reasons[2]
+    assert "not at a decision epoch" in reasons[20]
+    assert "not a one-epoch growth rate" in reasons[3]  # the pair bridging the lost row
+    assert len(runs.table) == len(table) - 2
+    # every row is kept or listed: nothing vanishes
+    assert set(runs.table["row"]) | {2, 20} == set(range(len(table)))
+    assert sum("excluded" in r.message for r in caplog.records) == len(runs.excluded)
+
+
+def test_phases_filter_rows_and_say_so(history):
+    table = history.assign(phase=np.where(history["time"] < 12, "lag", "production"))
+    runs = validate_runs(table, spec=HarvestSpec(phases=("production",)))
+    assert (runs.table["time_h"] >= 12).all()
+    assert runs.excluded["reason"].str.contains("phase").sum() == (history["time"] < 12).sum()
+    with pytest.raises(HarvestDataError, match="no phase column"):
+        validate_runs(history, spec=HarvestSpec(phases=("production",)))
+
+
+def test_running_batch_checks(history):
+    now = mean_path(HarvestParams(), 5)
+    two = pd.concat([now, now.assign(run_id="OTHER")], ignore_index=True)
+    with pytest.raises(HarvestDataError, match="holds 2 runs"):
+        harvest_decision(history, two)
+    with pytest.raises(HarvestDataError, match="also appears in the history"):
+        harvest_decision(history, history[history["run_id"] == "R2"])
+    off = now.copy()
+    off.loc[5, "time"] = 32.0
+    with pytest.raises(HarvestDataError, match=r"latest measurement \(row 5\) was left out"):
+        harvest_decision(history, off)
+    failed = now.copy()
+    failed.loc[5, "impurity"] = 45.0
+    with pytest.raises(HarvestDataError, match=r"above the limit 40: .* has failed"):
+        harvest_decision(history, failed)
+    with pytest.raises(ValueError, match="needs the true growth-rate laws"):
+        harvest_decision(history, now, policy="PI-MDP")
+    with pytest.raises(ValueError, match="policy must be one of"):
+        harvest_decision(history, now, policy="greedy")
+
+
+def test_history_with_too_few_growth_rates_is_named():
+    tiny = pd.DataFrame(
+        {"run_id": ["A", "A"], "time": [0.0, 6.0], "protein": [1.0, 1.3], "impurity": [1, 1.2]}
+    )
+    with pytest.raises(HarvestDataError, match=r"1 pair\(s\) of measurements .* add runs"):
+        knowledge_from_runs(tiny)
+
+
+def test_spec_reads_toml_and_rejects_typos(tmp_path):
+    spec = HarvestSpec.from_toml(DATA / "harvest_spec.toml")
+    assert spec.protein == "Titer (g/L)" and spec.reward_unit == "kEUR" and spec.T == 16
+    assert HarvestSpec.from_dict(spec.to_dict()) == spec
+    bad = tmp_path / "bad.toml"
+    bad.write_text('time_unit = "h"\n[columns]\nrunid = "Batch"\n')
+    with pytest.raises(HarvestDataError, match=r"unknown key\(s\) \['runid'\] in \[columns\]"):
+        HarvestSpec.from_toml(bad)
+    bad.write_text('time_unit = "weeks"\n')
+    with pytest.raises(HarvestDataError, match="time_unit must be one of"):
+        HarvestSpec.from_toml(bad)
+    with pytest.raises(HarvestDataError, match="whole number of epochs"):
+        HarvestSpec(horizon_hours=100.0)
+    with pytest.raises(HarvestDataError, match="not found"):
+        HarvestSpec.from_toml(tmp_path / "missing.toml")
+
+
+# ----------------------------------------------------------------- CLI
+
+
+def _write_lab_files(tmp_path, history):
+    spec = tmp_path / "harvest.toml"
+    spec.write_text(
+        '[columns]\nrun_id = "Batch"\ntime = "Time (h)"\nprotein = "Titer"\nimpurity = "HCP"\n'
+    )
+    names = {"run_id": "Batch", "time": "Time (h)", "protein": "Titer", "impurity": "HCP"}
+    history.rename(columns=names).to_csv(tmp_path / "runs.csv", index=False)
+    mean_path(HarvestParams(), 13).rename(columns=names).to_csv(
+        tmp_path / "current.csv", index=False
+    )
+    return spec
+
+
+def test_cli_harvest_decision_round_trip(tmp_path, history):
+    spec = _write_lab_files(tmp_path, history)
+    args = ["harvest-decision", "--history", str(tmp_path / "runs.csv")]
+    args += ["--now", str(tmp_path / "current.csv"), "--spec", str(spec), "--seed", "3"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "HARVEST NOW under the RL-MR policy" in result.output
+    written = pd.read_csv(tmp_path / "out" / "harvest_decision.csv")
+    api = harvest_decision(
+        read_runs(tmp_path / "runs.csv", spec=spec),
+        read_runs(tmp_path / "current.csv", spec=spec, min_points=1),
+        spec=spec,
+        random_seed=3,
+    )
+    assert np.allclose(written["expected_reward"], api.to_frame()["expected_reward"])
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.output.splitlines()[0] == result.output.splitlines()[0]
+
+
+def test_cli_harvest_decision_bad_input_exits_2_with_one_line(tmp_path, history):
+    spec = _write_lab_files(tmp_path, history)
+    base = ["harvest-decision", "--history", str(tmp_path / "runs.csv")]
+    now = ["--now", str(tmp_path / "current.csv")]
+    cases = {
+        "missing column(s) 'run_id'": [*base, *now],  # the file's names need --spec
+        "--policy must be one of": [*base, *now, "--spec", str(spec), "--policy", "greedy"],
+        "nope.csv": [*base, "--now", str(tmp_path / "nope.csv"), "--spec", str(spec)],
+        "harvest spec file": [*base, *now, "--spec", str(tmp_path / "none.toml")],
+    }
+    for expected, args in cases.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (expected, result.output)
+        assert result.output.startswith("error: ") and expected in result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

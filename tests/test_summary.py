@@ -1,0 +1,131 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesbio.space import Response
+from bayesbio.summary import (
+    RISKS,
+    compare_to_recipe,
+    diagnostics_failed,
+    main_risk,
+    setpoint_text,
+)
+
+
+class Parabola:
+    """A fake fitted model of the two-factor space with a known posterior.
+
+    Mean titer under draw s: ``top_s - 0.2 (T - vertex_s)^2 + 0.001 agitation``; the vertex has
+    posterior SD ``vertex_sd`` around 31 degC. New-batch noise is Normal(0, 0.3).
+    """
+
+    def __init__(self, space, table, *, vertex_sd=0.5, seed=0):
+        rng = np.random.default_rng(seed)
+        self.vertex = 31.0 + vertex_sd * rng.standard_normal(4000)
+        self.top = 2.0 + 0.05 * rng.standard_normal(4000)
+        self.space_ = space
+        self.training_table_ = table
+        self.groups_ = ["site"]
+        self.calls = []
+
+    def predict_draws(self, X, *, n_draws=1000, noise=True, kind="existing", random_seed=None):
+        self.calls.append((len(X), noise, kind))
+        rng = np.random.default_rng(random_seed)
+        idx = rng.integers(len(self.top), size=n_draws)
+        t = X["temperature"].to_numpy(dtype=float)
+        a = X["agitation"].to_numpy(dtype=float)
+        mu = self.top[idx, None] - 0.2 * (t[None, :] - self.vertex[idx, None]) ** 2 + 0.001 * a
+        if noise:
+            mu = mu + 0.3 * rng.standard_normal(mu.shape)
+        return mu
+
+
+@pytest.fixture
+def model(space_k2, table_k2):
+    return Parabola(space_k2, table_k2)
+
+
+def test_p_better_is_one_half_when_the_recommendation_is_the_recipe(model):
+    x = {"temperature": 30.0, "agitation": 200.0}
+    found = compare_to_recipe(model, x, x, {"site": "North"}, n_draws=500, random_seed=1)
+    assert found["p_better"] == 0.5
+    assert found["expected_gain"] == 0.0
+    # one call, both setpoints on the same draws, mean response only
+    assert model.calls == [(2, False, "existing")]
+
+
+def test_p_better_follows_the_known_posterior(model):
+    recipe = pd.Series({"temperature": 28.0, "agitation": 200.0})
+    # nearer the vertex (31 +- 0.5) than the recipe under almost every draw
+    near = compare_to_recipe(
+        model,
+        {"temperature": 31.0, "agitation": 200.0},
+        recipe,
+        {"site": "North"},
+        random_seed=0,
+    )
+    assert near["p_better"] > 0.99 and near["expected_gain"] > 1.0
+    # T = 34 vs T = 28: better exactly when the vertex is above 31, about half the draws
+    mirror = compare_to_recipe(
+        model, {"temperature": 34.0, "agitation": 200.0}, recipe, {"site": "North"}, n_draws=4000
+    )
+    assert 0.4 < mirror["p_better"] < 0.6
+    # agitation adds 0.001 g/L per rpm under every draw: certain, tiny gain
+    up = compare_to_recipe(
+        model, {"temperature": 28.0, "agitation": 250.0}, recipe, {"site": "North"}
+    )
+    assert up["p_better"] == 1.0 and up["expected_gain"] == pytest.approx(0.05)
+    for found in (near, mirror, up):
+        assert 0.0 <= found["p_better"] <= 1.0
+
+
+def test_p_better_turns_around_for_a_response_to_minimise(space_k2, table_k2):
+    space = space_k2.with_changes(
+        response=Response("titer", "g/L", (0.0, 50.0), "minimise", "Impurity")
+    )
+    model = Parabola(space, table_k2)
+    recipe = {"temperature": 31.0, "agitation": 200.0}
+    worse_for_max = {"temperature": 28.0, "agitation": 200.0}
+    found = compare_to_recipe(model, worse_for_max, recipe, {"site": "North"})
+    assert found["p_better"] > 0.99 and found["expected_gain"] > 0
+
+
+def test_compare_to_recipe_names_a_missing_factor(model):
+    with pytest.raises(ValueError, match=r"recipe lacks factor.*agitation"):
+        compare_to_recipe(
+            model, {"temperature": 30, "agitation": 200}, {"temperature": 30}, {"site": "North"}
+        )
+
+
+def test_diagnostics_in_plain_words():
+    assert diagnostics_failed(None) == []
+    ok = {"max_r_hat": 1.004, "min_ess_bulk": 800, "min_ess_tail": 700, "divergences": 0}
+    assert diagnostics_failed(ok) == []
+    bad = {
+        "quadratic": {"max_r_hat": 1.057, "min_ess_bulk": 59, "divergences": 0},
+        "spline": {"max_r_hat": 1.02, "min_ess_tail": 300, "divergences": 3},
+    }
+    found = diagnostics_failed(bad)
+    assert found == [
+        "R-hat 1.057 (needs <= 1.01)",
+        "effective sample size 59 (needs >= 400)",
+        "3 divergent transition(s) (needs 0)",
+    ]
+
+
+def test_main_risk_is_the_most_serious_that_applies():
+    assert main_risk(within_support=False, diagnostics_ok=False, p_better=0.1) == "extrapolation"
+    assert main_risk(within_support=True, diagnostics_ok=False, p_better=0.1) == (
+        "failed diagnostics"
+    )
+    assert main_risk(within_support=True, diagnostics_ok=True, p_better=0.6) == "low P(better)"
+    assert main_risk(within_support=True, diagnostics_ok=True, p_better=float("nan")) == (
+        "low P(better)"
+    )
+    assert main_risk(within_support=True, diagnostics_ok=True, p_better=0.95) == "none"
+    assert RISKS[-1] == "none"
+
+
+def test_setpoint_text_has_labels_and_units(space_k2):
+    text = setpoint_text(space_k2, {"temperature": 30.123456, "agitation": 150})
+    assert text == "Temperature 30.12 degC, Agitation 150 rpm"
