@@ -36,7 +36,8 @@ unconstrained quadratic fitted to batches clustered around a recipe often bends 
 times the best batch ever made: on the independent worlds of ``benchmarks/worlds.py`` the
 constraint lowered the quadratic's RMSE to the true mean from 2.06 to 1.43 g/L (n = 40, 7
 worlds, one history each; BENCHMARKS.md), worse by at most 0.11 g/L in any world. For a
-response to minimise (an impurity) "auto" is convex; ``curvature="free"`` restores unconstrained coefficients.
+response to minimise (an impurity) "auto" is convex; ``curvature="free"`` restores
+unconstrained coefficients.
 
 Failed batches (``likelihood="mixture"``, opt-in)
 ------------------------------------------------
@@ -545,9 +546,9 @@ def _shaped_quadratic(
     coefficient) half-normal with scale ``curvature_scale x sd(log y)``, as the free model's
     squared terms, and ``C`` an LKJ(2) correlation matrix (only for ``k >= 2``). The squared
     coefficients are ``-0.5 H_ii`` and the interactions ``-H_ij`` (signs flipped for convex),
-    in the order of the design columns. Every factor gets the same prior (no ordering effect), and the
-    surface has one optimum or ridge: far from the data it falls off (concave) instead of
-    bending upwards into unbounded yields.
+    in the order of the design columns. Every factor gets the same prior (no ordering
+    effect), and the surface has one optimum or ridge: far from the data it falls off
+    (concave) instead of bending upwards into unbounded yields.
     """
     sign = -1.0 if spec["curvature"] == "concave" else 1.0
     lin = pm.Normal("beta_linear", 0.0, scale * pr["slope_scale"], shape=k)
