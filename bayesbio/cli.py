@@ -723,7 +723,7 @@ def harvest(
             n_replications=replications, n_values=tuple(sizes or (3, 10)), random_seed=seed
         )
         _write(case.table1, out, "harvest_table1.csv")
-        typer.echo(case.table1.to_string())
+        _say(case.table1.to_string())
 
 
 @app.command("harvest-decision")
@@ -755,9 +755,9 @@ def harvest_decision(
             random_seed=seed,
         )
         for row in result.excluded.itertuples():
-            typer.echo(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
-        typer.echo(result.explain())
-        typer.echo(result.to_frame().round(4).to_string(index=False))
+            _say(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
+        _say(result.explain())
+        _say(result.to_frame().round(4).to_string(index=False))
         if out is not None:
             _write(result.to_frame(), out, "harvest_decision.csv")
             _write(result.excluded, out, "harvest_excluded.csv")

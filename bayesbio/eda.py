@@ -1,8 +1,8 @@
 """Exploratory data analysis of a batch table: summaries and figures.
 
 :func:`summarize` counts, missing values and min/median/max per column and group;
-:func:`plot_distributions`, :func:`plot_correlation`, :func:`plot_yield_vs_parameter` (with a
-robust LOWESS smoother, :func:`smooth`), :func:`plot_yield_vs_parameters` and
+:func:`plot_distributions`, :func:`plot_correlation`, :func:`plot_yield_vs_parameter` (with
+statsmodels' robust LOWESS smoother, :func:`smooth`), :func:`plot_yield_vs_parameters` and
 :func:`plot_pairs` draw figures with axes labelled with the space's labels and units;
 :func:`run_eda` does all of it and optionally saves PNGs. Plot functions never call
 ``plt.show()``; single-panel ones take an optional ``ax``.
@@ -159,7 +159,11 @@ def smooth(
     max_points: int = 3000,
     random_seed: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust locally linear smoother (LOWESS with tricube and bisquare weights).
+    """Robust locally linear smoother: statsmodels' LOWESS evaluated on a regular grid.
+
+    A thin wrapper of :func:`statsmodels.nonparametric.smoothers_lowess.lowess` (tricube
+    weights, bisquare robustness iterations) that drops non-finite pairs, subsamples large
+    data and returns the fit on ``n_points`` points spread over the range of ``x``.
 
     Parameters
     ----------
@@ -170,7 +174,7 @@ def smooth(
     n_points : int, default 50
         Number of evaluation points spread over the range of ``x``.
     iterations : int, default 2
-        Robustness iterations (bisquare reweighting of large residuals).
+        Robustness iterations (bisquare reweighting of large residuals; ``it`` of statsmodels).
     max_points : int, default 3000
         Larger data sets are subsampled (with ``random_seed``) to bound memory and time.
     random_seed : int or None, default 0
@@ -186,6 +190,8 @@ def smooth(
     ValueError
         If ``x`` and ``y`` differ in length or ``frac`` is outside (0, 1].
     """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape:
@@ -200,30 +206,15 @@ def smooth(
     if len(np.unique(x)) < 3:
         return np.array([]), np.array([])
     grid = np.linspace(x.min(), x.max(), n_points)
-    k = max(3, int(np.ceil(frac * len(x))))
-    dist = np.abs(grid[:, None] - x[None, :])  # (n_points, n)
-    h = np.partition(dist, k - 1, axis=1)[:, k - 1]
-    h = np.where(h > 0, h, np.max(dist)) * 1.0001
-    base = np.clip(1 - (dist / h[:, None]) ** 3, 0, None) ** 3
-    robust = np.ones_like(x)
-    for it in range(iterations + 1):
-        w = base * robust[None, :]
-        sw = w.sum(axis=1)
-        mx = (w @ x) / sw
-        my = (w @ y) / sw
-        dx = x[None, :] - mx[:, None]
-        sxx = (w * dx**2).sum(axis=1)
-        sxy = (w * dx * (y[None, :] - my[:, None])).sum(axis=1)
-        slope = np.where(sxx > 1e-12 * np.maximum(sw, 1e-300), sxy / np.where(sxx > 0, sxx, 1), 0)
-        fitted = my + slope * (grid - mx)
-        if it == iterations:
-            break
-        # residuals at the data points, by interpolating the fit on the grid
-        resid = y - np.interp(x, grid, fitted)
-        s = np.median(np.abs(resid))
-        if s <= 0:
-            break
-        robust = np.clip(1 - (resid / (6 * s)) ** 2, 0, None) ** 2
+    # the k-th nearest point gets tricube weight 0: with k >= 4 a local line keeps at least
+    # two weighted points at every grid point (statsmodels returns NaN otherwise)
+    frac = max(frac, min(1.0, 4.0 / len(x)))
+    fitted = np.asarray(lowess(y, x, frac=frac, it=int(iterations), xvals=grid), dtype=float)
+    if not np.isfinite(fitted).all():
+        # ties in distance can still leave a grid point one weighted neighbour: fit at the
+        # data points (each its own neighbour) and interpolate onto the grid
+        at_data = lowess(y, x, frac=frac, it=int(iterations))
+        fitted = np.interp(grid, at_data[:, 0], at_data[:, 1])
     return grid, fitted
 
 

@@ -44,6 +44,7 @@ from sklearn.base import clone
 from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
 
 from bayesbio import schema
+from bayesbio.checks import check_fraction
 from bayesbio.models.protocol import YieldModel
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -59,6 +60,7 @@ __all__ = [
     "interval_width",
     "mae",
     "make_folds",
+    "plot_calibration",
     "plot_learning_curve",
     "plot_predicted_vs_observed",
     "plot_residuals",
@@ -813,8 +815,12 @@ def plot_scores(
         se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
         ax.errorbar(i + 0.25, values.mean(), yerr=se, fmt="o", color="black", capsize=3)
     if metric.startswith("coverage_"):
-        ax.axhline(int(metric.split("_")[1]) / 100, color="grey", ls="--", lw=1)
-    ax.set_xticks(range(len(names)), names)
+        nominal = int(metric.split("_")[1]) / 100
+        ax.axhline(nominal, color="grey", ls="--", lw=1, label=f"nominal {nominal:g}")
+    ax.scatter([], [], color="0.5", alpha=0.5, s=14, label="one fold")
+    ax.errorbar([], [], yerr=[], fmt="o", color="black", capsize=3, label="mean +- 1 SE")
+    ax.legend(fontsize="small", frameon=False)
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0)
     ax.set_ylabel(_metric_label(metric, _space_of(comparison).response.unit))
     ax.set_title(f"{metric} by model ({scheme}, {s['fold'].nunique()} folds)")
     return ax
@@ -854,11 +860,105 @@ def plot_predicted_vs_observed(
         ax.scatter(sub["observed"], sub["predicted"], s=12, alpha=0.6, label=name)
     lo = float(min(p["observed"].min(), p["predicted"].min()))
     hi = float(max(p["observed"].max(), p["predicted"].max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="predicted = observed")
     response = _space_of(comparison).response
     ax.set_xlabel(f"Observed {response.name} [{response.unit}]")
     ax.set_ylabel(f"Predicted {response.name} [{response.unit}]")
-    ax.legend()
+    ax.set_title(f"Out-of-fold predictions ({scheme})")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_calibration(
+    comparison: Comparison,
+    *,
+    scheme: str | None = None,
+    models: Sequence[str] | None = None,
+    band_prob: float = 0.9,
+    ax: Axes | None = None,
+) -> Axes:
+    """Calibration of the predictive intervals: nominal vs empirical coverage out of fold.
+
+    For every model with predictive intervals (``lower_<p>``/``upper_<p>`` columns of
+    ``comparison.predictions``, one pair per ``ci_probs`` level of :func:`compare`), the share
+    of held-out batches inside their central interval is plotted against the interval's
+    nominal probability. A calibrated model lies on the diagonal, inside the grey band of
+    binomial sampling noise for that many held-out batches; below it the intervals are too
+    narrow (over-confident), above it too wide.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        Result of :func:`compare` (more ``ci_probs`` levels give more points).
+    scheme : str, optional
+        Scheme; default the first one that is not the learning curve.
+    models : sequence of str, optional
+        Models to show; default all that have intervals.
+    band_prob : float, default 0.9
+        Probability of the binomial band around the diagonal.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Axes in %, one line per model, the diagonal and the band, each in the legend.
+
+    Raises
+    ------
+    ValueError
+        If no model of the comparison has predictive intervals.
+    """
+    from scipy.stats import norm
+
+    band_prob = check_fraction("band_prob", band_prob)
+    scheme = _scheme(comparison, scheme)
+    p = comparison.predictions
+    p = p[p["scheme"] == scheme]
+    levels = sorted(
+        int(c.split("_", 1)[1])
+        for c in p.columns
+        if c.startswith("lower_") and f"upper_{c.split('_', 1)[1]}" in p.columns
+    )
+    names = list(models or dict.fromkeys(p["model"]))
+    rows = {}
+    for name in names:
+        sub = p[p["model"] == name]
+        points = []
+        for level in levels:
+            lo, hi = sub[f"lower_{level}"].to_numpy(float), sub[f"upper_{level}"].to_numpy(float)
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                y = sub["observed"].to_numpy(float)[ok]
+                points.append((level, 100 * coverage(y, lo[ok], hi[ok]), int(ok.sum())))
+        if points:
+            rows[name] = points
+    if not rows:
+        raise ValueError(
+            "no model of this comparison has predictive intervals (lower_/upper_ columns); "
+            "compare a model with predict_interval, e.g. BayesianYieldModel"
+        )
+    ax = _axes(ax)
+    n = min(pts[0][2] for pts in rows.values())
+    grid = np.linspace(0.0, 1.0, 101)
+    half = norm.ppf(0.5 + band_prob / 2) * np.sqrt(grid * (1 - grid) / max(n, 1))
+    ax.fill_between(
+        100 * grid,
+        100 * np.clip(grid - half, 0, 1),
+        100 * np.clip(grid + half, 0, 1),
+        color="0.85",
+        label=f"{100 * band_prob:g} % sampling band ({n} held-out batches)",
+    )
+    ax.plot([0, 100], [0, 100], color="grey", ls="--", lw=1, label="calibrated: empirical = nominal")
+    for name, points in rows.items():
+        x, y, _ = zip(*points, strict=True)
+        ax.plot(x, y, "o-", ms=5, label=name)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("nominal probability of the central interval [%]")
+    ax.set_ylabel("held-out batches inside it [%]")
+    ax.set_title(f"Calibration of predictive intervals ({scheme}, out of fold)")
+    ax.legend(fontsize="small", loc="upper left")
     return ax
 
 

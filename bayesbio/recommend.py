@@ -49,7 +49,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from bayesbio._recommend_core import (
     DEFAULT_MAX_DISTANCE,
@@ -1435,6 +1437,22 @@ def _slice_title(space: ProcessSpace, at: Mapping[str, float], per_line: int = 2
     return "at " + ",\n".join(lines)
 
 
+def _group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
+    """``"scale 2000L, site A"``, ``"all batches"`` for none; a new group is marked so."""
+    text = ", ".join(f"{k} {v}" for k, v in (group or {}).items()) or "all batches"
+    if kind == "new_group":
+        text += " (new group)"
+    elif kind == "population":
+        text += " (population mean)"
+    return text
+
+
+def _limit_ticks(ax: Axes, n: int = 5) -> None:
+    """At most ``n`` ticks per axis, so numbers never overlap on narrow panels."""
+    ax.xaxis.set_major_locator(MaxNLocator(n))
+    ax.yaxis.set_major_locator(MaxNLocator(n))
+
+
 def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: int = 50) -> Axes:
     """Plot the predictive response at the recipe, mean-optimal and recommended setpoint.
 
@@ -1451,8 +1469,8 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
     -------
     matplotlib.axes.Axes
         The axes, with the spec (if any) and each distribution's adverse-tail percentile
-        marked (10th when maximising, 90th when minimising); the title states the objective
-        and its direction.
+        marked (10th when maximising, 90th when minimising); the title names the target
+        group and states the objective and its direction; the legend names every mark.
     """
     space = _space(rec.space)
     r = space.response
@@ -1475,17 +1493,30 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
             f"{tail} {row[tail]:.3g}",
         )
         ax.axvline(row[tail], color=colors[name], ls=":", lw=1)
+    unit = f" {r.unit}" if r.unit else ""
     if rec.spec is not None:
         rel = ">=" if r.maximise else "<="
-        ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec: {rel} {rec.spec:g}")
+        ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec: {rel} {rec.spec:g}{unit}")
+    # proxy for the dotted percentile lines, so the legend explains every mark
+    ax.add_line(
+        Line2D([], [], color="0.3", ls=":", lw=1, label=f"dotted: {tail[1:]}th percentile of each")
+    )
     ax.set_xlabel(space.axis_label(r.name))
-    ax.set_ylabel("density")
+    ax.set_ylabel(f"probability density [1/{r.unit}]" if r.unit else "probability density")
     ax.set_title(
-        f"Predictive {r.label}\n"
+        f"Predictive {r.label}, {_group_text(rec.group, rec.kind)}\n"
         f"objective: {describe_objective(rec.objective, rec.risk, rec.spec, space)}",
         fontsize="medium",
     )
-    ax.legend(fontsize="small", frameon=False)
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.legend(
+        fontsize="small",
+        frameon=False,
+        title=f"new batch: mean, {tail}" + (f" [{r.unit}]" if r.unit else ""),
+        title_fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     return ax
 
 
@@ -1514,7 +1545,8 @@ def plot_design_space(
         contour, dashed box = proven acceptable ranges, star = ``ds.center``, dots = training
         setpoints, hatched = outside the data support; the panel title says where the slice
         lies (the other factors' values). With one free factor: the profile of P(meet spec),
-        the required ``prob`` (dashed) and the PAR (shaded).
+        the required ``prob`` (dashed) and the PAR (shaded). A legend below the panels names
+        every mark; the figure title names the target group; at most 5 ticks per axis.
     """
     space = _space(ds.space)
     r = space.response
@@ -1543,6 +1575,7 @@ def plot_design_space(
             mesh = _plot_map(ax, ds, key, m, space)
         at = ds.slices.get(key, dict(m.attrs.get("slice", {})))
         ax.set_title(_slice_title(space, at), fontsize="small")
+        _limit_ticks(ax)
     for ax in axs.ravel()[len(keys) :]:
         ax.set_visible(False)
     if not keys:
@@ -1551,8 +1584,42 @@ def plot_design_space(
         axs[0, 0].text(0.5, 0.5, "no free factor: nothing to slice", ha="center", va="center")
     if mesh is not None:
         fig.colorbar(mesh, ax=axs.ravel().tolist(), label=meet)
-    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}")
+    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}\n{_group_text(ds.group, ds.kind)}")
+    if keys:
+        handles = _design_space_handles(ds, meet, profile=len(keys[0]) == 1)
+        fig.legend(
+            handles=handles,
+            loc="outside lower center" if fig.get_layout_engine() is not None else "lower center",
+            ncol=min(3, len(handles)),
+            fontsize="small",
+            facecolor="0.85",  # the white marks of the maps show on grey
+            framealpha=1.0,
+        )
     return fig
+
+
+def _design_space_handles(ds: DesignSpace, meet: str, *, profile: bool) -> list[Any]:
+    """Legend proxies for every mark :func:`plot_design_space` draws."""
+    centre = Line2D(
+        [], [], marker="*", color="tab:red", ls="none", ms=10, label="recommended setpoint"
+    )
+    unsupported = Patch(facecolor="none", edgecolor="0.3", hatch="//", label="outside the data")
+    if profile:
+        return [
+            Line2D([], [], color="tab:blue", lw=1.8, label=meet),
+            Line2D([], [], color="k", ls="--", lw=1, label=f"required probability {ds.prob:g}"),
+            Patch(color="tab:green", alpha=0.3, label="proven acceptable range"),
+            Line2D([], [], marker="|", color="0.3", ls="none", ms=8, label="training batches"),
+            centre,
+            unsupported,
+        ]
+    return [
+        Line2D([], [], color="k", lw=1.2, label=f"{meet} = {ds.prob:g}"),
+        Patch(facecolor="none", edgecolor="w", ls="--", lw=1.5, label="proven acceptable ranges"),
+        Line2D([], [], marker=".", color="w", ls="none", ms=6, label="training batches"),
+        centre,
+        unsupported,
+    ]
 
 
 def _plot_map(

@@ -1071,7 +1071,7 @@ def _run_study(
                 fig4_n=cfg.harvest_sizes[:2],
             ),
         )
-        report.section("Harvest timing under model risk")
+        report.section("Simulated case study: harvest timing under model risk")
         report.text(
             "Simulated case study, independent of the batch table above. "
             "Harvest decisions for a running batch from a few historical growth-rate data "

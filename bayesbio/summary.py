@@ -92,8 +92,9 @@ def compare_to_recipe(
     -------
     dict
         ``p_better``: P(mean response at ``setpoint`` is better than at ``recipe``), higher
-        for a response to maximise, lower for one to minimise; ties (identical draws, as when
-        the two setpoints coincide) count one half, so equal setpoints give 0.5.
+        for a response to maximise, lower for one to minimise. Only a strict improvement
+        counts: ties (identical draws, as when the two setpoints coincide) count 0, so equal
+        setpoints give 0, the convention of ``Recommendation.p_better_than_recipe``.
         ``expected_gain``: posterior mean of the improvement (response unit, positive =
         better), ``gain_q10`` and ``gain_q90`` its 10th and 90th percentiles, ``mean_setpoint``
         and ``mean_recipe`` the posterior mean responses.
@@ -111,9 +112,9 @@ def compare_to_recipe(
         dtype=float,
     )
     gain = ctx.sign * (draws[:, 0] - draws[:, 1])
-    scale = float(np.abs(draws).max()) if draws.size else 1.0
-    tie = np.abs(gain) <= 1e-9 * max(scale, 1e-12)
-    p_better = float(np.mean((gain > 0) & ~tie) + 0.5 * np.mean(tie))
+    # strictly better, ties count 0: the convention of recommend()'s p_better_than_recipe,
+    # so the summary's fallback and the recommendation report the same probability
+    p_better = float(np.mean(gain > 0))
     return {
         "p_better": p_better,
         "expected_gain": float(gain.mean()),

@@ -28,8 +28,9 @@ Bayesian variants (``--variants``): ``quadratic``, ``spline``, ``gp`` are the si
 structures, read from the default fit when it holds them (else from one fit of the requested
 structures) with the stacking weight set to that structure alone (the same draws, so the
 comparison is paired); ``student_t``, ``mixture`` and
-``normal`` are the default structures with that likelihood. ``bayes`` is always the default
-model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
+``normal`` are the default structures with that likelihood; ``slopes`` switches on the
+primary group's varying slopes whatever the data size; ``free`` is unconstrained curvature.
+``bayes`` is always the default model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
 
 Prints one table per n (means over seeds and target groups); ``--out FILE.csv`` writes the
 tidy per-run rows (world, n, seed, group, method, metric, value).
@@ -62,7 +63,12 @@ QUICK_WORLDS = ("cardinal", "failures", "ridge")
 MODELS = ("lasso", "rf", "bayes")
 STRUCTURE_VARIANTS = ("quadratic", "spline", "gp")
 LIKELIHOOD_VARIANTS = ("normal", "student_t", "mixture")
-VARIANTS = STRUCTURE_VARIANTS + LIKELIHOOD_VARIANTS
+SETTING_VARIANTS: dict[str, dict[str, object]] = {
+    **{v: {"likelihood": v} for v in LIKELIHOOD_VARIANTS},
+    "slopes": {"varying_slopes": True},
+    "free": {"curvature": "free"},
+}
+VARIANTS = STRUCTURE_VARIANTS + tuple(SETTING_VARIANTS)
 CRPS_DRAWS = 400
 
 
@@ -87,8 +93,8 @@ def bayes_models(seed: int, variants: tuple[str, ...]) -> dict[str, object]:
     elif wanted:
         models["_all"] = BayesianYieldModel(structures=wanted, random_seed=seed)
     for v in variants:
-        if v in LIKELIHOOD_VARIANTS:
-            models[f"b_{v}"] = BayesianYieldModel(likelihood=v, random_seed=seed)
+        if v in SETTING_VARIANTS:
+            models[f"b_{v}"] = BayesianYieldModel(random_seed=seed, **SETTING_VARIANTS[v])
     return models
 
 

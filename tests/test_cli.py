@@ -271,6 +271,22 @@ def test_cli_version_verbose_and_quiet(tmp_path):
     assert len(both.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
 
 
+def test_cli_harvest_commands_honour_quiet(tmp_path):
+    data = Path(__file__).parents[1] / "examples" / "data"
+    decide = ["harvest-decision", "--history", str(data / "harvest_history.csv")]
+    decide += ["--now", str(data / "harvest_current.csv")]
+    decide += ["--spec", str(data / "harvest_spec.toml"), "--out", str(tmp_path / "d")]
+    study = ["harvest", "--replications", "2", "--n", "3", "--out", str(tmp_path / "h")]
+    for args, written in ((decide, "d/harvest_decision.csv"), (study, "h/harvest_table1.csv")):
+        loud = runner.invoke(app, args)
+        assert loud.exit_code == 0, loud.output
+        assert loud.output.strip()
+        (tmp_path / written).unlink()
+        quiet = runner.invoke(app, ["-q", *args])
+        assert quiet.exit_code == 0 and quiet.output == "", quiet.output
+        assert (tmp_path / written).is_file()
+
+
 def test_progress_is_drawn_only_on_a_terminal_outside_ci(monkeypatch):
     from bayesbio import cli
 

@@ -74,6 +74,21 @@ def test_smooth_recovers_curve_despite_outliers():
     assert np.max(np.abs(fitted - truth(grid))) < 0.35
 
 
+def test_smooth_is_statsmodels_lowess_on_a_grid():
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    rng = np.random.default_rng(2)
+    x = rng.uniform(20, 40, 200)
+    y = np.sin(x / 3) + rng.normal(0, 0.1, len(x))
+    grid, fitted = eda.smooth(x, y, frac=0.4, iterations=2, n_points=25)
+    expected = lowess(y, x, frac=0.4, it=2, xvals=grid)
+    assert grid[0] == x.min() and grid[-1] == x.max() and len(grid) == 25
+    assert fitted == pytest.approx(expected)
+    # a small sample still gives a finite curve (at least 4 points in each local fit)
+    g, f = eda.smooth(x[:12], y[:12], frac=0.1)
+    assert np.isfinite(f).all() and len(g) == 50
+
+
 def test_smooth_edge_cases():
     grid, fitted = eda.smooth([1.0, 1.0, 2.0], [1.0, 2.0, 3.0])
     assert grid.size == 0 and fitted.size == 0

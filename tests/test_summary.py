@@ -45,10 +45,12 @@ def model(space_k2, table_k2):
     return Parabola(space_k2, table_k2)
 
 
-def test_p_better_is_one_half_when_the_recommendation_is_the_recipe(model):
+def test_p_better_counts_ties_as_zero_like_recommend(model):
+    # recommend()'s p_better_than_recipe is the share of draws with a strict gain: the recipe
+    # itself is never "better than the recipe"
     x = {"temperature": 30.0, "agitation": 200.0}
     found = compare_to_recipe(model, x, x, {"site": "North"}, n_draws=500, random_seed=1)
-    assert found["p_better"] == 0.5
+    assert found["p_better"] == 0.0
     assert found["expected_gain"] == 0.0
     # one call, both setpoints on the same draws, mean response only
     assert model.calls == [(2, False, "existing")]

@@ -1,7 +1,9 @@
 """Posterior plots of a fitted :class:`~bayesbio.models.bayesian.BayesianYieldModel`.
 
-The MCMC diagnostics (trace, rank), the forest of group effects, the posterior predictive
-check and the pair plot use ArviZ 1.x (``arviz_plots``). Those functions return a
+The MCMC diagnostics (trace, rank), the forest of group effects (in % of the response), the
+posterior predictive check and the pair plot use ArviZ 1.x (``arviz_plots``); the prior
+predictive check (:func:`plot_prior_predictive`) samples the model that
+``BayesianYieldModel.build_model`` builds, with ``pm.sample_prior_predictive``. Those functions return a
 ``PlotCollection`` (or ``PlotMatrix``); here each returns its matplotlib ``Figure``
 (``pc.viz["figure"]``), so callers save or show it like any other figure. The marginal
 effect curves are drawn with matplotlib directly and return a ``Figure`` too; their axis
@@ -29,6 +31,7 @@ __all__ = [
     "plot_marginal_effects",
     "plot_pair",
     "plot_ppc",
+    "plot_prior_predictive",
     "plot_rank",
     "plot_trace",
 ]
@@ -121,10 +124,13 @@ def plot_rank(
 
 
 def plot_group_effects(model: Any, *, structure: str | None = None, ci_prob: float = 0.9) -> Figure:
-    """Forest plot of the group effects on log-yield (one row per level of each group).
+    """Forest plot of the group effects in % of the response (one row per level of each group).
 
-    An effect of 0.05 is a ~5 % higher yield than the mean over levels. Primary-group
-    slope/curvature deviations (``b_<group>``) are included when fitted.
+    The model's effects act on the log response; they are shown as ``100 * (exp(a) - 1)``:
+    an effect of +5 % is a 5 % higher response than the mean over levels (other factors
+    equal). Primary-group slope/curvature deviations (``b_<group>``) are included when
+    fitted, in % change of the response per unit of the standardised factor (half its
+    operating range).
 
     Parameters
     ----------
@@ -138,7 +144,8 @@ def plot_group_effects(model: Any, *, structure: str | None = None, ci_prob: flo
     Returns
     -------
     matplotlib.figure.Figure
-        The figure of the PlotCollection.
+        The figure of the PlotCollection; the x axis of the forest reads
+        ``effect on <response> [% vs mean over levels]``.
     """
     import arviz_plots as azp
 
@@ -149,14 +156,28 @@ def plot_group_effects(model: Any, *, structure: str | None = None, ci_prob: flo
         names.append(f"b_{spec['primary']}")
     if not names:
         raise ValueError("the model has no group column with >= 2 levels: no group effects")
+    post = model.idata_[s]["posterior"].to_dataset()[names]
+    tree = xr.DataTree()
+    tree["posterior"] = xr.DataTree(100.0 * np.expm1(post))
     pc = azp.plot_forest(
-        model.idata_[s],
+        tree,
         var_names=names,
         combined=True,
         ci_probs=(0.5, ci_prob),
         backend="matplotlib",
     )
-    return _figure(pc)
+    fig = _figure(pc)
+    label = f"effect on {_space(model).response.name} [% vs mean over levels]"
+    for ax in fig.axes:
+        if ax.lines or ax.collections:
+            ax.axvline(0.0, color="0.5", lw=0.8, ls=":")
+            ax.set_xlabel(label)
+    fig.suptitle(
+        f"Group effects on {_space(model).response.label}: posterior median, "
+        f"50 % and {100 * ci_prob:g} % intervals ({s} structure)",
+        fontsize="medium",
+    )
+    return fig
 
 
 def plot_ppc(model: Any, *, n_draws: int = 100, random_seed: int | None = 0) -> Figure:
@@ -192,6 +213,133 @@ def plot_ppc(model: Any, *, n_draws: int = 100, random_seed: int | None = 0) -> 
     tree["observed_data"] = xr.DataTree(xr.Dataset({name: ("batch", table[name].to_numpy())}))
     pc = azp.plot_ppc_dist(tree, num_samples=min(n_draws, 50), backend="matplotlib")
     return _figure(pc)
+
+
+def plot_prior_predictive(
+    model: Any,
+    *,
+    structure: str | None = None,
+    n_draws: int = 200,
+    n_lines: int = 50,
+    max_rows: int = 999,
+    random_seed: int | None = 0,
+    ax: Axes | None = None,
+) -> Axes:
+    """Prior predictive check: data sets drawn from the prior vs the observed responses.
+
+    The PyMC model of ``structure`` is rebuilt on the training table
+    (``model.build_model``) and ``pm.sample_prior_predictive`` draws ``n_draws`` replicated
+    data sets of the observed response before the model has seen it. Their empirical CDFs
+    (grey, at most ``n_lines``) should bracket the observed one (black): the priors then
+    allow the data without forcing them. Dashed lines mark the response's declared limits;
+    the legend says which share of prior draws lies inside them. The axis is logarithmic
+    because the model is on the log scale.
+
+    Parameters
+    ----------
+    model : BayesianYieldModel
+        Fitted model (its training table, settings and process space are used).
+    structure : str, optional
+        Which structure's model; default the one with the largest stacking weight.
+    n_draws : int, default 200
+        Prior predictive data sets drawn.
+    n_lines : int, default 50
+        At most this many of them are drawn as lines.
+    max_rows : int, default 999
+        Tables with more rows are subsampled to this many (seeded) before the model is
+        built, which keeps the per-batch likelihood (from 1000 batches the model uses
+        sufficient statistics and has no per-batch response to draw).
+    random_seed : int or None, default 0
+        Seed of the subsample and the prior draws.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes: x the response with its unit (log scale), y the cumulative share of
+        batches; a legend for every mark.
+    """
+    import pymc as pm
+
+    s = _structure(model, structure)
+    space = _space(model)
+    r = space.response
+    table = model.training_table_
+    rng = np.random.default_rng(random_seed)
+    if len(table) > max_rows:
+        table = table.iloc[np.sort(rng.choice(len(table), max_rows, replace=False))]
+    pm_model = model.build_model(table, structure=s)
+    obs_name = "log_yield_obs"
+    if obs_name not in pm_model.named_vars:  # pragma: no cover - guarded by max_rows
+        raise ValueError(f"the {s!r} model has no per-batch response to draw; lower max_rows")
+    prior = pm.sample_prior_predictive(
+        draws=n_draws,
+        model=pm_model,
+        var_names=[obs_name],
+        random_seed=int(rng.integers(2**31)),
+    )
+    logy = np.asarray(prior["prior_predictive"][obs_name].values, dtype=float)
+    draws = np.exp(logy.reshape(-1, logy.shape[-1]))
+    observed = table[r.name].to_numpy(dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    level = (np.arange(len(observed)) + 1) / len(observed)
+    finite = draws[np.isfinite(draws) & (draws > 0)]
+    lo_lim, hi_lim = _response_limits(space)
+    inside = np.mean((draws >= lo_lim) & (draws <= hi_lim)) if np.isfinite(hi_lim) else np.nan
+    for i, row in enumerate(draws[: min(n_lines, len(draws))]):
+        ax.step(
+            np.sort(row),
+            level,
+            where="post",
+            color="0.6",
+            lw=0.6,
+            alpha=0.5,
+            label=f"prior predictive data sets ({min(n_lines, len(draws))} of {len(draws)})"
+            if i == 0
+            else None,
+        )
+    ax.step(
+        np.sort(observed),
+        level,
+        where="post",
+        color="k",
+        lw=2.0,
+        label=f"observed batches ({len(observed)})",
+    )
+    for value in (lo_lim, hi_lim):
+        if np.isfinite(value) and value > 0:
+            ax.axvline(value, color="tab:red", ls="--", lw=1)
+    if np.isfinite(hi_lim):
+        share = f"{100 * inside:.0f} %" if np.isfinite(inside) else "n/a"
+        ax.plot(
+            [],
+            [],
+            color="tab:red",
+            ls="--",
+            lw=1,
+            label=f"declared limits {lo_lim:g}-{hi_lim:g} {r.unit} ({share} of prior draws inside)",
+        )
+    ax.set_xscale("log")
+    if len(finite):
+        left = min(np.quantile(finite, 0.005), observed.min())
+        right = max(np.quantile(finite, 0.995), observed.max())
+        ax.set_xlim(left / 1.2, right * 1.2)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(f"{space.axis_label(r.name)} (log scale)")
+    ax.set_ylabel("cumulative share of batches")
+    ax.set_title(f"Prior predictive check, {s} structure:\n{r.label} before seeing the data")
+    ax.legend(fontsize="small", loc="upper left", frameon=False)
+    return ax
+
+
+def _response_limits(space: ProcessSpace) -> tuple[float, float]:
+    """The response's declared physical limits (NaN when not declared)."""
+    limits = getattr(space.response, "limits", None)
+    if limits is None or len(limits) != 2:
+        return float("nan"), float("nan")
+    return float(limits[0]), float(limits[1])
 
 
 def plot_pair(
