@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from bayesbio import schema
 from bayesbio.space import ProcessSpace, resolve_space
@@ -389,8 +391,10 @@ def plot_yield_vs_parameter(
             ax.plot(gx, gy, color=f"C{i}", lw=2)
     ax.set_xlabel(sp.axis_label(parameter))
     ax.set_ylabel(sp.axis_label(sp.response.name))
-    if group is not None:
-        ax.legend(title=group, fontsize="small")
+    handles, _ = ax.get_legend_handles_labels()
+    smoother = "LOWESS smoother" + (" per group" if group is not None else "")
+    handles.append(Line2D([], [], color="0.3", lw=2, label=smoother))
+    ax.legend(handles=handles, title=group, fontsize="small")
     return ax
 
 
@@ -490,6 +494,9 @@ def plot_pairs(
             if j == 0:
                 ax.set_ylabel(sp.axis_label(ci), fontsize="small")
             ax.tick_params(labelsize="x-small")
+            # few ticks: the small panels would otherwise print overlapping numbers
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(3))
     if group is not None and k > 1:
         fig.legend(*axes[1, 0].get_legend_handles_labels(), title=group, loc="upper right")
     fig.tight_layout()

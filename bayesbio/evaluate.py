@@ -949,7 +949,9 @@ def plot_calibration(
         color="0.85",
         label=f"{100 * band_prob:g} % sampling band ({n} held-out batches)",
     )
-    ax.plot([0, 100], [0, 100], color="grey", ls="--", lw=1, label="calibrated: empirical = nominal")
+    ax.plot(
+        [0, 100], [0, 100], color="grey", ls="--", lw=1, label="calibrated: empirical = nominal"
+    )
     for name, points in rows.items():
         x, y, _ = zip(*points, strict=True)
         ax.plot(x, y, "o-", ms=5, label=name)

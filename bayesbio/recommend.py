@@ -1599,27 +1599,46 @@ def plot_design_space(
 
 
 def _design_space_handles(ds: DesignSpace, meet: str, *, profile: bool) -> list[Any]:
-    """Legend proxies for every mark :func:`plot_design_space` draws."""
+    """Legend proxies for the marks :func:`plot_design_space` draws (only those it drew)."""
+    maps = list(ds.maps.values())
+    has_unsupported = any((~m["supported"].to_numpy().astype(bool)).any() for m in maps)
+    has_contour = any(m["prob"].min() < ds.prob <= m["prob"].max() for m in maps)
+    has_par = bool(np.isfinite(ds.par["low"].to_numpy(dtype=float)).any())
+    has_training = len(ds.training) > 0
     centre = Line2D(
         [], [], marker="*", color="tab:red", ls="none", ms=10, label="recommended setpoint"
     )
     unsupported = Patch(facecolor="none", edgecolor="0.3", hatch="//", label="outside the data")
     if profile:
-        return [
-            Line2D([], [], color="tab:blue", lw=1.8, label=meet),
-            Line2D([], [], color="k", ls="--", lw=1, label=f"required probability {ds.prob:g}"),
-            Patch(color="tab:green", alpha=0.3, label="proven acceptable range"),
-            Line2D([], [], marker="|", color="0.3", ls="none", ms=8, label="training batches"),
-            centre,
-            unsupported,
+        marks = [
+            (True, Line2D([], [], color="tab:blue", lw=1.8, label=meet)),
+            (True, Line2D([], [], color="k", ls="--", lw=1, label=f"required {ds.prob:g}")),
+            (has_par, Patch(color="tab:green", alpha=0.3, label="proven acceptable range")),
+            (
+                has_training,
+                Line2D([], [], marker="|", color="0.3", ls="none", ms=8, label="training batches"),
+            ),
         ]
-    return [
-        Line2D([], [], color="k", lw=1.2, label=f"{meet} = {ds.prob:g}"),
-        Patch(facecolor="none", edgecolor="w", ls="--", lw=1.5, label="proven acceptable ranges"),
-        Line2D([], [], marker=".", color="w", ls="none", ms=6, label="training batches"),
-        centre,
-        unsupported,
-    ]
+    else:
+        marks = [
+            (has_contour, Line2D([], [], color="k", lw=1.2, label=f"{meet} = {ds.prob:g}")),
+            (
+                has_par,
+                Patch(
+                    facecolor="none",
+                    edgecolor="w",
+                    ls="--",
+                    lw=1.5,
+                    label="proven acceptable ranges",
+                ),
+            ),
+            (
+                has_training,
+                Line2D([], [], marker=".", color="w", ls="none", ms=6, label="training batches"),
+            ),
+        ]
+    marks += [(True, centre), (has_unsupported, unsupported)]
+    return [handle for shown, handle in marks if shown]
 
 
 def _plot_map(

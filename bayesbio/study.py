@@ -865,6 +865,8 @@ def _run_study(
             table,
             cv="kfold",
             n_splits=cfg.cv_splits,
+            # four interval levels: the calibration plot needs more than the two of the table
+            ci_probs=(0.5, 0.8, 0.9, 0.95),
             random_seed=int(seeds[3]) % 2**31,
             space=space,
         ),
@@ -887,6 +889,15 @@ def _run_study(
         evaluate.plot_predicted_vs_observed(comparison),
         "Out-of-fold predicted vs observed",
     )
+    _savefig(
+        report,
+        out,
+        "comparison_calibration",
+        evaluate.plot_calibration(comparison).figure,
+        "Calibration: share of held-out batches inside each model's 50, 80, 90 and 95 % "
+        "predictive intervals; on the diagonal (inside the grey band) the intervals can be "
+        "taken at their word, below it they are too narrow",
+    )
 
     # 5. the Bayesian model on all data
     model = stages.run("fit", lambda: bayes_model(int(seeds[4]) % 2**31).fit(table))
@@ -905,13 +916,39 @@ def _run_study(
         "400 or more and no divergent transitions pass",
         labels=_DIAG_LABELS,
     )
-    for name, plot in (
-        ("posterior_effects", pplots.plot_marginal_effects),
-        ("posterior_ppc", pplots.plot_ppc),
-        ("posterior_forest", pplots.plot_group_effects),
-        ("posterior_trace", pplots.plot_trace),
-    ):
-        _savefig(report, out, name, plot(model), name.replace("_", " "))
+    posterior_figures: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
+        (
+            "posterior_effects",
+            pplots.plot_marginal_effects,
+            f"Expected {response.label.lower()} along each factor (others at their training "
+            "medians), 90 % band per group level, training batches as dots",
+        ),
+        (
+            "posterior_prior_predictive",
+            lambda m: pplots.plot_prior_predictive(m, n_draws=100).figure,
+            "Prior predictive check: data sets the priors allow (grey) against the observed "
+            "batches (black); the priors should bracket the data without forcing it",
+        ),
+        (
+            "posterior_ppc",
+            pplots.plot_ppc,
+            "Posterior predictive check: replicated training data vs the observed",
+        ),
+        (
+            "posterior_forest",
+            pplots.plot_group_effects,
+            f"Group effects on the {response.name} in % of the mean over levels",
+        ),
+        (
+            "posterior_rank",
+            pplots.plot_rank,
+            "Rank plots per chain: every chain's ranks inside the band means the chains agree "
+            "(an S-shape or a step means they explore different values: sample longer)",
+        ),
+        ("posterior_trace", pplots.plot_trace, "Traces and marginal posteriors per chain"),
+    )
+    for name, plot, caption in posterior_figures:
+        _savefig(report, out, name, plot(model), caption)
 
     # 6. recommendations and design spaces per group
     spec = (

@@ -828,6 +828,40 @@ def test_simulation_based_calibration_ranks_are_uniform():
 # ------------------------------------------------------------------------- plots
 
 
+def test_prior_predictive_plot_draws_prior_data_sets_against_the_observed(
+    prior_sampler, small_table
+):
+    from matplotlib.axes import Axes
+
+    from bayesbio.models import posterior_plots as pp
+
+    model = BayesianYieldModel(structures=("quadratic",), random_seed=5).fit(small_table)
+    ax = pp.plot_prior_predictive(model, n_draws=40, n_lines=30, random_seed=2)
+    assert isinstance(ax, Axes)
+    grey = [ln for ln in ax.get_lines() if ln.get_color() == "0.6"]
+    assert len(grey) == 30
+    observed = next(ln for ln in ax.get_lines() if ln.get_label().startswith("observed"))
+    np.testing.assert_allclose(np.sort(observed.get_xdata()), np.sort(small_table["yield"]))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "prior predictive data sets (30 of 40)"
+    assert labels[1] == f"observed batches ({len(small_table)})"
+    assert labels[2].startswith("declared limits 0-30 g/L (")
+    assert ax.get_xlabel() == "Yield (titer) [g/L] (log scale)" and ax.get_xscale() == "log"
+    # prior draws spread wider than the data: the priors do not force the observed values
+    prior_x = np.concatenate([ln.get_xdata() for ln in grey])
+    assert prior_x.min() < small_table["yield"].min() < small_table["yield"].max() < prior_x.max()
+
+
+def test_group_effects_are_shown_in_percent(prior_sampler, small_table):
+    from bayesbio.models import posterior_plots as pp
+
+    model = BayesianYieldModel(structures=("quadratic",), random_seed=5).fit(small_table)
+    fig = pp.plot_group_effects(model)
+    labels = {ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()}
+    assert "effect on yield [% vs mean over levels]" in labels
+    assert "Group effects on Yield (titer)" in fig._suptitle.get_text()
+
+
 def test_posterior_plots_return_matplotlib_figures(sim_fit):
     from matplotlib.figure import Figure
 

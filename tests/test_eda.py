@@ -135,6 +135,10 @@ def test_plot_yield_vs_parameter_one_smoother_per_group(table):
     assert ax.get_ylabel() == "Yield (titer) [g/L]"
     n_levels = table["scale"].nunique()
     assert len(ax.collections) == n_levels and len(ax.lines) == n_levels
+    # the legend names the dots (one entry per group) and the smoother lines
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [*sorted(table["scale"].unique()), "LOWESS smoother per group"]
+    assert ax.get_legend().get_title().get_text() == "scale"
 
 
 def test_plot_yield_vs_parameters_and_pairs(table):

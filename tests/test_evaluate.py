@@ -193,6 +193,40 @@ def test_plots_return_matplotlib_objects(comparison):
         evaluate.plot_scores(comparison, "nope")
 
 
+def test_calibration_plot_shows_out_of_fold_coverage_per_nominal_level():
+    table = make_table(48, seed=2)
+    comp = evaluate.compare(
+        {"lasso": LassoYield(n_bootstrap=20)},
+        table,
+        cv="kfold",
+        n_splits=3,
+        ci_probs=(0.5, 0.8, 0.95),
+        random_seed=3,
+    )
+    ax = evaluate.plot_calibration(comp)
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "lasso")
+    assert list(line.get_xdata()) == [50, 80, 95]
+    p = comp.predictions
+    inside = (p["observed"] >= p["lower_80"]) & (p["observed"] <= p["upper_80"])
+    assert line.get_ydata()[1] == pytest.approx(100 * inside.mean())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "calibrated: empirical = nominal" in labels
+    assert any(f"({len(p)} held-out batches)" in t for t in labels)
+    assert "[%]" in ax.get_xlabel() and "[%]" in ax.get_ylabel()
+    plain = evaluate.compare({"ols": LinearRegression()}, table, cv="kfold", random_seed=0)
+    with pytest.raises(ValueError, match="no model of this comparison has predictive intervals"):
+        evaluate.plot_calibration(plain)
+
+
+def test_score_and_prediction_plots_explain_their_marks(comparison):
+    ax = evaluate.plot_scores(comparison, "coverage_90", scheme="group")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["nominal 0.9", "one fold", "mean +- 1 SE"]
+    ax = evaluate.plot_predicted_vs_observed(comparison)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "predicted = observed" in labels and ax.get_xlabel() == "Observed yield [g/L]"
+
+
 SPACE3 = ProcessSpace(
     (
         Factor("temperature", "degC", (30.0, 37.0), (4.0, 50.0), short="T"),

@@ -569,8 +569,11 @@ def test_plots_return_matplotlib_objects(table):
     # every mark has a legend entry, the group is in the titles, ticks are limited
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     for mark in ("= 0.8", "proven acceptable ranges", "training batches",
-                 "recommended setpoint", "outside the data"):  # fmt: skip
+                 "recommended setpoint"):  # fmt: skip
         assert any(mark in text for text in legend), (mark, legend)
+    # a mark that is not drawn has no legend entry
+    hatched = any((~m["supported"].astype(bool)).any() for m in ds.maps.values())
+    assert ("outside the data" in legend) == hatched
     assert fig._suptitle.get_text().endswith("site A")
     panels = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
     for panel in panels:
@@ -870,6 +873,10 @@ def test_design_space_slices_every_pair_of_free_factors(k, fixed, n_maps):
             assert f"{space.label(f)} {value:.4g}" in ax.get_title()
     if len(free) == 1:
         assert panels[0].get_xlabel() == space.axis_label(free[0])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    hatched = any((~m["supported"].astype(bool)).any() for m in ds.maps.values())
+    assert "recommended setpoint" in legend and ("outside the data" in legend) == hatched
+    assert fig._suptitle.get_text().endswith("site A")
 
 
 def test_design_space_default_call_signature_still_works_on_k_space():

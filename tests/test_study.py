@@ -47,6 +47,14 @@ def test_study_report_has_every_section_and_embedded_nonempty_images(quick_study
         png = base64.b64decode(data)
         assert png.startswith(b"\x89PNG") and len(png) > 2000
     assert 'src="http' not in text and "<script src" not in text
+    # posterior checks a reviewer expects: prior predictive, rank plots, calibration
+    figures = result.out_dir / "figures"
+    for name, caption in (
+        ("posterior_prior_predictive", "Prior predictive check"),
+        ("posterior_rank", "Rank plots per chain"),
+        ("comparison_calibration", "Calibration: share of held-out batches"),
+    ):
+        assert caption in text and (figures / f"{name}.png").stat().st_size > 2000, name
 
 
 def test_study_warnings_are_at_the_top_of_the_report(quick_study):
@@ -150,6 +158,52 @@ def test_report_renders_in_headless_chromium(quick_study, tmp_path):
         timeout=120,
     )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20000
+
+
+_MEASURE_SUMMARY = (
+    "<script>(function(){var t=document.querySelector('#summary table');"
+    "var b=t?t.getBoundingClientRect().bottom+window.scrollY:-1;"
+    "document.body.setAttribute('data-summary-bottom',String(b));})();</script>"
+)
+
+
+def _summary_bottom(report_html, tmp_path, width, height):
+    """Bottom of the summary table in CSS px, as laid out by headless Chromium."""
+    page = tmp_path / f"measure_{width}x{height}.html"
+    page.write_text(report_html.replace("</body>", _MEASURE_SUMMARY + "</body>"), "utf-8")
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={width},{height}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'data-summary-bottom="([-0-9.]+)"', done.stdout)
+    assert found, done.stdout[:500]
+    return float(found.group(1))
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs headless chromium")
+def test_report_summary_fits_one_screen_of_1280_by_900(quick_study, tmp_path):
+    result, _ = quick_study
+    text = result.report_path.read_text()
+    bottom = _summary_bottom(text, tmp_path, 1280, 900)
+    assert 0 < bottom <= 900, f"summary table ends at {bottom:.0f} px, below a 900 px screen"
+    # the measurement follows the layout: a narrow window pushes the table further down
+    assert _summary_bottom(text, tmp_path, 500, 900) > bottom
 
 
 # -- another process space -------------------------------------------------------------------------

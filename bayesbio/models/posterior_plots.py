@@ -3,11 +3,11 @@
 The MCMC diagnostics (trace, rank), the forest of group effects (in % of the response), the
 posterior predictive check and the pair plot use ArviZ 1.x (``arviz_plots``); the prior
 predictive check (:func:`plot_prior_predictive`) samples the model that
-``BayesianYieldModel.build_model`` builds, with ``pm.sample_prior_predictive``. Those functions return a
-``PlotCollection`` (or ``PlotMatrix``); here each returns its matplotlib ``Figure``
-(``pc.viz["figure"]``), so callers save or show it like any other figure. The marginal
-effect curves are drawn with matplotlib directly and return a ``Figure`` too; their axis
-labels and units come from the model's process space (``model.space_``).
+``BayesianYieldModel.build_model`` builds, with ``pm.sample_prior_predictive``, and returns
+its ``Axes``. The ArviZ functions return a ``PlotCollection`` (or ``PlotMatrix``); here each
+returns its matplotlib ``Figure`` (``pc.viz["figure"]``), so callers save or show it like any
+other figure. The marginal effect curves are drawn with matplotlib directly and return a
+``Figure`` too; axis labels and units come from the model's process space (``model.space_``).
 None of these functions calls ``plt.show()``.
 """
 
@@ -335,7 +335,7 @@ def plot_prior_predictive(
 
 
 def _response_limits(space: ProcessSpace) -> tuple[float, float]:
-    """The response's declared physical limits (NaN when not declared)."""
+    """Return the response's declared physical limits (NaN when not declared)."""
     limits = getattr(space.response, "limits", None)
     if limits is None or len(limits) != 2:
         return float("nan"), float("nan")
