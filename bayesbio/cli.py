@@ -494,6 +494,14 @@ def fit(
     out: Out = Path("output"),
     seed: Seed = 2024,
     strict: Strict = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="fit even a design that cannot inform the model (too few batches, a "
+            "factor that never varies, a constant response)",
+        ),
+    ] = False,
 ) -> None:
     """Fit the hierarchical Bayesian model and save it, with its process, as netCDF (model.nc).
 
@@ -509,7 +517,7 @@ def fit(
         model = _bayes(seed, draws, tune, chains, space)
         steps = f"{chains} chain(s) x {tune} + {draws} steps"
         with _activity(f"sampling the posterior ({steps})"), _interrupts():
-            model.fit(table)
+            model.fit(table, force=force)
         if strict:
             reason = _strict_failure(caught, (ConvergenceWarning,))
             if reason:

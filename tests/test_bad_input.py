@@ -520,6 +520,38 @@ def test_usable_design_passes_and_fixed_factors_may_be_constant(space_k2, table_
         check_design(table_k2.assign(agitation=200.0), space_k2, 3)
 
 
+def test_bayesian_fit_refuses_an_implausible_design_before_sampling(monkeypatch):
+    from bayesbio.models import bayesian
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the sampler must not run on a refused design")
+
+    monkeypatch.setattr(bayesian.sampling, "sample_model", no_sampling)
+    few = good().iloc[:4]  # 4 batches: fewer than the intercept + 4 slopes
+    with pytest.raises(schema.SchemaError, match="4 batch\\(es\\) but the model has 5"):
+        bayesian.BayesianYieldModel().fit(few)
+    flat = good().assign(ph=7.0)
+    with pytest.raises(schema.SchemaError, match="factor 'ph' does not vary") as info:
+        bayesian.BayesianYieldModel().fit(flat)
+    assert len(str(info.value).splitlines()) == 1 and "--force" in str(info.value)
+    with pytest.warns(UserWarning, match="fitting anyway.*factor 'ph' does not vary"):
+        with pytest.raises(AssertionError, match="sampler must not run"):
+            bayesian.BayesianYieldModel().fit(flat, force=True)
+
+
+def test_cli_fit_refuses_an_implausible_design_with_a_one_line_error(tmp_path):
+    from bayesbio.cli import app
+
+    data = tmp_path / "flat.csv"
+    good().assign(temperature=36.5).to_csv(data, index=False)
+    out = tmp_path / "fit"
+    result = runner.invoke(app, ["fit", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "factor 'temperature' does not vary" in lines[0]
+    assert "--force" in lines[0] and not (out / "model.nc").exists()
+
+
 @pytest.mark.parametrize("n_params", [0, -1, 2.5, True])
 def test_check_design_names_a_bad_parameter_count(n_params):
     with pytest.raises(ValueError, match="n_params must be a positive integer"):

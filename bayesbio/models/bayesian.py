@@ -1311,7 +1311,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         model.bayesbio_spec = spec
         return model
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+    def fit(self, X: pd.DataFrame, y: Any = None, *, force: bool = False) -> Self:
         """Sample the posterior of every structure and stack them.
 
         Parameters
@@ -1321,11 +1321,21 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             is given).
         y : array-like, optional
             Responses in the space's unit; default the table's response column.
+        force : bool, default False
+            Fit a design that cannot inform the model (see Raises) anyway, with a warning.
 
         Returns
         -------
         BayesianYieldModel
             The fitted estimator.
+
+        Raises
+        ------
+        bayesbio.schema.SchemaError
+            An implausible design (:func:`bayesbio.schema.check_design`), unless ``force``:
+            fewer batches than the intercept and one slope per free factor (the priors
+            regularise curvature and GP terms, not the main effects), a free factor that
+            never varies, or a response that is the same in every batch.
 
         Warns
         -----
@@ -1341,6 +1351,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         check_fraction("target_accept", self.target_accept)
         space = resolve_space(self.space)
         table = self._validated(X, y, space)
+        problems = schema.check_design(table, space, 1 + len(space.free_factors), force=bool(force))
+        for problem in problems:
+            warnings.warn(f"fitting anyway (force=True): {problem}", UserWarning, stacklevel=2)
         spec = self._spec(table, space)
         for attr in (
             "idata_", "diagnostics_", "stacking_weights_", "_arrays", "space_",
