@@ -200,6 +200,9 @@ class _Stages:
             result = func()
         self.timings[name] = time.perf_counter() - start
         for w in caught:
+            if any(text in str(w.message) for text in _NOT_FOR_THE_REPORT):
+                _log.debug("study stage %s: %s", name, w.message)
+                continue
             message = f"[{name}] {w.category.__name__}: {w.message}"
             if message not in self.warnings:
                 self.warnings.append(message)
@@ -209,6 +212,10 @@ class _Stages:
         _log.info("study stage %s took %.1f s", name, self.timings[name])
         return result
 
+
+#: Warnings about the installation, not about the data or the results: logged, not reported
+#: (PyTensor's C backend without BLAS only runs the few non-sampling graphs more slowly).
+_NOT_FOR_THE_REPORT = ("PyTensor could not link to a BLAS installation",)
 
 #: The manifest a study writes into its output folder: the files it owns there.
 MANIFEST = ".bayesbio-study.json"

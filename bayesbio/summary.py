@@ -39,7 +39,13 @@ __all__ = [
 LOW_P_BETTER = 0.8
 
 #: The main-risk phrases, most serious first.
-RISKS = ("extrapolation", "failed diagnostics", "low P(better)", "none")
+RISKS = (
+    "extrapolation",
+    "failed diagnostics",
+    "low P(better)",
+    "no confident improvement",
+    "none",
+)
 
 
 def _as_array(setpoint: Any, factors: Sequence[str], name: str) -> np.ndarray:
@@ -230,6 +236,17 @@ def _recommendation_value(rec: Recommendation, name: str) -> float | None:
     return value if value is not None and np.isfinite(value) else None
 
 
+def _recipe_next_text(space: ProcessSpace, rec: Recommendation) -> str | None:
+    """Return what to run when recommend() kept the recipe (its best experiment), or None."""
+    ranked = getattr(rec, "next_experiments", None)
+    if ranked is None or not len(ranked):
+        return None
+    top = ranked.iloc[0]
+    if not all(f in top.index for f in space.factor_names):
+        return None
+    return f"1-2 batches at {setpoint_text(space, top)} to learn whether it beats the recipe"
+
+
 def _next_text(
     space: ProcessSpace,
     rec: Recommendation,
@@ -330,10 +347,19 @@ def study_summary(
                 if col in next_batches.columns:
                     keep &= next_batches[col].astype(str).to_numpy() == str(label)
             ranked = next_batches.loc[keep]
+        run = setpoint_text(space, rec.setpoint)
+        run_next = _next_text(space, rec, risk, ranked)
+        if getattr(rec, "decision", "improve") == "recipe":
+            # recommend() found no setpoint that beats the recipe with enough confidence:
+            # the answer is the recipe; p_better is that of the best candidate it rejected
+            run = f"keep the recipe: {run}"
+            if risk == "none" or risk == "low P(better)":
+                risk = "no confident improvement"
+            run_next = _recipe_next_text(space, rec) or run_next
         rows.append(
             {
                 "group": _group_text(group),
-                "run": setpoint_text(space, rec.setpoint),
+                "run": run,
                 "expected": float(rec.summary.loc["recommended", "expected_yield"]),
                 "bad_case": float(rec.summary.loc["recommended", bad]),
                 "recipe_expected": float(rec.summary.loc["recipe", "expected_yield"]),
@@ -341,7 +367,7 @@ def study_summary(
                 "p_better": float(p_better),
                 "expected_gain": float(gain),
                 "main_risk": risk,
-                "run_next": _next_text(space, rec, risk, ranked),
+                "run_next": run_next,
             }
         )
     out = pd.DataFrame(rows)

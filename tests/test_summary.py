@@ -86,7 +86,7 @@ def test_p_better_turns_around_for_a_response_to_minimise(space_k2, table_k2):
         response=Response("titer", "g/L", (0.0, 50.0), "minimise", "Impurity")
     )
     model = Parabola(space, table_k2)
-    recipe = {"temperature": 31.0, "agitation": 200.0}
+    recipe = {"temperature": 31.0, "agitation": 300.0}
     worse_for_max = {"temperature": 28.0, "agitation": 200.0}
     found = compare_to_recipe(model, worse_for_max, recipe, {"site": "North"})
     assert found["p_better"] > 0.99 and found["expected_gain"] > 0
@@ -131,3 +131,20 @@ def test_main_risk_is_the_most_serious_that_applies():
 def test_setpoint_text_has_labels_and_units(space_k2):
     text = setpoint_text(space_k2, {"temperature": 30.123456, "agitation": 150})
     assert text == "Temperature 30.12 degC, Agitation 150 rpm"
+
+
+def test_summary_says_keep_the_recipe_when_recommend_falls_back(model, table_k2):
+    from bayesbio.recommend import recommend
+    from bayesbio.summary import study_summary
+
+    # the recipe (the group's median setpoint) is near the uncertain vertex: no setpoint
+    # beats it with P >= 0.9, so recommend() keeps it
+    group = {"site": str(table_k2["site"].iloc[0])}
+    recipe = {"temperature": 31.0, "agitation": 300.0}
+    rec = recommend(model, group=group, recipe=recipe, random_seed=0, min_confidence=0.999)
+    assert rec.decision == "recipe"
+    table = study_summary(model, [(group, rec)])
+    row = table.iloc[0]
+    assert row["run"].startswith("keep the recipe: ")
+    assert row["main_risk"] in ("no confident improvement", "failed diagnostics", "extrapolation")
+    assert "no confident improvement" in RISKS
