@@ -213,6 +213,53 @@ class _Stages:
         return result
 
 
+def likely_failed_batches(
+    model: Any,
+    table: pd.DataFrame,
+    log: pd.DataFrame,
+    space: ProcessSpace,
+    threshold: float = 0.5,
+) -> pd.DataFrame | None:
+    """Return the batches a failure-aware model thinks failed, with the cleaner's flags.
+
+    Parameters
+    ----------
+    model : fitted model
+        A model with ``failure_prob_`` (the mixture likelihood); others give None.
+    table : pandas.DataFrame
+        The cleaned batch table the model was fitted on.
+    log : pandas.DataFrame
+        The cleaner's audit log (``batch_id``, ``reason`` columns).
+    space : ProcessSpace
+        The process space (response and batch id names).
+    threshold : float, default 0.5
+        Smallest posterior P(failed) listed.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        One row per likely failed batch, most likely first: batch id, group labels, response,
+        ``P(failed)`` and ``cleaner's flags`` (the reasons the cleaner logged for that batch,
+        or "none"); None when the model has no ``failure_prob_``.
+    """
+    prob = getattr(model, "failure_prob_", None)
+    if prob is None:
+        return None
+    prob = pd.Series(np.asarray(prob, dtype=float), index=table.index)
+    keep = prob[prob >= threshold].sort_values(ascending=False)
+    bid = space.batch_id
+    cols = [c for c in (bid, *space.group_columns(table), space.response.name) if c in table]
+    out = table.loc[keep.index, cols].copy()
+    out["P(failed)"] = keep.round(3).to_numpy()
+    flags: dict[str, str] = {}
+    if bid in table.columns and len(log) and {"batch_id", "reason"} <= set(log.columns):
+        for key, part in log.groupby(log["batch_id"].astype(str)):
+            flags[key] = "; ".join(dict.fromkeys(part["reason"].astype(str)))
+    if bid in out.columns:
+        out["cleaner's flags"] = [flags.get(str(b), "none") for b in out[bid]]
+    return out.reset_index(drop=True)
+
+
 #: Warnings about the installation, not about the data or the results: logged, not reported
 #: (PyTensor's C backend without BLAS only runs the few non-sampling graphs more slowly).
 _NOT_FOR_THE_REPORT = ("PyTensor could not link to a BLAS installation",)
@@ -923,6 +970,28 @@ def _run_study(
         "400 or more and no divergent transitions pass",
         labels=_DIAG_LABELS,
     )
+    likely = likely_failed_batches(model, table, log, space)
+    if likely is not None:
+        _save(tables, out, "likely_failed_batches", likely)
+        rate = model.failure_rate_
+        report.text(
+            f"Failed batches: the model lets each batch be a normal batch or a failed one "
+            f"(contamination, equipment fault, bad seed train). Estimated failure rate "
+            f"{100 * rate['mean']:.1f} % (94 % interval {100 * rate['lower']:.1f}-"
+            f"{100 * rate['upper']:.1f} %). "
+            + (
+                f"{len(likely)} batch(es) are more likely failed than not; they stay in the "
+                "data and weigh as failures, not as evidence about the setpoint."
+                if len(likely)
+                else "No batch is more likely failed than not."
+            )
+        )
+        if len(likely):
+            report.table(
+                likely,
+                caption="Likely failed batches (posterior P(failed) >= 0.5), next to what "
+                "the cleaner logged for them",
+            )
     posterior_figures: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
         (
             "posterior_effects",

@@ -484,7 +484,7 @@ def test_cli_fit_strict_exits_3_and_saves_nothing_when_diagnostics_fail(
     from bayesbio.models import BayesianYieldModel
     from bayesbio.models.bayesian import ConvergenceWarning
 
-    def unconverged(self, X, y=None):
+    def unconverged(self, X, y=None, **kwargs):
         warnings.warn(
             "structure 'quadratic': max R-hat 1.200 > 1.01", ConvergenceWarning, stacklevel=2
         )
@@ -508,7 +508,7 @@ def test_cli_fit_interrupted_exits_130_and_keeps_the_earlier_model(
 
     from bayesbio.models import BayesianYieldModel
 
-    def interrupted_fit(self, X, y=None):
+    def interrupted_fit(self, X, y=None, **kwargs):
         # like nutpie: Ctrl-C ends sampling early and the draws so far come back
         try:
             os.kill(os.getpid(), signal.SIGINT)

@@ -371,3 +371,30 @@ def test_custom_space_study_summary_names_its_sites(k2_study):
     for site in sites:
         assert f"site {site}" in summary
     assert "titer [mg/L]" in summary and "Culture temperature" in summary
+
+
+def test_likely_failed_batches_lists_them_with_the_cleaners_flags():
+    from types import SimpleNamespace
+
+    from bayesbio.space import ProcessSpace
+    from bayesbio.study import likely_failed_batches
+
+    space = ProcessSpace.default()
+    table = pd.DataFrame(
+        {
+            "batch_id": ["B1", "B2", "B3", "B4"],
+            "scale": ["2L", "2L", "200L", "200L"],
+            "site": ["A", "A", "A", "B"],
+            "yield": [5.0, 0.4, 5.2, 0.9],
+        },
+        index=[0, 1, 3, 4],  # the cleaner dropped row 2: indices need not be contiguous
+    )
+    log = pd.DataFrame(
+        {"batch_id": ["B2", "B2", "B3"], "reason": ["yield outlier", "yield outlier", "typo"]}
+    )
+    model = SimpleNamespace(failure_prob_=pd.Series([0.01, 0.97, 0.2, 0.6], index=table.index))
+    out = likely_failed_batches(model, table, log, space)
+    assert out["batch_id"].tolist() == ["B2", "B4"]  # most likely first, P >= 0.5 only
+    assert out["P(failed)"].tolist() == [0.97, 0.6]
+    assert out["cleaner's flags"].tolist() == ["yield outlier", "none"]
+    assert likely_failed_batches(SimpleNamespace(), table, log, space) is None
