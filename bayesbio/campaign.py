@@ -89,8 +89,9 @@ class Campaign:
         Search bounds, fixed factors and support guard (as in :func:`~bayesbio.recommend.
         recommend`); must be JSON-able to be saved (bounds, fixed, numbers).
     random_seed : int or None, default None
-        Seed of the campaign; round ``r`` uses ``(random_seed, r)``, so the same seed and the
-        same data give the same proposals.
+        Seed of the campaign; round ``r`` uses ``(random_seed, r)`` for its proposals and,
+        unless ``model_params`` sets its own ``random_seed``, for the default model's fit, so
+        the same seed and the same data give the same fits and proposals.
 
     Attributes
     ----------
@@ -152,7 +153,11 @@ class Campaign:
             return self.model()
         from bayesbio.models.bayesian import BayesianYieldModel
 
-        return BayesianYieldModel(space=self.space, **self.model_params)
+        params = dict(self.model_params)
+        if self.random_seed is not None and "random_seed" not in params:
+            # round r's fit is seeded by (random_seed, r): same seed, same data, same fits
+            params["random_seed"] = int(self.random_seed) + 7_919 * self.round
+        return BayesianYieldModel(space=self.space, **params)
 
     def fit(self) -> Self:
         """Fit a fresh model on :attr:`table` (done on first use and by :meth:`add`)."""

@@ -149,3 +149,18 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     assert (proposals["p_safe"] >= 0.9).all()
     back = Campaign.load(tmp_path / "o" / "campaign")
     assert back.group == {"scale": "200L", "site": "A"} and back.model_ is not None
+
+
+def test_campaign_seed_seeds_the_default_model_per_round():
+    from bayesbio.simulate import simulate_batches
+
+    table = simulate_batches(30, random_seed=4).table
+    group = {"scale": "200L", "site": "A"}
+    camp = Campaign(None, table, model_params={"draws": 50}, group=group, random_seed=3)
+    first = camp._new_model()
+    assert first.random_seed == 3 and first.draws == 50
+    camp.round = 1
+    assert camp._new_model().random_seed == 3 + 7_919
+    own = Campaign(None, table, model_params={"random_seed": 9}, group=group, random_seed=3)
+    assert own._new_model().random_seed == 9
+    assert Campaign(None, table, group=group)._new_model().random_seed is None
