@@ -22,7 +22,8 @@ the Bayesian model with their default settings (seeded), and score
   groups (the sampled group with most batches and the most sampled group of the largest
   sampled scale) of: ``recipe`` (keep the world's recipe), ``rf_argmax`` and
   ``lasso_argmax`` (:func:`bayesbio.interpret.argmax_setpoint`), ``bayes_rec``
-  (:func:`bayesbio.recommend.recommend` with its defaults on the Bayesian model).
+  (:func:`bayesbio.recommend.recommend` with its defaults on the Bayesian model) and
+  ``b_<variant>_rec`` (the same on each likelihood or setting variant below).
 
 Bayesian variants (``--variants``): ``quadratic``, ``spline``, ``gp`` are the single
 structures, read from the default fit when it holds them (else from one fit of the requested
@@ -194,7 +195,7 @@ def run_case(
         add("all", name, "coverage", float(inside.mean()))
         add("all", name, "width", float(np.mean(interval["upper"] - interval["lower"])))
         diagnostics = getattr(model, "diagnostics_", None)
-        if diagnostics and not name.startswith("b_"):
+        if diagnostics and name.removeprefix("b_") not in STRUCTURE_VARIANTS:
             add("all", name, "max_rhat", max(float(d["max_r_hat"]) for d in diagnostics.values()))
             add(
                 "all",
@@ -219,6 +220,11 @@ def run_case(
                 setpoints["bayes_rec"] = recommend(
                     models["bayes"], group=group, random_seed=seed
                 ).setpoint
+                for v in SETTING_VARIANTS:
+                    if f"b_{v}" in models:
+                        setpoints[f"b_{v}_rec"] = recommend(
+                            models[f"b_{v}"], group=group, random_seed=seed
+                        ).setpoint
             n_warn += len(caught)
         for method, s in setpoints.items():
             x = s[list(world.factors)].to_numpy(dtype=float)[None]
@@ -237,6 +243,7 @@ def summarise(results: pd.DataFrame) -> dict[int, pd.DataFrame]:
         *[("crps", m) for m in models],
         *[("coverage", m) for m in models],
         *[("regret", r) for r in RECOMMENDERS],
+        *[("regret", f"b_{v}_rec") for v in SETTING_VARIANTS],
     ]
     means = results.groupby(["n", "world", "metric", "method"], sort=False)["value"].mean()
     failed = results[results["metric"] == "failed_share"].groupby(["n", "world"])["value"].mean()

@@ -280,7 +280,9 @@ def plot_prior_predictive(
         random_seed=int(rng.integers(2**31)),
     )
     logy = np.asarray(prior["prior_predictive"][obs_name].values, dtype=float)
-    draws = np.exp(logy.reshape(-1, logy.shape[-1]))
+    # a heavy-tailed prior (Student-t with small nu) draws log-yields far beyond any float:
+    # clipped at +-700 so every draw is finite (such draws lie far outside the limits anyway)
+    draws = np.exp(np.clip(logy.reshape(-1, logy.shape[-1]), -700.0, 700.0))
     observed = table[r.name].to_numpy(dtype=float)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -288,9 +290,14 @@ def plot_prior_predictive(
     finite = draws[np.isfinite(draws) & (draws > 0)]
     lo_lim, hi_lim = _response_limits(space)
     inside = np.mean((draws >= lo_lim) & (draws <= hi_lim)) if np.isfinite(hi_lim) else np.nan
+    # x range: the central 99 % of the prior draws and every observed batch; draws beyond it
+    # are drawn at its edge (heavy-tailed priors reach values no axis can hold)
+    left = min(np.quantile(finite, 0.005), observed.min()) if len(finite) else observed.min()
+    right = max(np.quantile(finite, 0.995), observed.max()) if len(finite) else observed.max()
+    x_lo, x_hi = left / 1.2, right * 1.2
     for i, row in enumerate(draws[: min(n_lines, len(draws))]):
         ax.step(
-            np.sort(row),
+            np.sort(np.clip(row, x_lo, x_hi)),
             level,
             where="post",
             color="0.6",
@@ -322,10 +329,7 @@ def plot_prior_predictive(
             label=f"declared limits {lo_lim:g}-{hi_lim:g} {r.unit} ({share} of prior draws inside)",
         )
     ax.set_xscale("log")
-    if len(finite):
-        left = min(np.quantile(finite, 0.005), observed.min())
-        right = max(np.quantile(finite, 0.995), observed.max())
-        ax.set_xlim(left / 1.2, right * 1.2)
+    ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(f"{space.axis_label(r.name)} (log scale)")
     ax.set_ylabel("cumulative share of batches")
