@@ -213,6 +213,10 @@ class _Stages:
         return result
 
 
+#: A batch weighing less than this in a Student-t fit is listed as an outlying batch
+OUTLIER_WEIGHT = 0.25
+
+
 def likely_failed_batches(
     model: Any,
     table: pd.DataFrame,
@@ -220,12 +224,14 @@ def likely_failed_batches(
     space: ProcessSpace,
     threshold: float = 0.5,
 ) -> pd.DataFrame | None:
-    """Return the batches a failure-aware model thinks failed, with the cleaner's flags.
+    """Return the batches the model treats as failed or outlying, with the cleaner's flags.
 
     Parameters
     ----------
     model : fitted model
-        A model with ``failure_prob_`` (the mixture likelihood); others give None.
+        A model with ``failure_prob_`` (mixture likelihood: batches with posterior P(failed)
+        >= ``threshold``) or ``batch_weight_`` (Student-t likelihood: batches weighing less
+        than :data:`OUTLIER_WEIGHT` of a typical batch in the fit); others give None.
     table : pandas.DataFrame
         The cleaned batch table the model was fitted on.
     log : pandas.DataFrame
@@ -233,24 +239,32 @@ def likely_failed_batches(
     space : ProcessSpace
         The process space (response and batch id names).
     threshold : float, default 0.5
-        Smallest posterior P(failed) listed.
+        Smallest posterior P(failed) listed (mixture).
 
     Returns
     -------
     pandas.DataFrame or None
-        One row per likely failed batch, most likely first: batch id, group labels, response,
-        ``P(failed)`` and ``cleaner's flags`` (the reasons the cleaner logged for that batch,
-        or "none"); None when the model has no ``failure_prob_``.
+        One row per batch, most extreme first: batch id, group labels, response,
+        ``P(failed)`` (mixture) or ``weight in the fit`` (Student-t), and ``cleaner's
+        flags`` (the reasons the cleaner logged for that batch, or "none"); None when the
+        model has neither attribute.
     """
     prob = getattr(model, "failure_prob_", None)
-    if prob is None:
+    weight = getattr(model, "batch_weight_", None)
+    if prob is not None:
+        prob = pd.Series(np.asarray(prob, dtype=float), index=table.index)
+        keep = prob[prob >= threshold].sort_values(ascending=False)
+        column = "P(failed)"
+    elif weight is not None:
+        weight = pd.Series(np.asarray(weight, dtype=float), index=table.index)
+        keep = weight[weight < OUTLIER_WEIGHT].sort_values()
+        column = "weight in the fit"
+    else:
         return None
-    prob = pd.Series(np.asarray(prob, dtype=float), index=table.index)
-    keep = prob[prob >= threshold].sort_values(ascending=False)
     bid = space.batch_id
     cols = [c for c in (bid, *space.group_columns(table), space.response.name) if c in table]
     out = table.loc[keep.index, cols].copy()
-    out["P(failed)"] = keep.round(3).to_numpy()
+    out[column] = keep.round(3).to_numpy()
     flags: dict[str, str] = {}
     if bid in table.columns and len(log) and {"batch_id", "reason"} <= set(log.columns):
         for key, part in log.groupby(log["batch_id"].astype(str)):
@@ -971,7 +985,26 @@ def _run_study(
         labels=_DIAG_LABELS,
     )
     likely = likely_failed_batches(model, table, log, space)
-    if likely is not None:
+    if likely is not None and getattr(model, "failure_prob_", None) is None:
+        _save(tables, out, "outlying_batches", likely)
+        report.text(
+            "Outlying batches: the Student-t likelihood lets a batch far from the response "
+            "surface (a failed batch, a gross error) weigh less instead of pulling the "
+            "surface towards it. "
+            + (
+                f"{len(likely)} batch(es) weigh less than a quarter of a typical batch in the "
+                "fit; they stay in the data. Check them against the batch records."
+                if len(likely)
+                else "Every batch weighs at least a quarter of a typical batch in the fit."
+            )
+        )
+        if len(likely):
+            report.table(
+                likely,
+                caption="Outlying batches (weight in the fit below 0.25; about 1 for a batch "
+                "the surface explains), next to what the cleaner logged for them",
+            )
+    elif likely is not None:
         _save(tables, out, "likely_failed_batches", likely)
         rate = model.failure_rate_
         report.text(

@@ -204,3 +204,37 @@ def test_mixture_save_load_round_trip(mixture_fit, tmp_path):
         mixture_fit.predict_draws(x, n_draws=300, random_seed=4),
     )
     np.testing.assert_allclose(back.predict(x), mixture_fit.predict(x))
+
+
+# ------------------------------------------------- the default (Student-t below 1,000 batches)
+
+
+@pytest.fixture(scope="module")
+def default_fit(table: pd.DataFrame) -> BayesianYieldModel:
+    return _fit(table, "auto")
+
+
+def test_default_likelihood_is_student_t_for_small_and_normal_for_large_tables(table):
+    assert build_model(table, space=SPACE).bayesbio_spec["likelihood"] == "student_t"
+    big = build_model(_table(1000, seed=1), space=SPACE).bayesbio_spec
+    assert big["likelihood"] == "normal" and big["sufficient"]
+
+
+def test_default_fit_down_weights_the_failed_batches_and_keeps_the_slope(
+    default_fit, normal_fit, table, tmp_path
+):
+    weight = default_fit.batch_weight_
+    assert weight.index.equals(table.index)
+    failed = np.isin(np.arange(N_ROWS), FAILED)
+    assert _auc(-weight.to_numpy(), failed) >= 0.95
+    assert weight.iloc[FAILED].max() < 0.25 < weight.drop(weight.index[FAILED]).median()
+
+    slope = default_fit.idata_["quadratic"]["posterior"]["beta"].values[..., 0].ravel()
+    nor = normal_fit.idata_["quadratic"]["posterior"]["beta"].values[..., 0].ravel()
+    lo, hi = bayes._hdi(slope, 0.94)
+    assert lo <= TRUTH["beta"][0] <= hi
+    assert abs(slope.mean() - TRUTH["beta"][0]) < abs(nor.mean() - TRUTH["beta"][0])
+    assert not hasattr(normal_fit, "batch_weight_")
+
+    back = BayesianYieldModel.load(default_fit.save(tmp_path / "t.nc"))
+    pd.testing.assert_series_equal(back.batch_weight_, weight)

@@ -55,6 +55,8 @@ def test_study_report_has_every_section_and_embedded_nonempty_images(quick_study
         ("comparison_calibration", "Calibration: share of held-out batches"),
     ):
         assert caption in text and (figures / f"{name}.png").stat().st_size > 2000, name
+    # the default Student-t likelihood says which batches it down-weights
+    assert "Outlying batches: the Student-t likelihood" in text
 
 
 def test_study_warnings_are_at_the_top_of_the_report(quick_study):
@@ -398,3 +400,26 @@ def test_likely_failed_batches_lists_them_with_the_cleaners_flags():
     assert out["P(failed)"].tolist() == [0.97, 0.6]
     assert out["cleaner's flags"].tolist() == ["yield outlier", "none"]
     assert likely_failed_batches(SimpleNamespace(), table, log, space) is None
+
+
+def test_outlying_batches_of_a_student_t_fit_are_listed_lightest_first():
+    from types import SimpleNamespace
+
+    from bayesbio.space import ProcessSpace
+    from bayesbio.study import likely_failed_batches
+
+    space = ProcessSpace.default()
+    table = pd.DataFrame(
+        {
+            "batch_id": ["B1", "B2", "B3"],
+            "scale": ["2L", "2L", "200L"],
+            "site": ["A", "A", "A"],
+            "yield": [5.0, 0.4, 0.9],
+        }
+    )
+    log = pd.DataFrame({"batch_id": ["B2"], "reason": ["yield outlier"]})
+    model = SimpleNamespace(batch_weight_=pd.Series([1.02, 0.03, 0.2]))
+    out = likely_failed_batches(model, table, log, space)
+    assert out["batch_id"].tolist() == ["B2", "B3"]
+    assert out["weight in the fit"].tolist() == [0.03, 0.2]
+    assert out["cleaner's flags"].tolist() == ["yield outlier", "none"]

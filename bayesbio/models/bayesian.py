@@ -970,6 +970,40 @@ def _failure_probability(
     return out
 
 
+def _t_weight(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    structure: str,
+    table: pd.DataFrame,
+    sel: np.ndarray,
+    space: ProcessSpace,
+) -> np.ndarray:
+    """Posterior mean over draws ``sel`` of each row's Student-t weight.
+
+    A Student-t is a normal whose precision is scaled per batch by a latent weight; given
+    the residual ``r = (log y - mu) / sigma`` its conditional mean is
+    ``(nu + 1) / (nu + r**2)``: about 1 for a batch the surface explains, near 0 for one far
+    from it, which therefore barely moves the surface.
+    """
+    out = np.empty(len(table))
+    logy_all = np.log(table[space.response.name].to_numpy(dtype=float))
+    nu = arrays["nu"][sel][:, None]
+    for lo in range(0, len(table), _CHUNK):
+        hi = min(lo + _CHUNK, len(table))
+        rows = _Rows(table.iloc[lo:hi], spec, "existing", space)
+        coef = _coefficients(arrays, spec, rows, sel, np.random.default_rng(0))
+        mu = _block(
+            coef, spec, structure, rows, 0, rows.n, noise=False, mean=False, rng=None,
+            dtype=np.float64,
+        )  # fmt: skip
+        sd = arrays["sigma"][sel][:, None]
+        if spec["heteroscedastic"]:
+            sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
+        r2 = ((logy_all[None, lo:hi] - mu) / sd) ** 2
+        out[lo:hi] = ((nu + 1.0) / (nu + r2)).mean(axis=0)
+    return out
+
+
 def _hdi(draws: np.ndarray, prob: float) -> tuple[float, float]:
     """Narrowest interval holding a share ``prob`` of ``draws`` (one-dimensional)."""
     x = np.sort(np.asarray(draws, dtype=float).ravel())
@@ -1225,6 +1259,13 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
     failure_rate_ : pandas.Series
         ``likelihood="mixture"`` only: posterior of the failure rate ``pi``: ``mean``, and
         ``lower``/``upper`` of its 94 % HDI (``attrs``: ``ci_prob``, ``ci_kind``).
+    batch_weight_ : pandas.Series
+        Student-t likelihood only (the default below 1,000 batches): how much each training
+        batch weighs in the fit, the posterior mean of its latent Student-t weight
+        ``(nu + 1) / (nu + r**2)`` (``r``: its residual in noise sd), stacking-weighted,
+        indexed like ``training_table_``. About 1 for a batch the surface explains; below
+        0.25 the model treats the batch as an outlier (a failed batch, a gross error) that
+        barely moves the surface.
     """
 
     def __init__(
@@ -1380,7 +1421,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         spec = self._spec(table, space)
         for attr in (
             "idata_", "diagnostics_", "stacking_weights_", "_arrays", "space_",
-            "failure_prob_", "failure_rate_",
+            "failure_prob_", "failure_rate_", "batch_weight_",
         ):  # fmt: skip
             self.__dict__.pop(attr, None)
         idata: dict[str, xr.DataTree] = {}
@@ -1477,7 +1518,19 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         self.stacking_weights_ = pd.Series(weights, index=names, name="weight")
 
     def _failures(self) -> None:
-        """Set ``failure_prob_`` and ``failure_rate_`` (mixture likelihood only)."""
+        """Set ``failure_prob_`` and ``failure_rate_`` (mixture) or ``batch_weight_`` (t)."""
+        if self.spec_["likelihood"] == "student_t":
+            weights = self.stacking_weights_[self.stacking_weights_ > 0]
+            weights = weights / weights.sum()
+            table = self.training_table_
+            weight = np.zeros(len(table))
+            for s, w in weights.items():
+                arrays = self._posterior(s)
+                n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
+                sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
+                weight += w * _t_weight(arrays, self.spec_, s, table, sel, self.space_)
+            self.batch_weight_ = pd.Series(weight, index=table.index, name="batch_weight")
+            return
         if self.spec_["likelihood"] != "mixture":
             return
         table = self.training_table_
