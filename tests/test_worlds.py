@@ -48,6 +48,22 @@ def test_optimum_beats_random_search(name, random_points):
         assert opt["yield"] == pytest.approx(world.mean_yield(x[None], group)[0], rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def grid_points() -> np.ndarray:
+    """A dense grid over the operating box: 13 levels per factor (28,561 setpoints)."""
+    axes = [np.linspace(lo, hi, 13) for lo, hi in zip(LO, HI, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(FACTORS))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_optimum_is_at_least_the_best_point_of_a_dense_grid(name, grid_points):
+    world = make_world(name, random_seed=6)
+    for group in ({"scale": "200L", "site": "B"}, {"scale": "2000L", "site": "A"}):
+        opt = world.optimum(group)
+        best = world.mean_yield(grid_points, group)
+        assert opt["yield"] >= best.max() - 1e-6 * best.max(), (name, group)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_mean_yield_positive_finite_and_group_forms_agree(name, random_points):
     world = make_world(name, random_seed=5)
