@@ -135,7 +135,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -943,16 +943,19 @@ def _mixture_parts(
     return normal, failed
 
 
-def _failure_probability(
+def _residual_chunks(
     arrays: dict[str, Any],
     spec: dict[str, Any],
     structure: str,
     table: pd.DataFrame,
     sel: np.ndarray,
     space: ProcessSpace,
-) -> np.ndarray:
-    """Posterior mean over draws ``sel`` of P(batch failed | data), per row of ``table``."""
-    out = np.empty(len(table))
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(lo, hi, log y, mu, sd)`` of the rows ``lo:hi`` of ``table``, by chunks.
+
+    ``log y`` is ``(1, hi - lo)``; ``mu`` (the linear predictor of the batch's own groups)
+    and ``sd`` (the noise sd) are per posterior draw in ``sel``.
+    """
     logy_all = np.log(table[space.response.name].to_numpy(dtype=float))
     for lo in range(0, len(table), _CHUNK):
         hi = min(lo + _CHUNK, len(table))
@@ -965,7 +968,21 @@ def _failure_probability(
         sd = arrays["sigma"][sel][:, None]
         if spec["heteroscedastic"]:
             sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
-        normal, failed = _mixture_parts(arrays, spec, sel, logy_all[None, lo:hi], mu, sd)
+        yield lo, hi, logy_all[None, lo:hi], mu, sd
+
+
+def _failure_probability(
+    arrays: dict[str, Any],
+    spec: dict[str, Any],
+    structure: str,
+    table: pd.DataFrame,
+    sel: np.ndarray,
+    space: ProcessSpace,
+) -> np.ndarray:
+    """Posterior mean over draws ``sel`` of P(batch failed | data), per row of ``table``."""
+    out = np.empty(len(table))
+    for lo, hi, logy, mu, sd in _residual_chunks(arrays, spec, structure, table, sel, space):
+        normal, failed = _mixture_parts(arrays, spec, sel, logy, mu, sd)
         out[lo:hi] = np.exp(failed - np.logaddexp(normal, failed)).mean(axis=0)
     return out
 
@@ -986,20 +1003,9 @@ def _t_weight(
     from it, which therefore barely moves the surface.
     """
     out = np.empty(len(table))
-    logy_all = np.log(table[space.response.name].to_numpy(dtype=float))
     nu = arrays["nu"][sel][:, None]
-    for lo in range(0, len(table), _CHUNK):
-        hi = min(lo + _CHUNK, len(table))
-        rows = _Rows(table.iloc[lo:hi], spec, "existing", space)
-        coef = _coefficients(arrays, spec, rows, sel, np.random.default_rng(0))
-        mu = _block(
-            coef, spec, structure, rows, 0, rows.n, noise=False, mean=False, rng=None,
-            dtype=np.float64,
-        )  # fmt: skip
-        sd = arrays["sigma"][sel][:, None]
-        if spec["heteroscedastic"]:
-            sd = sd * np.exp(arrays["gamma"][sel] @ rows.z.T)
-        r2 = ((logy_all[None, lo:hi] - mu) / sd) ** 2
+    for lo, hi, logy, mu, sd in _residual_chunks(arrays, spec, structure, table, sel, space):
+        r2 = ((logy - mu) / sd) ** 2
         out[lo:hi] = ((nu + 1.0) / (nu + r2)).mean(axis=0)
     return out
 
@@ -1519,33 +1525,28 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
 
     def _failures(self) -> None:
         """Set ``failure_prob_`` and ``failure_rate_`` (mixture) or ``batch_weight_`` (t)."""
-        if self.spec_["likelihood"] == "student_t":
-            weights = self.stacking_weights_[self.stacking_weights_ > 0]
-            weights = weights / weights.sum()
-            table = self.training_table_
-            weight = np.zeros(len(table))
-            for s, w in weights.items():
-                arrays = self._posterior(s)
-                n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
-                sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-                weight += w * _t_weight(arrays, self.spec_, s, table, sel, self.space_)
-            self.batch_weight_ = pd.Series(weight, index=table.index, name="batch_weight")
-            return
-        if self.spec_["likelihood"] != "mixture":
+        likelihood = self.spec_["likelihood"]
+        if likelihood not in ("student_t", "mixture"):
             return
         table = self.training_table_
-        prob = np.zeros(len(table))
-        pooled = []
         weights = self.stacking_weights_[self.stacking_weights_ > 0]
         weights = weights / weights.sum()
+        per_batch = _t_weight if likelihood == "student_t" else _failure_probability
+        value = np.zeros(len(table))
         for s, w in weights.items():
             arrays = self._posterior(s)
             n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
             sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-            prob += w * _failure_probability(arrays, self.spec_, s, table, sel, self.space_)
+            value += w * per_batch(arrays, self.spec_, s, table, sel, self.space_)
+        if likelihood == "student_t":
+            self.batch_weight_ = pd.Series(value, index=table.index, name="batch_weight")
+            return
+        self.failure_prob_ = pd.Series(value, index=table.index, name="failure_prob")
+        pooled = []
+        for s, w in weights.items():
+            arrays = self._posterior(s)
             n_pool = max(1, round(w * _FAILURE_RATE_DRAWS))
             pooled.append(arrays["pi"][np.linspace(0, arrays["n"] - 1, n_pool).round().astype(int)])
-        self.failure_prob_ = pd.Series(prob, index=table.index, name="failure_prob")
         pi = np.concatenate(pooled)
         lower, upper = _hdi(pi, _FAILURE_CI_PROB)
         mean = float(sum(w * self._posterior(s)["pi"].mean() for s, w in weights.items()))
