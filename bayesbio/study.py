@@ -1001,8 +1001,8 @@ def _run_study(
         if len(likely):
             report.table(
                 likely,
-                caption="Outlying batches (weight in the fit below 0.25; about 1 for a batch "
-                "the surface explains), next to what the cleaner logged for them",
+                caption=f"Outlying batches (weight in the fit below {OUTLIER_WEIGHT:g}; about 1 "
+                "for a batch the surface explains), next to what the cleaner logged for them",
             )
     elif likely is not None:
         _save(tables, out, "likely_failed_batches", likely)
