@@ -2,7 +2,8 @@
 
 :class:`LassoYield` and :class:`ForestYield` live in :mod:`bayesbio.models.baselines`;
 ``BayesianYieldModel`` (in :mod:`bayesbio.models.bayesian`) is imported on first access so that
-using the baselines never imports PyMC.
+using the baselines never imports PyMC. :func:`simulation_based_calibration` (in
+:mod:`bayesbio.models.calibration`) checks the Bayesian model's inference on a declared design.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from typing import Any
 
 from bayesbio.models.baselines import ForestYield, LassoYield
 
-__all__ = ["BayesianYieldModel", "ForestYield", "LassoYield"]
+__all__ = ["BayesianYieldModel", "ForestYield", "LassoYield", "simulation_based_calibration"]
 
-_LAZY = {"BayesianYieldModel": "bayesbio.models.bayesian"}
+_LAZY = {
+    "BayesianYieldModel": "bayesbio.models.bayesian",
+    "simulation_based_calibration": "bayesbio.models.calibration",
+}
 
 
 def __getattr__(name: str) -> Any:
