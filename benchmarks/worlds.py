@@ -30,7 +30,8 @@ structures, read from the default fit when it holds them (else from one fit of t
 structures) with the stacking weight set to that structure alone (the same draws, so the
 comparison is paired); ``student_t``, ``mixture`` and
 ``normal`` are the default structures with that likelihood; ``slopes`` switches on the
-primary group's varying slopes whatever the data size; ``free`` is unconstrained curvature.
+primary group's varying slopes whatever the data size (``slopes_linear``: linear terms only);
+``free`` is unconstrained curvature.
 ``bayes`` is always the default model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
 
 Prints one table per n (means over seeds and target groups); ``--out FILE.csv`` writes the
@@ -67,6 +68,7 @@ LIKELIHOOD_VARIANTS = ("normal", "student_t", "mixture")
 SETTING_VARIANTS: dict[str, dict[str, object]] = {
     **{v: {"likelihood": v} for v in LIKELIHOOD_VARIANTS},
     "slopes": {"varying_slopes": True},
+    "slopes_linear": {"varying_slopes": True, "varying_terms": "linear"},
     "free": {"curvature": "free"},
 }
 VARIANTS = STRUCTURE_VARIANTS + tuple(SETTING_VARIANTS)

@@ -162,6 +162,20 @@ def test_varying_slopes_follow_data_size():
     assert forced["primary"] == "site"
 
 
+def test_varying_terms_choose_the_group_varying_columns():
+    table = _table(30, seed=2)
+    both = build_model(table, varying_slopes=True)
+    linear = build_model(table, varying_slopes=True, varying_terms="linear")
+    k = len(DEFAULT.factor_names)
+    assert both["sigma_b"].eval().shape == (2 * k,)
+    assert linear["sigma_b"].eval().shape == (k,)
+    assert linear.bayesbio_spec["varying_terms"] == "linear"
+    assert list(linear.coords["slope_term"]) == list(both.coords["slope_term"])[:k]
+    assert np.isfinite(linear.compile_logp()(linear.initial_point()))
+    with pytest.raises(ValueError, match="varying_terms must be one of"):
+        build_model(table, varying_slopes=True, varying_terms="cubic")
+
+
 def test_single_level_group_is_not_pooled(small_table):
     table = small_table.assign(campaign="C1")
     spec = build_model(table).bayesbio_spec
@@ -334,13 +348,22 @@ def test_fast_quantiles_match_numpy():
 
 
 def test_numpy_log_likelihood_matches_pymc(prior_sampler, small_table):
-    for likelihood, hetero in (("normal", False), ("student_t", True)):
+    cases = (
+        ("normal", False, False, "quadratic"),
+        ("student_t", True, False, "quadratic"),
+        ("normal", False, True, "quadratic"),
+        ("student_t", False, True, "linear"),
+    )
+    for likelihood, hetero, slopes, terms in cases:
         model = BayesianYieldModel(
             structures=("quadratic",),
             likelihood=likelihood,
             heteroscedastic=hetero,
+            varying_slopes=slopes,
+            varying_terms=terms,
             curvature="free",  # prior draws of an LKJ factor do not round-trip its name
         ).fit(small_table)
+        assert (model.spec_["primary"] is not None) == slopes
         pm_model = prior_sampler[-1][0]
         tree = model.idata_["quadratic"].copy()
         post = tree["posterior"].to_dataset().isel(draw=slice(0, 20))

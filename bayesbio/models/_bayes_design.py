@@ -200,9 +200,14 @@ def n_terms(structure: str, k: int) -> tuple[int, int, int]:
     return k, n_int, (k if structure == "quadratic" else k * n_spline())
 
 
-def slope_terms(space: ProcessSpace | None = None) -> list[str]:
-    """Return the names of the group-varying design columns (linear and quadratic)."""
-    return linear_names(space) + quadratic_names(space)
+#: What the group-varying terms cover: linear terms only, or linear and squared terms.
+VARYING_TERMS = ("linear", "quadratic")
+
+
+def slope_terms(space: ProcessSpace | None = None, terms: str = "quadratic") -> list[str]:
+    """Return the names of the group-varying design columns (``terms``: see ``VARYING_TERMS``)."""
+    names = linear_names(space)
+    return names if terms == "linear" else names + quadratic_names(space)
 
 
 def population_design(z: np.ndarray, structure: str) -> np.ndarray:
@@ -216,9 +221,9 @@ def population_design(z: np.ndarray, structure: str) -> np.ndarray:
     return np.column_stack([z, _interactions(z), *spl])
 
 
-def slope_design(z: np.ndarray) -> np.ndarray:
-    """Return the group-varying design ``(n, 2k)``: linear and squared factors."""
-    return np.column_stack([z, z**2])
+def slope_design(z: np.ndarray, terms: str = "quadratic") -> np.ndarray:
+    """Return the group-varying design: ``(n, k)`` linear, or ``(n, 2k)`` linear and squared."""
+    return np.asarray(z, dtype=float) if terms == "linear" else np.column_stack([z, z**2])
 
 
 def spline_groups(structure: str, k: int) -> np.ndarray:

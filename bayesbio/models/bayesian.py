@@ -314,8 +314,10 @@ def _make_spec(
     priors: Mapping[str, float | None],
     space: ProcessSpace,
     curvature: str = "auto",
+    varying_terms: str = "quadratic",
 ) -> dict[str, Any]:
     check_choice("likelihood", likelihood, ("auto", *_LIKELIHOODS))
+    check_choice("varying_terms", varying_terms, design.VARYING_TERMS)
     check_choice("curvature", curvature, CURVATURES)
     if likelihood == "auto":
         # robust for the small histories the tool is for; exact sufficient statistics (and a
@@ -369,6 +371,7 @@ def _make_spec(
         "used": used,
         "centred": centred,
         "primary": primary if slopes else None,
+        "varying_terms": varying_terms,
         "likelihood": likelihood,
         "curvature": curvature,
         "heteroscedastic": bool(heteroscedastic),
@@ -401,7 +404,7 @@ def _full_design(
         cols.append(onehot)
     if spec["primary"]:
         p = spec["primary"]
-        s = design.slope_design(z)
+        s = design.slope_design(z, _varying_terms(spec))
         codes = _codes(table, spec, p)
         block = np.zeros((n, len(spec["levels"][p]), s.shape[1]))
         block[np.arange(n), codes, :] = s
@@ -420,7 +423,7 @@ def _model_from_spec(
     for g in spec["used"]:
         coords[g] = spec["levels"][g]
     if spec["primary"]:
-        coords["slope_term"] = design.slope_terms(space)
+        coords["slope_term"] = design.slope_terms(space, _varying_terms(spec))
     n_lin, n_int, _ = design.n_terms(structure, space.k)
     with pm.Model(coords=coords) as model:
         loc = pm.Data("prior_loc", spec["prior_loc"])
@@ -514,7 +517,11 @@ def _model_from_spec(
                 idx = pm.Data(f"idx_{g}", _codes(table, spec, g), dims="obs")
                 mu = mu + effects[g][idx]
             if slopes is not None:
-                xs = pm.Data("x_slope", design.slope_design(z), dims=("obs", "slope_term"))
+                xs = pm.Data(
+                    "x_slope",
+                    design.slope_design(z, _varying_terms(spec)),
+                    dims=("obs", "slope_term"),
+                )
                 idx_p = pm.Data(
                     f"slope_idx_{spec['primary']}", _codes(table, spec, spec["primary"]), dims="obs"
                 )
@@ -541,6 +548,11 @@ def _model_from_spec(
             else:
                 pm.StudentT("log_yield_obs", nu=nu, mu=mu, sigma=sd_i, observed=y_data, dims="obs")
     return model
+
+
+def _varying_terms(spec: dict[str, Any]) -> str:
+    """Terms the primary group varies ("quadratic" for specs saved before the choice existed)."""
+    return str(spec.get("varying_terms", "quadratic"))
 
 
 def _shaped_quadratic(
@@ -595,6 +607,7 @@ def _signature(spec: dict[str, Any], structure: str) -> str:
             "used": {g: len(spec["levels"][g]) for g in spec["used"]},
             "centred": spec["centred"],
             "primary": None if spec["primary"] is None else len(spec["levels"][spec["primary"]]),
+            "varying_terms": _varying_terms(spec),
             "priors": {
                 k: v
                 for k, v in spec["priors"].items()
@@ -617,6 +630,7 @@ def build_model(
     columns: Mapping[str, str] | None = None,
     space: ProcessSpace | str | os.PathLike[str] | None = None,
     curvature: str = "auto",
+    varying_terms: str = "quadratic",
 ) -> pm.Model:
     """Build (without sampling) the PyMC model for a batch table.
 
@@ -648,6 +662,9 @@ def build_model(
     curvature : {"auto", "concave", "convex", "free"}, default "auto"
         Shape of the quadratic part of the surface (log scale): see
         :class:`BayesianYieldModel`.
+    varying_terms : {"quadratic", "linear"}, default "quadratic"
+        Terms the primary group varies when ``varying_slopes`` is on: see
+        :class:`BayesianYieldModel`.
 
     Returns
     -------
@@ -669,6 +686,7 @@ def build_model(
         priors=_priors(priors),
         space=sp,
         curvature=curvature,
+        varying_terms=varying_terms,
     )
     model = _model_from_spec(df, spec, structure, sp)
     model.bayesbio_spec = spec
@@ -853,7 +871,7 @@ def _block(
         parts.append(onehot)
     slopes = coef["slopes"]
     if slopes is not None:
-        xs = design.slope_design(z)
+        xs = design.slope_design(z, _varying_terms(spec))
         slot = rows.codes[spec["primary"]][lo:hi]
     if coef["fold_slopes"]:
         block = np.zeros((m, slopes.shape[1], slopes.shape[2]))
@@ -1212,7 +1230,14 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         with free interactions extrapolated into unbounded yields on 2 of 7 independent
         worlds (benchmarks/worlds.py), while LOO, which sees only the data, preferred it.
     varying_slopes : bool, "auto" or str, default "auto"
-        Group-varying linear and quadratic terms for the primary group.
+        Group-varying terms for the primary group (the first group column with >= 2 levels,
+        or the column named): each level's own slopes, shrunk towards the population's.
+        "auto": on from a median of 20 batches per level.
+    varying_terms : {"quadratic", "linear"}, default "quadratic"
+        What the primary group varies: "quadratic", its linear and squared terms (each level
+        its own curvature, unconstrained); "linear", its linear terms only, so each level has
+        its own optimum location under the population's (concave) curvature, the shape of a
+        scale-dependent optimum.
     parameterization : {"auto", "centered", "noncentered"}, default "auto"
         Group-effect parameterisation ("auto": by batches per level).
     draws, tune, chains : int, default 1000, 1000, 4
@@ -1295,6 +1320,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         columns: Mapping[str, str] | None = None,
         space: ProcessSpace | str | os.PathLike[str] | None = None,
         curvature: str = "auto",
+        varying_terms: str = "quadratic",
     ) -> None:
         self.groups = groups
         self.priors = priors
@@ -1314,6 +1340,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         self.columns = columns
         self.space = space
         self.curvature = curvature
+        self.varying_terms = varying_terms
 
     # ---------------------------------------------------------------- fitting
     def _structures(self) -> list[str]:
@@ -1351,6 +1378,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             priors=_priors(self.priors),
             space=space,
             curvature=self.curvature,
+            varying_terms=self.varying_terms,
         )
 
     def build_model(
