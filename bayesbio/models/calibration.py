@@ -138,7 +138,7 @@ class CalibrationResult:
             f"{self.n_ranks} posterior draws (grey: 99 % band of a uniform bin)",
             fontsize=10,
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))
         return fig
 
 
