@@ -35,6 +35,7 @@ BayesianYieldModel`, its ``model.nc``; :meth:`Campaign.load` reads them back.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -162,8 +163,17 @@ class Campaign:
     def fit(self) -> Self:
         """Fit a fresh model on :attr:`table` (done on first use and by :meth:`add`)."""
         self.model_ = self._new_model().fit(self.table)
+        ctx = build_context(self.model_, self.group or None, "auto", self.constraints)
+        omitted = [
+            c
+            for c in ctx.group_cols
+            if c not in self.group and ctx.table[c].astype(str).nunique() > 1
+        ]
+        if omitted and self.round == 0 and self.recipe is None:
+            # a group column with several labels that the campaign's group does not name
+            said = [n for n in ctx.notes if any(f"'{c}'" in n for c in omitted)]
+            warnings.warn("Campaign: " + "; ".join(said), UserWarning, stacklevel=2)
         if self.recipe is None:
-            ctx = build_context(self.model_, self.group or None, "auto", self.constraints)
             point = _recipe(self._recipe_given, ctx)
             self.recipe = {p: float(v) for p, v in zip(ctx.factors, point, strict=True)}
         return self
@@ -196,8 +206,9 @@ class Campaign:
             ``expected_yield`` and ``sd`` (posterior mean and SD of the mean response there),
             ``p_safe`` (P(batch yield >= (1 - delta) x recipe yield)), ``p_better_than_recipe``
             and ``draw`` (the posterior draw it is best under). ``attrs["round"]`` is the
-            round; ``attrs["n_safe"]`` how many candidates passed the safety rule. With no
-            safe candidate besides the recipe, the proposals are the recipe (replicates).
+            round; ``attrs["n_safe"]`` how many candidates passed the safety rule;
+            ``attrs["notes"]`` what was resolved for you (e.g. a group column not named).
+            With no safe candidate besides the recipe, the proposals are the recipe (replicates).
         """
         q = check_int("batch_size", batch_size, minimum=1)
         n_draws = check_int("n_draws", n_draws, minimum=max(10, q))
@@ -255,6 +266,7 @@ class Campaign:
             units=self.space.response.unit,
             rule=f"P({self.space.response.name} >= {1 - self.delta:g} x recipe) >= "
             f"{self.safety_prob:g}",
+            notes=list(ctx.notes),
         )
         self.history.append(
             {"round": self.round, "proposed": _records(out[[*ctx.group_cols, *ctx.factors]])}

@@ -164,3 +164,23 @@ def test_campaign_seed_seeds_the_default_model_per_round():
     own = Campaign(None, table, model_params={"random_seed": 9}, group=group, random_seed=3)
     assert own._new_model().random_seed == 9
     assert Campaign(None, table, group=group)._new_model().random_seed is None
+
+
+def test_a_group_column_the_campaign_does_not_name_is_reported():
+    """The campaign names the value it took for a group column left out of ``group``."""
+    import dataclasses
+
+    space = dataclasses.replace(SPACE1, groups=("site", "line"))
+    table = start_table().assign(line=["L1"] * 6 + ["L2"] * 2)
+    camp = Campaign(
+        space,
+        table,
+        model=lambda: ConjugateQuadratic(space),
+        group={"site": "A"},
+        random_seed=1,
+    )
+    with pytest.warns(UserWarning, match="'line' not given: using its most frequent value 'L1'"):
+        camp.fit()
+    proposals = camp.recommend(batch_size=2)
+    assert any("'line'" in note for note in proposals.attrs["notes"])
+    assert (proposals["line"] == "L1").all()
