@@ -30,7 +30,8 @@ structures, read from the default fit when it holds them (else from one fit of t
 structures) with the stacking weight set to that structure alone (the same draws, so the
 comparison is paired); ``student_t``, ``mixture`` and
 ``normal`` are the default structures with that likelihood; ``slopes`` switches on the
-primary group's varying slopes whatever the data size (``slopes_linear``: linear terms only);
+primary group's varying linear and squared terms whatever the data size (``slopes_linear``:
+linear terms only);
 ``free`` is unconstrained curvature.
 ``bayes`` is always the default model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
 
@@ -67,7 +68,7 @@ STRUCTURE_VARIANTS = ("quadratic", "spline", "gp")
 LIKELIHOOD_VARIANTS = ("normal", "student_t", "mixture")
 SETTING_VARIANTS: dict[str, dict[str, object]] = {
     **{v: {"likelihood": v} for v in LIKELIHOOD_VARIANTS},
-    "slopes": {"varying_slopes": True},
+    "slopes": {"varying_slopes": True, "varying_terms": "quadratic"},
     "slopes_linear": {"varying_slopes": True, "varying_terms": "linear"},
     "free": {"curvature": "free"},
 }

@@ -154,17 +154,20 @@ def test_spline_columns_carry_no_constant_or_linear_trend():
 
 
 def test_varying_slopes_follow_data_size():
-    few = build_model(_table(30, seed=2)).bayesbio_spec
-    many = build_model(_table(240, seed=2)).bayesbio_spec
+    few = build_model(_table(30, seed=2)).bayesbio_spec  # 10 batches per scale
+    many = build_model(_table(240, seed=2)).bayesbio_spec  # 80 per scale
+    forced = build_model(_table(30, seed=2), varying_slopes=True).bayesbio_spec
     assert few["primary"] is None
-    assert many["primary"] == "scale"
+    assert many["primary"] == "scale" and many["varying_terms"] == "quadratic"
+    # forced on with few batches per level: linear deviations only
+    assert forced["primary"] == "scale" and forced["varying_terms"] == "linear"
     forced = build_model(_table(30, seed=2), varying_slopes="site").bayesbio_spec
     assert forced["primary"] == "site"
 
 
 def test_varying_terms_choose_the_group_varying_columns():
     table = _table(30, seed=2)
-    both = build_model(table, varying_slopes=True)
+    both = build_model(table, varying_slopes=True, varying_terms="quadratic")
     linear = build_model(table, varying_slopes=True, varying_terms="linear")
     k = len(DEFAULT.factor_names)
     assert both["sigma_b"].eval().shape == (2 * k,)
@@ -294,7 +297,8 @@ def test_predict_draws_semantics(prior_sampler, small_table):
 
 
 def test_predictions_match_the_linear_predictor_of_known_draws(prior_sampler, small_table):
-    model = BayesianYieldModel(structures=("quadratic",)).fit(small_table)
+    # the predictor without group slopes (their numpy reading is checked against PyMC below)
+    model = BayesianYieldModel(structures=("quadratic",), varying_slopes=False).fit(small_table)
     x = small_table.iloc[:5]
     post = model.idata_["quadratic"]["posterior"].to_dataset()
     flat = {v: post[v].values.reshape(-1, *post[v].shape[2:]) for v in post.data_vars}
