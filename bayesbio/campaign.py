@@ -163,17 +163,17 @@ class Campaign:
     def fit(self) -> Self:
         """Fit a fresh model on :attr:`table` (done on first use and by :meth:`add`)."""
         self.model_ = self._new_model().fit(self.table)
-        ctx = build_context(self.model_, self.group or None, "auto", self.constraints)
-        omitted = [
-            c
-            for c in ctx.group_cols
-            if c not in self.group and ctx.table[c].astype(str).nunique() > 1
-        ]
-        if omitted and self.round == 0 and self.recipe is None:
-            # a group column with several labels that the campaign's group does not name
-            said = [n for n in ctx.notes if any(f"'{c}'" in n for c in omitted)]
-            warnings.warn("Campaign: " + "; ".join(said), UserWarning, stacklevel=2)
-        if self.recipe is None:
+        if self.recipe is None:  # the first fit: resolve the group and fix the recipe
+            ctx = build_context(self.model_, self.group or None, "auto", self.constraints)
+            omitted = [
+                c
+                for c in ctx.group_cols
+                if c not in self.group and ctx.table[c].astype(str).nunique() > 1
+            ]
+            if omitted:
+                # a group column with several labels that the campaign's group does not name
+                said = [n for n in ctx.notes if any(f"'{c}'" in n for c in omitted)]
+                warnings.warn("Campaign: " + "; ".join(said), UserWarning, stacklevel=2)
             point = _recipe(self._recipe_given, ctx)
             self.recipe = {p: float(v) for p, v in zip(ctx.factors, point, strict=True)}
         return self

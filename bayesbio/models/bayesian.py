@@ -369,7 +369,7 @@ def _make_spec(
         slopes = bool(varying_slopes) and primary is not None
     if varying_terms == "auto":
         varying_terms = "quadratic" if per_level >= _SLOPES_MIN_PER_LEVEL else "linear"
-    loc = priors["intercept_loc"]
+    prior_loc, prior_scale = data_priors(logy, priors)
     return {
         "factors": list(space.factor_names),
         "groups": list(groups),
@@ -384,10 +384,8 @@ def _make_spec(
         "sufficient": bool(
             likelihood == "normal" and not heteroscedastic and n >= _SUFFICIENT_MIN_ROWS
         ),
-        "prior_loc": float(np.median(logy)) if loc is None else float(loc),
-        "prior_scale": float(max(np.std(logy), 0.05))
-        if priors["log_yield_sd"] is None
-        else float(priors["log_yield_sd"]),
+        "prior_loc": prior_loc,
+        "prior_scale": prior_scale,
         "n": n,
         "priors": dict(priors),
     }
@@ -554,6 +552,19 @@ def _model_from_spec(
             else:
                 pm.StudentT("log_yield_obs", nu=nu, mu=mu, sigma=sd_i, observed=y_data, dims="obs")
     return model
+
+
+def data_priors(logy: np.ndarray, priors: Mapping[str, float | None]) -> tuple[float, float]:
+    """Return the prior location and scale of log-yield: the overrides, else from the data.
+
+    ``intercept_loc`` (None: the median of ``logy``) and ``log_yield_sd`` (None: the sd of
+    ``logy``, at least 0.05), as :data:`DEFAULT_PRIORS` documents.
+    """
+    loc, sd = priors.get("intercept_loc"), priors.get("log_yield_sd")
+    return (
+        float(np.median(logy)) if loc is None else float(loc),
+        float(max(np.std(logy), 0.05)) if sd is None else float(sd),
+    )
 
 
 def _varying_terms(spec: dict[str, Any]) -> str:

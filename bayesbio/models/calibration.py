@@ -42,8 +42,9 @@ import pymc as pm
 import xarray as xr
 from scipy import stats
 
+from bayesbio.checks import check_fraction, check_int
 from bayesbio.models import _bayes_design as design
-from bayesbio.models.bayesian import BayesianYieldModel, build_model
+from bayesbio.models.bayesian import BayesianYieldModel, build_model, data_priors
 from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = ["CalibrationResult", "simulation_based_calibration"]
@@ -192,11 +193,8 @@ def _frozen_priors(
                 f"column {response!r} of the design table has fewer than 2 positive values to "
                 "freeze the priors from; pass priors={'intercept_loc': ..., 'log_yield_sd': ...}"
             )
-        logy = np.log(y)
-        if out.get("intercept_loc") is None:
-            out["intercept_loc"] = float(np.median(logy))
-        if out.get("log_yield_sd") is None:
-            out["log_yield_sd"] = float(max(np.std(logy), 0.05))
+        # frozen exactly as a fit on this table would set them
+        out["intercept_loc"], out["log_yield_sd"] = data_priors(np.log(y), out)
     return out
 
 
@@ -270,23 +268,15 @@ def simulation_based_calibration(
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise ValueError("table must be a non-empty pandas DataFrame (the design to simulate on)")
-    for name, value, low in (
-        ("n_simulations", n_simulations, 10),
-        ("n_ranks", n_ranks, 9),
-        ("n_bins", n_bins, 2),
-        ("draws", draws, 10),
-        ("chains", chains, 1),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    if n_ranks > chains * draws:
-        raise ValueError(
-            f"n_ranks={n_ranks} exceeds the chains x draws = {chains * draws} posterior draws"
-        )
-    if n_bins > n_ranks + 1:
-        raise ValueError(f"n_bins={n_bins} exceeds the n_ranks + 1 = {n_ranks + 1} rank values")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    n_simulations = check_int("n_simulations", n_simulations, minimum=10)
+    draws = check_int("draws", draws, minimum=10)
+    chains = check_int("chains", chains, minimum=1)
+    # the bounds name what they come from: ranks among the draws, bins over the rank values
+    n_ranks = check_int(
+        "n_ranks (at most chains x draws)", n_ranks, minimum=9, maximum=chains * draws
+    )
+    n_bins = check_int("n_bins (at most n_ranks + 1)", n_bins, minimum=2, maximum=n_ranks + 1)
+    alpha = check_fraction("alpha", alpha)
     sp = resolve_space(space)
     sp = dataclasses.replace(sp, response=dataclasses.replace(sp.response, limits=(0.0, math.inf)))
     gen_priors = _frozen_priors(table, sp, priors)
