@@ -32,7 +32,11 @@ comparison is paired); ``student_t``, ``mixture`` and
 ``normal`` are the default structures with that likelihood; ``slopes`` switches on the
 primary group's varying linear and squared terms whatever the data size (``slopes_linear``:
 linear terms only);
-``free`` is unconstrained curvature.
+``free`` is unconstrained curvature; ``diag_once`` the sampling before 2026-12-06 (nutpie's
+"diag" adaptation, no extra runs after failed checks).
+Per Bayesian fit it also records ``max_rhat``, ``divergences``, ``min_ess`` (bulk or tail),
+``runs`` (sampler runs, all structures) and ``passes_checks`` (1 when every structure passes
+R-hat, ESS and divergence checks).
 ``bayes`` is always the default model as a user gets it (``BayesianYieldModel(random_seed=seed)``).
 
 Prints one table per n (means over seeds and target groups); ``--out FILE.csv`` writes the
@@ -57,6 +61,7 @@ from joblib import Parallel, delayed
 
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models import ForestYield, LassoYield
+from bayesbio.models._bayes_sampling import failed_checks
 from bayesbio.worlds import WORLDS, make_world
 
 N_EVAL = 500
@@ -71,6 +76,8 @@ SETTING_VARIANTS: dict[str, dict[str, object]] = {
     "slopes": {"varying_slopes": True, "varying_terms": "quadratic"},
     "slopes_linear": {"varying_slopes": True, "varying_terms": "linear"},
     "free": {"curvature": "free"},
+    # the sampling before 2026-12-06: nutpie's "diag" adaptation, no extra runs
+    "diag_once": {"adaptation": "diag", "extra_runs": 0},
 }
 VARIANTS = STRUCTURE_VARIANTS + tuple(SETTING_VARIANTS)
 CRPS_DRAWS = 400
@@ -206,6 +213,15 @@ def run_case(
                 "divergences",
                 sum(float(d["divergences"]) for d in diagnostics.values()),
             )
+            add(
+                "all",
+                name,
+                "min_ess",
+                min(min(d["min_ess_bulk"], d["min_ess_tail"]) for d in diagnostics.values()),
+            )
+            add("all", name, "runs", sum(float(d.get("runs", 1)) for d in diagnostics.values()))
+            passes = not any(failed_checks(d) for d in diagnostics.values())
+            add("all", name, "passes_checks", float(passes))
 
     for group in targets(table, world.scale_names):
         label = f"{group['scale']}/{group['site']}"

@@ -26,6 +26,14 @@ from bayesbio.checks import CONVERGENCE, make_rng, seed_int
 _log = logging.getLogger(__name__)
 
 _CACHE: OrderedDict[str, Any] = OrderedDict()
+
+#: nutpie's mass-matrix adaptation. "draw_diag" (variances of the warm-up draws) instead of
+#: nutpie's default "diag" (draw and gradient variances): on the default model's
+#: hierarchical posteriors (funnel-shaped group variances, scale effects confounded with
+#: the setpoints) it gave 1.5-4x the minimum bulk ESS per fit for 20-40 % more leapfrog
+#: steps (BENCHMARKS.md, "Sampling: mass-matrix adaptation")
+ADAPTATION = "draw_diag"
+ADAPTATIONS = ("draw_diag", "diag", "low_rank")
 _CACHE_SIZE = 32
 
 
@@ -87,9 +95,12 @@ def sample_model(
     progressbar: bool,
     nuts_sampler: str,
     cores: int | None = None,
-    adaptation: str = "diag",
+    adaptation: str | None = None,
 ) -> tuple[xr.DataTree, str]:
-    """Sample ``model``; return the trace (posterior + sample_stats) and the sampler used."""
+    """Sample ``model``; return the trace (posterior + sample_stats) and the sampler used.
+
+    ``adaptation``: nutpie's mass-matrix adaptation, default :data:`ADAPTATION`.
+    """
     seed = _seed(random_seed)
     if nuts_sampler == "nutpie":
         try:
@@ -106,7 +117,7 @@ def sample_model(
                 save_warmup=False,
                 progress_bar=progressbar,
                 target_accept=target_accept,
-                adaptation=adaptation,
+                adaptation=ADAPTATION if adaptation is None else adaptation,
             )
             tree = _relabel(tree, model)
             return _strip(tree), "nutpie"
@@ -136,6 +147,99 @@ def sample_model(
     return _strip(tree), "pymc"
 
 
+#: target_accept of a rerun after divergent transitions
+RERUN_TARGET_ACCEPT = 0.99
+
+
+def extra_runs_for(extra_runs: int | str, draws: int, chains: int) -> int:
+    """Resolve ``extra_runs``: "auto" is 2 for a run sized for the ESS the checks ask, else 0.
+
+    A run is sized for the checks when ``chains x draws >= 4 x`` the minimum ESS of
+    :data:`bayesbio.checks.CONVERGENCE` (an efficiency of 25 % reaches it); shorter runs
+    (exploration, tests) are taken as they come.
+    """
+    if extra_runs == "auto":
+        return 2 if chains * draws >= 4 * CONVERGENCE["min_ess"] else 0
+    if isinstance(extra_runs, bool) or not isinstance(extra_runs, int | np.integer):
+        raise ValueError(f"extra_runs must be 'auto' or an integer >= 0, got {extra_runs!r}")
+    if extra_runs < 0:
+        raise ValueError(f"extra_runs must be 'auto' or an integer >= 0, got {extra_runs}")
+    return int(extra_runs)
+
+
+def sample_checked(
+    model: pm.Model,
+    key: str,
+    *,
+    extra_runs: int,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    random_seed: int | None,
+    **kwargs: Any,
+) -> tuple[xr.DataTree, str]:
+    """Sample ``model`` and act on failed convergence checks, at most ``extra_runs`` times.
+
+    What the sampler's warning advises, done before the user sees it. Every extra run
+    samples at ``target_accept`` 0.99 (smaller steps: fewer divergences, better exploration
+    of funnel-shaped group-variance posteriors). After divergent transitions the extra run
+    replaces the whole trace (divergent draws may be biased); when only R-hat or ESS fail,
+    its ``chains`` chains of the same length are appended (every chain is a valid chain
+    after its own tuning, so the first draws are kept). Stops when the checks pass, when
+    divergences remain at 0.99, or after ``extra_runs`` runs. The
+    trace's ``sample_stats`` attrs record ``runs`` (sampler runs made), ``target_accept``
+    and ``history`` (one line per extra run), which :func:`diagnose` reports.
+    """
+    seeds = [random_seed] + [
+        None if random_seed is None else int(random_seed) + 104_729 * (i + 1)
+        for i in range(extra_runs)
+    ]
+    kw = {"draws": draws, "tune": tune, "chains": chains, **kwargs}
+    tree, used = sample_model(model, key, target_accept=target_accept, random_seed=seeds[0], **kw)
+    history = []
+    for seed in seeds[1:]:
+        found = diagnose(tree)
+        failed = failed_checks(found)
+        if not failed or (
+            found["divergences"] > CONVERGENCE["divergences"]
+            and target_accept >= RERUN_TARGET_ACCEPT
+        ):
+            break
+        diverged = found["divergences"] > CONVERGENCE["divergences"]
+        target_accept = max(target_accept, RERUN_TARGET_ACCEPT)
+        more, used = sample_model(model, key, target_accept=target_accept, random_seed=seed, **kw)
+        if diverged:
+            tree, action = more, f"repeated at target_accept {target_accept}"
+        else:
+            tree, action = _append_chains(tree, more), f"{chains} chains added"
+        history.append(f"{'; '.join(failed)}: {action}")
+        _log.info("sampling: %s", history[-1])
+    stats = tree["sample_stats"].to_dataset()
+    stats.attrs.update(
+        {
+            "runs": 1 + len(history),
+            "target_accept": float(target_accept),
+            "history": json.dumps(history),
+        }
+    )
+    tree["sample_stats"] = xr.DataTree(stats)
+    return tree, used
+
+
+def _append_chains(first: xr.DataTree, second: xr.DataTree) -> xr.DataTree:
+    """Concatenate two traces of the same model and draw count along ``chain``."""
+    out = xr.DataTree()
+    for group in ("posterior", "sample_stats"):
+        a, b = first[group].to_dataset(), second[group].to_dataset()
+        n_a, n_b = a.sizes["chain"], b.sizes["chain"]
+        a = a.assign_coords(chain=np.arange(n_a))
+        b = b.assign_coords(chain=np.arange(n_a, n_a + n_b))
+        out[group] = xr.DataTree(xr.concat([a, b], dim="chain", combine_attrs="override"))
+    out.attrs.update(first.attrs)
+    return out
+
+
 def _strip(tree: xr.DataTree) -> xr.DataTree:
     """Keep posterior and sample_stats; drop warmup and data groups (the model stores data)."""
     out = xr.DataTree()
@@ -160,7 +264,9 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
     dict
         ``max_r_hat`` (rank-normalised split R-hat), ``min_ess_bulk``, ``min_ess_tail``,
         ``divergences`` (count), ``min_bfmi`` (energy Bayesian fraction of missing
-        information, lowest chain; NaN if energy was not recorded) and ``n_draws``.
+        information, lowest chain; NaN if energy was not recorded), ``n_draws`` (all
+        chains) and ``runs`` (sampler runs behind the draws: more than 1 when the first run
+        failed its checks and :func:`sample_checked` repeated or extended it).
     """
     post = tree["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
@@ -185,6 +291,7 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
         "divergences": float(tree["sample_stats"]["diverging"].values.sum()),
         "min_bfmi": float("nan"),
         "n_draws": float(n_chain * n_draw),
+        "runs": float(tree["sample_stats"].attrs.get("runs", 1)),
     }
     stats = tree["sample_stats"].to_dataset()
     if "energy" in stats:

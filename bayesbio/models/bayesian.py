@@ -243,7 +243,7 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
     -------
     dict
         ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``min_bfmi``,
-        ``n_draws``.
+        ``n_draws``, ``runs``.
     """
     return sampling.diagnose(tree)
 
@@ -1269,6 +1269,20 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         MCMC settings per structure.
     target_accept : float, default 0.95
         NUTS target acceptance rate.
+    extra_runs : int or "auto", default "auto"
+        How often a structure whose sampling fails its checks (R-hat > 1.01, ESS < 400 or
+        divergent transitions: :data:`bayesbio.checks.CONVERGENCE`) is sampled again before
+        the fit warns: after divergences the run is repeated at ``target_accept`` 0.99 (its
+        draws discarded), otherwise ``chains`` more chains are appended. "auto": 2 when
+        ``chains x draws >= 1600`` (a run sized for an ESS of 400; the default 4 x 1000
+        is), 0 for shorter runs. ``diagnostics_`` reports the ``runs`` made; a fit whose
+        first run passes costs nothing more. 0 keeps the first run as it is.
+    adaptation : {"draw_diag", "diag", "low_rank"}, default "draw_diag"
+        nutpie's mass-matrix adaptation (ignored by PyMC's NUTS). "draw_diag" scales by the
+        variances of the warm-up draws; nutpie's own default "diag" also uses gradient
+        variances, which on this model's funnel-shaped group variances gave 1.5-4x lower
+        ESS per fit (BENCHMARKS.md, "Sampling: mass-matrix adaptation"); "low_rank" adds
+        the leading posterior correlations and mixed worst here.
     random_seed : int, optional
         Seeds the sampler (and the LOO subsample).
     progressbar : bool, default False
@@ -1346,6 +1360,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         space: ProcessSpace | str | os.PathLike[str] | None = None,
         curvature: str = "auto",
         varying_terms: str = "auto",
+        extra_runs: int | str = "auto",
+        adaptation: str = "draw_diag",
     ) -> None:
         self.groups = groups
         self.priors = priors
@@ -1366,6 +1382,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         self.space = space
         self.curvature = curvature
         self.varying_terms = varying_terms
+        self.extra_runs = extra_runs
+        self.adaptation = adaptation
 
     # ---------------------------------------------------------------- fitting
     def _structures(self) -> list[str]:
@@ -1463,7 +1481,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         Warns
         -----
         ConvergenceWarning
-            When a structure's R-hat > 1.01, ESS < 400 or any divergence.
+            When a structure's R-hat > 1.01, ESS < 400 or any divergence remains after its
+            extra runs (``extra_runs``).
         """
         structures = self._structures()
         check_choice("nuts_sampler", self.nuts_sampler, ("nutpie", "pymc"))
@@ -1472,6 +1491,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_fraction("target_accept", self.target_accept)
+        check_choice("adaptation", self.adaptation, sampling.ADAPTATIONS)
+        extra_runs = sampling.extra_runs_for(self.extra_runs, int(self.draws), int(self.chains))
         space = resolve_space(self.space)
         table = self._validated(X, y, space)
         problems = schema.check_design(table, space, 1 + len(space.free_factors), force=bool(force))
@@ -1489,9 +1510,10 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         for k, structure in enumerate(structures):
             model = _model_from_spec(table, spec, structure, space)
             seed = None if self.random_seed is None else int(self.random_seed) + 7919 * k
-            tree, used = sampling.sample_model(
+            tree, used = sampling.sample_checked(
                 model,
                 _signature(spec, structure),
+                extra_runs=extra_runs,
                 draws=int(self.draws),
                 tune=int(self.tune),
                 chains=int(self.chains),
@@ -1500,6 +1522,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 progressbar=bool(self.progressbar),
                 nuts_sampler=self.nuts_sampler,
                 cores=self.cores,
+                adaptation=self.adaptation,
             )
             samplers.append(used)
             idata[structure] = tree
@@ -1520,6 +1543,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 warnings.warn(
                     f"structure '{structure}': posterior may not have converged ("
                     + "; ".join(failed)
+                    + (f", after {int(found['runs'])} sampler runs" if found["runs"] > 1 else "")
                     + "). Increase tune/draws, raise target_accept, or simplify the model "
                     "before trusting its predictions.",
                     ConvergenceWarning,
