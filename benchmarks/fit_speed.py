@@ -3,10 +3,14 @@
 For n = 200, 2,000 and 100,000 simulated batches (historical design), 4 chains of 1000 draws
 after 1000 tuning steps, side by side:
 
-* ``bayesbio (nutpie)`` -- :class:`BayesianYieldModel` with its defaults (quadratic + spline
-  structures, LOO stacking). "cold" is the first fit of that model signature in the process
-  (includes the nutpie/numba compile), "warm" a refit of the same signature (compiled model
-  reused from the cache; only sampling, LOO and bookkeeping).
+* ``bayesbio (nutpie)`` -- :class:`BayesianYieldModel` with its defaults (quadratic + GP
+  structures, LOO stacking, "draw_diag" adaptation, extra runs when the checks fail). "cold"
+  is the first fit of that model signature in the process (includes the nutpie/numba
+  compile), "warm" a refit of the same signature (compiled model reused from the cache;
+  only sampling, LOO and bookkeeping). Its diagnostics (worst over structures: min bulk or
+  tail ESS, max R-hat, divergences, sampler runs) and ESS per second are printed.
+* ``previous sampling`` -- the same model and seed with the sampling before 2026-12-06
+  (nutpie's "diag" adaptation, no extra runs), warm, with the same diagnostics.
 * ``bayesbio (pymc NUTS)`` -- the same model with ``nuts_sampler="pymc"``.
 * ``plain PyMC default`` -- an equivalent non-hierarchical quadratic on log-yield
   (intercept + 14 terms + noise), ``pm.sample()`` with all defaults (PyMC picks its sampler:
@@ -56,6 +60,19 @@ def timed_fit(model: BayesianYieldModel, table: pd.DataFrame) -> tuple[float, in
     return seconds, n_warn
 
 
+def checks(model: BayesianYieldModel, seconds: float, label: str) -> dict[str, object]:
+    """Diagnostics of a fit over its structures: the worst of each, and ESS per second."""
+    d = model.diagnostics_.values()
+    ess = min(min(x["min_ess_bulk"], x["min_ess_tail"]) for x in d)
+    return {
+        f"{label} min ESS": ess,
+        f"{label} max R-hat": max(x["max_r_hat"] for x in d),
+        f"{label} div.": sum(x["divergences"] for x in d),
+        f"{label} runs": sum(x.get("runs", 1) for x in d),
+        f"{label} ESS/s": ess / seconds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 200, 2000; short chains")
@@ -70,13 +87,20 @@ def main() -> None:
         kw = {"draws": draws, "tune": draws, "chains": chains}
         bayes = BayesianYieldModel(random_seed=1, **kw)
         cold, _ = timed_fit(bayes, table)
-        warm, n_warn = timed_fit(BayesianYieldModel(random_seed=2, **kw), table)
+        warm_model = BayesianYieldModel(random_seed=2, **kw)
+        warm, n_warn = timed_fit(warm_model, table)
+        # the sampling before 2026-12-06: nutpie's "diag" adaptation, no extra runs
+        old_model = BayesianYieldModel(random_seed=2, adaptation="diag", extra_runs=0, **kw)
+        old, _ = timed_fit(old_model, table)
         row = {
             "n": n,
             "bayesbio nutpie cold [s]": cold,
             "bayesbio nutpie warm [s]": warm,
             "conv. warnings": n_warn,
-            "weights q/s": "/".join(f"{w:.2f}" for w in bayes.stacking_weights_),
+            "weights": "/".join(f"{w:.2f}" for w in warm_model.stacking_weights_),
+            **checks(warm_model, warm, "default"),
+            "previous sampling warm [s]": old,
+            **checks(old_model, old, "previous"),
         }
         if not args.skip_pymc_nuts:
             row["bayesbio pymc NUTS [s]"] = timed_fit(
@@ -85,6 +109,8 @@ def main() -> None:
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
             row["plain PyMC default [s]"] = plain_pymc(table, draws, chains, seed=1)
+        row["default / plain"] = warm / row["plain PyMC default [s]"]
+        row["previous / plain"] = old / row["plain PyMC default [s]"]
         rows.append(row)
         print(pd.DataFrame([row]).round(2).to_string(index=False), flush=True)
 
@@ -100,7 +126,7 @@ def main() -> None:
 
     pd.set_option("display.width", 160)
     print(f"\nFit wall time, {chains} chains x {draws} draws (+{draws} tune), 2 shared cores\n")
-    print(pd.DataFrame(rows).round(2).to_string(index=False))
+    print(pd.DataFrame(rows).round(3).T.to_string(header=False))
     print(
         f"\nOne structure, 1 chain x 50 draws, new signature in a warm process: {first:.1f} s "
         f"(incl. nutpie/numba compile); same signature again: {again:.1f} s "

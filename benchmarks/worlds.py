@@ -54,6 +54,7 @@ import argparse
 import copy
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -315,15 +316,32 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     results = pd.DataFrame([row for part in parts for row in part])
     print(f"done in {time.perf_counter() - t0:.0f} s\n")
+    if args.out:  # first, so that a failure below keeps the rows
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        results.to_csv(args.out, index=False)
+        print(f"rows written to {args.out}")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         for n, table in summarise(results).items():
             print(f"n = {n}: RMSE (g/L) to the true mean, 90 % coverage of new batches, regret %")
             print(table.round(2).to_string())
             print()
-    if args.out:
-        results.to_csv(args.out, index=False)
-        print(f"rows written to {args.out}")
+        sampling = sampling_summary(results)
+        if len(sampling):
+            print("Sampling per Bayesian fit (mean over worlds and seeds; fit_s wall seconds)")
+            print(sampling.round(3).to_string())
     return results
+
+
+def sampling_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Per n and Bayesian model: share of fits passing the checks, ESS, R-hat, runs, time."""
+    metrics = ["passes_checks", "min_ess", "max_rhat", "divergences", "runs", "fit_s"]
+    part = results[results["metric"].isin(metrics) & results["method"].str.startswith("b")]
+    part = part[part["method"].isin(["bayes"] + [f"b_{v}" for v in SETTING_VARIANTS])]
+    if part.empty:
+        return pd.DataFrame()
+    wide = part.pivot_table(index=["n", "method"], columns="metric", values="value")
+    low = part[part["metric"] == "min_ess"].groupby(["n", "method"])["value"].min()
+    return wide.reindex(columns=metrics).assign(lowest_ess=low)
 
 
 if __name__ == "__main__":

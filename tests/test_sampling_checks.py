@@ -40,9 +40,14 @@ def test_extra_runs_auto_follows_the_size_of_the_run(value, draws, chains, expec
     assert sampling.extra_runs_for(value, draws, chains) == expected
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "twice", True, None])
-def test_extra_runs_refuses_what_is_not_a_count(value):
-    with pytest.raises(ValueError, match="extra_runs must be 'auto' or an integer >= 0"):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(-1, "extra_runs must be >= 0"), (1.5, "extra_runs must be an integer"),
+     (True, "extra_runs must be an integer"), ("twice", "extra_runs must be 'auto' or"),
+     (None, "extra_runs must be 'auto' or")],
+)  # fmt: skip
+def test_extra_runs_refuses_what_is_not_a_count(value, message):
+    with pytest.raises(ValueError, match=message):
         sampling.extra_runs_for(value, 1000, 4)
 
 
@@ -72,16 +77,48 @@ def test_a_run_that_passes_is_not_sampled_again():
     assert json.loads(tree["sample_stats"].attrs["history"]) == []
 
 
-def test_low_ess_gets_more_chains():
-    # 30 draws cannot give an ESS of 400: each extra run appends two chains
+def _iid_sampler(monkeypatch):
+    """Replace the sampler by independent N(0, 1) draws (ESS about chains x draws)."""
+    runs = []
+
+    def iid(model, key, **kw):
+        runs.append(kw["target_accept"])
+        rng = np.random.default_rng(len(runs))
+        tree = _trace(kw["chains"], kw["draws"])
+        post = tree["posterior"].to_dataset()
+        post["mu"][:] = rng.normal(size=(kw["chains"], kw["draws"]))
+        tree["posterior"] = xr.DataTree(post)
+        return tree, "fake"
+
+    monkeypatch.setattr(sampling, "sample_model", iid)
+    return runs
+
+
+def test_low_ess_gets_more_chains_when_they_can_reach_the_check(monkeypatch):
+    runs = _iid_sampler(monkeypatch)
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0)
-    tree, _ = _sample(model, "test-short", draws=30, tune=100, extra_runs=2)
+    # 2 x 150 iid draws: ESS ~300 < 400; two more runs could reach ~900: one is appended
+    tree, _ = _sample(model, "test-iid", draws=150, extra_runs=2)
     found = sampling.diagnose(tree)
-    assert found["runs"] == 3 and found["n_draws"] == 3 * 2 * 30
+    assert runs == [0.8, 0.99]
+    assert found["runs"] == 2 and found["n_draws"] == 2 * 2 * 150
+    assert sampling.failed_checks(found) == []
     history = json.loads(tree["sample_stats"].attrs["history"])
-    assert len(history) == 2 and all("chains added" in h for h in history)
+    assert len(history) == 1 and "chains added" in history[0]
     assert tree["sample_stats"].attrs["target_accept"] == sampling.RERUN_TARGET_ACCEPT
+
+
+def test_an_ess_too_low_to_reach_the_check_is_reported_not_resampled(monkeypatch):
+    runs = _iid_sampler(monkeypatch)
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    # 2 x 40 iid draws: ESS ~80; even two appended runs give ~240 < 400
+    tree, _ = _sample(model, "test-iid", draws=40, extra_runs=2)
+    assert runs == [0.8]
+    assert sampling.diagnose(tree)["runs"] == 1
+    history = json.loads(tree["sample_stats"].attrs["history"])
+    assert history and "too low to reach 400" in history[0]
 
 
 def _fake_sampler(monkeypatch, divergent_at: tuple[float, ...]):
@@ -124,19 +161,54 @@ def test_divergences_that_remain_at_the_slower_rerun_end_the_extra_runs(monkeypa
     assert sampling.diagnose(tree)["runs"] == 2
 
 
-def test_a_fit_reports_its_runs_and_keeps_them_through_save_and_load(tmp_path):
+def test_a_fit_reports_its_runs_and_keeps_them_through_save_and_load(tmp_path, monkeypatch):
     table = simulate_batches(24, random_seed=5).table
-    kw = {"structures": "quadratic", "draws": 60, "tune": 150, "chains": 2, "random_seed": 4}
+    divergent = {"on": False}
+
+    def prior_draws(model, key, **kw):
+        """Prior draws as the posterior: independent, so ESS ~ chains x draws."""
+        n_chain, n_draw = kw["chains"], kw["draws"]
+        seed = kw["random_seed"] or 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prior = pm.sample_prior_predictive(n_chain * n_draw, model=model, random_seed=seed)
+        ds = prior["prior"].to_dataset()
+        post = xr.Dataset(
+            {
+                v: (
+                    ("chain", "draw", *ds[v].dims[2:]),
+                    ds[v].values.reshape(n_chain, n_draw, *ds[v].shape[2:]),
+                )
+                for v in ds.data_vars
+            },
+            coords={d: ds[d] for d in ds.coords if d not in ("chain", "draw")},
+        )
+        stats = _trace(n_chain, n_draw)["sample_stats"].to_dataset()
+        stats["diverging"][:, 0] = divergent["on"]
+        tree = xr.DataTree()
+        tree["posterior"] = xr.DataTree(post)
+        tree["sample_stats"] = xr.DataTree(stats)
+        return tree, "fake"
+
+    monkeypatch.setattr(sampling, "sample_model", prior_draws)
+    kw = {"structures": "quadratic", "draws": 150, "tune": 10, "chains": 2, "random_seed": 4}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        once = BayesianYieldModel(**kw).fit(table)  # "auto": 2 x 60 draws: no extra run
-        more = BayesianYieldModel(extra_runs=1, **kw).fit(table)
+        once = BayesianYieldModel(**kw).fit(table)  # "auto": 2 x 150 draws: no extra run
+        more = BayesianYieldModel(extra_runs=2, **kw).fit(table)  # ESS < 400: chains added
     assert once.diagnostics_["quadratic"]["runs"] == 1
-    assert more.diagnostics_["quadratic"]["runs"] == 2  # ESS < 400 from 120 draws
-    assert more.diagnostics_["quadratic"]["n_draws"] in (120, 240)
+    runs = more.diagnostics_["quadratic"]["runs"]
+    assert runs >= 2 and more.diagnostics_["quadratic"]["n_draws"] == runs * 2 * 150
     path = more.save(tmp_path / "m.nc")
     loaded = BayesianYieldModel.load(path)
-    assert loaded.extra_runs == 1
-    assert loaded.diagnostics_["quadratic"]["runs"] == 2
-    with pytest.warns(ConvergenceWarning, match="after 2 sampler runs"):
-        BayesianYieldModel(extra_runs=1, **kw).fit(table)
+    assert loaded.extra_runs == 2
+    assert loaded.diagnostics_["quadratic"]["runs"] == runs
+    divergent["on"] = True  # divergent at 0.95 and at 0.99: warned after 2 runs
+    with pytest.warns(ConvergenceWarning, match="divergent transitions, after 2 sampler runs"):
+        BayesianYieldModel(extra_runs=2, **kw).fit(table)
+
+
+def test_an_unknown_adaptation_is_refused_before_sampling():
+    table = simulate_batches(24, random_seed=5).table
+    with pytest.raises(ValueError, match="adaptation"):
+        BayesianYieldModel(adaptation="dense").fit(table)

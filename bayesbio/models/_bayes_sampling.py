@@ -21,7 +21,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayesbio.checks import CONVERGENCE, make_rng, seed_int
+from bayesbio.checks import CONVERGENCE, check_int, make_rng, seed_int
 
 _log = logging.getLogger(__name__)
 
@@ -158,13 +158,11 @@ def extra_runs_for(extra_runs: int | str, draws: int, chains: int) -> int:
     :data:`bayesbio.checks.CONVERGENCE` (an efficiency of 25 % reaches it); shorter runs
     (exploration, tests) are taken as they come.
     """
-    if extra_runs == "auto":
+    if isinstance(extra_runs, str) and extra_runs == "auto":
         return 2 if chains * draws >= 4 * CONVERGENCE["min_ess"] else 0
-    if isinstance(extra_runs, bool) or not isinstance(extra_runs, int | np.integer):
+    if isinstance(extra_runs, str | None):
         raise ValueError(f"extra_runs must be 'auto' or an integer >= 0, got {extra_runs!r}")
-    if extra_runs < 0:
-        raise ValueError(f"extra_runs must be 'auto' or an integer >= 0, got {extra_runs}")
-    return int(extra_runs)
+    return check_int("extra_runs", extra_runs, minimum=0)
 
 
 def sample_checked(
@@ -187,7 +185,9 @@ def sample_checked(
     replaces the whole trace (divergent draws may be biased); when only R-hat or ESS fail,
     its ``chains`` chains of the same length are appended (every chain is a valid chain
     after its own tuning, so the first draws are kept). Stops when the checks pass, when
-    divergences remain at 0.99, or after ``extra_runs`` runs. The
+    divergences remain at 0.99, when the ESS could not reach the check even with every
+    remaining run appended (a hard posterior: more of the same sampler does not fix it, the
+    warning must reach the user), or after ``extra_runs`` runs. The
     trace's ``sample_stats`` attrs record ``runs`` (sampler runs made), ``target_accept``
     and ``history`` (one line per extra run), which :func:`diagnose` reports.
     """
@@ -197,18 +197,24 @@ def sample_checked(
     ]
     kw = {"draws": draws, "tune": tune, "chains": chains, **kwargs}
     tree, used = sample_model(model, key, target_accept=target_accept, random_seed=seeds[0], **kw)
-    history = []
+    history, runs = [], 1
     for seed in seeds[1:]:
         found = diagnose(tree)
         failed = failed_checks(found)
-        if not failed or (
-            found["divergences"] > CONVERGENCE["divergences"]
-            and target_accept >= RERUN_TARGET_ACCEPT
-        ):
-            break
         diverged = found["divergences"] > CONVERGENCE["divergences"]
+        if not failed or (diverged and target_accept >= RERUN_TARGET_ACCEPT):
+            break
+        # chains appended in every remaining run multiply the ESS by at most this factor;
+        # a posterior that cannot reach the ESS check that way is reported, not resampled
+        kept = tree["posterior"].sizes["chain"] // chains
+        reach = (kept + extra_runs + 1 - runs) / kept
+        ess = min(found["min_ess_bulk"], found["min_ess_tail"])
+        if not diverged and not ess * reach >= CONVERGENCE["min_ess"]:
+            history.append(f"min ESS {ess:.0f}: too low to reach {CONVERGENCE['min_ess']:.0f}")
+            break
         target_accept = max(target_accept, RERUN_TARGET_ACCEPT)
         more, used = sample_model(model, key, target_accept=target_accept, random_seed=seed, **kw)
+        runs += 1
         if diverged:
             tree, action = more, f"repeated at target_accept {target_accept}"
         else:
@@ -218,7 +224,7 @@ def sample_checked(
     stats = tree["sample_stats"].to_dataset()
     stats.attrs.update(
         {
-            "runs": 1 + len(history),
+            "runs": runs,
             "target_accept": float(target_accept),
             "history": json.dumps(history),
         }

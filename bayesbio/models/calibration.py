@@ -322,6 +322,7 @@ def simulation_based_calibration(
             tune=tune,
             chains=chains,
             random_seed=fit_seeds[i],
+            extra_runs=0,  # every fit the same fixed-length run: ranks over chains x draws
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
