@@ -4,7 +4,7 @@ For n = 200, 2,000 and 100,000 simulated batches (historical design), 4 chains o
 after 1000 tuning steps, side by side:
 
 * ``bayesbio (nutpie)`` -- :class:`BayesianYieldModel` with its defaults (quadratic + GP
-  structures, LOO stacking, "draw_diag" adaptation, extra runs when the checks fail). "cold"
+  structures, LOO stacking, adaptation "auto", extra runs when the checks fail). "cold"
   is the first fit of that model signature in the process (includes the nutpie/numba
   compile), "warm" a refit of the same signature (compiled model reused from the cache;
   only sampling, LOO and bookkeeping). Its diagnostics (worst over structures: min bulk or

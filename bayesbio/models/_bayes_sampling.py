@@ -27,12 +27,9 @@ _log = logging.getLogger(__name__)
 
 _CACHE: OrderedDict[str, Any] = OrderedDict()
 
-#: nutpie's mass-matrix adaptation. "draw_diag" (variances of the warm-up draws) instead of
-#: nutpie's default "diag" (draw and gradient variances): on the default model's
-#: hierarchical posteriors (funnel-shaped group variances, scale effects confounded with
-#: the setpoints) it gave 1.5-4x the minimum bulk ESS per fit for 20-40 % more leapfrog
-#: steps (BENCHMARKS.md, "Sampling: mass-matrix adaptation")
-ADAPTATION = "draw_diag"
+#: nutpie's mass-matrix adaptation when none is given (nutpie's own default); the model
+#: chooses per data size (``BayesianYieldModel(adaptation="auto")``)
+ADAPTATION = "diag"
 ADAPTATIONS = ("draw_diag", "diag", "low_rank")
 _CACHE_SIZE = 32
 

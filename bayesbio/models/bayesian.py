@@ -213,6 +213,8 @@ _SUFFICIENT_MIN_ROWS = 1000
 _MAX_LOG_NOISE = 10.0  # Student-t noise draws are clipped to +-10 log units (see _block)
 _LOO_MAX_ROWS = 4000
 _LOO_MAX_DRAWS = 2000
+# adaptation="auto": nutpie's draw-variance adaptation below this many batches (BENCHMARKS.md)
+_DRAW_DIAG_MAX_ROWS = 100
 _PREDICT_MEAN_DRAWS = 1000
 _CHUNK = 8192
 _LIKELIHOODS = ("normal", "student_t", "mixture")
@@ -1273,16 +1275,21 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         How often a structure whose sampling fails its checks (R-hat > 1.01, ESS < 400 or
         divergent transitions: :data:`bayesbio.checks.CONVERGENCE`) is sampled again before
         the fit warns: after divergences the run is repeated at ``target_accept`` 0.99 (its
-        draws discarded), otherwise ``chains`` more chains are appended. "auto": 2 when
-        ``chains x draws >= 1600`` (a run sized for an ESS of 400; the default 4 x 1000
-        is), 0 for shorter runs. ``diagnostics_`` reports the ``runs`` made; a fit whose
-        first run passes costs nothing more. 0 keeps the first run as it is.
-    adaptation : {"draw_diag", "diag", "low_rank"}, default "draw_diag"
+        draws discarded), otherwise ``chains`` more chains are appended, unless even all
+        remaining runs appended could not bring the ESS to 400 (then the fit warns at
+        once). "auto": 2 when ``chains x draws >= 1600`` (a run sized for an ESS of 400;
+        the default 4 x 1000 is), 0 for shorter runs. ``diagnostics_`` reports the
+        ``runs`` made; a fit whose first run passes costs nothing more. 0 keeps the first
+        run as it is.
+    adaptation : {"auto", "draw_diag", "diag", "low_rank"}, default "auto"
         nutpie's mass-matrix adaptation (ignored by PyMC's NUTS). "draw_diag" scales by the
-        variances of the warm-up draws; nutpie's own default "diag" also uses gradient
-        variances, which on this model's funnel-shaped group variances gave 1.5-4x lower
-        ESS per fit (BENCHMARKS.md, "Sampling: mass-matrix adaptation"); "low_rank" adds
-        the leading posterior correlations and mixed worst here.
+        variances of the warm-up draws, "diag" (nutpie's own default) also by gradient
+        variances, "low_rank" adds the leading posterior correlations. "auto": "draw_diag"
+        below 100 batches, "diag" from 100. Measured (BENCHMARKS.md, "Sampling: mass-matrix
+        adaptation and extra runs"): at n = 40-47 "draw_diag" gave 2-4x the minimum ESS and
+        R-hat <= 1.006 where "diag" left the GP at ESS 237 and R-hat 1.024; at n = 200 and
+        2,000 "diag" passed its checks in one run while "draw_diag" saw divergences and
+        needed repeated runs (2.8-3.4x the wall time); "low_rank" mixed worst.
     random_seed : int, optional
         Seeds the sampler (and the LOO subsample).
     progressbar : bool, default False
@@ -1361,7 +1368,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         curvature: str = "auto",
         varying_terms: str = "auto",
         extra_runs: int | str = "auto",
-        adaptation: str = "draw_diag",
+        adaptation: str = "auto",
     ) -> None:
         self.groups = groups
         self.priors = priors
@@ -1491,7 +1498,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_fraction("target_accept", self.target_accept)
-        check_choice("adaptation", self.adaptation, sampling.ADAPTATIONS)
+        check_choice("adaptation", self.adaptation, ("auto", *sampling.ADAPTATIONS))
         extra_runs = sampling.extra_runs_for(self.extra_runs, int(self.draws), int(self.chains))
         space = resolve_space(self.space)
         table = self._validated(X, y, space)
@@ -1499,6 +1506,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         for problem in problems:
             warnings.warn(f"fitting anyway (force=True): {problem}", UserWarning, stacklevel=2)
         spec = self._spec(table, space)
+        adaptation = self.adaptation
+        if adaptation == "auto":
+            adaptation = "draw_diag" if len(table) < _DRAW_DIAG_MAX_ROWS else "diag"
         for attr in (
             "idata_", "diagnostics_", "stacking_weights_", "_arrays", "space_",
             "failure_prob_", "failure_rate_", "batch_weight_",
@@ -1522,7 +1532,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 progressbar=bool(self.progressbar),
                 nuts_sampler=self.nuts_sampler,
                 cores=self.cores,
-                adaptation=self.adaptation,
+                adaptation=adaptation,
             )
             samplers.append(used)
             idata[structure] = tree
