@@ -1288,8 +1288,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         below 100 batches, "diag" from 100. Measured (BENCHMARKS.md, "Sampling: mass-matrix
         adaptation and extra runs"): at n = 40-47 "draw_diag" gave 2-4x the minimum ESS and
         R-hat <= 1.006 where "diag" left the GP at ESS 237 and R-hat 1.024; at n = 200 and
-        2,000 "diag" passed its checks in one run while "draw_diag" saw divergences and
-        needed repeated runs (2.8-3.4x the wall time); "low_rank" mixed worst.
+        2,000 "draw_diag" brought GP divergences and with them repeated runs (2.8-3.4x the
+        wall time of "diag"); "low_rank" mixed worst.
     random_seed : int, optional
         Seeds the sampler (and the LOO subsample).
     progressbar : bool, default False
