@@ -33,6 +33,7 @@ import pandas as pd
 import pymc as pm
 
 from bayesbio.models import _bayes_design as design
+from bayesbio.models._bayes_sampling import lowest_ess
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.simulate import simulate_batches
 
@@ -63,7 +64,7 @@ def timed_fit(model: BayesianYieldModel, table: pd.DataFrame) -> tuple[float, in
 def checks(model: BayesianYieldModel, seconds: float, label: str) -> dict[str, object]:
     """Diagnostics of a fit over its structures: the worst of each, and ESS per second."""
     d = model.diagnostics_.values()
-    ess = min(min(x["min_ess_bulk"], x["min_ess_tail"]) for x in d)
+    ess = min(lowest_ess(x) for x in d)
     return {
         f"{label} min ESS": ess,
         f"{label} max R-hat": max(x["max_r_hat"] for x in d),

@@ -62,7 +62,7 @@ from joblib import Parallel, delayed
 
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models import ForestYield, LassoYield
-from bayesbio.models._bayes_sampling import failed_checks
+from bayesbio.models._bayes_sampling import failed_checks, lowest_ess
 from bayesbio.worlds import WORLDS, make_world
 
 N_EVAL = 500
@@ -218,7 +218,7 @@ def run_case(
                 "all",
                 name,
                 "min_ess",
-                min(min(d["min_ess_bulk"], d["min_ess_tail"]) for d in diagnostics.values()),
+                min(lowest_ess(d) for d in diagnostics.values()),
             )
             add("all", name, "runs", sum(float(d.get("runs", 1)) for d in diagnostics.values()))
             passes = not any(failed_checks(d) for d in diagnostics.values())

@@ -205,7 +205,7 @@ def sample_checked(
         # a posterior that cannot reach the ESS check that way is reported, not resampled
         kept = tree["posterior"].sizes["chain"] // chains
         reach = (kept + extra_runs + 1 - runs) / kept
-        ess = min(found["min_ess_bulk"], found["min_ess_tail"])
+        ess = lowest_ess(found)
         if not diverged and not ess * reach >= CONVERGENCE["min_ess"]:
             history.append(f"min ESS {ess:.0f}: too low to reach {CONVERGENCE['min_ess']:.0f}")
             break
@@ -305,6 +305,11 @@ def diagnose(tree: xr.DataTree) -> dict[str, float]:
     return found
 
 
+def lowest_ess(found: dict[str, float]) -> float:
+    """Return the ESS the checks judge: the lower of the bulk and tail ESS."""
+    return min(found["min_ess_bulk"], found["min_ess_tail"])
+
+
 def failed_checks(found: dict[str, float]) -> list[str]:
     """Which :data:`bayesbio.checks.CONVERGENCE` thresholds a diagnostics dict fails.
 
@@ -313,7 +318,7 @@ def failed_checks(found: dict[str, float]) -> list[str]:
     failed = []
     if np.isfinite(found["max_r_hat"]) and found["max_r_hat"] > CONVERGENCE["max_r_hat"]:
         failed.append(f"max R-hat {found['max_r_hat']:.3f} > {CONVERGENCE['max_r_hat']}")
-    ess = min(found["min_ess_bulk"], found["min_ess_tail"])
+    ess = lowest_ess(found)
     if not np.isfinite(ess) or ess < CONVERGENCE["min_ess"]:
         failed.append(f"min ESS {ess:.0f} < {CONVERGENCE['min_ess']:.0f}")
     if found["divergences"] > CONVERGENCE["divergences"]:
