@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -303,16 +304,24 @@ class Support:
     Setpoints are scaled by the operating ranges of ``space`` and measured over the factors
     the space leaves free (``d`` of them); covariances carry a small ridge.
 
-    ``"overall"`` uses the mean and covariance of all training setpoints. ``"group"`` is
-    centred at the target group's own mean; its covariance (:attr:`group_mode`) is
+    ``"overall"`` uses the mean and covariance of all training setpoints. ``"group"``
+    measures against the target group's own batches, in the metric of the *routine* spread
+    of setpoints within a group:
 
-    * ``"own"`` when the group has at least ``2 d + 1`` batches: the group's own covariance,
-      shrunk towards the pooled within-group covariance with the weight of ``d + 1`` batches
-      (so one factor the group never varied does not close the support to a line);
-    * ``"pooled"`` with 1 to ``2 d`` batches: the within-group covariance pooled over all
-      groups (each centred at its own mean), i.e. the group's few batches pooled with the
-      population's spread;
-    * ``"overall"`` for a group without batches: the overall distance is used.
+    * the metric (:attr:`cov_group`) is the within-group covariance pooled over all groups
+      (each batch's deviation from its group's median setpoint), estimated robustly
+      (minimum covariance determinant, :class:`sklearn.covariance.MinCovDet`): a few
+      exploratory batches far from a recipe do not widen it, so it describes how setpoints
+      vary around a recipe in routine production (the classical pooled covariance where
+      there are too few batches for the robust one);
+    * the distance is the smaller of the distance from the group's median setpoint and the
+      distance from the nearest of the group's own batches: a setpoint is supported near the
+      group's recipe and near any setpoint the group itself has run, not where only other
+      groups ran (a 2 L mixing time for a 2,000 L vessel), and one far batch of the group
+      supports its own neighbourhood instead of dragging the group's centre towards it.
+
+    :attr:`group_mode` is ``"own"`` for a group with batches and ``"overall"`` for a group
+    without (the overall distance is used).
     """
 
     def __init__(
@@ -333,32 +342,19 @@ class Support:
         self.centre = z.mean(axis=0)
         cov = np.atleast_2d(np.cov(z, rowvar=False)) if len(z) > 1 else np.zeros((d, d))
         self.prec = np.linalg.inv(cov + ridge) if d else np.zeros((0, 0))
-        codes, uniques = pd.factorize(labels)
-        dof = len(z) - len(uniques)
-        if d and dof >= d + 1:
-            resid = z.copy()
-            for g in range(len(uniques)):
-                resid[codes == g] -= z[codes == g].mean(axis=0)
-            pooled = resid.T @ resid / dof
-        else:
-            pooled = cov
         self.n_group = int(in_group.sum())
         zg = z[in_group]
         if self.n_group == 0:
             self.group_mode = "overall"
             self.centre_group = None
             cov_group = cov
-        elif self.n_group >= 2 * d + 1:
-            self.group_mode = "own"
-            self.centre_group = zg.mean(axis=0)
-            own = np.atleast_2d(np.cov(zg, rowvar=False))
-            cov_group = (self.n_group * own + (d + 1) * pooled) / (self.n_group + d + 1)
         else:
-            self.group_mode = "pooled"
-            self.centre_group = zg.mean(axis=0)
-            cov_group = pooled
+            self.group_mode = "own"
+            self.centre_group = np.median(zg, axis=0)
+            cov_group = _routine_covariance(z, labels, cov)
         self.cov_group = cov_group + ridge
         self.prec_group = np.linalg.inv(self.cov_group) if d else np.zeros((0, 0))
+        self.own = zg
         self.group_points = points[in_group][:, self.dims] if self.n_group else None
 
     def _scale(self, points: np.ndarray) -> np.ndarray:
@@ -373,7 +369,12 @@ class Support:
         if self.centre_group is None:
             return np.full(len(z), np.nan)
         d = z - self.centre_group
-        return np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec_group, d))
+        out = np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec_group, d))
+        for lo in range(0, len(z), 2048):  # nearest own batch, in blocks of setpoints
+            diff = z[lo : lo + 2048, None, :] - self.own[None, :, :]
+            near = np.einsum("mij,jk,mik->mi", diff, self.prec_group, diff).min(axis=1)
+            out[lo : lo + 2048] = np.minimum(out[lo : lo + 2048], np.sqrt(near))
+        return out
 
     def guard_distance(self, points: np.ndarray, which: str) -> np.ndarray:
         """Distance used by the guard: ``which``, falling back to overall for a new group."""
@@ -384,10 +385,10 @@ class Support:
     def used(self, which: str) -> str:
         """Name the support a guard on ``which`` measures against.
 
-        ``"group (own batches)"``, ``"group (pooled spread)"`` or ``"overall"``.
+        ``"group (own batches)"`` or ``"overall"``.
         """
         if which == "group" and self.centre_group is not None:
-            return "group (own batches)" if self.group_mode == "own" else "group (pooled spread)"
+            return "group (own batches)"
         return "overall"
 
     def factor_offsets(self, point: np.ndarray, which: str) -> list[tuple[str, float]]:
@@ -405,6 +406,37 @@ class Support:
         off = (z - centre) / sd
         order = np.argsort(-np.abs(off))
         return [(self.names[i], float(off[i])) for i in order]
+
+
+def _routine_covariance(z: np.ndarray, labels: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Robust within-group covariance of setpoints around their group medians.
+
+    Deviations of every batch from its group's median setpoint (groups of two or more
+    batches), pooled, with the minimum covariance determinant estimate; the classical
+    pooled covariance with fewer than ``2 d + 2`` deviations or a degenerate robust fit, and
+    ``fallback`` with fewer than ``d + 1``.
+    """
+    from sklearn.covariance import MinCovDet
+
+    d = z.shape[1]
+    codes, _ = pd.factorize(labels)
+    sizes = np.bincount(codes)
+    dev = z.copy()
+    for g in np.flatnonzero(sizes >= 2):
+        dev[codes == g] -= np.median(z[codes == g], axis=0)
+    dev = dev[sizes[codes] >= 2]
+    if d == 0 or len(dev) < d + 1:
+        return fallback
+    classical = dev.T @ dev / max(len(dev) - 1, 1)
+    if len(dev) < 2 * d + 2:
+        return classical
+    with warnings.catch_warnings():  # a singular core (exact replicates) only warns
+        warnings.simplefilter("ignore")
+        try:
+            robust = MinCovDet(assume_centered=True, random_state=0).fit(dev).covariance_
+        except ValueError:
+            return classical
+    return robust if np.all(np.isfinite(robust)) else classical
 
 
 @dataclass
@@ -594,10 +626,10 @@ def build_context(
             "kind='new_group'"
         )
     points = table[list(space.factor_names)].to_numpy(dtype=float)
+    # groups like the target: the columns it was named by (scale and site, not campaign)
+    named = [c for c in group_cols if group and c in group] or group_cols
     labels = (
-        table[group_cols].astype(str).agg("/".join, axis=1).to_numpy()
-        if group_cols
-        else np.zeros(len(table))
+        table[named].astype(str).agg("/".join, axis=1).to_numpy() if named else np.zeros(len(table))
     )
     support = Support(points, labels, mask, space)
     recipe = np.median(points[mask] if mask.any() else points, axis=0)

@@ -199,8 +199,8 @@ class Recommendation:
     expected_gain_pct : float
         ``expected_gain`` in % of the recipe's expected response.
     support_used : str
-        Which support the guard measured against: ``"group (own batches)"``,
-        ``"group (pooled spread)"`` or ``"overall"``.
+        Which support the guard measured against: ``"group (own batches)"`` or
+        ``"overall"``.
     candidate : pandas.Series or None
         With the decision ``"recipe"``: the best setpoint found within support, which did
         not reach ``min_confidence``; None otherwise.
@@ -548,11 +548,12 @@ def recommend(
     -----
     Support (guard on by default): a setpoint is supported when (a) its Mahalanobis
     distance from the target group's batches is within ``constraints.max_distance``
-    (:class:`~bayesbio._recommend_core.Support`: the group's own covariance with at least
-    ``2 d + 1`` batches, the pooled within-group spread with fewer, all batches for a new
-    group) and (b) the posterior SD of the group's mean log-response there is at most
-    ``constraints.max_sd_ratio`` times its median over the group's own setpoints. (b) is
-    checked on the candidates and finalists; the local search follows (a) only.
+    (:class:`~bayesbio._recommend_core.Support`: from the group's median setpoint or from the
+    nearest of its own batches, in the metric of the routine within-group spread of
+    setpoints, estimated robustly; all batches for a new group) and (b) the posterior SD of
+    the group's mean log-response there is at most ``constraints.max_sd_ratio`` times its
+    median over the group's own setpoints. (b) is checked on the candidates and finalists;
+    the local search follows (a) only.
 
     Safe improvement: ``P(better than recipe)`` is the share of posterior draws in which
     the noise-free mean response at the setpoint beats the one at the recipe, both computed

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayesbio import schema
+from bayesbio.models._discrepancy import MIN_PAIRS
 from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
@@ -568,6 +569,55 @@ def _group_title(group: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in group.items()) or "all batches"
 
 
+def lack_of_fit_text(model: Any) -> str:
+    """One paragraph on the model's lack-of-fit test (empty for a model without one).
+
+    Parameters
+    ----------
+    model : fitted yield model
+        A model with ``lack_of_fit_`` (:class:`~bayesbio.models.BayesianYieldModel`).
+
+    Returns
+    -------
+    str
+        What the residual SD of the surface was compared with and what follows from it.
+    """
+    lack = getattr(model, "lack_of_fit_", None)
+    if not lack:
+        return ""
+    pairs = int(lack["replicate_pairs"])
+    sigma = 100 * float(lack["model_sigma"])
+    head = f"Lack of fit: the surface's residual SD is {sigma:.1f} % (log scale)"
+    if pairs < MIN_PAIRS:
+        return (
+            f"{head}; with {pairs} pair(s) of near-replicate batches (same group, almost the "
+            "same setpoints) it cannot be told apart from batch-to-batch noise, so "
+            "predictions use the surface's own uncertainty. Replicated batches make this test "
+            "possible."
+        )
+    pure = 100 * float(lack["pure_error"])
+    upper = 100 * float(lack["pure_error_upper"])
+    base = (
+        f"{head}, pure error from {pairs} near-replicate pairs {pure:.1f} % "
+        f"(90 % bound {upper:.1f} %)"
+    )
+    if not lack.get("detected", lack["active"]):
+        return base + ": the surface fits within pure error."
+    if not lack["active"]:
+        return (
+            base + ": the surface misses structure in the data, and its uncertainty about the "
+            "mean yield away from the batches is too narrow. Fit with discrepancy=True to carry "
+            "the excess as a model-discrepancy field, or add structure (varying slopes, the GP)."
+        )
+    return (
+        base
+        + f": the surface misses structure in the data. The excess ({100 * lack['amplitude']:.1f} "
+        "% SD) is carried as a model-discrepancy field: predictions near the batches follow "
+        "them, and away from them the uncertainty of the mean yield is wider, so "
+        "recommendations need a larger predicted gain to beat the recipe."
+    )
+
+
 def _weights_text(model: Any) -> str:
     weights = getattr(model, "stacking_weights_", None)
     if weights is None:
@@ -984,6 +1034,9 @@ def _run_study(
         "400 or more and no divergent transitions pass",
         labels=_DIAG_LABELS,
     )
+    lack = lack_of_fit_text(model)
+    if lack:
+        report.text(lack)
     likely = likely_failed_batches(model, table, log, space)
     if likely is not None and getattr(model, "failure_prob_", None) is None:
         _save(tables, out, "outlying_batches", likely)

@@ -1118,3 +1118,38 @@ def test_flat_posterior_on_a_quadratic_truth_lands_on_the_vertex():
     rec = recommend(model, group={"site": "A"}, objective="mean", random_seed=0, **FAST)
     assert rec.decision == "improve" and rec.p_better_than_recipe >= 0.9
     np.testing.assert_allclose(toy_unit(space, rec.setpoint), vertex, atol=0.05)
+
+
+def _routine_with_one_far_batch(seed=0):
+    """Two groups of batches near their recipes (SD 1 % of range) plus one far batch in A."""
+    rng = np.random.default_rng(seed)
+    recipe_a, recipe_b = np.full(4, 0.3), np.full(4, 0.6)
+    a = recipe_a + rng.normal(0, 0.01, (8, 4))
+    b = recipe_b + rng.normal(0, 0.01, (8, 4))
+    far = np.array([[0.95, 0.3, 0.3, 0.3]])  # one exploratory run at a long mixing time
+    u = np.vstack([a, far, b])
+    labels = np.array(["A"] * 9 + ["B"] * 8)
+    return unit_to_domain(u), labels
+
+
+def test_group_support_is_robust_to_one_far_batch_and_covers_its_neighbourhood():
+    from bayesbio._recommend_core import Support
+
+    points, labels = _routine_with_one_far_batch()
+    support = Support(points, labels, labels == "A", SPACE)
+    limit = np.sqrt(stats.chi2.ppf(0.99, 4))
+    # the centre is the group's median setpoint, not dragged towards the far batch
+    assert support.centre_group[0] == pytest.approx(0.3, abs=0.02)
+    halfway = unit_to_domain(np.array([[0.62, 0.3, 0.3, 0.3]]))
+    assert support.distance(halfway, "group")[0] > 3 * limit  # no group-A batch ran there
+    # the classical covariance of the group (the far batch inflates it) would call it close
+    z = support._scale(points[labels == "A"])
+    classical = np.cov(z, rowvar=False) + 1e-4 * np.eye(4)
+    d = support._scale(halfway)[0] - z.mean(axis=0)
+    assert np.sqrt(d @ np.linalg.solve(classical, d)) < limit
+    # next to the far batch itself the group has evidence: supported
+    beside = unit_to_domain(np.array([[0.94, 0.31, 0.3, 0.3]]))
+    assert support.distance(beside, "group")[0] < limit
+    # the routine spread is the within-group one (about 1 % of the range per factor)
+    assert np.all(np.sqrt(np.diag(support.cov_group)) < 0.03)
+    assert support.used("group") == "group (own batches)"
