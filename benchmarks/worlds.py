@@ -32,7 +32,8 @@ comparison is paired); ``student_t``, ``mixture`` and
 ``normal`` are the default structures with that likelihood; ``slopes`` switches on the
 primary group's varying linear and squared terms whatever the data size (``slopes_linear``:
 linear terms only);
-``free`` is unconstrained curvature; ``diag_once`` the sampling before 2026-12-06 (nutpie's
+``free`` is unconstrained curvature; ``discrepancy`` adds the model-discrepancy field where
+the lack-of-fit test finds it; ``diag_once`` the sampling before 2026-12-06 (nutpie's
 "diag" adaptation, no extra runs after failed checks).
 Per Bayesian fit it also records ``max_rhat``, ``divergences``, ``min_ess`` (bulk or tail),
 ``runs`` (sampler runs, all structures) and ``passes_checks`` (1 when every structure passes
@@ -77,6 +78,7 @@ SETTING_VARIANTS: dict[str, dict[str, object]] = {
     "slopes": {"varying_slopes": True, "varying_terms": "quadratic"},
     "slopes_linear": {"varying_slopes": True, "varying_terms": "linear"},
     "free": {"curvature": "free"},
+    "discrepancy": {"discrepancy": True},
     # the sampling before 2026-12-06: nutpie's "diag" adaptation, no extra runs
     "diag_once": {"adaptation": "diag", "extra_runs": 0},
 }
