@@ -40,9 +40,16 @@ def test_no_field_when_the_residuals_are_pure_error_or_pairs_are_too_few():
     rng = np.random.default_rng(1)
     z, y = _replicated(30, 2, 0.1, rng)
     labels = np.zeros(len(z), dtype=str)
-    assert lof.fit(z, y, np.zeros(len(z)), labels, 0.1, rng) is None
+    sd, pairs = lof.pure_error(z, y, labels)
+    assert lof.excess_amplitude(0.1, sd, pairs) == 0.0
+    assert lof.fit(z, y, 0.1, sd, pairs) is None
     few = slice(0, 2 * (lof.MIN_PAIRS - 1))
-    assert lof.fit(z[few], y[few], np.zeros(6), labels[few], 1.0, rng) is None
+    sd_few, pairs_few = lof.pure_error(z[few], y[few], labels[few])
+    assert pairs_few == lof.MIN_PAIRS - 1
+    assert lof.fit(z[few], y[few], 1.0, sd_few, pairs_few) is None
+    # exact duplicates pair with each other, not with themselves
+    dup = np.vstack([z[:1], z[:1]])
+    assert lof.pure_error(dup, np.array([0.0, 0.3]), np.zeros(2, dtype=str))[1] == 1
 
 
 def test_field_follows_residuals_near_the_data_and_reverts_away():
@@ -50,7 +57,8 @@ def test_field_follows_residuals_near_the_data_and_reverts_away():
     z, noise = _replicated(25, 2, 0.05, rng, k=1)
     truth = 0.6 * np.sin(4 * z[:, 0])  # what the surface (zero here) missed
     y = truth + noise
-    field = lof.fit(z, y, np.zeros(len(z)), np.zeros(len(z), dtype=str), 0.45, rng)
+    sd, pairs = lof.pure_error(z, y, np.zeros(len(z), dtype=str))
+    field = lof.fit(z, y, 0.45, sd, pairs)
     assert field is not None
     assert field.amplitude == pytest.approx(
         np.sqrt(0.45**2 - lof.upper_pure_error(field.noise, field.n_pairs) ** 2)
@@ -69,7 +77,8 @@ def test_function_draws_are_consistent_and_match_the_conditioned_moments():
     rng = np.random.default_rng(3)
     z, noise = _replicated(20, 2, 0.05, rng, k=1)
     y = 0.5 * np.sign(z[:, 0]) + noise
-    field = lof.fit(z, y, np.zeros(len(z)), np.zeros(len(z), dtype=str), 0.5, rng)
+    sd, pairs = lof.pure_error(z, y, np.zeros(len(z), dtype=str))
+    field = lof.fit(z, y, 0.5, sd, pairs)
     draws = field.sampler(4000, np.random.default_rng(4))
     pts = np.array([[-0.5], [0.5], [6.0]])
     values = draws(pts)

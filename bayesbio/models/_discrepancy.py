@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, stats
+from scipy.spatial import cKDTree
 
 #: Standardised distance (operating half-widths, Euclidean over the factors) within which two
 #: batches of the same group count as near-replicates.
@@ -77,8 +78,8 @@ def pure_error(z: np.ndarray, logy: np.ndarray, labels: np.ndarray) -> tuple[flo
     logy : numpy.ndarray
         ``(n,)`` log responses.
     labels : numpy.ndarray
-        ``(n,)`` group keys (one string per batch: all its group labels); pairs are formed
-        within a key only.
+        ``(n,)`` group keys (one per batch, e.g. an integer per combination of group labels);
+        pairs are formed within a key only.
 
     Returns
     -------
@@ -92,12 +93,11 @@ def pure_error(z: np.ndarray, logy: np.ndarray, labels: np.ndarray) -> tuple[flo
         idx = np.flatnonzero(labels == key)
         if len(idx) < 2:
             continue
-        zz = z[idx]
-        dist = np.sqrt(((zz[:, None, :] - zz[None, :, :]) ** 2).sum(axis=-1))
-        np.fill_diagonal(dist, np.inf)
-        nearest = dist.argmin(axis=1)
-        for i, j in enumerate(nearest):
-            if dist[i, j] <= REPLICATE_RADIUS:
+        # nearest other batch of the group (k-d tree: no n x n distance matrix)
+        dist, near = cKDTree(z[idx]).query(z[idx], k=2)
+        for i, (d, j) in enumerate(zip(dist[:, 1], near[:, 1], strict=True)):
+            j = near[i, 0] if j == i else j  # an exact duplicate may come back first
+            if d <= REPLICATE_RADIUS:
                 pairs.add((min(idx[i], idx[j]), max(idx[i], idx[j])))
     if not pairs:
         return float("nan"), 0
@@ -192,52 +192,55 @@ class FieldDraws:
         return prior + (self.field._kernel(z, self.field.z) @ u).T
 
 
+def excess_amplitude(model_sigma: float, pure_sd: float, n_pairs: int) -> float:
+    """SD of the residuals beyond pure error: ``sqrt(sigma**2 - upper(pure)**2)``, else 0.
+
+    Zero with fewer than :data:`MIN_PAIRS` near-replicate pairs (no test) or when the
+    residual SD is within the upper bound of pure error.
+    """
+    if n_pairs < MIN_PAIRS or not np.isfinite(pure_sd):
+        return 0.0
+    excess = model_sigma**2 - upper_pure_error(pure_sd, n_pairs) ** 2
+    return float(np.sqrt(excess)) if excess > 0.0 else 0.0
+
+
 def fit(
     z: np.ndarray,
-    logy: np.ndarray,
-    fitted: np.ndarray,
-    labels: np.ndarray,
+    resid: np.ndarray,
     model_sigma: float,
-    rng: np.random.Generator,
+    pure_sd: float,
+    n_pairs: int,
 ) -> Discrepancy | None:
     """Estimate the discrepancy field, or None when pure error explains the residuals.
 
     Parameters
     ----------
     z : numpy.ndarray
-        ``(n, k)`` standardised training setpoints.
-    logy : numpy.ndarray
-        ``(n,)`` training log responses.
-    fitted : numpy.ndarray
-        ``(n,)`` the model's posterior-mean linear predictor at the training batches.
-    labels : numpy.ndarray
-        ``(n,)`` group keys of the batches (near-replicates are paired within a key).
+        ``(n, k)`` standardised setpoints of the batches to condition on (at most
+        :data:`MAX_ROWS`: pass a random subset of a larger table).
+    resid : numpy.ndarray
+        ``(n,)`` their residuals: log response minus the model's posterior-mean linear
+        predictor.
     model_sigma : float
         The model's residual SD (posterior median).
-    rng : numpy.random.Generator
-        For the row subset above :data:`MAX_ROWS`.
+    pure_sd, n_pairs : float, int
+        Pure error and its number of near-replicate pairs (:func:`pure_error`, on all rows).
 
     Returns
     -------
     Discrepancy or None
     """
-    sd, n_pairs = pure_error(z, logy, labels)
-    if n_pairs < MIN_PAIRS or not np.isfinite(sd):
+    amplitude = excess_amplitude(model_sigma, pure_sd, n_pairs)
+    if amplitude <= 0.0:
         return None
-    upper = upper_pure_error(sd, n_pairs)
-    excess = model_sigma**2 - upper**2
-    if excess <= 0.0:
-        return None
-    amplitude = float(np.sqrt(excess))
-    resid = np.clip(logy - fitted, -CLIP_SIGMAS * model_sigma, CLIP_SIGMAS * model_sigma)
     if len(z) > MAX_ROWS:
-        keep = np.sort(rng.choice(len(z), MAX_ROWS, replace=False))
-        z, resid = z[keep], resid[keep]
+        raise ValueError(f"condition the field on at most {MAX_ROWS} rows, got {len(z)}")
+    resid = np.clip(resid, -CLIP_SIGMAS * model_sigma, CLIP_SIGMAS * model_sigma)
     resid = resid - resid.mean()
     d2 = _sq_dist(z, z)
     best, best_ll = LENGTH_SCALES[0], -np.inf
     for ell in LENGTH_SCALES:
-        k = amplitude**2 * np.exp(-0.5 * d2 / ell**2) + sd**2 * np.eye(len(z))
+        k = amplitude**2 * np.exp(-0.5 * d2 / ell**2) + pure_sd**2 * np.eye(len(z))
         try:
             chol = linalg.cho_factor(k, lower=True)
         except linalg.LinAlgError:
@@ -248,7 +251,7 @@ def fit(
     return Discrepancy(
         amplitude=amplitude,
         length_scale=float(best),
-        noise=float(sd),
+        noise=float(pure_sd),
         model_sigma=float(model_sigma),
         n_pairs=int(n_pairs),
         z=np.asarray(z, dtype=float),

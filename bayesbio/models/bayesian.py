@@ -241,6 +241,7 @@ CURVATURES = ("auto", "concave", "convex", "free")
 _FAILURE_MAX_DRAWS = 1000
 _FAILURE_RATE_DRAWS = 4000
 _FAILURE_CI_PROB = 0.94
+_DISCREPANCY_DRAWS = 400  # posterior draws for the residuals the discrepancy field is fitted to
 _INTERVAL_ROWS = 16384
 
 
@@ -1688,35 +1689,38 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         weights = weights / weights.sum()
         z = design.standardise(table, space)
         logy = np.log(table[space.response.name].to_numpy(dtype=float))
-        fitted = np.zeros(len(table))
-        sigma = 0.0
-        for s, w in weights.items():
-            arrays = self._posterior(s)
-            n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
-            sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-            for lo, hi, _, mu, _ in _residual_chunks(arrays, self.spec_, s, table, sel, space):
-                fitted[lo:hi] += w * mu.mean(axis=0)
-            sigma += w * float(np.median(arrays["sigma"]))
         groups = self.spec_["groups"]
-        labels = (
-            table[groups].astype(str).agg("|".join, axis=1).to_numpy()
+        labels = (  # one integer per combination of group labels
+            table.groupby(list(groups), sort=False, observed=True).ngroup().to_numpy()
             if groups
-            else np.zeros(len(table), dtype=str)
+            else np.zeros(len(table), dtype=int)
         )
+        sigma = float(sum(w * np.median(self._posterior(s)["sigma"]) for s, w in weights.items()))
         pure, n_pairs = lack_of_fit.pure_error(z, logy, labels)
         upper = lack_of_fit.upper_pure_error(pure, n_pairs) if n_pairs else float("nan")
+        amplitude = lack_of_fit.excess_amplitude(sigma, pure, n_pairs)
         field = None
-        if self.discrepancy:
-            field = lack_of_fit.fit(
-                z, logy, fitted, labels, sigma, np.random.default_rng(self.random_seed)
-            )
+        if self.discrepancy and amplitude > 0:
+            rows = np.arange(len(table))
+            if len(rows) > lack_of_fit.MAX_ROWS:
+                rng = np.random.default_rng(self.random_seed)
+                rows = np.sort(rng.choice(len(rows), lack_of_fit.MAX_ROWS, replace=False))
+            sub = table.iloc[rows]
+            fitted = np.zeros(len(sub))
+            for s, w in weights.items():
+                arrays = self._posterior(s)
+                n_sel = min(arrays["n"], _DISCREPANCY_DRAWS)
+                sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
+                for lo, hi, _, mu, _ in _residual_chunks(arrays, self.spec_, s, sub, sel, space):
+                    fitted[lo:hi] += w * mu.mean(axis=0)
+            field = lack_of_fit.fit(z[rows], logy[rows] - fitted, sigma, pure, n_pairs)
         self.discrepancy_ = field
         self.lack_of_fit_ = {
             "model_sigma": sigma,
             "pure_error": pure,
             "pure_error_upper": upper,
             "replicate_pairs": n_pairs,
-            "detected": bool(n_pairs >= lack_of_fit.MIN_PAIRS and sigma > upper),
+            "detected": bool(amplitude > 0),
             "amplitude": field.amplitude if field is not None else 0.0,
             "length_scale": field.length_scale if field is not None else float("nan"),
             "active": field is not None,
