@@ -97,8 +97,9 @@ class Constraints:
         dimension of the space's free factors (:func:`support_radius`; 3.64 for the default
         four-factor space).
     support : {"group", "overall"}, default "group"
-        ``"group"``: measure support against the target group's own batches (see
-        :class:`Support` for the fallback when it has few); ``"overall"``: against all
+        ``"group"``: measure support against the target group's own batches, its median
+        setpoint and each batch, in the routine within-group spread of setpoints (see
+        :class:`Support`; all batches for a group without any); ``"overall"``: against all
         training setpoints.
     guard : bool, default True
         Keep the search inside the support limits (distance and, with ``max_sd_ratio``, the
