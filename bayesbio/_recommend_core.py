@@ -360,7 +360,6 @@ class Support:
         # nearest own batch in the group metric: Euclidean after whitening, with a k-d tree
         self._whiten = np.linalg.cholesky(self.prec_group) if d else np.zeros((0, 0))
         self._own_tree = cKDTree(zg @ self._whiten) if self.n_group and d else None
-        self.group_points = points[in_group][:, self.dims] if self.n_group else None
 
     def _scale(self, points: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(points)[:, self.dims] - self.lo) / self.width

@@ -601,7 +601,7 @@ def lack_of_fit_text(model: Any) -> str:
         f"{head}, pure error from {pairs} near-replicate pairs {pure:.1f} % "
         f"(90 % bound {upper:.1f} %)"
     )
-    if not lack.get("detected", lack["active"]):
+    if not lack["detected"]:
         return base + ": the surface fits within pure error."
     if not lack["active"]:
         return (

@@ -150,6 +150,11 @@ class Discrepancy:
         self._chol = linalg.cho_factor(k, lower=True)
         self._alpha = linalg.cho_solve(self._chol, self.resid)
 
+    @property
+    def noise_factor(self) -> float:
+        """Share of the model's noise SD left to batch noise: ``sqrt(1 - s**2 / sigma**2)``."""
+        return float(np.sqrt(max(0.0, 1.0 - self.amplitude**2 / self.model_sigma**2)))
+
     def _kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.amplitude**2 * np.exp(-0.5 * _sq_dist(a, b) / self.length_scale**2)
 

@@ -1656,8 +1656,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         if likelihood not in ("student_t", "mixture"):
             return
         table = self.training_table_
-        weights = self.stacking_weights_[self.stacking_weights_ > 0]
-        weights = weights / weights.sum()
+        weights = self._positive_weights()
         per_batch = _t_weight if likelihood == "student_t" else _failure_probability
         value = np.zeros(len(table))
         for s, w in weights.items():
@@ -1681,12 +1680,16 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         rate.attrs.update({"ci_prob": _FAILURE_CI_PROB, "ci_kind": "hdi"})
         self.failure_rate_ = rate
 
+    def _positive_weights(self) -> pd.Series:
+        """Stacking weights of the structures that carry any, renormalised to sum 1."""
+        weights = self.stacking_weights_[self.stacking_weights_ > 0]
+        return weights / weights.sum()
+
     def _lack_of_fit(self) -> None:
         """Set ``lack_of_fit_`` and ``discrepancy_`` (see :mod:`bayesbio.models._discrepancy`)."""
         table = self.training_table_
         space = self.space_
-        weights = self.stacking_weights_[self.stacking_weights_ > 0]
-        weights = weights / weights.sum()
+        weights = self._positive_weights()
         z = design.standardise(table, space)
         logy = np.log(table[space.response.name].to_numpy(dtype=float))
         groups = self.spec_["groups"]
@@ -1892,9 +1895,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
     def _noise_factor(self) -> float:
         """Share of the noise SD left to batch noise when a discrepancy field carries the rest."""
         field = getattr(self, "discrepancy_", None)
-        if field is None:
-            return 1.0
-        return float(np.sqrt(max(0.0, 1.0 - field.amplitude**2 / field.model_sigma**2)))
+        return 1.0 if field is None else field.noise_factor
 
     def _field_draws(self, n_draws: int, rng: np.random.Generator) -> Any:
         """Draw functions of the discrepancy field (None without one); use ``rng`` only then."""
