@@ -79,6 +79,9 @@ SETTING_VARIANTS: dict[str, dict[str, object]] = {
     "slopes_linear": {"varying_slopes": True, "varying_terms": "linear"},
     "free": {"curvature": "free"},
     "discrepancy": {"discrepancy": True},
+    # the scale's own optimum location as a stacking candidate (2026-12-06)
+    "by_group": {"structures": ("quadratic_by_group", "gp")},
+    "by_group3": {"structures": ("quadratic", "gp", "quadratic_by_group")},
     # the sampling before 2026-12-06: nutpie's "diag" adaptation, no extra runs
     "diag_once": {"adaptation": "diag", "extra_runs": 0},
 }

@@ -165,6 +165,39 @@ def test_varying_slopes_follow_data_size():
     assert forced["primary"] == "site"
 
 
+def test_quadratic_by_group_varies_the_primary_groups_linear_terms():
+    table = _table(30, seed=2)  # 10 batches per scale: the other structures pool
+    plain = build_model(table, structure="quadratic")
+    by_group = build_model(table, structure="quadratic_by_group")
+    assert plain.bayesbio_spec["primary"] is None and "b_scale" not in plain.named_vars
+    assert by_group.bayesbio_spec["primary"] == "scale"
+    assert by_group.bayesbio_spec["varying_terms"] == "linear"
+    assert list(by_group.coords["term"]) == list(plain.coords["term"])
+    assert by_group["b_scale"].eval().shape == (3, 4)
+    assert np.isfinite(by_group.compile_logp()(by_group.initial_point()))
+    site = build_model(table, structure="quadratic_by_group", varying_slopes="site")
+    assert site.bayesbio_spec["primary"] == "site"
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter:UserWarning")  # prior draws
+def test_quadratic_by_group_is_fitted_only_where_it_differs(prior_sampler):
+    structures = ("quadratic", "gp", "quadratic_by_group")
+    few = BayesianYieldModel(structures=structures).fit(_table(30, seed=2))
+    assert list(few.idata_) == list(structures)
+    assert "b_scale" in few.idata_["quadratic_by_group"]["posterior"]
+    assert "b_scale" not in few.idata_["quadratic"]["posterior"]
+    assert few.predict_draws(_table(5, seed=3), n_draws=50, random_seed=0).shape == (50, 5)
+    # where every structure varies the scale's slopes, or there is no group to vary, the
+    # by-group quadratic is the plain one: not fitted twice
+    many = BayesianYieldModel(structures=structures, varying_slopes=True).fit(_table(30, seed=2))
+    assert list(many.idata_) == ["quadratic", "gp"]
+    one = _table(30, seed=2, levels=(("scale", 1),))
+    assert list(BayesianYieldModel(structures=structures).fit(one).idata_) == ["quadratic", "gp"]
+    # on its own (no plain quadratic beside it) it is fitted whatever the groups
+    alone = BayesianYieldModel(structures=("quadratic_by_group",)).fit(one)
+    assert list(alone.idata_) == ["quadratic_by_group"]
+
+
 def test_varying_terms_choose_the_group_varying_columns():
     table = _table(30, seed=2)
     both = build_model(table, varying_slopes=True, varying_terms="quadratic")

@@ -85,3 +85,21 @@ def test_linear_varying_terms_round_trip(scale_fits, tmp_path):
     assert back.varying_terms == "linear" and back.spec_["varying_terms"] == "linear"
     table = _table(10, seed=5)
     np.testing.assert_allclose(back.predict(table), model.predict(table), rtol=1e-10)
+
+
+def test_stacking_gives_a_scale_dependent_optimum_to_the_by_group_quadratic():
+    # 15 batches per scale: below the size where varying_slopes="auto" switches slopes on
+    table = _table(30, seed=3)
+    model = BayesianYieldModel(
+        space=_space(), structures=("quadratic", "quadratic_by_group"), draws=400, tune=500,
+        chains=2, random_seed=1,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(table)
+    assert model.spec_["primary"] is None  # the plain quadratic pools the scales
+    assert model.stacking_weights_["quadratic_by_group"] >= 0.7, model.stacking_weights_
+    for scale, optimum in OPTIMA.items():
+        assert abs(_argmax(model, scale) - optimum) <= 3.0, (scale, _argmax(model, scale))
+    d = model.diagnostics_["quadratic_by_group"]
+    assert d["max_r_hat"] < 1.05 and d["divergences"] <= 2

@@ -6,7 +6,7 @@ space's *operating ranges*, not with the data (:meth:`ProcessSpace.standardise`)
 range. The scaling is therefore fixed, needs no fitted state, and a slope means "change in
 log-response from the centre to the edge of the operating range".
 
-Three structures share the same building blocks (all linear in their basis functions, so a
+Four structures share the same building blocks (all linear in their basis functions, so a
 prediction is a matrix product):
 
 ``quadratic``
@@ -35,8 +35,16 @@ prediction is a matrix product):
     ``L = 2.5`` and inputs clipped to ``[-1.5, 1.5]`` (as the spline), length scales down to
     about a third of the operating range are represented.
 
-Group-varying terms (the primary group's slope and curvature deviations) are always the
-``k`` linear + ``k`` quadratic columns. With ``k = 1`` there are no interactions.
+``quadratic_by_group``
+    The ``quadratic`` design; the model gives its primary group (the first group column,
+    e.g. scale) partially pooled deviations of the linear terms even where
+    ``varying_slopes`` is off for the other structures: under the shared curvature, each
+    level its own optimum location. A stacking candidate for processes whose optimum moves
+    with scale.
+
+Group-varying terms (the primary group's slope and curvature deviations) are the ``k``
+linear columns, or the ``k`` linear + ``k`` quadratic columns (``VARYING_TERMS``). With
+``k = 1`` there are no interactions.
 
 Term names use each factor's short token (:meth:`ProcessSpace.short`): ``temp``,
 ``temp^2``, ``temp:ph``, ``s(temp)[0]``. Every function takes the space; ``space=None`` is
@@ -54,7 +62,10 @@ from scipy.interpolate import BSpline
 
 from bayesbio.space import ProcessSpace, resolve_space
 
-STRUCTURES: tuple[str, ...] = ("quadratic", "spline", "gp")
+STRUCTURES: tuple[str, ...] = ("quadratic", "spline", "gp", "quadratic_by_group")
+
+#: Structures that share another's population design and differ in their group terms only.
+_SAME_DESIGN = {"quadratic_by_group": "quadratic"}
 
 _SPLINE_LIMIT = 1.5
 _SPLINE_DEGREE = 3
@@ -172,14 +183,16 @@ def gp_basis(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_structure(structure: str) -> None:
+def base_structure(structure: str) -> str:
+    """Return the structure whose population design ``structure`` uses (checked)."""
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {list(STRUCTURES)}, got {structure!r}")
+    return _SAME_DESIGN.get(structure, structure)
 
 
 def population_terms(structure: str, space: ProcessSpace | None = None) -> list[str]:
     """Return the names of the population-level (fixed-effect) design columns of a structure."""
-    _check_structure(structure)
+    structure = base_structure(structure)
     if structure == "quadratic":
         return linear_names(space) + quadratic_names(space) + interaction_names(space)
     if structure == "gp":
@@ -192,7 +205,7 @@ def population_terms(structure: str, space: ProcessSpace | None = None) -> list[
 
 def n_terms(structure: str, k: int) -> tuple[int, int, int]:
     """Return ``(linear, interaction, non-linear)`` column counts of a structure for ``k``."""
-    _check_structure(structure)
+    structure = base_structure(structure)
     n_int = k * (k - 1) // 2
     if structure == "gp":
         return k, n_int, k + len(gp_indices(k))
@@ -212,7 +225,7 @@ def slope_terms(space: ProcessSpace | None = None, terms: str = "quadratic") -> 
 
 def population_design(z: np.ndarray, structure: str) -> np.ndarray:
     """Return the population design ``(n, p)`` of a structure for standardised ``z (n, k)``."""
-    _check_structure(structure)
+    structure = base_structure(structure)
     if structure == "quadratic":
         return np.column_stack([z, z**2, _interactions(z)])
     if structure == "gp":

@@ -12,7 +12,11 @@ For batch ``i`` in groups ``g(i)`` (one label per group column, e.g. scale, site
   interaction terms), ``"spline"`` (linear, interaction and additive cubic B-spline terms) or
   ``"gp"`` (the quadratic terms as mean + a Gaussian process with ARD Matern-5/2 kernel over
   all factors, in its Hilbert-space basis form: it can follow asymmetric and plateaued
-  responses and interactions a parabola cannot).
+  responses and interactions a parabola cannot) or ``"quadratic_by_group"`` (the quadratic
+  with varying linear terms ``b`` for the primary group whatever ``varying_slopes`` says:
+  each scale its own optimum location, a stacking candidate for a scale-dependent optimum;
+  skipped, as identical to ``"quadratic"``, where the other structures vary slopes already
+  or no group column has two levels).
   Any ``k >= 1`` works (no interactions for one factor).
 * ``a_c`` -- varying intercepts for every group column with >= 2 levels, partially pooled:
   ``a_c ~ Normal(0, sigma_c)``.
@@ -399,6 +403,7 @@ def _make_spec(
         "used": used,
         "centred": centred,
         "primary": primary if slopes else None,
+        "slope_group": primary,
         "varying_terms": varying_terms,
         "likelihood": likelihood,
         "curvature": curvature,
@@ -411,6 +416,24 @@ def _make_spec(
         "n": n,
         "priors": dict(priors),
     }
+
+
+def structure_spec(spec: dict[str, Any], structure: str) -> dict[str, Any]:
+    """Return the model spec as ``structure`` sees it.
+
+    ``"quadratic_by_group"`` varies the primary group's terms (``spec["slope_group"]``)
+    whether or not the model's other structures do; every other structure sees ``spec``.
+    """
+    if structure != "quadratic_by_group" or spec["primary"]:
+        return spec
+    return {**spec, "primary": spec.get("slope_group")}
+
+
+def _duplicate_structure(spec: dict[str, Any], structure: str) -> bool:
+    """Whether ``structure`` would be the same model as ``"quadratic"`` on this data."""
+    return structure == "quadratic_by_group" and (
+        spec["primary"] is not None or spec.get("slope_group") is None
+    )
 
 
 def _codes(table: pd.DataFrame, spec: dict[str, Any], g: str) -> np.ndarray:
@@ -441,6 +464,8 @@ def _full_design(
 def _model_from_spec(
     table: pd.DataFrame, spec: dict[str, Any], structure: str, space: ProcessSpace
 ) -> pm.Model:
+    spec = structure_spec(spec, structure)
+    shape = design.base_structure(structure)
     pr = spec["priors"]
     z = design.standardise(table, space)
     logy = np.log(table[space.response.name].to_numpy(dtype=float))
@@ -460,14 +485,14 @@ def _model_from_spec(
             + [pr["curvature_scale"]] * n_lin
             + [pr["interaction_scale"]] * n_int
         )
-        if structure == "quadratic":
+        if shape == "quadratic":
             if spec.get("curvature", "free") == "free":
                 beta = pm.Normal("beta", 0.0, scale * widths, dims="term")
             else:
                 beta = pm.Deterministic(
                     "beta", _shaped_quadratic(spec, pr, scale, space.k), dims="term"
                 )
-        elif structure == "gp":
+        elif shape == "gp":
             if spec.get("curvature", "free") == "free":
                 beta_lin = pm.Normal("beta_quadratic", 0.0, scale * widths, shape=len(widths))
             else:
@@ -635,6 +660,7 @@ def _failure_law(spec: dict[str, Any]) -> tuple[float, float]:
 
 
 def _signature(spec: dict[str, Any], structure: str) -> str:
+    spec = structure_spec(spec, structure)
     return sampling.signature(
         {
             "structure": structure,
@@ -677,7 +703,7 @@ def build_model(
     ----------
     table : pandas.DataFrame
         Batch table with the space's factors, its response (> 0) and group columns.
-    structure : {"quadratic", "spline", "gp"}, default "quadratic"
+    structure : {"quadratic", "spline", "gp", "quadratic_by_group"}, default "quadratic"
         Response-surface structure over the standardised factors.
     groups : sequence of str, optional
         Group columns; default the space's groups present.
@@ -728,7 +754,7 @@ def build_model(
         varying_terms=varying_terms,
     )
     model = _model_from_spec(df, spec, structure, sp)
-    model.bayesbio_spec = spec
+    model.bayesbio_spec = structure_spec(spec, structure)
     return model
 
 
@@ -1556,7 +1582,12 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         idata: dict[str, xr.DataTree] = {}
         diagnostics: dict[str, dict[str, float]] = {}
         samplers = []
+        # a by-group quadratic that would equal the plain one is not fitted twice
+        plain = "quadratic" in structures
+        kept = [s for s in structures if not (plain and _duplicate_structure(spec, s))]
         for k, structure in enumerate(structures):
+            if structure not in kept:
+                continue
             model = _model_from_spec(table, spec, structure, space)
             seed = None if self.random_seed is None else int(self.random_seed) + 7919 * k
             tree, used = sampling.sample_checked(
@@ -1601,10 +1632,14 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 )
         return self
 
+    def _spec_of(self, structure: str) -> dict[str, Any]:
+        """Return the fitted spec as ``structure`` sees it (:func:`structure_spec`)."""
+        return structure_spec(self.spec_, structure)
+
     def _posterior(self, structure: str) -> dict[str, Any]:
         cache = self.__dict__.setdefault("_arrays", {})
         if structure not in cache:
-            cache[structure] = _posterior_arrays(self.idata_[structure], self.spec_)
+            cache[structure] = _posterior_arrays(self.idata_[structure], self._spec_of(structure))
         return cache[structure]
 
     def _stack(self) -> None:
@@ -1630,7 +1665,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             step = max(1, (n_chain * n_draw) // _LOO_MAX_DRAWS)
             keep = max(1, n_draw // step)
             sel = (np.arange(n_chain)[:, None] * n_draw + np.arange(0, keep * step, step)).ravel()
-            ll = _loglik(arrays, self.spec_, s, sub, sel, self.space_)
+            ll = _loglik(arrays, self._spec_of(s), s, sub, sel, self.space_)
             ll = ll.reshape(n_chain, keep, len(sub))
             loo_tree = xr.DataTree()
             loo_tree["posterior"] = xr.DataTree(
@@ -1663,7 +1698,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             arrays = self._posterior(s)
             n_sel = min(arrays["n"], _FAILURE_MAX_DRAWS)
             sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-            value += w * per_batch(arrays, self.spec_, s, table, sel, self.space_)
+            value += w * per_batch(arrays, self._spec_of(s), s, table, sel, self.space_)
         if likelihood == "student_t":
             self.batch_weight_ = pd.Series(value, index=table.index, name="batch_weight")
             return
@@ -1714,7 +1749,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 arrays = self._posterior(s)
                 n_sel = min(arrays["n"], _DISCREPANCY_DRAWS)
                 sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-                for lo, hi, _, mu, _ in _residual_chunks(arrays, self.spec_, s, sub, sel, space):
+                spec = self._spec_of(s)
+                for lo, hi, _, mu, _ in _residual_chunks(arrays, spec, s, sub, sel, space):
                     fitted[lo:hi] += w * mu.mean(axis=0)
             field = lack_of_fit.fit(z[rows], logy[rows] - fitted, sigma, pure, n_pairs)
         self.discrepancy_ = field
@@ -1814,7 +1850,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             arrays = self._posterior(s)
             sel = rng.choice(arrays["n"], size=c, replace=c > arrays["n"])
             coef = _coefficients(
-                arrays, self.spec_, rows, sel, rng, failures=bool(noise and include_failures)
+                arrays, self._spec_of(s), rows, sel, rng, failures=bool(noise and include_failures)
             )
             coef["noise_factor"] = self._noise_factor()
             plans.append((s, coef, np.sort(order[start : start + c])))
@@ -1828,8 +1864,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             delta = None if field is None else field(rows.z[lo:hi]).astype(work)
             for s, coef, pos in plans:
                 mu = _block(
-                    coef, self.spec_, s, rows, lo, hi, noise=noise, mean=not noise, rng=crng,
-                    dtype=work,
+                    coef, self._spec_of(s), s, rows, lo, hi, noise=noise, mean=not noise,
+                    rng=crng, dtype=work,
                 )  # fmt: skip
                 if delta is not None:
                     mu += delta[pos]
@@ -1875,12 +1911,12 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             arrays = self._posterior(s)
             n_sel = min(arrays["n"], _PREDICT_MEAN_DRAWS)
             sel = np.linspace(0, arrays["n"] - 1, n_sel).round().astype(int)
-            coef = _coefficients(arrays, self.spec_, rows, sel, rng)
+            coef = _coefficients(arrays, self._spec_of(s), rows, sel, rng)
             coef["noise_factor"] = self._noise_factor()
             for lo in range(0, rows.n, _CHUNK):
                 hi = min(lo + _CHUNK, rows.n)
                 mu = _block(
-                    coef, self.spec_, s, rows, lo, hi, noise=False, mean=True, rng=None,
+                    coef, self._spec_of(s), s, rows, lo, hi, noise=False, mean=True, rng=None,
                     dtype=np.float32,
                 )  # fmt: skip
                 total[lo:hi] += w * np.exp(mu).mean(axis=0, dtype=np.float64)

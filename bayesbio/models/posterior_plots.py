@@ -24,6 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.utils.validation import check_is_fitted
 
+from bayesbio.models.bayesian import structure_spec
 from bayesbio.space import ProcessSpace
 
 __all__ = [
@@ -57,8 +58,8 @@ def _space(model: Any) -> ProcessSpace:
     return space if isinstance(space, ProcessSpace) else ProcessSpace.default()
 
 
-def _key_vars(model: Any, *, vectors: bool = True) -> list[str]:
-    spec = model.spec_
+def _key_vars(model: Any, structure: str, *, vectors: bool = True) -> list[str]:
+    spec = structure_spec(model.spec_, structure)
     names = ["intercept", "sigma"] + [f"sigma_{g}" for g in spec["used"]]
     if spec["primary"] and vectors:
         names.append("sigma_b")
@@ -90,7 +91,7 @@ def plot_trace(
 
     s = _structure(model, structure)
     pc = azp.plot_trace_dist(
-        model.idata_[s], var_names=list(var_names or _key_vars(model)), backend="matplotlib"
+        model.idata_[s], var_names=list(var_names or _key_vars(model, s)), backend="matplotlib"
     )
     return _figure(pc)
 
@@ -118,7 +119,7 @@ def plot_rank(
 
     s = _structure(model, structure)
     pc = azp.plot_rank(
-        model.idata_[s], var_names=list(var_names or _key_vars(model)), backend="matplotlib"
+        model.idata_[s], var_names=list(var_names or _key_vars(model, s)), backend="matplotlib"
     )
     return _figure(pc)
 
@@ -150,7 +151,7 @@ def plot_group_effects(model: Any, *, structure: str | None = None, ci_prob: flo
     import arviz_plots as azp
 
     s = _structure(model, structure)
-    spec = model.spec_
+    spec = structure_spec(model.spec_, s)
     names = [f"a_{g}" for g in spec["used"]]
     if spec["primary"]:
         names.append(f"b_{spec['primary']}")
@@ -370,7 +371,7 @@ def plot_pair(
     s = _structure(model, structure)
     pc = azp.plot_pair(
         model.idata_[s],
-        var_names=list(var_names or _key_vars(model, vectors=False)),
+        var_names=list(var_names or _key_vars(model, s, vectors=False)),
         backend="matplotlib",
     )
     return _figure(pc)

@@ -1,0 +1,166 @@
+"""Recommenders side by side on the same fits of the independent worlds.
+
+``benchmarks/worlds.py`` refits every model for every variant; comparing *recommenders*
+needs only the fits, made once. This script fits (or loads, with ``--models-dir``) the
+default :class:`~bayesbio.models.BayesianYieldModel` and the random forest on each history of
+``bayesbio.worlds`` (7 worlds x seeds x n, the same histories and seeds as worlds.py), then
+scores every recommender on the same two target groups per history by its *true* regret:
+``100 (optimum - true mean yield at the setpoint) / optimum``.
+
+Recommenders: ``recipe`` (the world's recipe of the group), ``rf_argmax`` and
+``bayes_argmax`` (the mean-optimal setpoint of the random forest and of the Bayesian model in
+the whole operating box, :func:`bayesbio.interpret.argmax_setpoint`), ``rec`` (``recommend()``
+with its defaults), and variants of ``recommend()`` named in ``RECOMMENDERS``.
+
+It prints the mean and median regret per recommender, the share of cases worse than the
+recipe by more than 2 points, and, for ``rec``, how often "improve" was truly better.
+
+Run: ``python benchmarks/recommenders.py --n 20 --seeds 2 --models-dir /tmp/fits``
+(about 8 minutes on 2 cores for the first run, fits cached; seconds after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayesbio._recommend_core import Constraints
+from bayesbio.interpret import argmax_setpoint
+from bayesbio.models.baselines import ForestYield
+from bayesbio.models.bayesian import BayesianYieldModel
+from bayesbio.recommend import recommend
+from bayesbio.worlds import WORLDS, make_world
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worlds import targets  # benchmarks/worlds.py
+
+#: recommend() variants: keyword arguments beside ``group`` and ``random_seed``
+RECOMMENDERS: dict[str, dict[str, object]] = {
+    "rec": {},
+    "rec_ungated": {"min_confidence": None},
+    "rec_mean": {"objective": "mean", "min_confidence": None},
+    "rec_overall": {"constraints": Constraints(support="overall")},
+}
+
+
+def fitted(world_name: str, n: int, seed: int, table: pd.DataFrame, cache: Path | None):
+    """The default Bayesian model of one history: loaded from ``cache`` or fitted (and saved)."""
+    path = None if cache is None else cache / f"{world_name}_n{n}_s{seed}"
+    if path is not None and path.exists():
+        return BayesianYieldModel.load(path), 0.0
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = BayesianYieldModel(random_seed=seed).fit(table)
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        model.save(path)
+    return model, seconds
+
+
+def true_mean(world, setpoint: pd.Series, group: dict[str, str]) -> float:
+    """The world's true expected yield of ``group`` at ``setpoint``."""
+    x = setpoint[list(world.factors)].to_numpy(dtype=float)[None]
+    return float(world.mean_yield(x, group)[0])
+
+
+def run_history(
+    world_name: str, n: int, seed: int, cache: Path | None, recommenders: dict[str, dict]
+) -> list[dict]:
+    """Fit (or load) one history's models and score every recommender; tidy rows."""
+    world = make_world(world_name, random_seed=seed)
+    table, _, _ = world.sample(n, random_seed=seed)
+    bayes, fit_s = fitted(world_name, n, seed, table, cache)
+    rf = ForestYield(random_state=seed).fit(table)
+    rows = []
+    for group in targets(table, world.scale_names):
+        optimum = float(world.optimum(group)["yield"])
+        base = {"world": world_name, "n": n, "seed": seed,
+                "group": f"{group['scale']}/{group['site']}", "fit_s": fit_s}  # fmt: skip
+        setpoints = {
+            "recipe": world.recipe(group),
+            "rf_argmax": argmax_setpoint(rf, group=group, random_seed=seed),
+            "bayes_argmax": argmax_setpoint(bayes, group=group, random_seed=seed),
+        }
+        info: dict[str, dict] = {}
+        for name, kwargs in recommenders.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rec = recommend(bayes, group=group, random_seed=seed, **kwargs)
+            setpoints[name] = rec.setpoint
+            info[name] = {"decision": rec.decision, "p_better": rec.p_better_than_recipe,
+                          "gain_pct": rec.expected_gain_pct}  # fmt: skip
+
+        recipe_value = true_mean(world, setpoints["recipe"], group)
+        for method, s in setpoints.items():
+            value = true_mean(world, s, group)
+            rows.append({**base, "method": method,
+                         "regret": 100.0 * (optimum - value) / optimum,
+                         "true_gain_pct": 100.0 * (value - recipe_value) / recipe_value,
+                         **info.get(method, {})})  # fmt: skip
+    return rows
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per n and recommender: mean / median regret, share worse than the recipe, hit rate."""
+    recipe = rows[rows["method"] == "recipe"].set_index(["world", "n", "seed", "group"])["regret"]
+    out = []
+    for (n, method), part in rows.groupby(["n", "method"], sort=False):
+        keyed = part.set_index(["world", "n", "seed", "group"])
+        worse = keyed["regret"] > recipe.reindex(keyed.index) + 2.0
+        line = {
+            "n": n,
+            "method": method,
+            "mean_regret": part["regret"].mean(),
+            "median_regret": part["regret"].median(),
+            "worse_than_recipe": worse.mean(),
+        }
+        if "decision" in part and part["decision"].notna().any():
+            improve = part[part["decision"] == "improve"]
+            line["improve_share"] = len(improve) / len(part)
+            line["improve_truly_better"] = (
+                float((improve["true_gain_pct"] > 0).mean()) if len(improve) else np.nan
+            )
+            line["stated_p_better"] = improve["p_better"].mean() if len(improve) else np.nan
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), help="worlds to run")
+    parser.add_argument("--n", nargs="+", type=int, default=[20], help="history sizes")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per world and n")
+    parser.add_argument("--models-dir", type=Path, help="cache of fitted default models")
+    parser.add_argument("--out", type=Path, help="CSV file for the per-case rows")
+    args = parser.parse_args(argv)
+    worlds = args.worlds or list(WORLDS)
+    if args.models_dir is not None:
+        args.models_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows = []
+    for w in worlds:
+        for n in args.n:
+            for s in range(args.seeds):
+                rows += run_history(w, n, s, args.models_dir, RECOMMENDERS)
+    results = pd.DataFrame(rows)
+    print(f"{len(results)} rows in {time.perf_counter() - t0:.0f} s\n")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        results.to_csv(args.out, index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(summarise(results).round(3).to_string(index=False))
+        print("\nmean regret % per world")
+        print(results.pivot_table(index=["n", "world"], columns="method",
+                                  values="regret").round(1).to_string())  # fmt: skip
+    return results
+
+
+if __name__ == "__main__":
+    main()
