@@ -46,18 +46,35 @@ RECOMMENDERS: dict[str, dict[str, object]] = {
     "rec_ungated": {"min_confidence": None},
     "rec_mean": {"objective": "mean", "min_confidence": None},
     "rec_overall": {"constraints": Constraints(support="overall")},
+    "rec_mean_gated": {"objective": "mean"},
+    "rec_quantile": {"objective": "quantile"},
+    "rec_noise_free": {"noise": False},
+    "rec_gate95": {"min_confidence": 0.95},
+    "rec_overall_sd15": {"constraints": Constraints(support="overall", max_sd_ratio=1.5)},
 }
 
 
-def fitted(world_name: str, n: int, seed: int, table: pd.DataFrame, cache: Path | None):
-    """The default Bayesian model of one history: loaded from ``cache`` or fitted (and saved)."""
-    path = None if cache is None else cache / f"{world_name}_n{n}_s{seed}"
+def fitted(
+    world_name: str,
+    n: int,
+    seed: int,
+    table: pd.DataFrame,
+    cache: Path | None,
+    structures: tuple[str, ...] | None = None,
+):
+    """The Bayesian model of one history: loaded from ``cache`` or fitted (and saved).
+
+    ``structures`` None is the default model; otherwise its ``structures`` setting.
+    """
+    tag = "" if structures is None else "_" + "+".join(structures)
+    path = None if cache is None else cache / f"{world_name}_n{n}_s{seed}{tag}"
     if path is not None and path.exists():
         return BayesianYieldModel.load(path), 0.0
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = BayesianYieldModel(random_seed=seed).fit(table)
+        settings = {} if structures is None else {"structures": structures}
+        model = BayesianYieldModel(random_seed=seed, **settings).fit(table)
     seconds = time.perf_counter() - t0
     if path is not None:
         model.save(path)
@@ -71,12 +88,17 @@ def true_mean(world, setpoint: pd.Series, group: dict[str, str]) -> float:
 
 
 def run_history(
-    world_name: str, n: int, seed: int, cache: Path | None, recommenders: dict[str, dict]
+    world_name: str,
+    n: int,
+    seed: int,
+    cache: Path | None,
+    recommenders: dict[str, dict],
+    structures: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """Fit (or load) one history's models and score every recommender; tidy rows."""
     world = make_world(world_name, random_seed=seed)
     table, _, _ = world.sample(n, random_seed=seed)
-    bayes, fit_s = fitted(world_name, n, seed, table, cache)
+    bayes, fit_s = fitted(world_name, n, seed, table, cache, structures)
     rf = ForestYield(random_state=seed).fit(table)
     rows = []
     for group in targets(table, world.scale_names):
@@ -139,6 +161,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per world and n")
     parser.add_argument("--models-dir", type=Path, help="cache of fitted default models")
     parser.add_argument("--out", type=Path, help="CSV file for the per-case rows")
+    parser.add_argument(
+        "--structures", nargs="+", help="the Bayesian model's structures (default: its default)"
+    )
+    parser.add_argument(
+        "--recommenders",
+        nargs="+",
+        choices=list(RECOMMENDERS),
+        default=list(RECOMMENDERS),
+        help="recommend() variants to run (default all)",
+    )
     args = parser.parse_args(argv)
     worlds = args.worlds or list(WORLDS)
     if args.models_dir is not None:
@@ -148,7 +180,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for w in worlds:
         for n in args.n:
             for s in range(args.seeds):
-                rows += run_history(w, n, s, args.models_dir, RECOMMENDERS)
+                chosen = {name: RECOMMENDERS[name] for name in args.recommenders}
+                structures = tuple(args.structures) if args.structures else None
+                rows += run_history(w, n, s, args.models_dir, chosen, structures)
     results = pd.DataFrame(rows)
     print(f"{len(results)} rows in {time.perf_counter() - t0:.0f} s\n")
     if args.out:

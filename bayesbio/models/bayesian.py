@@ -1294,6 +1294,12 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         skips the stacking. "spline" is available but not a default: its additive spline
         with free interactions extrapolated into unbounded yields on 2 of 7 independent
         worlds (benchmarks/worlds.py), while LOO, which sees only the data, preferred it.
+        "quadratic_by_group" (the quadratic with the primary group's own linear terms, so
+        that LOO decides whether the optimum moves with scale) is available but not a
+        default: in place of "quadratic" it lowered the RMSE at n = 40 (1.21 -> 1.16 g/L;
+        scale-shift world 2.00 -> 1.28) and raised it at n = 20 (1.28 -> 1.42), with the
+        same mean regret of ``recommend()`` (BENCHMARKS.md). Use it when you expect the
+        optimum to move with scale and do not know by how much.
     varying_slopes : bool, "auto" or str, default "auto"
         Group-varying terms for the primary group (the first group column with >= 2 levels,
         or the column named): each level's own slopes, shrunk towards the population's.
