@@ -431,9 +431,8 @@ def structure_spec(spec: dict[str, Any], structure: str) -> dict[str, Any]:
 
 def _duplicate_structure(spec: dict[str, Any], structure: str) -> bool:
     """Whether ``structure`` would be the same model as ``"quadratic"`` on this data."""
-    return structure == "quadratic_by_group" and (
-        spec["primary"] is not None or spec.get("slope_group") is None
-    )
+    seen = structure_spec(spec, structure)
+    return structure == "quadratic_by_group" and seen["primary"] == spec["primary"]
 
 
 def _codes(table: pd.DataFrame, spec: dict[str, Any], g: str) -> np.ndarray:
@@ -1588,12 +1587,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         idata: dict[str, xr.DataTree] = {}
         diagnostics: dict[str, dict[str, float]] = {}
         samplers = []
-        # a by-group quadratic that would equal the plain one is not fitted twice
-        plain = "quadratic" in structures
-        kept = [s for s in structures if not (plain and _duplicate_structure(spec, s))]
         for k, structure in enumerate(structures):
-            if structure not in kept:
-                continue
+            if "quadratic" in structures and _duplicate_structure(spec, structure):
+                continue  # a by-group quadratic that equals the plain one: not fitted twice
             model = _model_from_spec(table, spec, structure, space)
             seed = None if self.random_seed is None else int(self.random_seed) + 7919 * k
             tree, used = sampling.sample_checked(
