@@ -634,12 +634,7 @@ def build_context(
     points = table[list(space.factor_names)].to_numpy(dtype=float)
     # groups like the target: the columns it was named by (scale and site, not campaign)
     named = [c for c in group_cols if group and c in group] or group_cols
-    labels = (  # one integer per combination of labels (vectorised: fine at 10^6 rows)
-        table.groupby(list(named), sort=False, observed=True).ngroup().to_numpy()
-        if named
-        else np.zeros(len(table), dtype=int)
-    )
-    support = Support(points, labels, mask, space)
+    support = Support(points, schema.group_keys(table, named), mask, space)
     recipe = np.median(points[mask] if mask.any() else points, axis=0)
     for j, v in res.fixed.items():
         recipe[j] = v

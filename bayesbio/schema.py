@@ -45,6 +45,7 @@ __all__ = [
     "SchemaError",
     "check_design",
     "group_columns",
+    "group_keys",
     "map_columns",
     "missing_column_hint",
     "non_number_kind",
@@ -262,6 +263,17 @@ def group_columns(
         The present ones, in the order asked for.
     """
     return resolve_space(space).group_columns(table, groups)
+
+
+def group_keys(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Return one integer per batch for its combination of labels in ``columns``.
+
+    Batches with the same labels in every column share a key (vectorised, fine at millions of
+    rows); without columns every batch has key 0.
+    """
+    if not columns:
+        return np.zeros(len(table), dtype=int)
+    return table.groupby(list(columns), sort=False, observed=True).ngroup().to_numpy()
 
 
 def missing_column_hint(missing: Sequence[str], present: Sequence[Any]) -> str:

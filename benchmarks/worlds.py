@@ -33,7 +33,9 @@ comparison is paired); ``student_t``, ``mixture`` and
 primary group's varying linear and squared terms whatever the data size (``slopes_linear``:
 linear terms only);
 ``free`` is unconstrained curvature; ``discrepancy`` adds the model-discrepancy field where
-the lack-of-fit test finds it; ``diag_once`` the sampling before 2026-12-06 (nutpie's
+the lack-of-fit test finds it; ``by_group`` replaces the quadratic structure with
+``quadratic_by_group`` (each scale its own optimum location, chosen by LOO stacking) and
+``by_group3`` adds it as a third structure; ``diag_once`` the sampling before 2026-12-06 (nutpie's
 "diag" adaptation, no extra runs after failed checks).
 Per Bayesian fit it also records ``max_rhat``, ``divergences``, ``min_ess`` (bulk or tail),
 ``runs`` (sampler runs, all structures) and ``passes_checks`` (1 when every structure passes

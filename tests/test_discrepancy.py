@@ -184,3 +184,16 @@ def test_report_text_says_what_the_lack_of_fit_test_found():
     text = lack_of_fit_text(misses)
     assert "20.0 %" in text and "5.0 %" in text and "18.7 % SD" in text
     assert lack_of_fit_text(SimpleNamespace()) == ""
+
+
+def test_group_keys_pair_batches_only_within_one_combination_of_labels():
+    from bayesbio.schema import group_keys
+
+    table = pd.DataFrame(
+        {"scale": ["2L", "2L", "200L", "2L", "200L"], "site": ["A", "B", "A", "A", "A"]}
+    )
+    keys = group_keys(table, ["scale", "site"])
+    assert keys[0] == keys[3] and keys[2] == keys[4]
+    assert len({keys[0], keys[1], keys[2]}) == 3
+    assert (group_keys(table, ["scale"]) == np.array([0, 0, 1, 0, 1])).all()
+    assert (group_keys(table, []) == 0).all() and len(group_keys(table, [])) == 5

@@ -1729,12 +1729,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         weights = self._positive_weights()
         z = design.standardise(table, space)
         logy = np.log(table[space.response.name].to_numpy(dtype=float))
-        groups = self.spec_["groups"]
-        labels = (  # one integer per combination of group labels
-            table.groupby(list(groups), sort=False, observed=True).ngroup().to_numpy()
-            if groups
-            else np.zeros(len(table), dtype=int)
-        )
+        labels = schema.group_keys(table, self.spec_["groups"])
         sigma = float(sum(w * np.median(self._posterior(s)["sigma"]) for s, w in weights.items()))
         pure, n_pairs = lack_of_fit.pure_error(z, logy, labels)
         upper = lack_of_fit.upper_pure_error(pure, n_pairs) if n_pairs else float("nan")
