@@ -5,9 +5,11 @@ needs only the fits, made once. This script fits (or loads, with ``--models-dir`
 default :class:`~bayesbio.models.BayesianYieldModel` and the random forest on each history of
 ``bayesbio.worlds`` (7 worlds x seeds x n, the same histories and seeds as worlds.py), then
 scores every recommender on the same two target groups per history by its *true* regret:
-``100 (optimum - true mean yield at the setpoint) / optimum``.
+``100 (optimum - true mean yield at the setpoint) / optimum``. The ``--out`` rows hold each
+setpoint and its true mean yield, for reading cases one by one.
 
-Recommenders: ``recipe`` (the world's recipe of the group), ``rf_argmax`` and
+Recommenders: ``optimum`` (the group's true optimum: regret 0, for reference), ``recipe``
+(the world's recipe of the group), ``rf_argmax`` and
 ``bayes_argmax`` (the mean-optimal setpoint of the random forest and of the Bayesian model in
 the whole operating box, :func:`bayesbio.interpret.argmax_setpoint`), ``rec`` (``recommend()``
 with its defaults), and variants of ``recommend()`` named in ``RECOMMENDERS``.
@@ -106,6 +108,7 @@ def run_history(
         base = {"world": world_name, "n": n, "seed": seed,
                 "group": f"{group['scale']}/{group['site']}", "fit_s": fit_s}  # fmt: skip
         setpoints = {
+            "optimum": world.optimum(group),
             "recipe": world.recipe(group),
             "rf_argmax": argmax_setpoint(rf, group=group, random_seed=seed),
             "bayes_argmax": argmax_setpoint(bayes, group=group, random_seed=seed),
@@ -124,7 +127,9 @@ def run_history(
             value = true_mean(world, s, group)
             rows.append({**base, "method": method,
                          "regret": 100.0 * (optimum - value) / optimum,
+                         "true_mean": value,
                          "true_gain_pct": 100.0 * (value - recipe_value) / recipe_value,
+                         **{f: float(s[f]) for f in world.factors},
                          **info.get(method, {})})  # fmt: skip
     return rows
 
