@@ -15,7 +15,8 @@ the whole operating box, :func:`bayesbio.interpret.argmax_setpoint`), ``rec`` (`
 with its defaults), and variants of ``recommend()`` named in ``RECOMMENDERS``.
 
 It prints the mean and median regret per recommender, the share of cases worse than the
-recipe by more than 2 points, and, for ``rec``, how often "improve" was truly better.
+recipe by more than 2 points, how often "improve" was truly better, and the sampling
+diagnostics of the fits (max R-hat, min ESS, divergences, share passing every check).
 
 Run: ``python benchmarks/recommenders.py --n 20 --seeds 2 --models-dir /tmp/fits``
 (about 8 minutes on 2 cores for the first run, fits cached; seconds after).
@@ -34,6 +35,7 @@ import pandas as pd
 
 from bayesbio._recommend_core import Constraints
 from bayesbio.interpret import argmax_setpoint
+from bayesbio.models._bayes_sampling import failed_checks, lowest_ess
 from bayesbio.models.baselines import ForestYield
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import recommend
@@ -101,12 +103,20 @@ def run_history(
     world = make_world(world_name, random_seed=seed)
     table, _, _ = world.sample(n, random_seed=seed)
     bayes, fit_s = fitted(world_name, n, seed, table, cache, structures)
+    found = bayes.diagnostics_.values()
+    sampling = {
+        "max_rhat": max(float(d["max_r_hat"]) for d in found),
+        "min_ess": min(lowest_ess(d) for d in found),
+        "divergences": sum(float(d["divergences"]) for d in found),
+        "passes_checks": float(not any(failed_checks(d) for d in found)),
+    }
     rf = ForestYield(random_state=seed).fit(table)
     rows = []
     for group in targets(table, world.scale_names):
         optimum = float(world.optimum(group)["yield"])
         base = {"world": world_name, "n": n, "seed": seed,
-                "group": f"{group['scale']}/{group['site']}", "fit_s": fit_s}  # fmt: skip
+                "group": f"{group['scale']}/{group['site']}", "fit_s": fit_s,
+                **sampling}  # fmt: skip
         setpoints = {
             "optimum": world.optimum(group),
             "recipe": world.recipe(group),
@@ -195,6 +205,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         results.to_csv(args.out, index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summarise(results).round(3).to_string(index=False))
+        fits = results.drop_duplicates(["world", "n", "seed"])
+        print("\nsampling per Bayesian fit (mean; min ESS bulk or tail, all structures)")
+        columns = ["max_rhat", "min_ess", "divergences", "passes_checks"]
+        print(fits.groupby("n")[columns].mean().round(3).to_string())
         print("\nmean regret % per world")
         print(results.pivot_table(index=["n", "world"], columns="method",
                                   values="regret").round(1).to_string())  # fmt: skip
