@@ -106,7 +106,11 @@ def main() -> None:
     for world, n, seed, table, space in histories(args.n, args.seeds, args.sim_n, args.worlds):
         new = fit_rows(world, n, seed, table, space)
         rows += new
-        print(pd.DataFrame(new).round(3).to_string(index=False, header=len(rows) == len(new)))
+        print(
+            pd.DataFrame(new)
+            .round(3)
+            .to_string(index=False, header=len(rows) == len(new), col_space=11)
+        )
     frame = pd.DataFrame(rows)
     if args.out:
         frame.to_csv(args.out, index=False)
