@@ -35,14 +35,13 @@ import pandas as pd
 
 from bayesbio._recommend_core import Constraints
 from bayesbio.interpret import argmax_setpoint
-from bayesbio.models._bayes_sampling import failed_checks, lowest_ess
 from bayesbio.models.baselines import ForestYield
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import recommend
 from bayesbio.worlds import WORLDS, make_world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from worlds import targets  # benchmarks/worlds.py
+from worlds import sampling_checks, targets  # benchmarks/worlds.py
 
 #: recommend() variants: keyword arguments beside ``group`` and ``random_seed``
 RECOMMENDERS: dict[str, dict[str, object]] = {
@@ -103,13 +102,7 @@ def run_history(
     world = make_world(world_name, random_seed=seed)
     table, _, _ = world.sample(n, random_seed=seed)
     bayes, fit_s = fitted(world_name, n, seed, table, cache, structures)
-    found = bayes.diagnostics_.values()
-    sampling = {
-        "max_rhat": max(float(d["max_r_hat"]) for d in found),
-        "min_ess": min(lowest_ess(d) for d in found),
-        "divergences": sum(float(d["divergences"]) for d in found),
-        "passes_checks": float(not any(failed_checks(d) for d in found)),
-    }
+    sampling = sampling_checks(bayes.diagnostics_)
     rf = ForestYield(random_state=seed).fit(table)
     rows = []
     for group in targets(table, world.scale_names):

@@ -137,6 +137,19 @@ def eval_setpoints(world) -> pd.DataFrame:
     return pd.DataFrame(x, columns=list(world.factors))
 
 
+def sampling_checks(diagnostics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Sampling of one Bayesian fit over its structures: worst R-hat, lowest ESS (bulk or
+    tail), total divergences and sampler runs, and 1.0 when every structure passes."""
+    found = list(diagnostics.values())
+    return {
+        "max_rhat": max(float(d["max_r_hat"]) for d in found),
+        "divergences": sum(float(d["divergences"]) for d in found),
+        "min_ess": min(lowest_ess(d) for d in found),
+        "runs": sum(float(d.get("runs", 1)) for d in found),
+        "passes_checks": float(not any(failed_checks(d) for d in found)),
+    }
+
+
 def targets(table: pd.DataFrame, scales: tuple[str, ...]) -> list[dict[str, str]]:
     """Most sampled group overall and most sampled group of the largest sampled scale."""
     counts = table.groupby(["scale", "site"]).size().sort_values(ascending=False, kind="stable")
@@ -214,22 +227,8 @@ def run_case(
         add("all", name, "width", float(np.mean(interval["upper"] - interval["lower"])))
         diagnostics = getattr(model, "diagnostics_", None)
         if diagnostics and name.removeprefix("b_") not in STRUCTURE_VARIANTS:
-            add("all", name, "max_rhat", max(float(d["max_r_hat"]) for d in diagnostics.values()))
-            add(
-                "all",
-                name,
-                "divergences",
-                sum(float(d["divergences"]) for d in diagnostics.values()),
-            )
-            add(
-                "all",
-                name,
-                "min_ess",
-                min(lowest_ess(d) for d in diagnostics.values()),
-            )
-            add("all", name, "runs", sum(float(d.get("runs", 1)) for d in diagnostics.values()))
-            passes = not any(failed_checks(d) for d in diagnostics.values())
-            add("all", name, "passes_checks", float(passes))
+            for metric, value in sampling_checks(diagnostics).items():
+                add("all", name, metric, value)
 
     for group in targets(table, world.scale_names):
         label = f"{group['scale']}/{group['site']}"
