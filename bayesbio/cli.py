@@ -960,13 +960,13 @@ def next_(
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
-    """Propose the next batches of a campaign (bayesbio.campaign.Campaign.recommend).
+    """Propose the next batches of a campaign (bayesbio.recommend.Campaign.recommend).
 
     Fits the Bayesian model on --data, proposes --batches setpoints for --group by q-Thompson
     sampling under the safety rule, writes next_batches.csv and the campaign (campaign/).
     """
     with _errors():
-        from bayesbio.campaign import Campaign
+        from bayesbio.recommend import Campaign
 
         _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)

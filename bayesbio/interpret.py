@@ -39,15 +39,10 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from bayesbio import schema
-from bayesbio._recommend_core import (
-    Constraints,
-    model_groups,
-    model_space,
-    resolve_constraints,
-    resolve_group,
-)
 from bayesbio.checks import make_rng
 from bayesbio.evaluate import Comparison, compare, make_folds
+from bayesbio.recommend.constraints import Constraints, resolve_constraints
+from bayesbio.recommend.context import model_groups, model_space, resolve_group
 from bayesbio.space import ProcessSpace, resolve_space
 
 if TYPE_CHECKING:

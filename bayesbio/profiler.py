@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bayesbio._recommend_core import build_context
 from bayesbio.checks import check_fraction, check_int
+from bayesbio.recommend.context import build_context
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel

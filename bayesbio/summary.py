@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio._recommend_core import build_context
 from bayesbio.checks import check_fraction, check_int
+from bayesbio.recommend.context import build_context
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel

@@ -23,7 +23,7 @@ the level, so it is left out), from :meth:`World.expected_yield` (failures inclu
 
 Methods (``--methods``):
 
-* ``campaign``  -- :class:`bayesbio.campaign.Campaign` with its defaults (default
+* ``campaign``  -- :class:`bayesbio.recommend.Campaign` with its defaults (default
   ``BayesianYieldModel``, q-Thompson proposals under the safety rule, answer
   :meth:`Campaign.best`) for the target (scale, site, campaign), the world's recipe as
   ``recipe=`` and ``random_seed=seed``; the
@@ -429,10 +429,10 @@ class BoTorchQEI(GaussianProcessEI):
 
 
 class CampaignMethod(Method):
-    """:class:`bayesbio.campaign.Campaign` with its defaults."""
+    """:class:`bayesbio.recommend.Campaign` with its defaults."""
 
     def __init__(self, case: Case, model_params: Mapping[str, Any]) -> None:
-        from bayesbio.campaign import Campaign
+        from bayesbio.recommend import Campaign
 
         super().__init__(case)
         self.campaign = Campaign(

@@ -32,6 +32,7 @@ import argparse
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,9 @@ from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import design_space, recommend
 from bayesbio.simulate import simulate_batches
 from bayesbio.space import ProcessSpace
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SPACE = ProcessSpace.default()
 
@@ -204,6 +208,55 @@ def goals(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def plot_regret_study(results: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Box plot of regret (% of the true optimum) by recommender and number of batches.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results with columns ``recommender``, ``n`` and ``regret_pct``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes.
+    """
+    import matplotlib.pyplot as plt
+
+    need = ["recommender", "n", "regret_pct"]
+    missing = [c for c in need if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lacks column(s) {missing}; needs {need}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 4.0))
+    names = list(dict.fromkeys(results["recommender"]))
+    ns = sorted(results["n"].unique())
+    width = 0.8 / len(names)
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        data = [
+            results.loc[(results["recommender"] == name) & (results["n"] == n), "regret_pct"]
+            .dropna()
+            .to_numpy()
+            for n in ns
+        ]
+        pos = np.arange(len(ns)) + (i - (len(names) - 1) / 2) * width
+        bp = ax.boxplot(
+            data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False
+        )
+        for box in bp["boxes"]:
+            box.set_facecolor(cmap(i % 10))
+            box.set_alpha(0.7)
+        ax.plot([], [], "s", color=cmap(i % 10), label=name)
+    ax.set_xticks(np.arange(len(ns)))
+    ax.set_xticklabels([f"n = {n}" for n in ns])
+    ax.set_ylabel("regret [% of true optimum]")
+    ax.legend(fontsize="small", frameon=False, ncol=min(3, len(names)))
+    return ax
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 20, 40 x 3 seeds, short fits")
@@ -264,7 +317,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         import matplotlib
 
         matplotlib.use("Agg")
-        from bayesbio.recommend import plot_regret_study
 
         args.out.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out / "recommend_regret.csv", index=False)

@@ -33,11 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesbio._recommend_core import Constraints
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models.baselines import ForestYield
 from bayesbio.models.bayesian import BayesianYieldModel
-from bayesbio.recommend import recommend
+from bayesbio.recommend import Constraints, recommend
 from bayesbio.worlds import WORLDS, make_world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from test_recommend import ConjugateQuadratic, toy_space
 
-from bayesbio.campaign import Campaign
-from bayesbio.recommend import BoundWarning
+from bayesbio.recommend import BoundWarning, Campaign
 
 SPACE1 = toy_space(1)  # speed 100-500 rpm, titer in mg/L, groups ("site",), batch id "run"
 VERTEX = 0.7  # true optimum at 380 rpm

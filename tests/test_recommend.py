@@ -11,7 +11,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
 
-from bayesbio._recommend_core import largest_box
 from bayesbio.recommend import (
     BoundWarning,
     Constraints,
@@ -23,9 +22,9 @@ from bayesbio.recommend import (
     next_batches,
     plot_design_space,
     plot_recommendation,
-    plot_regret_study,
     recommend,
 )
+from bayesbio.recommend.design_space import largest_box
 from bayesbio.space import Factor, ProcessSpace, Response
 
 SPACE = ProcessSpace.default()
@@ -587,12 +586,6 @@ def test_plots_return_matplotlib_objects(table):
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(t.startswith("spec: >= 7 g/L") for t in texts)
     assert any("10th percentile of each" in t for t in texts)
-    results = pd.DataFrame(
-        {"recommender": ["a", "b"] * 4, "n": [20, 20, 40, 40] * 2, "regret_pct": np.arange(8.0)}
-    )
-    assert isinstance(plot_regret_study(results), Axes)
-    with pytest.raises(ValueError, match="regret_pct"):
-        plot_regret_study(results.drop(columns="regret_pct"))
 
 
 # -- real models ---------------------------------------------------------------------------------
@@ -901,7 +894,11 @@ def test_next_batches_reads_the_space():
 
 
 def test_grid_resolution_keeps_many_factor_grids_small():
-    from bayesbio._recommend_core import MAX_GRID_POINTS, MAX_OUTER_BOXES, grid_resolution
+    from bayesbio.recommend.design_space import (
+        MAX_GRID_POINTS,
+        MAX_OUTER_BOXES,
+        grid_resolution,
+    )
 
     assert grid_resolution(9, 4) == 9  # the default space keeps its grid
     for d in range(1, 13):
@@ -950,7 +947,7 @@ def test_setpoint_near_another_groups_data_is_flagged_under_group_support():
 
 
 def test_demo_2000l_at_short_mixing_time_is_outside_its_groups_support():
-    from bayesbio._recommend_core import Support
+    from bayesbio.recommend.support import Support
     from bayesbio.simulate import simulate_batches
 
     table = simulate_batches(120, random_seed=2024).table
@@ -1133,7 +1130,7 @@ def _routine_with_one_far_batch(seed=0):
 
 
 def test_group_support_is_robust_to_one_far_batch_and_covers_its_neighbourhood():
-    from bayesbio._recommend_core import Support
+    from bayesbio.recommend.support import Support
 
     points, labels = _routine_with_one_far_batch()
     support = Support(points, labels, labels == "A", SPACE)

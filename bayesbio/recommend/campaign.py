@@ -44,9 +44,12 @@ import numpy as np
 import pandas as pd
 
 from bayesbio import schema
-from bayesbio._recommend_core import Constraints, Evaluator, build_context, lhs
 from bayesbio.checks import check_fraction, check_int
-from bayesbio.recommend import Recommendation, _recipe, recommend
+from bayesbio.recommend.constraints import Constraints
+from bayesbio.recommend.context import build_context, group_recipe
+from bayesbio.recommend.recommendation import Recommendation, recommend
+from bayesbio.recommend.sampler import Evaluator
+from bayesbio.recommend.search import lhs
 from bayesbio.space import ProcessSpace, resolve_space
 
 if TYPE_CHECKING:
@@ -174,7 +177,7 @@ class Campaign:
                 # a group column with several labels that the campaign's group does not name
                 said = [n for n in ctx.notes if any(f"'{c}'" in n for c in omitted)]
                 warnings.warn("Campaign: " + "; ".join(said), UserWarning, stacklevel=2)
-            point = _recipe(self._recipe_given, ctx)
+            point = group_recipe(self._recipe_given, ctx)
             self.recipe = {p: float(v) for p, v in zip(ctx.factors, point, strict=True)}
         return self
 
@@ -215,7 +218,7 @@ class Campaign:
         n_candidates = check_int("n_candidates", n_candidates, minimum=1)
         model = self._fitted()
         ctx = build_context(model, self.group or None, "auto", self.constraints)
-        ctx.recipe = _recipe(self.recipe, ctx)
+        ctx.recipe = group_recipe(self.recipe, ctx)
         rng = np.random.default_rng([self.random_seed or 0, self.round])
         seed = int(rng.integers(2**31 - 1))
         ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=np.zeros(ctx.space.k))

@@ -1,0 +1,172 @@
+"""What a recommendation tells the user: warnings, with the factor and the numbers named.
+
+Three warning categories, each also kept on the result (``Recommendation.warnings``):
+:class:`ModelDiagnosticsWarning` (R-hat, ESS, divergences of the model behind the draws),
+:class:`ExtrapolationWarning` (a setpoint outside the group's data support, naming the factors
+farthest from the group's batches) and :class:`BoundWarning` (a factor on a bound of the search
+box).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayesbio.space import ProcessSpace
+
+if TYPE_CHECKING:
+    from bayesbio.models.protocol import YieldModel
+    from bayesbio.recommend.context import Context
+
+
+class ExtrapolationWarning(UserWarning):
+    """A setpoint lies outside the support of the historical data (Mahalanobis limit)."""
+
+
+class ModelDiagnosticsWarning(UserWarning):
+    """The model's sampling diagnostics flag a problem; the recommendation carries it."""
+
+
+class BoundWarning(UserWarning):
+    """A recommended factor lies on a bound of the search box: the optimum may lie beyond."""
+
+
+def emit(messages: Sequence[str], category: type[Warning]) -> None:
+    """Issue each message as a warning of ``category`` (at the caller of the public function)."""
+    for text in messages:
+        warnings.warn(text, category, stacklevel=3)
+
+
+def value_text(space: ProcessSpace, name: str, value: float) -> str:
+    """``"Temperature 36.5 degC"``: a factor's label, value and unit."""
+    unit = space.units.get(name, "")
+    unit = f" {unit}" if unit and unit not in ("pH", "dimensionless") else ""
+    return f"{space.label(name)} {value:.4g}{unit}"
+
+
+def point_text(space: ProcessSpace, point: np.ndarray) -> str:
+    """Describe a setpoint in words, every factor with its unit."""
+    return ", ".join(
+        value_text(space, p, float(v)) for p, v in zip(space.factor_names, point, strict=True)
+    )
+
+
+def model_diagnostics(model: YieldModel | Any) -> tuple[dict[str, Any], list[str]]:
+    """Copy the model's diagnostics and list the problems they flag."""
+    raw = getattr(model, "diagnostics_", None)
+    if isinstance(raw, pd.Series):
+        raw = raw.to_dict()
+    diag: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+    weights = getattr(model, "stacking_weights_", None)
+    if weights is not None:
+        diag["stacking_weights"] = (
+            weights.to_dict()
+            if isinstance(weights, pd.Series)
+            else dict(weights)
+            if isinstance(weights, Mapping)
+            else np.asarray(weights).tolist()
+        )
+    problems: list[str] = []
+    # a flat dict of diagnostics, or one dict per model structure (stacked models)
+    nested = {k: v for k, v in diag.items() if isinstance(v, Mapping)}
+    blocks = nested.items() if nested else [("", diag)]
+    for name, block in blocks:
+        where = f"structure '{name}': " if name else ""
+
+        def number(key: str, block: Mapping[str, Any] = block) -> float | None:
+            try:
+                value = float(block[key]) if key in block else None
+            except (TypeError, ValueError):
+                return None
+            return value if value is not None and np.isfinite(value) else None
+
+        r_hat = number("max_r_hat")
+        if r_hat is not None and r_hat > 1.01:
+            problems.append(f"{where}max R-hat {r_hat:.3f} > 1.01")
+        div = number("divergences")
+        if div is not None and div > 0:
+            problems.append(f"{where}{int(div)} divergent transitions")
+        for key in ("min_ess_bulk", "min_ess_tail"):
+            ess = number(key)
+            if ess is not None and ess < 400:
+                problems.append(f"{where}{key} {ess:.0f} < 400")
+        if block.get("converged") is False:
+            problems.append(f"{where}model reports converged=False")
+    messages = []
+    if problems:
+        messages.append(
+            f"model {type(model).__name__} did not pass its sampling diagnostics ("
+            + "; ".join(problems)
+            + "): the posterior draws behind this result may be unreliable; refit with more "
+            "tuning/draws or check the model"
+        )
+    for text in diag.get("warnings", []) or []:
+        messages.append(str(text))
+    return diag, messages
+
+
+def support_messages(ctx: Context, point: np.ndarray, dist: float, ratio: float) -> list[str]:
+    """One sentence when ``point`` is outside the group's support, naming the factors."""
+    space = ctx.space
+    limit = ctx.res.max_distance
+    sd_limit = ctx.res.max_sd_ratio
+    out_d = not dist <= limit
+    out_r = sd_limit is not None and not ratio <= sd_limit
+    if not (out_d or out_r):
+        return []
+    which = ctx.support.used(ctx.res.support)
+    offsets = ctx.support.factor_offsets(point[None], ctx.res.support)
+    far = [(p, o) for p, o in offsets if abs(o) > 2.0] or offsets[:1]
+    pts = ctx.table.loc[ctx.in_group, ctx.factors] if ctx.in_group.any() else ctx.table
+    parts = []
+    for p, o in far:
+        lo, hi = float(pts[p].min()), float(pts[p].max())
+        value = float(point[ctx.factors.index(p)])
+        parts.append(
+            f"factor '{p}' = {value:.4g}{_unit(space, p)} is {abs(o):.1f} SDs "
+            f"{'above' if o > 0 else 'below'} the group's batches (they ran "
+            f"{lo:.4g}-{hi:.4g}{_unit(space, p)})"
+        )
+    what = []
+    if out_d:
+        what.append(f"Mahalanobis distance {dist:.2f} > limit {limit:.2f}, {which} support")
+    if out_r:
+        what.append(f"posterior SD {ratio:.1f} x its value at the group's data > {sd_limit:g}")
+    return [
+        "recommended setpoint is outside the support of the group's data ("
+        + "; ".join(what)
+        + "): "
+        + "; ".join(parts)
+        + ". The model is extrapolating: run confirmation batches or keep Constraints(guard=True)"
+    ]
+
+
+def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
+    """One sentence per free factor on a bound of the search box."""
+    space = ctx.space
+    out = []
+    for j in ctx.res.free:
+        lo, hi = ctx.res.lo[j], ctx.res.hi[j]
+        name = ctx.factors[j]
+        tol = 0.01 * (hi - lo)
+        side = "lower" if point[j] <= lo + tol else "upper" if point[j] >= hi - tol else None
+        if side is None:
+            continue
+        bound = lo if side == "lower" else hi
+        op = space.factor(name).operating
+        what = "operating range" if bound in op else "constraints.bounds"
+        out.append(
+            f"factor '{name}' is on the {side} bound {bound:.4g}{_unit(space, name)} of the "
+            f"search box ({what}): the optimum may lie beyond it; widen the {what} if the "
+            "process allows, and confirm with batches near the bound"
+        )
+    return out
+
+
+def _unit(space: ProcessSpace, name: str) -> str:
+    unit = space.units.get(name, "")
+    return f" {unit}" if unit and unit not in ("pH", "dimensionless", "-", "1") else ""
