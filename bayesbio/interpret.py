@@ -8,10 +8,10 @@
 * :func:`partial_dependence`: partial dependence and ICE curves (``sklearn.inspection``).
 * :func:`influence` and :func:`plot_influence`: all of the above side by side, one table and
   one figure.
-* :func:`argmax_setpoint` and :func:`optimal_range`: the baseline recommender (optimise the
-  mean prediction within operating ranges; no risk, no uncertainty; compare
-  :mod:`bayesbio.recommend`). Bounds, fixed factors and the target group are resolved by the
-  same functions as :func:`bayesbio.recommend.recommend`.
+* :func:`argmax_setpoint` and :func:`optimal_range`: the baseline recommender (the mean
+  prediction's optimum within operating ranges; no risk, no uncertainty), defined in
+  :mod:`bayesbio.recommend.argmax` on the machinery of :func:`bayesbio.recommend.recommend`
+  and importable from here too.
 * :func:`linear_vs_nonlinear`: the proposal's linear vs non-linear comparison, as a table and
   a generated paragraph.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations, product
+from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -33,7 +33,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import optimize
 from sklearn import inspection
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
@@ -41,7 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayesbio import schema
 from bayesbio.checks import make_rng
 from bayesbio.evaluate import Comparison, compare, make_folds
-from bayesbio.recommend.constraints import Constraints, resolve_constraints
+from bayesbio.recommend.argmax import argmax_setpoint, optimal_range
 from bayesbio.recommend.context import model_groups, model_space, resolve_group
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -61,9 +60,6 @@ __all__ = [
     "permutation_importance",
     "plot_influence",
 ]
-
-#: Most candidate grid points of :func:`argmax_setpoint` (the grid is coarsened for many factors).
-_MAX_GRID = 20_000
 
 
 def _fitted_table(model: YieldModel | Any) -> pd.DataFrame:
@@ -589,267 +585,6 @@ def plot_influence(result: Influence) -> Figure:
     for row in range(nrow):
         pd_axes[row * ncol].set_ylabel(f"Predicted {r.axis_label}")
     return fig
-
-
-# ---- baseline recommender --------------------------------------------------------------------
-@dataclass
-class _Search:
-    """Resolved search for the baseline recommender (all arrays in the space's factor order)."""
-
-    space: ProcessSpace
-    levels: dict[str, str]
-    lo: np.ndarray
-    hi: np.ndarray
-    free: list[int]
-    fixed: dict[int, float]
-
-
-def _search(
-    model: YieldModel | Any,
-    group: Mapping[str, Any] | None,
-    bounds: Mapping[str, tuple[float, float]] | None,
-    fixed: Mapping[str, float] | None,
-) -> _Search:
-    """Resolve group, bounds and fixed factors with the functions :func:`recommend` uses."""
-    space = model_space(model)
-    levels = _reference_group(model, group)
-    if bounds is not None and not isinstance(bounds, Mapping):
-        raise ValueError(
-            f"bounds must be a mapping from factor names {list(space.factor_names)} to "
-            f"(low, high), got {type(bounds).__name__}"
-        )
-    # a response entry (as in space.bounds when the response has a typical range) is ignored
-    bounds = {k: v for k, v in (bounds or {}).items() if k != space.response.name}
-    res = resolve_constraints(
-        Constraints(bounds=bounds, fixed=fixed, guard=False), space, prefix=""
-    )
-    free = [int(j) for j in res.free]
-    return _Search(space, levels, res.lo, res.hi, free, dict(res.fixed))
-
-
-def _predictor(model: YieldModel | Any, s: _Search, columns: Sequence[int]):
-    """Return ``predict(points)`` for points over the factors ``columns`` (others fixed)."""
-    names = list(s.space.factor_names)
-
-    def predict(points: np.ndarray) -> np.ndarray:
-        points = np.atleast_2d(points)
-        full = np.tile(s.lo, (len(points), 1))
-        full[:, list(columns)] = points
-        frame = pd.DataFrame(full, columns=names)
-        for g, level in s.levels.items():
-            frame[g] = level
-        return np.asarray(model.predict(frame), dtype=float)
-
-    return predict
-
-
-def _candidates(
-    lo: np.ndarray, hi: np.ndarray, grid: int, n_random: int, rng: np.random.Generator
-) -> np.ndarray:
-    if len(lo):
-        while grid > 2 and grid ** len(lo) > _MAX_GRID:
-            grid -= 1
-    axes = [np.linspace(a, b, grid) for a, b in zip(lo, hi, strict=True)]
-    points = np.array(list(product(*axes))) if len(axes) else np.empty((1, 0))
-    if n_random and len(lo):
-        points = np.vstack([points, rng.uniform(lo, hi, size=(n_random, len(lo)))])
-    return points
-
-
-def argmax_setpoint(
-    model: YieldModel | Any,
-    *,
-    group: Mapping[str, Any] | None = None,
-    bounds: Mapping[str, tuple[float, float]] | None = None,
-    fixed: Mapping[str, float] | None = None,
-    grid: int = 7,
-    n_random: int = 500,
-    popsize: int = 20,
-    maxiter: int = 30,
-    random_seed: int | None = None,
-) -> pd.Series:
-    """Setpoint with the best mean predicted response within the operating ranges.
-
-    The best is the largest mean prediction, or the smallest for a response the model's space
-    declares to minimise. A grid (``grid`` points per free factor, coarsened for many
-    factors) plus ``n_random`` uniform points is evaluated in one call; the ``popsize`` best
-    seed a bounded differential evolution (:func:`scipy.optimize.differential_evolution`,
-    vectorised: one model call per generation), which refines locally without gradients, so
-    it also works for the piecewise-constant forest.
-
-    Parameters
-    ----------
-    model : estimator
-        A fitted model following the protocol; factors, operating ranges and the response
-        direction come from ``model.space_``.
-    group : mapping of str to str, optional
-        Group levels (e.g. ``{"scale": "2000L", "site": "B"}``); group columns not given take
-        their most common training level. An unknown column or a label not seen in training
-        is a ValueError naming the known ones.
-    bounds : mapping of str to (float, float), optional
-        Search range per factor, intersected with its operating range (``space.bounds``) and
-        within its physical limits; factors not named keep their operating range.
-    fixed : mapping of str to float, optional
-        Factors held at a value (added to those the space fixes).
-    grid : int, default 7
-        Grid points per free factor.
-    n_random : int, default 500
-        Extra uniform random candidates.
-    popsize : int, default 20
-        Best candidates that form the refinement population.
-    maxiter : int, default 30
-        Generations of the refinement (0: grid search only).
-    random_seed : int, optional
-        Seed for the random candidates and the refinement.
-
-    Returns
-    -------
-    pandas.Series
-        The factors (domain units) and the response (predicted mean, named
-        ``space.response.name``); ``attrs["group"]`` holds the group levels used,
-        ``attrs["direction"]`` the response direction.
-    """
-    s = _search(model, group, bounds, fixed)
-    sgn = 1.0 if s.space.response.maximise else -1.0
-    free = s.free
-    lo, hi = s.lo[free], s.hi[free]
-    predict = _predictor(model, s, free)
-    rng = make_rng(random_seed)
-    points = _candidates(lo, hi, grid, n_random, rng)
-    values = sgn * predict(points)
-    order = np.argsort(-values)
-    best_x, best_u = points[order[0]], float(values[order[0]])
-    if free and maxiter > 0:
-        span = hi - lo
-        # differential evolution seeded with the best candidates: evaluates a whole
-        # population per model call (vectorised), so it stays cheap for any model.
-        init = (points[order[: max(popsize, 5)]] - lo) / span
-        if len(init) < 5:
-            init = np.vstack([init, rng.uniform(0.0, 1.0, size=(5 - len(init), len(free)))])
-        res = optimize.differential_evolution(
-            lambda u: -sgn * predict((lo[:, None] + u * span[:, None]).T),
-            [(0.0, 1.0)] * len(free),
-            init=init,
-            maxiter=maxiter,
-            tol=0.0,
-            atol=0.0,
-            polish=False,
-            updating="deferred",
-            vectorized=True,
-            rng=rng,
-        )
-        x = lo + np.clip(res.x, 0.0, 1.0) * span
-        u = float(sgn * predict(x)[0])
-        if u > best_u:
-            best_x, best_u = x, u
-    setpoint = s.lo.copy()
-    setpoint[free] = best_x
-    names = list(s.space.factor_names)
-    out = pd.Series(dict(zip(names, map(float, setpoint), strict=True)), name="setpoint")
-    out[s.space.response.name] = sgn * best_u
-    out.attrs["group"] = s.levels
-    out.attrs["direction"] = s.space.response.direction
-    return out
-
-
-def optimal_range(
-    model: YieldModel | Any,
-    *,
-    group: Mapping[str, Any] | None = None,
-    bounds: Mapping[str, tuple[float, float]] | None = None,
-    fixed: Mapping[str, float] | None = None,
-    tolerance: float = 0.05,
-    resolution: int = 41,
-    n_random: int = 4000,
-    random_seed: int | None = None,
-) -> pd.DataFrame:
-    """Ranges of each factor where the predicted response is within ``tolerance`` of the best.
-
-    Parameters
-    ----------
-    model : estimator
-        A fitted model following the protocol (factors and direction from ``model.space_``).
-    group : mapping of str to str, optional
-        Group levels (see :func:`argmax_setpoint`).
-    bounds : mapping of str to (float, float), optional
-        Search range per factor (see :func:`argmax_setpoint`).
-    fixed : mapping of str to float, optional
-        Factors held at a value.
-    tolerance : float, default 0.05
-        Relative shortfall allowed: response >= (1 - tolerance) x best predicted response
-        when maximising, <= (1 + tolerance) x best when minimising (relative to ``|best|``).
-    resolution : int, default 41
-        Points of each one-factor profile.
-    n_random : int, default 4000
-        Uniform points used for the joint region.
-    random_seed : int, optional
-        Seed (argmax search and joint-region points).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by factor (``parameter``): ``optimum``; ``low``/``high``, the contiguous range
-        along the profile through the optimum (other factors at their optimum);
-        ``joint_low``/``joint_high``, the extent of all sampled setpoints within tolerance
-        (other factors free); ``unit``. ``attrs`` hold ``best`` (the best predicted mean;
-        also as ``max_yield``), ``threshold``, ``direction`` and ``group``.
-    """
-    if not 0.0 <= tolerance < 1.0:
-        raise ValueError(f"tolerance must be in [0, 1); got {tolerance!r}")
-    s = _search(model, group, bounds, fixed)
-    space = s.space
-    names = list(space.factor_names)
-    sgn = 1.0 if space.response.maximise else -1.0
-    best = argmax_setpoint(
-        model, group=s.levels, bounds=bounds, fixed=fixed, random_seed=random_seed
-    )
-    predict = _predictor(model, s, range(space.k))
-    ybest = float(best[space.response.name])
-    threshold = ybest - sgn * tolerance * abs(ybest)
-    opt = best[names].to_numpy(dtype=float)
-    rng = make_rng(random_seed)
-    joint = np.tile(opt, (n_random, 1))
-    for j in s.free:
-        joint[:, j] = rng.uniform(s.lo[j], s.hi[j], size=n_random)
-    inside = joint[sgn * predict(joint) >= sgn * threshold]
-    rows = []
-    for j, p in enumerate(names):
-        if j in s.fixed:
-            low = high = s.fixed[j]
-        else:
-            grid = np.unique(np.append(np.linspace(s.lo[j], s.hi[j], resolution), opt[j]))
-            points = np.tile(opt, (grid.size, 1))
-            points[:, j] = grid
-            ok = sgn * predict(points) >= sgn * threshold - 1e-12
-            k = int(np.argmin(np.abs(grid - opt[j])))
-            a = b = k
-            while a > 0 and ok[a - 1]:
-                a -= 1
-            while b < grid.size - 1 and ok[b + 1]:
-                b += 1
-            low, high = float(grid[a]), float(grid[b])
-        jl = float(inside[:, j].min()) if len(inside) else low
-        jh = float(inside[:, j].max()) if len(inside) else high
-        rows.append(
-            {
-                "parameter": p,
-                "optimum": opt[j],
-                "low": low,
-                "high": high,
-                "joint_low": min(jl, low),
-                "joint_high": max(jh, high),
-                "unit": space.units[p],
-            }
-        )
-    out = pd.DataFrame(rows).set_index("parameter")
-    out.attrs.update(
-        best=ybest,
-        max_yield=ybest,
-        threshold=threshold,
-        direction=space.response.direction,
-        group=s.levels,
-    )
-    return out
 
 
 # ---- linear vs non-linear --------------------------------------------------------------------

@@ -67,7 +67,7 @@ def run_one(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         candidates = {"recipe (median)": recipe}
         for name, model in fitted.items():
             candidates[name] = argmax_setpoint(
-                model, group=group, grid=5, n_random=200, maxiter=10, random_seed=seed
+                model, group=group, n_candidates=512, random_seed=seed
             )[list(SPACE.factor_names)]
         for name, setpoint in candidates.items():
             achieved = float(truth.mean_yield(setpoint.to_frame().T, group=group)[0])

@@ -16,6 +16,7 @@ The package is split by concept, in the order a recommendation is made:
 :mod:`.acquisition`       the score searched: objective, safe-improvement gate, support
 :mod:`.search`            Latin hypercube, vectorised pattern search, polish
 :mod:`.recommendation`    :func:`recommend` and :class:`Recommendation`
+:mod:`.argmax`            :func:`argmax_setpoint`: the mean optimum of any model (baseline)
 :mod:`.design_space`      :func:`design_space` and proven acceptable ranges
 :mod:`.experiments`       :func:`next_batches`: the value of one more batch
 :mod:`.campaign`          :class:`Campaign`: propose, add results, refit, repeat
@@ -29,6 +30,7 @@ support of the target group's data (:class:`Constraints`); a recommendation outs
 :class:`ExtrapolationWarning`.
 """
 
+from bayesbio.recommend.argmax import argmax_setpoint, optimal_range
 from bayesbio.recommend.campaign import Campaign
 from bayesbio.recommend.constraints import DEFAULT_MAX_DISTANCE, Constraints, support_radius
 from bayesbio.recommend.context import KINDS
@@ -51,9 +53,11 @@ __all__ = [
     "ModelDiagnosticsWarning",
     "Objective",
     "Recommendation",
+    "argmax_setpoint",
     "describe_objective",
     "design_space",
     "next_batches",
+    "optimal_range",
     "plot_design_space",
     "plot_recommendation",
     "recommend",

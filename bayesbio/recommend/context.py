@@ -117,15 +117,18 @@ class Context:
         return draws >= spec if self.space.response.maximise else draws <= spec
 
 
-def training_table(model: YieldModel | Any) -> pd.DataFrame:
-    """Return ``model.training_table_`` or raise a ValueError saying the model is not fitted."""
+def training_table(model: YieldModel | Any, *, method: str = "predict_draws") -> pd.DataFrame:
+    """Return ``model.training_table_`` or raise a ValueError saying the model is not fitted.
+
+    ``method`` is the prediction method the caller needs (a ValueError when it is missing).
+    """
     table = getattr(model, "training_table_", None)
     if not isinstance(table, pd.DataFrame):
         raise ValueError(
             f"model ({type(model).__name__}) has no training_table_: fit it before recommending"
         )
-    if not callable(getattr(model, "predict_draws", None)):
-        raise ValueError(f"model ({type(model).__name__}) has no predict_draws method")
+    if not callable(getattr(model, method, None)):
+        raise ValueError(f"model ({type(model).__name__}) has no {method} method")
     return table
 
 
@@ -218,15 +221,28 @@ def build_context(
     group: Mapping[str, Any] | None,
     kind: str,
     constraints: Constraints | Mapping[str, Any] | None,
+    *,
+    fill: str = "group",
+    prefix: str = "constraints.",
+    method: str = "predict_draws",
 ) -> Context:
-    """Resolve the space, the target group, the prediction kind and the constraints."""
-    table = training_table(model)
+    """Resolve the space, the target group, the prediction kind and the constraints.
+
+    ``fill`` and ``prefix`` go to :func:`resolve_group` and :func:`~bayesbio.recommend.
+    constraints.resolve_constraints`; with ``fill="group"`` (the recommenders) a training
+    table of several groups needs ``group``, with ``"overall"`` (the mean argmax) the group
+    columns not given take their most frequent level. ``method`` is the prediction method
+    the caller uses.
+    """
+    table = training_table(model, method=method)
     check_choice("kind", kind, KINDS)
     space = model_space(model)
-    res = resolve_constraints(constraints, space)
+    res = resolve_constraints(constraints, space, prefix=prefix)
     group_cols = model_groups(model, table, space)
-    full, mask, notes = resolve_group(table, group_cols, group, allow_new=kind == "new_group")
-    if not group and group_cols:
+    full, mask, notes = resolve_group(
+        table, group_cols, group, allow_new=kind == "new_group", fill=fill
+    )
+    if not group and group_cols and fill == "group":
         combos = table[group_cols].astype(str).drop_duplicates()
         if len(combos) > 1:
             shown = combos.head(3).to_dict("records")

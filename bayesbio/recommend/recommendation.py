@@ -50,7 +50,7 @@ from bayesbio.recommend.objectives import (
     summarise,
 )
 from bayesbio.recommend.sampler import Evaluator, seed_pair
-from bayesbio.recommend.search import distinct_top, lhs, local_search
+from bayesbio.recommend.search import candidates, distinct_top, local_search
 from bayesbio.recommend.support import closest, outside, penalty, sd_ratio_fn
 from bayesbio.space import ProcessSpace
 
@@ -333,7 +333,7 @@ def recommend(
     noisy = noise and objective != "mean"
 
     # 1. candidates (the recipe first), evaluated in one call on common draws
-    cands = _candidates(ctx, r0, n_candidates, rng)
+    cands = candidates(ctx, r0, n_candidates, rng)
     mean_draws, risk_draws = _first_draws(ev, cands, noisy)
     # 2. acquisitions: the safe risk objective, the risk objective alone, the mean
     obj = Objective(objective, risk, spec, ctx.sign, _smoothing(objective, risk_draws))
@@ -392,17 +392,6 @@ def check_confidence(value: Any) -> float:
             f"safe-improvement test off), got {value!r}"
         )
     return v
-
-
-def _candidates(
-    ctx: Context, r0: np.ndarray, n_candidates: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Return the recipe, the group's setpoints (64 at most) and a Latin hypercube."""
-    d = len(ctx.res.free)
-    cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else r0.copy()
-    group_points = ctx.table.loc[ctx.in_group, ctx.factors].to_numpy(dtype=float)[:64]
-    cands = np.unique(np.vstack([ctx.clip(group_points), cands]), axis=0)
-    return np.vstack([r0, cands[~np.all(cands == r0, axis=1)]])
 
 
 def _first_draws(ev: Evaluator, cands: np.ndarray, noisy: bool) -> tuple[np.ndarray, np.ndarray]:

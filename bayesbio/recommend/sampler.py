@@ -89,6 +89,15 @@ class Evaluator:
         pick = np.arange(self.n_draws) % k
         return y[np.arange(self.n_draws), :, pick]
 
+    def mean(self, points: np.ndarray) -> np.ndarray:
+        """Return the model's point prediction (``model.predict``) at ``points``.
+
+        The exact mean where a model has one (the forest's average over all trees, the
+        posterior mean), without Monte Carlo error; execution offsets are not applied.
+        """
+        self.calls += 1
+        return np.asarray(self.model.predict(self.ctx.frame(points)), dtype=float)
+
     def calibrate_noise(self, f: np.ndarray, y: np.ndarray) -> bool:
         """Fit the common-noise transplant from draws without (``f``) and with (``y``) noise.
 

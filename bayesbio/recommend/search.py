@@ -82,3 +82,18 @@ def distinct_top(points: np.ndarray, values: np.ndarray, k: int, min_gap: float)
         if len(chosen) == k:
             break
     return np.array(chosen, dtype=int)
+
+
+def candidates(
+    ctx: Context, r0: np.ndarray, n_candidates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Return the recipe, the group's setpoints (64 at most) and a Latin hypercube.
+
+    Setpoints are clipped into the search box; duplicates are dropped; the recipe ``r0`` (shape
+    ``(1, k)``) is row 0.
+    """
+    d = len(ctx.res.free)
+    cands = ctx.to_points(lhs(n_candidates, d, rng)) if d else r0.copy()
+    group_points = ctx.table.loc[ctx.in_group, ctx.factors].to_numpy(dtype=float)[:64]
+    cands = np.unique(np.vstack([ctx.clip(group_points), cands]), axis=0)
+    return np.vstack([r0, cands[~np.all(cands == r0, axis=1)]])

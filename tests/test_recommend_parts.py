@@ -1,0 +1,151 @@
+"""The parts of bayesbio.recommend on their own: objectives, sampler, acquisition, search."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesbio.recommend import Constraints, Objective, argmax_setpoint
+from bayesbio.recommend.acquisition import INFEASIBLE, UNSAFE, SafeImprovement, p_better
+from bayesbio.recommend.context import build_context
+from bayesbio.recommend.sampler import Evaluator
+from bayesbio.recommend.search import candidates, local_search
+from bayesbio.recommend.support import sd_ratio_fn
+from bayesbio.space import Factor, ProcessSpace, Response
+
+SPACE = ProcessSpace(
+    factors=(
+        Factor("temperature", "degC", operating=(30.0, 40.0), limits=(20.0, 50.0)),
+        Factor("feed", "g/L/h", operating=(0.0, 10.0), limits=(0.0, 20.0)),
+    ),
+    response=Response("titer", "g/L", limits=(0.0, 100.0)),
+    groups=("site",),
+)
+
+
+class Bowl:
+    """Fake fitted model: mean ``top - 4 (u - vertex)^2`` summed over factors (u in [0, 1]).
+
+    Posterior draws shift the vertex by ``vertex_sd``; new-batch noise is Normal(0, 0.2);
+    draws are picked from a fixed pool by ``random_seed``.
+    """
+
+    def __init__(self, table, *, vertex=(0.7, 0.3), vertex_sd=0.0, top=10.0, sign=1.0):
+        rng = np.random.default_rng(0)
+        self.vertex = np.asarray(vertex) + vertex_sd * rng.standard_normal((2000, 2))
+        self.top, self.sign = top, sign
+        self.training_table_ = table
+        self.space_ = SPACE if sign > 0 else _minimise(SPACE)
+        self.groups_ = ["site"]
+
+    def _mean(self, X, idx):
+        u = (X[["temperature", "feed"]].to_numpy(dtype=float) - [30.0, 0.0]) / [10.0, 10.0]
+        d2 = ((u[None, :, :] - self.vertex[idx][:, None, :]) ** 2).sum(axis=2)
+        return self.top - self.sign * 4.0 * d2
+
+    def predict_draws(self, X, *, n_draws=1000, noise=True, kind="existing", random_seed=None):
+        rng = np.random.default_rng(random_seed)
+        mu = self._mean(X, rng.integers(len(self.vertex), size=n_draws))
+        return mu + 0.2 * rng.standard_normal(mu.shape) if noise else mu
+
+    def predict(self, X):
+        return self._mean(X, np.arange(len(self.vertex))).mean(axis=0)
+
+
+def _minimise(space):
+    r = space.response
+    return ProcessSpace(
+        factors=space.factors,
+        response=Response(r.name, r.unit, limits=r.limits, direction="minimise"),
+        groups=space.groups,
+    )
+
+
+def _table(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.DataFrame(
+        {"temperature": 35.0 + rng.normal(0, 1.0, n), "feed": 5.0 + rng.normal(0, 1.0, n)}
+    )
+    t.insert(0, "site", np.where(np.arange(n) % 2 == 0, "A", "B"))
+    t["titer"] = 5.0
+    return t
+
+
+def test_objective_scores_are_maximised_and_values_keep_the_unit():
+    draws = np.arange(1.0, 11.0)[:, None] * np.array([[1.0, 2.0]])  # two columns of 10 draws
+    cvar = Objective("cvar", risk=0.2, spec=None)
+    assert cvar.score(draws) == pytest.approx([1.5, 3.0])  # mean of the lowest 2 draws
+    assert cvar.value(draws) == pytest.approx([1.5, 3.0])
+    low = Objective("cvar", risk=0.2, spec=None, sign=-1.0)  # a response to minimise
+    assert low.score(draws) == pytest.approx([-9.5, -19.0])  # minus the highest 2
+    assert low.value(draws) == pytest.approx([9.5, 19.0])
+    spec = Objective("prob_spec", risk=0.1, spec=6.0)
+    assert spec.value(draws) == pytest.approx([0.5, 0.8])  # y >= 6
+    assert Objective("prob_spec", risk=0.1, spec=6.0, sign=-1.0).value(draws) == pytest.approx(
+        [0.6, 0.3]  # y <= 6
+    )
+    assert "lowest 20 %" in cvar.describe(SPACE) and "titer" in cvar.describe(SPACE)
+
+
+def test_evaluator_shares_posterior_draws_between_calls():
+    model = Bowl(_table(), vertex_sd=0.1)
+    ctx = build_context(model, {"site": "A"}, "auto", None)
+    ev = Evaluator(model, ctx, n_draws=200, seed=3, execution_sd=np.zeros(2))
+    a, b = np.array([[33.0, 4.0]]), np.array([[37.0, 6.0]])
+    both = ev.raw(np.vstack([a, b]), noise=False)
+    assert np.array_equal(both[:, :1], ev.raw(a, noise=False))
+    assert np.array_equal(both[:, 1:], ev.raw(b, noise=False))
+    assert ev.calls == 3
+    assert ev.mean(a) == pytest.approx(model.predict(ctx.frame(a)))
+
+
+def test_safe_improvement_gates_on_p_better_and_penalises_outside_support():
+    model = Bowl(_table(), vertex=(0.5, 0.5), vertex_sd=0.3)
+    ctx = build_context(model, {"site": "A"}, "auto", Constraints(max_sd_ratio=None))
+    ev = Evaluator(model, ctx, n_draws=400, seed=1, execution_sd=np.zeros(2))
+    recipe = ctx.clip(ctx.recipe[None])
+    obj = Objective("mean", risk=0.1, spec=None)
+    acq = SafeImprovement(ev, ctx, obj, recipe, sd_ratio_fn(ev, ctx), False, confidence=0.9)
+    near = recipe + [[0.3, 0.0]]  # a small step: P(better) far from 0.9 under this posterior
+    far = np.array([[40.0, 10.0]])  # a corner no batch ran
+    scores = acq(np.vstack([recipe, near, far]))
+    f = ev.raw(np.vstack([recipe, near]), noise=False)
+    p = p_better(1.0, f, f[:, :1])
+    assert p[1] < 0.9
+    assert scores[1] == pytest.approx(UNSAFE + p[1])
+    assert scores[2] < INFEASIBLE / 2
+    open_gate = SafeImprovement(ev, ctx, obj, recipe, sd_ratio_fn(ev, ctx), False, 0.0)
+    assert open_gate(near)[0] == pytest.approx(f[:, 1].mean())
+
+
+def test_candidates_put_the_recipe_first_inside_the_box():
+    model = Bowl(_table())
+    ctx = build_context(model, {"site": "B"}, "auto", Constraints(bounds={"feed": (2.0, 8.0)}))
+    r0 = ctx.clip(ctx.recipe[None])
+    cands = candidates(ctx, r0, 64, np.random.default_rng(0))
+    assert np.array_equal(cands[0], r0[0])
+    assert len(np.unique(cands, axis=0)) == len(cands)
+    assert cands[:, 1].min() >= 2.0 and cands[:, 1].max() <= 8.0
+    assert len(cands) >= 64 + 1
+
+
+def test_local_search_refines_a_nearby_start_to_the_vertex_of_a_bowl():
+    model = Bowl(_table(), vertex=(0.8, 0.25))
+    ctx = build_context(model, {"site": "A"}, "auto", Constraints(guard=False))
+    rng = np.random.default_rng(0)
+    start = np.array([[36.5, 4.0]])  # 0.15 of the ranges away: a refinement, not a global search
+    best = local_search(lambda x: model.predict(ctx.frame(x)), ctx, start, rng)[0]
+    assert best == pytest.approx([38.0, 2.5], abs=0.05)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_argmax_setpoint_is_the_mean_optimum_in_either_direction(sign):
+    model = Bowl(_table(), vertex=(0.9, 0.1), sign=sign)
+    best = argmax_setpoint(model, group={"site": "A"}, random_seed=0)
+    assert best["temperature"] == pytest.approx(39.0, abs=0.1)
+    assert best["feed"] == pytest.approx(1.0, abs=0.1)
+    assert best["titer"] == pytest.approx(10.0, abs=1e-3)
+    assert best.attrs["direction"] == ("maximise" if sign > 0 else "minimise")
+    again = argmax_setpoint(model, group={"site": "A"}, random_seed=0)
+    assert again.equals(best)  # same seed, same setpoint
+    with pytest.raises(ValueError, match="n_candidates"):
+        argmax_setpoint(model, n_candidates=0)
