@@ -105,7 +105,7 @@ def test_safe_improvement_gates_on_p_better_and_penalises_outside_support():
     recipe = ctx.clip(ctx.recipe[None])
     obj = Objective("mean", risk=0.1, spec=None)
     acq = SafeImprovement(ev, ctx, obj, recipe, sd_ratio_fn(ev, ctx), False, confidence=0.9)
-    near = recipe + [[0.3, 0.0]]  # a small step: P(better) far from 0.9 under this posterior
+    near = recipe + np.array([[0.3, 0.0]])  # a small step: P(better) well short of 0.9
     far = np.array([[40.0, 10.0]])  # a corner no batch ran
     scores = acq(np.vstack([recipe, near, far]))
     f = ev.raw(np.vstack([recipe, near]), noise=False)
