@@ -18,6 +18,15 @@ It prints the mean and median regret per recommender, the share of cases worse t
 recipe by more than 2 points, how often "improve" was truly better, and the sampling
 diagnostics of the fits (max R-hat, min ESS, divergences, share passing every check).
 
+With ``--design-space`` it also scores :func:`~bayesbio.recommend.design_space` per case
+(spec = 0.8 x the group's true optimum, required probability 0.9, a 7^k grid through the
+``rec`` recommendation) against the world's *true* probability that a new batch meets the
+spec (:func:`true_prob_meet`): the share of grid points inside, the share of inside points
+that truly meet the spec with probability >= 0.9 (the precision of the design space; the
+figure issue 13 calls its calibration), the mean stated and mean true probability over the
+inside points (calibration in the large: a design space promises >= 0.9), and the share of
+truly qualifying grid points it found (recall).
+
 Run: ``python benchmarks/recommenders.py --n 20 --seeds 2 --models-dir /tmp/fits``
 (about 8 minutes on 2 cores for the first run, fits cached; seconds after).
 """
@@ -36,7 +45,7 @@ import pandas as pd
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models.baselines import ForestYield
 from bayesbio.models.bayesian import BayesianYieldModel
-from bayesbio.recommend import Constraints, recommend
+from bayesbio.recommend import Constraints, design_space, recommend
 from bayesbio.worlds import WORLDS, make_world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,6 +92,48 @@ def fitted(
     return model, seconds
 
 
+#: design-space scoring: spec as a share of the group's true optimum, required probability
+DS_SPEC_FRACTION, DS_PROB, DS_RESOLUTION = 0.8, 0.9, 7
+
+
+def true_prob_meet(world, points: np.ndarray, group: dict[str, str], spec: float) -> np.ndarray:
+    """The world's probability that a new batch at each point yields at least ``spec``.
+
+    A normal batch is log-normal around the true mean (``world.noise_sd`` gives its CV); a
+    failed batch yields at most 30 % of a normal one, taken never to meet a spec of 80 % of
+    the optimum.
+    """
+    from scipy import stats
+
+    mean = world.mean_yield(points, group)
+    cv = world.noise_sd(points, group) / mean
+    s2 = np.log1p(cv**2)
+    z = (np.log(mean) - 0.5 * s2 - np.log(spec)) / np.sqrt(s2)
+    return (1.0 - world.failure_prob(points, group)) * stats.norm.cdf(z)
+
+
+def design_space_scores(world, bayes, group: dict[str, str], optimum: float, center, seed: int):
+    """Score the Bayesian design space of one case against the world's true probabilities."""
+    spec = DS_SPEC_FRACTION * optimum
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = design_space(
+            bayes, spec, DS_PROB, group=group, resolution=DS_RESOLUTION, map_resolution=2,
+            center=center, random_seed=seed,
+        )  # fmt: skip
+    grid = ds.grid
+    inside = grid["inside"].to_numpy(dtype=bool)
+    true_p = true_prob_meet(world, grid[list(world.factors)].to_numpy(dtype=float), group, spec)
+    qualifies = true_p >= DS_PROB
+    return {
+        "ds_inside_share": float(inside.mean()),
+        "ds_precision": float(qualifies[inside].mean()) if inside.any() else np.nan,
+        "ds_stated_p": float(grid["prob"].to_numpy()[inside].mean()) if inside.any() else np.nan,
+        "ds_true_p": float(true_p[inside].mean()) if inside.any() else np.nan,
+        "ds_recall": float(inside[qualifies].mean()) if qualifies.any() else np.nan,
+    }
+
+
 def true_mean(world, setpoint: pd.Series, group: dict[str, str]) -> float:
     """The world's true expected yield of ``group`` at ``setpoint``."""
     x = setpoint[list(world.factors)].to_numpy(dtype=float)[None]
@@ -96,8 +147,13 @@ def run_history(
     cache: Path | None,
     recommenders: dict[str, dict],
     structures: tuple[str, ...] | None = None,
+    score_design_space: bool = False,
 ) -> list[dict]:
-    """Fit (or load) one history's models and score every recommender; tidy rows."""
+    """Fit (or load) one history's models and score every recommender; tidy rows.
+
+    With ``score_design_space`` each row also holds its case's design-space scores
+    (:func:`design_space_scores`, centred at the ``rec`` recommendation when it was run).
+    """
     world = make_world(world_name, random_seed=seed)
     table, _, _ = world.sample(n, random_seed=seed)
     bayes, fit_s = fitted(world_name, n, seed, table, cache, structures)
@@ -116,13 +172,17 @@ def run_history(
             "bayes_argmax": argmax_setpoint(bayes, group=group, random_seed=seed),
         }
         info: dict[str, dict] = {}
+        recs = {}
         for name, kwargs in recommenders.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rec = recommend(bayes, group=group, random_seed=seed, **kwargs)
+                recs[name] = rec = recommend(bayes, group=group, random_seed=seed, **kwargs)
             setpoints[name] = rec.setpoint
             info[name] = {"decision": rec.decision, "p_better": rec.p_better_than_recipe,
                           "gain_pct": rec.expected_gain_pct}  # fmt: skip
+        if score_design_space:
+            centre = recs.get("rec")
+            base.update(design_space_scores(world, bayes, group, optimum, centre, seed))
 
         recipe_value = true_mean(world, setpoints["recipe"], group)
         for method, s in setpoints.items():
@@ -178,6 +238,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         default=list(RECOMMENDERS),
         help="recommend() variants to run (default all)",
     )
+    parser.add_argument(
+        "--design-space", action="store_true", help="also score design_space() per case"
+    )
     args = parser.parse_args(argv)
     worlds = args.worlds or list(WORLDS)
     if args.models_dir is not None:
@@ -189,7 +252,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             for s in range(args.seeds):
                 chosen = {name: RECOMMENDERS[name] for name in args.recommenders}
                 structures = tuple(args.structures) if args.structures else None
-                rows += run_history(w, n, s, args.models_dir, chosen, structures)
+                rows += run_history(w, n, s, args.models_dir, chosen, structures, args.design_space)
     results = pd.DataFrame(rows)
     print(f"{len(results)} rows in {time.perf_counter() - t0:.0f} s\n")
     if args.out:
@@ -201,6 +264,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print("\nsampling per Bayesian fit (mean; min ESS bulk or tail, all structures)")
         columns = ["max_rhat", "min_ess", "divergences", "passes_checks"]
         print(fits.groupby("n")[columns].mean().round(3).to_string())
+        if args.design_space:
+            cases = results.drop_duplicates(["world", "n", "seed", "group"])
+            scores = [c for c in cases.columns if c.startswith("ds_")]
+            print(f"\ndesign space (spec {DS_SPEC_FRACTION:g} x true optimum, prob {DS_PROB:g}):"
+                  " mean over cases, by n and by world")  # fmt: skip
+            print(cases.groupby("n")[scores].mean().round(3).to_string())
+            print(cases.groupby(["n", "world"])[scores].mean().round(3).to_string())
         print("\nmean regret % per world")
         print(results.pivot_table(index=["n", "world"], columns="method",
                                   values="regret").round(1).to_string())  # fmt: skip

@@ -149,3 +149,35 @@ def test_argmax_setpoint_is_the_mean_optimum_in_either_direction(sign):
     assert again.equals(best)  # same seed, same setpoint
     with pytest.raises(ValueError, match="n_candidates"):
         argmax_setpoint(model, n_candidates=0)
+
+
+@pytest.mark.parametrize("which", ["group", "overall"])
+def test_support_bounding_box_holds_every_supported_point(which):
+    model = Bowl(_table())
+    ctx = build_context(model, {"site": "A"}, "auto", None)
+    limit = ctx.res.max_distance
+    lo, hi = ctx.support.bounding_box(which, limit)
+    rng = np.random.default_rng(0)
+    points = np.column_stack([rng.uniform(20, 50, 200_000), rng.uniform(0, 20, 200_000)])
+    inside = ctx.support.distance(points, which) <= limit
+    assert inside.sum() > 100
+    assert (points[inside] >= lo - 1e-9).all() and (points[inside] <= hi + 1e-9).all()
+    # and the box is tight: supported points reach close to each face
+    assert points[inside].min(axis=0) == pytest.approx(lo, abs=0.1)
+    assert points[inside].max(axis=0) == pytest.approx(hi, abs=0.1)
+
+
+def test_design_space_grid_covers_the_support_not_the_whole_box():
+    from bayesbio.recommend import design_space
+
+    model = Bowl(_table(), vertex=(0.5, 0.5))
+    kw = {"group": {"site": "A"}, "resolution": 9, "map_resolution": 5, "n_draws": 200}
+    ds = design_space(model, 9.0, 0.9, random_seed=0, **kw)
+    box = design_space(model, 9.0, 0.9, constraints={"guard": False}, random_seed=0, **kw)
+    t_lo, t_hi = ds.settings["grid_bounds"]["temperature"]
+    assert 30.0 < t_lo < 35.0 < t_hi < 40.0  # the batches ran at 35 +- 1 degC
+    assert box.settings["grid_bounds"]["temperature"] == (30.0, 40.0)
+    assert any("grid cut to the box around the data support" in n for n in ds.settings["notes"])
+    assert ds.grid["supported"].mean() > 0.3  # against a few % over the whole box
+    assert ds.grid["inside"].sum() > 10 and np.isfinite(ds.par["low"]).all()
+    assert ds.maps[("temperature", "feed")]["temperature"].min() == 30.0  # slices: whole box

@@ -55,3 +55,21 @@ def test_every_recommender_variant_is_a_valid_recommend_call(bench):
     allowed = set(inspect.signature(recommend).parameters) - {"model", "group", "random_seed"}
     for name, kwargs in bench.RECOMMENDERS.items():
         assert set(kwargs) <= allowed, name
+
+
+def test_true_prob_meet_matches_the_worlds_own_draws(bench):
+    from bayesbio.worlds import make_world
+
+    world = make_world("failures", random_seed=0)
+    group = {"scale": world.scale_names[0], "site": "A"}
+    best = world.optimum(group)
+    points = np.array(
+        [best[list(world.factors)].to_numpy(dtype=float), world.recipe(group).to_numpy(float)]
+    )
+    spec = 0.8 * float(best["yield"])
+    p = bench.true_prob_meet(world, points, group, spec)
+    reps = 20_000
+    draws = world.sample_yield(np.repeat(points, reps, axis=0), group, random_seed=1)
+    empirical = (draws.reshape(len(points), reps) >= spec).mean(axis=1)
+    assert p == pytest.approx(empirical, abs=0.015)
+    assert 0.0 <= p.min() and p.max() <= 1.0

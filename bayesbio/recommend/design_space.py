@@ -45,7 +45,8 @@ class DesignSpace:
     prob : float
         Required probability ``P(meet spec | data)``.
     grid : pandas.DataFrame
-        Tidy grid over the search bounds (fixed factors at their values): the factors,
+        Tidy grid over the search bounds, cut to the box around the data support when the
+        guard is on (``settings["grid_bounds"]``; fixed factors at their values): the factors,
         ``prob`` (P(meet spec)), ``expected_yield`` (expected response), ``distance`` (support
         distance used by the guard), ``supported`` and ``inside`` (``prob >= prob`` and, with
         the guard on, supported).
@@ -135,7 +136,10 @@ def design_space(
         Target group (as in :func:`recommend`).
     resolution : int, default 9
         Grid points per free factor of the full grid (``resolution ** n_free`` setpoints);
-        lowered automatically for many free factors (the one used is in ``settings``).
+        lowered automatically for many free factors (the one used is in ``settings``). With
+        the guard on the grid spans the search bounds cut to the smallest box around the data
+        support (outside it no point can be inside the design space); the slices still span
+        the whole search bounds.
     map_resolution : int, default 25
         Grid points per axis of each slice.
     constraints : Constraints or mapping, optional
@@ -206,8 +210,9 @@ def design_space(
     ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
     free = ctx.res.free
     used = grid_resolution(resolution, len(free))
+    lo, hi, box_note = _grid_bounds(ctx)
     axes = [
-        np.linspace(ctx.res.lo[j], ctx.res.hi[j], used) if j in free else np.array([ctx.res.lo[j]])
+        np.linspace(lo[j], hi[j], used) if j in free else np.array([ctx.res.lo[j]])
         for j in range(space.k)
     ]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, space.k)
@@ -228,6 +233,9 @@ def design_space(
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
         "notes": list(ctx.notes),
     }
+    settings["grid_bounds"] = {factors[j]: (float(lo[j]), float(hi[j])) for j in free}
+    if box_note:
+        settings["notes"].append(box_note)
     if used < resolution:
         settings["notes"].append(
             f"resolution lowered from {resolution} to {used} for {len(free)} free factors "
@@ -247,6 +255,36 @@ def design_space(
         slices=slices,
         space=space,
     )
+
+
+def _grid_bounds(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:
+    """Bounds of the full grid: the search box, cut to the data support's box (guard on).
+
+    With the guard on, grid points outside the support can never be inside the design
+    space; a grid over the whole operating box would spend nearly all its points there (a
+    group's routine spread of setpoints is a small part of the box) and leave the proven
+    acceptable ranges to one or two points. Returns the bounds and a note naming the factors
+    whose range was cut ("" when none was).
+    """
+    lo, hi = ctx.res.lo.astype(float).copy(), ctx.res.hi.astype(float).copy()
+    if not ctx.res.guard:
+        return lo, hi, ""
+    s_lo, s_hi = ctx.support.bounding_box(ctx.res.support, ctx.res.max_distance)
+    cut = []
+    for k, j in enumerate(ctx.support.dims):
+        if j not in ctx.res.free:
+            continue
+        new_lo, new_hi = max(lo[j], s_lo[k]), min(hi[j], s_hi[k])
+        if new_lo < new_hi and (new_lo, new_hi) != (lo[j], hi[j]):
+            lo[j], hi[j] = new_lo, new_hi
+            cut.append(f"{ctx.factors[j]} {new_lo:.4g}-{new_hi:.4g}")
+    note = (
+        "grid cut to the box around the data support (points outside it cannot be inside "
+        "the design space): " + ", ".join(cut)
+        if cut
+        else ""
+    )
+    return lo, hi, note
 
 
 def _center_from_mapping(center: Any, ctx: Context) -> np.ndarray:

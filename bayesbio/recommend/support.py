@@ -79,6 +79,7 @@ class Support:
         self.prec = np.linalg.inv(cov + ridge) if d else np.zeros((0, 0))
         self.n_group = int(in_group.sum())
         zg = z[in_group]
+        self._own = zg
         if self.n_group == 0:
             self.group_mode = "overall"
             self.centre_group = None
@@ -116,6 +117,25 @@ class Support:
         if which == "group" and self.centre_group is not None:
             return self.distance(points, "group")
         return self.distance(points, "overall")
+
+    def bounding_box(self, which: str, limit: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return the smallest box (domain units, per factor of ``dims``) holding the support.
+
+        The guard accepts the points within ``limit`` of a centre: for group support the
+        group's median setpoint and each of its own batches (the same metric for all), else
+        the overall centre. An ellipsoid ``(z - c)' P (z - c) <= limit^2`` spans ``c +-
+        limit * sqrt(diag(P^-1))`` along each axis; the box is the union over the centres.
+        """
+        if which == "group" and self.centre_group is not None:
+            centres = np.vstack([self.centre_group, self._own])
+            cov = self.cov_group
+        else:
+            centres = self.centre[None]
+            cov = np.linalg.inv(self.prec) if len(self.dims) else self.prec
+        half = limit * np.sqrt(np.maximum(np.diag(cov), 0.0))
+        low = centres.min(axis=0) - half
+        high = centres.max(axis=0) + half
+        return self.lo + low * self.width, self.lo + high * self.width
 
     def used(self, which: str) -> str:
         """Name the support a guard on ``which`` measures against.
