@@ -1191,6 +1191,38 @@ _PHRASES = {
 _UNIT_KINDS = frozenset({"impossible", "unit", "unit_suspect", "text_unit"})
 
 
+def _absent_declared(
+    space: ProcessSpace, df: pd.DataFrame, groups: Sequence[str] | None
+) -> list[str]:
+    """One warning per column a declared space names that the (mapped) table lacks.
+
+    The response, the group columns (unless the policy names its own) and the batch id are
+    used when present; a declared one that matches no column is said, not skipped silently
+    (the default demo space is not checked: its columns are optional by design).
+    """
+    columns = list(map(str, df.columns))
+    out = []
+    if space.response.name not in df.columns:
+        out.append(
+            f"{space.response.name}: the declared response is not a column of the table, so "
+            f"its missing values and outliers are not checked (columns: {columns}; map the "
+            "file's column onto it under [columns])"
+        )
+    if groups is not None:
+        lacking = [g for g in space.groups if g not in groups]
+        if lacking:
+            out.append(
+                f"group column(s) {lacking} declared but not in the table: outliers are judged "
+                f"without them (columns: {columns})"
+            )
+    if space.batch_id not in df.columns:
+        out.append(
+            f"{space.batch_id}: the declared batch id is not a column of the table: the log "
+            "names rows by position only"
+        )
+    return out
+
+
 def _summarise(
     log: _Log, n: int, space: ProcessSpace, columns: Sequence[str]
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -1271,7 +1303,8 @@ def clean(
     ----------
     table : pandas.DataFrame
         Raw batch table: the space's factor columns are required; the batch id, the response
-        and group columns are used when present. Never modified.
+        and group columns are used when present (with a declared ``space``, each one absent
+        is named in ``warnings``). Never modified.
     policy : CleanPolicy, dict or str, optional
         A :class:`CleanPolicy`, a dict of its fields (unknown keys raise ``ValueError``) or a
         name from :data:`POLICIES` (``"default"``, ``"strict"``, ``"impute"``,
@@ -1337,6 +1370,8 @@ def clean(
     response = sp.response.name
     batch_id = sp.batch_id
     numeric = params + ([response] if response in df.columns else [])
+    # a process the user declared: its response, groups and batch id should all be found
+    absent = _absent_declared(sp, df, groups if pol.groups is None else None) if space else []
 
     df = df.copy(deep=True)
     original_index = df.index
@@ -1376,7 +1411,7 @@ def clean(
         )
     present = [*numeric, *groups, *([batch_id] if batch_id in df.columns else [])]
     summary, warnings = _summarise(state.log, state.n, sp, present)
-    warnings = list(column_units.values()) + state.warnings + warnings
+    warnings = absent + list(column_units.values()) + state.warnings + warnings
     counts = log["action"].value_counts().to_dict()
     _log.info("cleaned %d rows: kept %d; actions %s", state.n, len(out), counts)
     for w in warnings:

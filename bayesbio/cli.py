@@ -111,7 +111,7 @@ def _root(
 ) -> None:
     if verbose and quiet:
         _fail("-v/--verbose and -q/--quiet exclude each other; pass one of them")
-    _STATE.update(debug=debug, quiet=quiet, verbose=verbose, said=set())
+    _STATE.update(debug=debug, quiet=quiet, verbose=verbose, said=set(), demo_space=False)
     log = logging.getLogger("bayesbio")
     while _LOG_HANDLER:  # one handler, on the current stderr (tests swap streams)
         log.removeHandler(_LOG_HANDLER.pop())
@@ -165,7 +165,13 @@ def _errors() -> Iterator[list[warnings.WarningMessage]]:
     except (ValueError, TypeError, KeyError, FileNotFoundError, OSError) as exc:
         if _STATE["debug"]:
             raise
-        _fail(f"{type(exc).__name__}: {exc}")
+        hint = ""
+        if _STATE.get("demo_space") and "missing required column" in str(exc):
+            hint = (
+                " (no --process given, so the demo process was assumed: declare your own "
+                "with --process; `bayesbio init-process --data FILE` drafts one)"
+            )
+        _fail(f"{type(exc).__name__}: {exc}{hint}")
     if not _STATE["quiet"]:
         seen = set()
         for w in caught:
@@ -286,6 +292,7 @@ def _read(path: Path, columns: list[str] | None) -> Any:
 def _space(process: Path | None) -> Any:
     from bayesbio.space import resolve_space
 
+    _STATE["demo_space"] = process is None
     return resolve_space(process)
 
 
@@ -675,8 +682,13 @@ def recommend(
             if reason:
                 _fail_strict(reason, "no recommendation written")
         frame = rec.to_frame().rename_axis("setpoint").reset_index()
-        _write(frame, out, f"recommendation{_group_label(groups)}.csv")
+        label = _group_label(groups)
+        _write(frame, out, f"recommendation{label}.csv")
         _say(frame.to_string())
+        _say(f"decision: {rec.decision}. {rec.reason}")
+        if rec.next_experiments is not None:
+            _write(rec.next_experiments, out, f"next_experiments{label}.csv")
+            _say("best experiments to run instead:\n" + rec.next_experiments.to_string())
 
 
 @app.command("design-space")
@@ -709,11 +721,13 @@ def design_space(
         _write_all(
             {
                 f"design_space_grid{label}.csv": ds.grid,
-                f"proven_acceptable_ranges{label}.csv": ds.par,
+                f"proven_acceptable_ranges{label}.csv": ds.par.reset_index(),
             },
             out,
         )
         _say(ds.par.to_string())
+        for note in ds.settings["notes"]:
+            _say(f"note: {note}")
 
 
 @app.command()

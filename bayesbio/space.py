@@ -48,6 +48,7 @@ import json
 import math
 import re
 import tomllib
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -204,7 +205,28 @@ def _check_name(name: Any, where: str) -> str:
         raise SpaceError(f"{where}: name must be a non-empty string, got {name!r}")
     if name != name.strip():
         raise SpaceError(f"{where}: name {name!r} has leading or trailing spaces")
+    if "/" in name:
+        # names become variables of the saved model (netCDF groups are '/'-separated paths)
+        raise SpaceError(
+            f"{where}: name {name!r} contains '/', which a saved model cannot hold; name it "
+            f"e.g. {safe_name(name)!r} and map the data file's column onto it under "
+            f'[columns]: "{name}" = "{safe_name(name)}"'
+        )
     return name
+
+
+def _default_label(name: str) -> str:
+    """``"mixing_time"`` -> ``"Mixing time"``; a name with capitals is kept (``"pH"``)."""
+    text = name.replace("_", " ")
+    return text if any(c.isupper() for c in text) else text[:1].upper() + text[1:]
+
+
+def safe_name(column: str) -> str:
+    """Return a space name for a data column: ``/`` written as ``per``.
+
+    ``"Titer (mg/L)"`` -> ``"Titer (mg per L)"``; other names are returned as they are.
+    """
+    return re.sub(r"\s*/\s*", " per ", column).strip()
 
 
 @dataclass(frozen=True)
@@ -274,7 +296,7 @@ class Factor:
                 )
             object.__setattr__(self, "fixed", fixed)
         if not self.label:
-            object.__setattr__(self, "label", self.name.replace("_", " ").capitalize())
+            object.__setattr__(self, "label", _default_label(self.name))
         if not self.short:
             object.__setattr__(self, "short", self.name)
 
@@ -351,7 +373,7 @@ class Response:
                 )
             object.__setattr__(self, "typical", (tlo, thi))
         if not self.label:
-            object.__setattr__(self, "label", self.name.replace("_", " ").capitalize())
+            object.__setattr__(self, "label", _default_label(self.name))
 
     @property
     def maximise(self) -> bool:
@@ -1037,15 +1059,42 @@ def infer_space(
         notes.append(f"response: {response!r} (named like a yield)")
     if response not in table.columns:
         raise SpaceError(f"response column {response!r} not in the table {list(table.columns)}")
+    dates = [c for c in text if _looks_like_dates(table[c])]
     if batch_id is None:
-        ids = [c for c in text if table[c].nunique(dropna=True) == len(table)]
+        n = len(table)
+        unique = [c for c in text if c not in dates and table[c].nunique(dropna=True) == n]
+        # a duplicated row (or two) must not hide the id column: nearly unique and named so
+        named = [
+            c
+            for c in text
+            if c not in dates
+            and table[c].nunique(dropna=True) >= 0.9 * n
+            and re.search(r"(^|_)(batch|run|lot|id)(_|$)", _norm(c))
+        ]
+        ids = list(dict.fromkeys([*unique, *named]))
         ids += [c for c in numeric if "batch" in _norm(c) or _norm(c) in {"id", "run"}]
         batch_id = str(ids[0]) if ids else "batch_id"
         if ids:
-            notes.append(f"batch id: {batch_id!r} (unique per row)")
+            repeated = table[batch_id].nunique(dropna=True) < n
+            notes.append(
+                f"batch id: {batch_id!r} "
+                + (
+                    "(named like one; some ids repeat: duplicated rows?)"
+                    if repeated
+                    else "(unique per row)"
+                )
+            )
+        else:
+            notes.append("batch id: none found (named 'batch_id'; the log numbers rows instead)")
+    if dates:
+        notes.append(f"dates, not used as factors or groups: {[str(c) for c in dates]}")
     if groups is None:
         groups = [
-            str(c) for c in text if c != batch_id and table[c].nunique(dropna=True) < len(table)
+            str(c)
+            for c in text
+            if c != batch_id
+            and c not in dates
+            and 1 < table[c].nunique(dropna=True) <= max(len(table) // 2, 1)
         ]
         notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
     if factors is None:
@@ -1053,6 +1102,11 @@ def infer_space(
         notes.append(f"factors: {factors}")
     if not factors:
         raise SpaceError("no numeric factor columns found; pass factors=[...]")
+    rename = {
+        str(c): safe_name(str(c))
+        for c in dict.fromkeys([*factors, response, *groups, batch_id])
+        if "/" in str(c)
+    }
     facs = []
     for col in factors:
         if col not in table.columns:
@@ -1060,6 +1114,14 @@ def infer_space(
         vals = pd.to_numeric(table[col], errors="coerce").dropna()
         if vals.empty:
             raise SpaceError(f"factor column {col!r} has no numeric values")
+        far = _far_out(vals)
+        if far.any():
+            notes.append(
+                f"factor {col!r}: {sorted(set(vals[far].round(6).tolist()))} far outside the "
+                "bulk of the data (beyond 3 interquartile ranges): left out of the operating "
+                "range; impossible values? declare limits so the cleaner drops them"
+            )
+            vals = vals[~far]
         lo, hi = float(vals.min()), float(vals.max())
         width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
         lo_r, hi_r = lo - margin * width, hi + margin * width
@@ -1069,14 +1131,42 @@ def infer_space(
             f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "
             + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
         )
-        facs.append(Factor(str(col), unit or "", (_round(lo_r), _round(hi_r)), label=str(col)))
+        name_ = rename.get(str(col), str(col))
+        facs.append(Factor(name_, unit or "", (_round(lo_r), _round(hi_r)), label=str(col)))
     rvals = pd.to_numeric(table[response], errors="coerce")
-    runit = _guess_unit(str(response)) or "g/L"
-    notes.append(f"response unit {runit!r} (assumed; check it)")
-    resp = Response(str(response), runit, (0.0, math.inf), "maximise", str(response))
+    runit = _guess_unit(str(response))
+    if runit:
+        notes.append(f"response unit {runit!r} from its name")
+    elif _YIELD_NAME.search(_norm(response)):
+        runit = "g/L"
+        notes.append(f"response unit {runit!r} (assumed for a yield or titer; check it)")
+    else:
+        notes.append("response unit unknown: marked TODO")
+    direction = "minimise" if _MINIMISE_NAME.search(_norm(response)) else "maximise"
+    notes.append(
+        f"response direction {direction!r}"
+        + (" (named like an impurity or by-product)" if direction == "minimise" else "")
+    )
+    resp = Response(
+        rename.get(str(response), str(response)), runit, (0.0, math.inf), direction, str(response)
+    )
     if (rvals < 0).any():
         notes.append(f"response {response!r} has negative values: the log-scale models need >= 0")
-    space = ProcessSpace(tuple(facs), resp, tuple(groups), str(batch_id), (), name)
+    # a column named with '/' keeps its header in the file and gets a space name without it
+    renames = [ColumnSpec(c, new) for c, new in rename.items()]
+    if renames:
+        notes.append(
+            "names without '/' (a saved model cannot hold it), the file's headers mapped under "
+            "[columns]: " + ", ".join(f"{c.source!r} -> {c.target!r}" for c in renames)
+        )
+    space = ProcessSpace(
+        tuple(facs),
+        resp,
+        tuple(rename.get(g, g) for g in groups),
+        rename.get(str(batch_id), str(batch_id)),
+        tuple(renames),
+        name,
+    )
     return space, notes
 
 
@@ -1087,15 +1177,45 @@ def _round(x: float) -> float:
     return round(x, max(digits, 0))
 
 
+_YIELD_NAME = re.compile(r"yield|tit(er|re)|product|conc")
+_MINIMISE_NAME = re.compile(
+    r"impurit|hcp|host_cell|aggregat|lactate|ammoni|by_?product|endotoxin|dna|waste|cost"
+)
+
+
+def _far_out(values: pd.Series) -> pd.Series:
+    """Tukey's far-out values: beyond 3 interquartile ranges from the quartiles."""
+    q1, q3 = values.quantile([0.25, 0.75])
+    iqr = q3 - q1
+    if not iqr > 0:
+        return pd.Series(False, index=values.index)
+    return (values < q1 - 3 * iqr) | (values > q3 + 3 * iqr)
+
+
+def _looks_like_dates(values: pd.Series) -> bool:
+    """True for a text column whose values nearly all parse as dates (e.g. ``2024-03-01``)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    text = values.dropna().astype(str)
+    if text.empty or not text.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.9)
+
+
 _UNIT_HINTS = [
-    (r"(^|_)(degc|c|celsius)$", "degC"),
-    (r"(^|_)(degf|f)$", "degF"),
+    (r"(^|_)(degc|°c|c|celsius)$", "degC"),
+    (r"(^|_)(degf|°f|f)$", "degF"),
+    (r"(^|_)mm$", "mM"),
+    (r"(^|_)ppm$", "ppm"),
     (r"(^|_)(s|sec|seconds)$", "s"),
     (r"(^|_)(min|minutes)$", "min"),
     (r"(^|_)(h|hr|hours)$", "h"),
     (r"(^|_)rpm$", "rpm"),
-    (r"(^|_)(g_l|g/l)$", "g/L"),
-    (r"(^|_)(mg_l|mg/l)$", "mg/L"),
+    (r"(^|_)(g_l|g/l|gl|g_per_l)$", "g/L"),
+    (r"(^|_)(mg_l|mg/l|mgl|mg_per_l)$", "mg/L"),
     (r"^ph$", "pH"),
     (r"(^|_)(%|pct|percent|do_%)$", "% air sat."),
 ]
@@ -1113,7 +1233,7 @@ def _guess_unit(column: str) -> str:
 def space_to_starter_toml(space: ProcessSpace, notes: Sequence[str]) -> str:
     """Return TOML for ``space`` with the assumptions as comments and unknown units as TODO."""
     data = space.to_dict()
-    for f in data["factors"]:
+    for f in [*data["factors"], data["response"]]:
         if f.get("unit", "") == "":
             f["unit"] = "TODO"
     import tomli_w

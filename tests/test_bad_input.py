@@ -438,7 +438,9 @@ def test_declaring_the_unit_removes_the_whole_column_warning(tmp_path):
     path = tmp_path / "process.toml"
     path.write_text(text, encoding="utf-8")
     result = clean(raw, space=path)
-    assert len(result.warnings) == 1 and result.warnings[0].startswith("dissolved_oxygen:")
+    # the declared (demo) space also names a campaign column this table lacks
+    assert len(result.warnings) == 2 and "['campaign'] declared" in result.warnings[0]
+    assert result.warnings[1].startswith("dissolved_oxygen:")
     assert result.table["yield"].to_numpy() == pytest.approx(good()["yield"].to_numpy())
     warned = clean(raw.rename(columns={"Titer (kg/L)": "yield"})).warnings
     assert any('"yield" = { to = "yield", unit = "kg/L" }' in w for w in warned)
@@ -822,7 +824,7 @@ def lasso():
     from bayesbio.models import LassoYield
     from bayesbio.simulate import simulate_batches
 
-    return LassoYield().fit(simulate_batches(60, random_seed=1).table)
+    return LassoYield(random_state=1).fit(simulate_batches(60, random_seed=1).table)
 
 
 GROUP = {"scale": "2L", "site": "A"}
@@ -1110,7 +1112,13 @@ def test_loaded_diagnostics_come_from_the_draws_not_the_file(saved_model, tmp_pa
     from bayesbio.recommend import ModelDiagnosticsWarning, recommend
 
     with pytest.warns(ModelDiagnosticsWarning, match="R-hat"):
-        recommend(loaded, group={"scale": "2L", "site": "A"}, n_draws=50, n_candidates=8)
+        recommend(
+            loaded,
+            group={"scale": "2L", "site": "A"},
+            n_draws=50,
+            n_candidates=8,
+            random_seed=0,
+        )
 
 
 @pytest.mark.parametrize("how", ["external_link", "external_storage"])

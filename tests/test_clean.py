@@ -408,7 +408,24 @@ def test_minutes_declared_in_the_space_clean_like_the_seconds_table():
     assert head["batch_id"].isna().all()
     rows = result.log[result.log["row"].notna()].reset_index(drop=True)
     pd.testing.assert_frame_equal(rows, expected.log, check_dtype=False)
-    assert result.warnings == [] and expected.warnings == []
+    # the declared space (the demo's) names a campaign column this table lacks: said once
+    assert expected.warnings == [] and len(result.warnings) == 1
+    assert result.warnings[0].startswith("group column(s) ['campaign'] declared but not")
+
+
+def test_declared_columns_the_table_lacks_are_named_not_skipped():
+    raw = small_table().drop(columns=["batch_id"])
+    space = ProcessSpace.default().with_changes(
+        groups=("site", "reactor"), columns=(ColumnSpec("Titre", "yield"),)
+    )
+    result = clean(raw.drop(columns=["yield"]).assign(Titer=raw["yield"]), space=space)
+    text = "\n".join(result.warnings)
+    assert "yield: the declared response is not a column of the table" in text
+    assert "'Titer'" in text  # the columns it has, so the typo shows
+    assert "group column(s) ['reactor'] declared but not in the table" in text
+    assert "batch_id: the declared batch id is not a column" in text
+    assert len(result.table) == len(raw)  # warned, nothing dropped for it
+    assert clean(raw).warnings == []  # the default demo space: its columns are optional
 
 
 def test_clean_reads_the_space_from_a_process_file(tmp_path):

@@ -363,7 +363,7 @@ def lasso_model():
     from bayesbio.models import LassoYield
     from bayesbio.simulate import simulate_batches
 
-    return LassoYield().fit(simulate_batches(60, random_seed=1).table)
+    return LassoYield(random_state=1).fit(simulate_batches(60, random_seed=1).table)
 
 
 @pytest.fixture
@@ -408,6 +408,31 @@ def test_cli_recommend_bounds_and_fixed_factors_reach_the_setpoint(tmp_path, loa
     assert other.exit_code == 0, other.output
     assert (tmp_path / "recommendation_scale-2000L_site-B.csv").is_file()
     assert (tmp_path / "recommendation_scale-2L_site-A.csv").is_file()
+
+
+def test_cli_recommend_says_its_decision_and_why(tmp_path, loads, lasso_model):
+    loads(lasso_model)
+    result = runner.invoke(app, ["recommend", *GROUP_ARGS, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("decision: "))
+    assert line.split()[1].rstrip(".") in ("improve", "recipe")
+    assert "recipe" in line  # the reason compares with the recipe
+    if "decision: recipe" in line:
+        assert (tmp_path / "next_experiments_scale-2L_site-A.csv").is_file()
+
+
+def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(
+    tmp_path, loads, lasso_model
+):
+    loads(lasso_model)
+    args = ["design-space", *GROUP_ARGS, "--out", str(tmp_path), "--prob", "0.9"]
+    result = runner.invoke(app, [*args, "--spec", "25"])  # far above every batch
+    assert result.exit_code == 0, result.output
+    par = pd.read_csv(tmp_path / "proven_acceptable_ranges_scale-2L_site-A.csv")
+    assert list(par.columns[:3]) == ["parameter", "low", "high"]
+    assert set(par["parameter"]) == {"mixing_time", "temperature", "ph", "dissolved_oxygen"}
+    assert par[["low", "high"]].isna().all().all()
+    assert "note: empty design space: no supported grid point reaches" in result.output
 
 
 @pytest.mark.parametrize(
@@ -714,3 +739,13 @@ def test_cli_study_stops_at_the_next_stage_after_a_caught_ctrl_c(tmp_path, monke
     result = runner.invoke(app, ["study", "--out", str(tmp_path / "s")])
     assert result.exit_code == 130, result.output
     assert stages == ["fit"] and "interrupted" in result.output
+
+
+def test_cli_without_process_says_the_demo_process_was_assumed(tmp_path):
+    data = tmp_path / "own.csv"
+    data.write_text("run,site,agitation_rpm,temp_c,titer\nR1,A,100,36,1.2\nR2,B,120,37,1.3\n")
+    result = runner.invoke(app, ["clean", "--data", str(data), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "missing required column(s) ['mixing_time'" in result.output
+    assert "no --process given, so the demo process was assumed" in result.output
+    assert "bayesbio init-process --data FILE" in result.output

@@ -28,6 +28,7 @@ def test_summary_means_per_size_and_structure(bench):
             "fit_s": [10.0, 10.0, 30.0, 30.0],
             "runs": [1, 2, 1, 1],
             "steps_per_draw": [100.0, 300.0, 50.0, 100.0],
+            "kilo_steps": [400.0, 1800.0, 200.0, 400.0],
             "max_r_hat": [1.005, 1.02, 1.003, 1.004],
             "min_ess": [800.0, 300.0, 1000.0, 900.0],
             "divergences": [0, 3, 0, 0],
@@ -37,6 +38,7 @@ def test_summary_means_per_size_and_structure(bench):
     out = bench.summary(rows)
     gp = out.loc[(20, "gp")]
     assert gp["fits"] == 2 and gp["steps_per_draw"] == 200.0 and gp["runs"] == 1.5
+    assert gp["kilo_steps"] == 1100.0
     assert gp["worst_r_hat"] == 1.02 and gp["passed"] == 0.5 and gp["divergences"] == 1.5
     assert out.loc[(20, "quadratic"), "passed"] == 1.0
 

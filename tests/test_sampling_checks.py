@@ -101,12 +101,12 @@ def test_low_ess_gets_more_chains_when_they_can_reach_the_check(monkeypatch):
     # 2 x 150 iid draws: ESS ~300 < 400; two more runs could reach ~900: one is appended
     tree, _ = _sample(model, "test-iid", draws=150, extra_runs=2)
     found = sampling.diagnose(tree)
-    assert runs == [0.8, 0.99]
+    assert runs == [0.8, 0.8]  # appended at the same settings: no divergence to remedy
     assert found["runs"] == 2 and found["n_draws"] == 2 * 2 * 150
     assert sampling.failed_checks(found) == []
     history = json.loads(tree["sample_stats"].attrs["history"])
     assert len(history) == 1 and "chains added" in history[0]
-    assert tree["sample_stats"].attrs["target_accept"] == sampling.RERUN_TARGET_ACCEPT
+    assert tree["sample_stats"].attrs["target_accept"] == 0.8
 
 
 def test_an_ess_too_low_to_reach_the_check_is_reported_not_resampled(monkeypatch):
@@ -150,6 +150,34 @@ def test_a_divergent_run_is_replaced_by_a_slower_one(monkeypatch):
     assert found["runs"] == 2 and found["n_draws"] == 2 * 200  # replaced, not appended
     assert found["divergences"] == 0
     assert tree["posterior"]["mu"].values.min() == 2000.0  # the second run's draws only
+
+
+def test_chains_appended_after_a_divergent_rerun_keep_its_smaller_steps(monkeypatch):
+    runs = []
+
+    def iid(model, key, **kw):
+        """Independent draws (ESS about chains x draws), divergent at target_accept 0.8."""
+        runs.append(kw["target_accept"])
+        rng = np.random.default_rng(len(runs))
+        tree = _trace(kw["chains"], kw["draws"])
+        post = tree["posterior"].to_dataset()
+        post["mu"][:] = rng.normal(size=(kw["chains"], kw["draws"]))
+        tree["posterior"] = xr.DataTree(post)
+        stats = tree["sample_stats"].to_dataset()
+        stats["diverging"][:, 0] = kw["target_accept"] == 0.8
+        tree["sample_stats"] = xr.DataTree(stats)
+        return tree, "fake"
+
+    monkeypatch.setattr(sampling, "sample_model", iid)
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    # divergent: repeated at 0.99 (2 x 150 draws, ESS ~300 < 400); then 2 chains appended,
+    # still at 0.99: chains of one trace share the sampler settings that removed the divergences
+    tree, _ = _sample(model, "test-iid", draws=150, extra_runs=2)
+    found = sampling.diagnose(tree)
+    assert runs == [0.8, 0.99, 0.99]
+    assert found["runs"] == 3 and found["n_draws"] == 2 * 2 * 150
+    assert sampling.failed_checks(found) == []
 
 
 def test_divergences_that_remain_at_the_slower_rerun_end_the_extra_runs(monkeypatch):

@@ -304,3 +304,42 @@ def test_starter_toml_must_be_edited_before_it_loads(tmp_path):
 def test_infer_space_asks_for_the_response_when_none_is_named_like_one():
     with pytest.raises(SpaceError, match="pass response="):
         infer_space(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+
+
+def test_infer_space_reads_a_messy_real_file_as_a_scientist_would():
+    rng = np.random.default_rng(0)
+    n = 30
+    table = pd.DataFrame(
+        {
+            "Batch": [f"B{i:02d}" for i in range(n - 1)] + ["B03"],  # one duplicated row
+            "Start date": pd.date_range("2024-01-01", periods=n, freq="7D").strftime("%Y-%m-%d"),
+            "Site": rng.choice(["Basel", "Cork"], n),
+            "Feed rate (%/day)": np.r_[rng.uniform(2.0, 6.0, n - 1), -250.0],
+            "Temperature (°C)": rng.uniform(34.0, 37.0, n),
+            "HCP impurity (ppm)": rng.uniform(50.0, 200.0, n),
+        }
+    )
+    sp, notes = infer_space(table, response="HCP impurity (ppm)")
+    text = "\n".join(notes)
+    assert sp.batch_id == "Batch" and "some ids repeat" in text
+    assert sp.groups == ("Site",) and "dates, not used as factors or groups: ['Start date']" in text
+    # '/' cannot be a name in a saved model: a safe name, the header mapped under [columns]
+    assert sp.factor_names == ("Feed rate (% per day)", "Temperature (°C)")
+    assert ColumnSpec("Feed rate (%/day)", "Feed rate (% per day)") in sp.columns
+    assert sp.factor("Feed rate (% per day)").label == "Feed rate (%/day)"
+    assert sp.units["Temperature (°C)"] == "degC"
+    # the impossible -250 %/day is named and left out of the drafted operating range
+    assert "[-250.0] far outside the bulk of the data" in text
+    assert sp.factor("Feed rate (% per day)").operating[0] > 0
+    assert sp.response.direction == "minimise" and sp.response.unit == "ppm"
+    with pytest.raises(SpaceError, match=r"contains '/'.*\[columns\]"):
+        Factor("Feed rate (%/day)", "dimensionless", (0.0, 1.0))
+
+
+def test_infer_space_marks_an_unknown_response_unit_todo(tmp_path):
+    table = pd.DataFrame({"stir": [1.0, 2.0, 3.0], "score": [1.0, 2.0, 3.0]})
+    sp, notes = infer_space(table, response="score")
+    assert "response unit unknown: marked TODO" in notes
+    path = write(tmp_path, space_to_starter_toml(sp, notes).replace('"TODO"', '"rpm"', 1))
+    with pytest.raises(SpaceError, match="TODO"):
+        ProcessSpace.from_toml(path)

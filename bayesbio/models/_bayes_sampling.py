@@ -176,12 +176,13 @@ def sample_checked(
 ) -> tuple[xr.DataTree, str]:
     """Sample ``model`` and act on failed convergence checks, at most ``extra_runs`` times.
 
-    What the sampler's warning advises, done before the user sees it. Every extra run
-    samples at ``target_accept`` 0.99 (smaller steps: fewer divergences, better exploration
-    of funnel-shaped group-variance posteriors). After divergent transitions the extra run
-    replaces the whole trace (divergent draws may be biased); when only R-hat or ESS fail,
-    its ``chains`` chains of the same length are appended (every chain is a valid chain
-    after its own tuning, so the first draws are kept). Stops when the checks pass, when
+    What the sampler's warning advises, done before the user sees it. After divergent
+    transitions the extra run samples at ``target_accept`` 0.99 (smaller steps: fewer
+    divergences) and replaces the whole trace (divergent draws may be biased); when only
+    R-hat or ESS fail, ``chains`` more chains of the same length and at the same
+    ``target_accept`` are appended (every chain is a valid chain after its own tuning, so
+    the first draws are kept; smaller steps would cost more gradients per draw and fix
+    nothing the first run did wrong). Stops when the checks pass, when
     divergences remain at 0.99, when the ESS could not reach the check even with every
     remaining run appended (a hard posterior: more of the same sampler does not fix it, the
     warning must reach the user), or after ``extra_runs`` runs. The
@@ -209,7 +210,8 @@ def sample_checked(
         if not diverged and not ess * reach >= CONVERGENCE["min_ess"]:
             history.append(f"min ESS {ess:.0f}: too low to reach {CONVERGENCE['min_ess']:.0f}")
             break
-        target_accept = max(target_accept, RERUN_TARGET_ACCEPT)
+        if diverged:
+            target_accept = max(target_accept, RERUN_TARGET_ACCEPT)
         more, used = sample_model(model, key, target_accept=target_accept, random_seed=seed, **kw)
         runs += 1
         if diverged:

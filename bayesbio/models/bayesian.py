@@ -1326,10 +1326,10 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         How often a structure whose sampling fails its checks (R-hat > 1.01, ESS < 400 or
         divergent transitions: :data:`bayesbio.checks.CONVERGENCE`) is sampled again before
         the fit warns: after divergences the run is repeated at ``target_accept`` 0.99 (its
-        draws discarded), otherwise ``chains`` more chains are appended, unless even all
-        remaining runs appended could not bring the ESS to 400 (then the fit warns at
-        once). "auto": 2 when ``chains x draws >= 1600`` (a run sized for an ESS of 400;
-        the default 4 x 1000 is), 0 for shorter runs. ``diagnostics_`` reports the
+        draws discarded), otherwise ``chains`` more chains (same settings) are appended,
+        unless even all remaining runs appended could not bring the ESS to 400 (then the
+        fit warns at once). "auto": 2 when ``chains x draws >= 1600`` (a run sized for an
+        ESS of 400; the default 4 x 1000 is), 0 for shorter runs. ``diagnostics_`` reports the
         ``runs`` made; a fit whose first run passes costs nothing more. 0 keeps the first
         run as it is.
     adaptation : {"auto", "draw_diag", "diag", "low_rank"}, default "auto"

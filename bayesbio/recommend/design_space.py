@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.constraints import Constraints, check_execution_sd
 from bayesbio.recommend.context import Context, build_context
+from bayesbio.recommend.messages import point_text
 from bayesbio.recommend.objectives import check_spec
 from bayesbio.recommend.recommendation import Recommendation, recommend
 from bayesbio.recommend.sampler import Evaluator, seed_pair
@@ -236,6 +237,8 @@ def design_space(
     settings["grid_bounds"] = {factors[j]: (float(lo[j]), float(hi[j])) for j in free}
     if box_note:
         settings["notes"].append(box_note)
+    if not grid["inside"].any():
+        settings["notes"].append(_empty_note(ctx, grid, prob))
     if used < resolution:
         settings["notes"].append(
             f"resolution lowered from {resolution} to {used} for {len(free)} free factors "
@@ -358,9 +361,11 @@ def _prob_table(
     p_meet, mean = [], []
     step = 2048
     for start in range(0, len(points), step):
-        y = ev.raw(points[start : start + step], noise=noise)
+        chunk = points[start : start + step]
+        y = ev.raw(chunk, noise=noise)
         p_meet.append(ctx.meets(y, spec).mean(axis=0))
-        mean.append(y.mean(axis=0))
+        # the expected response: no new-batch noise (heavy-tailed noise has no usable mean)
+        mean.append((ev.raw(chunk, noise=False) if noise else y).mean(axis=0))
     out = pd.DataFrame(points, columns=ctx.factors)
     out["prob"] = np.concatenate(p_meet)
     out["expected_yield"] = np.concatenate(mean)
@@ -369,6 +374,21 @@ def _prob_table(
     ok = out["prob"] >= prob
     out["inside"] = ok & out["supported"] if ctx.res.guard else ok
     return out
+
+
+def _empty_note(ctx: Context, grid: pd.DataFrame, prob: float) -> str:
+    """Say why the design space is empty: the best P(meet spec) where the guard allowed."""
+    pool = grid[grid["supported"]] if ctx.res.guard else grid
+    where = "supported grid point" if ctx.res.guard else "grid point"
+    if pool.empty:
+        return f"empty design space: no {where} (the guard's support holds none of the grid)"
+    best = pool["prob"].idxmax()
+    at = point_text(ctx.space, grid.loc[best, ctx.factors].to_numpy(dtype=float))
+    return (
+        f"empty design space: no {where} reaches P(meet spec) >= {prob:g}; the highest is "
+        f"{grid.loc[best, 'prob']:.3f} at {at} (lower the spec or the probability, or run "
+        "batches where the model is unsure)"
+    )
 
 
 def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray]) -> pd.DataFrame:

@@ -186,15 +186,25 @@ def objective_values(
 
 
 def summarise(
-    draws: np.ndarray, *, spec: float | None, risk: float, sign: float = 1.0
+    draws: np.ndarray,
+    *,
+    spec: float | None,
+    risk: float,
+    sign: float = 1.0,
+    mean_draws: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Mean, quantiles, adverse-tail CVaR and P(meet spec) per column of ``draws``.
+    """Return the expected response, quantiles, adverse-tail CVaR and P(meet spec) per column.
 
-    ``cvar`` is the mean of the worst ``risk`` fraction of draws (lowest when maximising,
-    highest when minimising); ``prob_spec`` is ``P(y >= spec)`` or ``P(y <= spec)``.
+    ``expected_yield`` and ``sd`` are the posterior mean and SD of the expected response,
+    read from ``mean_draws`` (draws without new-batch noise; default ``draws``): a new
+    batch's mean under a heavy-tailed (Student-t) likelihood is dominated by a few extreme
+    draws, or does not exist, so it is not averaged from ``draws``. The quantiles, ``cvar``
+    (the mean of the worst ``risk`` fraction of ``draws``: lowest when maximising, highest
+    when minimising) and ``prob_spec`` (``P(y >= spec)`` or ``P(y <= spec)``) read ``draws``.
     """
+    f = draws if mean_draws is None else mean_draws
     q = np.quantile(draws, QUANTILE_LEVELS, axis=0)
-    out = {"expected_yield": draws.mean(axis=0), "sd": draws.std(axis=0)}
+    out = {"expected_yield": f.mean(axis=0), "sd": f.std(axis=0)}
     for level, row in zip(QUANTILE_LEVELS, q, strict=True):
         out[f"q{round(100 * level):02d}"] = row
     out["cvar"] = objective_values(draws, "cvar", spec=None, risk=risk, sign=sign)

@@ -77,7 +77,9 @@ class Recommendation:
     objective_value : float
         Its value at ``setpoint`` (response unit, or a probability for ``"prob_spec"``).
     expected_yield : float
-        Mean predictive response at ``setpoint``.
+        Expected response at ``setpoint``: the posterior mean of the model's mean response
+        (as ``model.predict``; ``summary["sd"]`` is its posterior SD). The quantiles,
+        ``prob_spec`` and the CVaR include new-batch noise.
     quantiles : pandas.Series
         Predictive quantiles at ``setpoint`` (index: probability levels).
     prob_spec : float or None
@@ -102,9 +104,11 @@ class Recommendation:
         to :func:`recommend`, else the group's median historical setpoint (the overall median
         for a group without batches). The process space declares no recipe of its own.
     summary : pandas.DataFrame
-        One row each for ``recommended``, ``mean_optimal`` and ``recipe``: setpoint, expected
-        response, SD, quantiles, ``cvar`` (mean of the adverse ``risk`` tail), P(meet spec),
-        objective, expected regret, distances.
+        One row each for ``recommended``, ``mean_optimal`` and ``recipe``: setpoint,
+        expected response and its posterior SD (``expected_yield``, ``sd``: the mean
+        response, no new-batch noise), quantiles, ``cvar`` (mean of the adverse ``risk``
+        tail), P(meet spec) and objective (a new batch, with noise; common to the three
+        rows, as in the search), expected regret, distances.
     shift : pandas.DataFrame
         Per factor: recommended and mean-optimal values, their difference in domain units
         and in SDs of the training setpoints.
@@ -113,7 +117,8 @@ class Recommendation:
         response), ``delta_q10`` and ``delta_q90`` (10th and 90th percentiles), ``delta_cvar``
         (adverse tail), ``delta_prob_spec`` and ``distance_sd`` (Euclidean shift in data SDs).
     draws : pandas.DataFrame
-        Predictive draws at the three setpoints, one column each.
+        Predictive draws at the three setpoints, one column each (the draws the objective
+        read: with common new-batch noise where the search used it).
     group : dict
         Target group (all group columns); ``kind`` how it was predicted.
     warnings : tuple of str
@@ -494,8 +499,10 @@ def _evaluate(
     """
     sgn, final = ctx.sign, choice.final
     three = np.vstack([final[choice.i_rec], final[choice.i_mean], safe.recipe[0]])
-    y3 = ev.raw(three, noise=noise)
     f3 = ev.raw(np.vstack([three, final[choice.i_best]]), noise=False)
+    # the draws the search scored (common new-batch noise where calibrated): rows with the
+    # same setpoint get the same summary, and rows compare as the search compared them
+    y3 = safe.objective_draws(three, f3[:, :3]) if noise else f3[:, :3]
     best_per_draw = (sgn * choice.f_all[:, choice.pool]).max(axis=1)
     regret = best_per_draw[:, None] - sgn * f3[:, :3]
     ratio3 = safe.ratio(f3)
@@ -507,7 +514,7 @@ def _evaluate(
         "gain": mean_gain,
         "gain_pct": 100 * mean_gain / base if base > 0 else np.full(4, np.nan),
     }
-    summary = _summary_table(ctx, three, y3, regret, safe.objective)
+    summary = _summary_table(ctx, three, y3, f3[:, :3], regret, safe.objective)
     summary["sd_ratio"] = ratio3[:3]
     summary["within_support"] = outside(ctx, three, ratio3[:3]) <= 0
     summary["p_better_than_recipe"] = gain["p_better"][:3]
@@ -520,9 +527,14 @@ def _evaluate(
 
 
 def _summary_table(
-    ctx: Context, points: np.ndarray, draws: np.ndarray, regret: np.ndarray, obj: Objective
+    ctx: Context,
+    points: np.ndarray,
+    draws: np.ndarray,
+    mean_draws: np.ndarray,
+    regret: np.ndarray,
+    obj: Objective,
 ) -> pd.DataFrame:
-    stats_ = summarise(draws, spec=obj.spec, risk=obj.risk, sign=ctx.sign)
+    stats_ = summarise(draws, spec=obj.spec, risk=obj.risk, sign=ctx.sign, mean_draws=mean_draws)
     out = pd.DataFrame(points, columns=ctx.factors, index=pd.Index(ROWS, name="setpoint"))
     for key, values in stats_.items():
         out[key] = values

@@ -38,8 +38,8 @@ class Evaluator:
     every column, which would let a search chase noise. The residuals ``e = y - f`` of the
     model's own draws at a reference setpoint (same seed, with and without noise) are re-used
     at every setpoint, rescaled by ``(mean f(x) / mean f(ref)) ** b`` with ``b`` fitted across
-    candidates (``b = 0``: additive noise, ``b = 1``: constant CV). Reported summaries use the
-    model's own draws (:meth:`raw`).
+    candidates (``b = 0``: additive noise, ``b = 1``: constant CV; fitted on the residuals'
+    interquartile ranges, which heavy tails leave usable).
     """
 
     def __init__(
@@ -105,8 +105,8 @@ class Evaluator:
         share their posterior draws (residuals strongly correlated with ``f``).
         """
         e = y - f
-        sd_e = e.std(axis=0)
         sd_f = f.std(axis=0)
+        sd_e = e.std(axis=0)
         usable = (sd_e > 0) & (sd_f > 0)
         if usable.any():
             fc = f[:, usable] - f[:, usable].mean(axis=0)
@@ -114,16 +114,22 @@ class Evaluator:
             corr = (fc * ec).mean(axis=0) / (sd_f[usable] * sd_e[usable])
             if np.median(corr) < -0.3:
                 return False
-        if not np.any(sd_e > 0):
+        # spread by the interquartile range: under a heavy-tailed likelihood (Student-t with
+        # nu near 1) the SD of the residuals is a few extreme draws
+        spread = np.subtract(*np.quantile(e, [0.75, 0.25], axis=0))
+        if not np.any(spread > 0):
             return False
         mean_f = f.mean(axis=0)
         power = 0.0
-        fit = (sd_e > 0) & (mean_f > 0)
+        fit = (spread > 0) & (mean_f > 0)
         if fit.sum() >= 3 and np.ptp(np.log(mean_f[fit])) > 1e-6:
-            power = float(np.polyfit(np.log(mean_f[fit]), np.log(sd_e[fit]), 1)[0])
+            power = float(np.polyfit(np.log(mean_f[fit]), np.log(spread[fit]), 1)[0])
             power = float(np.clip(power, 0.0, 2.0))
-        ref = int(np.argsort(sd_e)[len(sd_e) // 2])
-        self.noise_ref = e[:, ref] - e[:, ref].mean()
+        ref = int(np.argsort(spread)[len(spread) // 2])
+        # the residuals as the model drew them, not centred: their mean is the noise's Monte
+        # Carlo error under light tails and a few extreme draws under heavy ones, and
+        # subtracting it would shift every quantile the objectives read
+        self.noise_ref = e[:, ref].copy()
         self.noise_mean_ref = float(mean_f[ref]) if mean_f[ref] > 0 else 1.0
         self.noise_power = power if mean_f[ref] > 0 else 0.0
         return True
