@@ -1193,7 +1193,7 @@ def _far_out(values: pd.Series) -> pd.Series:
 
 
 def _looks_like_dates(values: pd.Series) -> bool:
-    """True for a text column whose values nearly all parse as dates (e.g. ``2024-03-01``)."""
+    """Return True for a text column whose values nearly all parse as dates (``2024-03-01``)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
     text = values.dropna().astype(str)
