@@ -734,8 +734,13 @@ def compare(
                     "message": str(w.message),
                 }
             )
-            # re-issue: the caller's filters decide (a ConvergenceWarning is never swallowed)
-            warnings.warn(w.message, w.category, stacklevel=2)
+            # re-issue, saying where: the caller's filters decide (a ConvergenceWarning is
+            # never swallowed)
+            warnings.warn(
+                f"model {name!r}, {fold.scheme} fold {fold.fold!r}: {w.message}",
+                w.category,
+                stacklevel=2,
+            )
     warn_frame = pd.DataFrame(caught, columns=["model", "scheme", "fold", "category", "message"])
     return Comparison(
         scores=pd.DataFrame(scores),

@@ -218,6 +218,8 @@ def _check_name(name: Any, where: str) -> str:
 def _default_label(name: str) -> str:
     """``"mixing_time"`` -> ``"Mixing time"``; a name with capitals is kept (``"pH"``)."""
     text = name.replace("_", " ")
+    if text.lower() == "ph":
+        return "pH"
     return text if any(c.isupper() for c in text) else text[:1].upper() + text[1:]
 
 

@@ -160,7 +160,7 @@ def test_errors_name_bad_arguments():
 def test_convergence_warnings_reach_the_caller():
     table = make_table(30)
     model = {"lasso": LassoYield(max_iter=1, n_bootstrap=0)}
-    with pytest.warns(ConvergenceWarning):
+    with pytest.warns(ConvergenceWarning, match=r"^model 'lasso', split fold 'split': "):
         comp = evaluate.compare(model, table, cv="split", random_seed=0)
     assert (comp.warnings["category"] == "ConvergenceWarning").any()
 

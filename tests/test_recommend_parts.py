@@ -247,3 +247,18 @@ def test_common_noise_keeps_the_models_own_quantiles_under_heavy_tails(space_k2,
     # (per setpoint the model's own quantiles carry their Monte Carlo noise: compare typical)
     np.testing.assert_allclose(np.median(common, axis=1), np.median(own, axis=1), rtol=0.4)
     assert (shared > 0).mean() > 0.99  # a titer: the lower tail stays near zero, not below
+
+
+def test_next_batches_reads_a_typical_batch_noise_under_heavy_tails(space_k2, table_k2):
+    from fakes import Parabola
+
+    from bayesbio.recommend import next_batches
+
+    # Cauchy noise on the log scale: its plain SD is a few extreme draws; the value of one
+    # more batch must be judged with the noise of a typical batch
+    model = Parabola(space_k2, table_k2, heavy_tails=True)
+    cand = pd.DataFrame({"temperature": [28.0, 31.0, 34.0], "agitation": [200.0] * 3})
+    ranked = next_batches(model, cand, k=3, group={"site": "North"}, random_seed=0)
+    # IQR of exp(0.3 t_1) around a titer of ~2 g/L, over 1.349: about 0.9 g/L at most
+    assert (ranked["noise_sd"] < 1.5).all() and (ranked["noise_sd"] > 0.1).all()
+    assert ranked["expected_regret_reduction"].max() > 0

@@ -58,7 +58,9 @@ def next_batches(
         Prediction kind (as in :func:`recommend`).
     noise_sd : float, optional
         Batch-to-batch noise SD (response unit) of the hypothetical observation. Default:
-        estimated per candidate as ``sqrt(var(draws with noise) - var(draws without noise))``.
+        estimated per candidate from the model's new-batch noise on the same posterior draws
+        (draws with noise minus draws without), as its interquartile range / 1.349 (the SD
+        for normal noise; robust to the heavy tails of a Student-t likelihood).
     n_draws : int, default 1000
         Posterior draws.
     n_outcomes : int, default 64
@@ -112,10 +114,13 @@ def next_batches(
     f = ev.raw(np.vstack([decisions, cand]), noise=False)
     f_dec, f_cand = ctx.sign * f[:, : len(decisions)], f[:, len(decisions) :]
     if noise_sd is None:
-        y_cand = ev.raw(cand, noise=True)
-        var = y_cand.var(axis=0) - f_cand.var(axis=0)
-        floor = (1e-3 * np.abs(f_cand.mean(axis=0))) ** 2 + 1e-12
-        sigma = np.sqrt(np.maximum(var, floor))
+        # the new-batch noise of the same posterior draws, its SD read from the interquartile
+        # range (IQR / 1.349, the SD of a normal): under a heavy-tailed likelihood the plain
+        # SD is a few extreme draws and would make every observation look uninformative
+        e = ev.raw(cand, noise=True) - f_cand
+        robust = np.subtract(*np.quantile(e, [0.75, 0.25], axis=0)) / 1.349
+        floor = 1e-3 * np.abs(f_cand.mean(axis=0)) + 1e-6
+        sigma = np.maximum(robust, floor)
     else:
         try:
             value = float(noise_sd)
