@@ -1267,7 +1267,13 @@ def _warning(col: str, k: int, n: int, hit: pd.DataFrame, space: ProcessSpace) -
         what = ", ".join(f"{_PHRASES.get(kd, kd)} ({c})" for kd, c in by_kind.items())
     text = f"{col}: {100 * k / n:.0f} % of rows ({k} of {n}) were {what}"
     kinds = set(by_kind.index)
-    if col in space.units and kinds & _UNIT_KINDS:
+    declared = {c.target: c.unit for c in space.columns if c.unit is not None}
+    if col in declared and kinds & _UNIT_KINDS:
+        text += (
+            f"; the file's unit is declared as '{declared[col]}' (converted to "
+            f"'{space.units[col]}'): is that right, and are the limits?"
+        )
+    elif col in space.units and kinds & _UNIT_KINDS:
         text += (
             f"; is the declared unit '{space.units[col]}' right? Declare the file's unit in the "
             "process file's [columns] section."

@@ -758,7 +758,14 @@ def harvest_decision(
     spec: Annotated[
         Path | None, typer.Option(help="Harvest spec TOML: columns, units, epochs, economics.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write a CSV here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the decision (and the excluded rows) as CSV files in this folder.",
+        ),
+    ] = None,
     seed: Seed = 2024,
 ) -> None:
     """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision)."""

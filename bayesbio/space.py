@@ -516,9 +516,10 @@ class ProcessSpace:
             raise SpaceError(f"several columns are mapped to {twice}")
         object.__setattr__(self, "factors", factors)
         object.__setattr__(self, "groups", groups)
-        # Plain renames first, then those with a unit: the order TOML writes them in, so a
-        # space read back from its own TOML file compares equal.
-        columns = tuple(sorted(columns, key=lambda c: c.unit is not None))
+        # One canonical order (plain renames first, the order TOML writes them in; then by
+        # source name), so a space read back from its TOML file or from a saved model's JSON
+        # (whose keys are sorted) compares equal.
+        columns = tuple(sorted(columns, key=lambda c: (c.unit is not None, _norm(c.source))))
         object.__setattr__(self, "columns", columns)
 
     # ---------------------------------------------------------------- constructors

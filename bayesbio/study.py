@@ -125,6 +125,10 @@ class StudyConfig:
         )
 
 
+#: StudyConfig fields that only the simulated data use (left out of a user table's report)
+_SIMULATION_SETTINGS = frozenset({"n_batches", "design", "defects"})
+
+
 @dataclass
 class StudyResult:
     """What :func:`run_study` produced.
@@ -512,13 +516,28 @@ def _savefig(report: Report, out: Path, name: str, fig: Any, caption: str) -> No
 
 
 def _cleaning_notices(log: pd.DataFrame) -> list[str]:
-    """Return the cleaning actions to confirm: renamed or converted columns, merged labels."""
+    """Return the cleaning actions to confirm.
+
+    Columns read under another name (not those the process file declares: those are the
+    user's own statement) or converted from a declared unit, values repaired as unit slips
+    (per column), and merged group labels.
+    """
     if not len(log) or not {"action", "reason", "column"} <= set(log.columns):
         return []
+    reasons = log.loc[log["action"].isin(["renamed", "converted"]), "reason"].astype(str)
     notes = [
         f"[clean] {reason}"
-        for reason in log.loc[log["action"].isin(["renamed", "converted"]), "reason"].unique()
+        for reason in reasons.unique()
+        if not reason.endswith("(declared in the process space)")
     ]
+    if "kind" in log.columns:
+        slips = log[(log["action"] == "repaired") & (log["kind"] == "unit")]
+        for col, part in slips.groupby("column", sort=False):
+            example = str(part["reason"].iloc[0])
+            notes.append(
+                f"[clean] {len(part)} value(s) in {col!r} repaired as unit slips (e.g. "
+                f"{example}); check them in the cleaning log"
+            )
     labels = log[log["reason"].astype(str).str.startswith("group label normalised")]
     for col, part in labels.groupby("column", sort=False):
         merged = [str(r).split(": ", 1)[-1] for r in part["reason"].unique()]
@@ -545,6 +564,28 @@ def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, s
         key = key if isinstance(key, tuple) else (key,)
         chosen.setdefault(str(key[0]), dict(zip(cols, map(str, key), strict=True)))
     return list(chosen.values())
+
+
+def _groups_text(
+    groups: Sequence[str], table: pd.DataFrame, chosen: Sequence[Mapping[str, str]]
+) -> str:
+    """Say which groups got a recommendation and which did not (the rule of _site_groups)."""
+    cols = [c for c in groups if c in table.columns]
+    if not cols or not chosen or not chosen[0]:
+        return ""
+    all_groups = table.groupby(cols).size()
+    left = len(all_groups) - len(chosen)
+    if left <= 0:
+        return ""
+    rule = (
+        f" For each {cols[0]}, the {'/'.join(cols[1:])} with the most batches is shown"
+        if len(cols) > 1
+        else f" The {cols[0]} levels with the most batches are shown"
+    )
+    return (
+        f"{rule} (at most 3 groups); {left} other group(s) of the data are not: run "
+        "`bayesbio recommend --model model.nc -g COLUMN=LABEL ...` for them."
+    )
 
 
 def _plain_index(frame: pd.DataFrame) -> pd.DataFrame:
@@ -874,6 +915,10 @@ def _run_study(
             "config": ", ".join(
                 f"{k}={'/'.join(map(str, v)) if isinstance(v, tuple) else v}"
                 for k, v in asdict(cfg).items()
+                # settings of what did not run: the simulator with a user table, the
+                # harvest case study when it is off
+                if not (data is not None and k in _SIMULATION_SETTINGS)
+                and not (not run_harvest and k.startswith("harvest_"))
             ),
         }
     )
@@ -1172,6 +1217,7 @@ def _run_study(
         "ranges: "
         + _ranges_text(space)
         + " The recipe of a group is its median historical setpoint."
+        + _groups_text(groups, table, [g for g, _ in recs])
     )
     shown, units, labels = _recommendation_display(rec_table, space, groups)
     report.table(

@@ -618,8 +618,9 @@ def test_save_load_keeps_the_space_and_refuses_tables_of_another(
         for method in (fitted.predict, fitted.predict_draws, fitted.predict_interval):
             with pytest.raises(
                 SpaceMismatchError, match=r"missing factor column\(s\) \['feed_rate'\]"
-            ):
+            ) as err:
                 method(small_table)
+            assert f"BayesianYieldModel.{method.__name__}" in str(err.value)  # as called
     with pytest.raises(
         schema.SchemaError, match=r"factors are \['temperature', 'ph', 'feed_rate'\]"
     ):

@@ -655,3 +655,17 @@ def test_clean_million_batches_in_seconds():
     elapsed = time.perf_counter() - start
     assert elapsed < 60
     assert_accounting(sim.table, result)
+
+
+def test_many_impossible_values_in_a_declared_unit_ask_about_that_unit():
+    raw = small_table()
+    raw["Temp (F)"] = raw.pop("temperature") * 9 / 5 + 32
+    raw.loc[:6, "Temp (F)"] = 500.0  # 260 degC: beyond the limits, 7 of 60 rows
+    space = ProcessSpace.default().with_changes(
+        groups=("scale", "site"), columns=(ColumnSpec("Temp (F)", "temperature", "degF"),)
+    )
+    result = clean(raw, space=space)
+    (text,) = [w for w in result.warnings if w.startswith("temperature:")]
+    assert "were dropped as impossible" in text
+    assert "the file's unit is declared as 'degF' (converted to 'degC')" in text
+    assert "Declare the file's unit" not in text  # it is declared already

@@ -254,6 +254,20 @@ def test_negative_time_is_named(history):
         validate_runs(bad)
 
 
+def test_times_in_the_wrong_unit_are_named_with_the_declared_unit(history):
+    # hours written in a column declared as days: 24x too late, far past the 96 h horizon
+    with pytest.raises(
+        HarvestDataError, match=r"row 3: time 18 d = 432 h is more than three times the"
+    ):
+        validate_runs(history, spec=HarvestSpec(time_unit="d"))
+    with pytest.raises(HarvestDataError, match=r"time_unit = 'd'"):
+        harvest_decision(history, mean_path(HarvestParams(), 5), spec=HarvestSpec(time_unit="d"))
+    # a running batch measured past the horizon: it should have been harvested already
+    late = mean_path(HarvestParams(), 18)  # 108 h, two epochs past the 96 h horizon
+    with pytest.raises(HarvestDataError, match=r"measured at 108 h, past the horizon"):
+        harvest_decision(history, late)
+
+
 def test_non_monotone_time_within_a_run_is_named(history):
     bad = history.copy()
     bad.loc[[4, 5], "time"] = bad.loc[[5, 4], "time"].to_numpy()

@@ -343,3 +343,24 @@ def test_infer_space_marks_an_unknown_response_unit_todo(tmp_path):
     path = write(tmp_path, space_to_starter_toml(sp, notes).replace('"TODO"', '"rpm"', 1))
     with pytest.raises(SpaceError, match="TODO"):
         ProcessSpace.from_toml(path)
+
+
+def test_a_space_with_column_mappings_survives_json_and_toml_in_any_order(tmp_path):
+    cols = (
+        ColumnSpec("Titer", "titer"),
+        ColumnSpec("Agit", "agitation"),
+        ColumnSpec("Temp (F)", "temperature", "degF"),
+    )
+    base = ProcessSpace(
+        factors=(
+            Factor("temperature", "degC", (25.0, 32.0)),
+            Factor("agitation", "rpm", (200, 800)),
+        ),
+        response=Response("titer", "g/L", (0.0, 100.0)),
+        groups=("site",),
+        columns=cols,
+    )
+    assert ProcessSpace(**{**base.__dict__, "columns": cols[::-1]}) == base
+    assert ProcessSpace.from_json(base.to_json()) == base
+    path = write(tmp_path, base.to_toml())
+    assert ProcessSpace.from_toml(path) == base

@@ -423,3 +423,44 @@ def test_outlying_batches_of_a_student_t_fit_are_listed_lightest_first():
     assert out["batch_id"].tolist() == ["B2", "B3"]
     assert out["weight in the fit"].tolist() == [0.03, 0.2]
     assert out["cleaner's flags"].tolist() == ["yield outlier", "none"]
+
+
+def test_cleaning_notices_ask_about_guesses_and_repairs_not_declared_renames():
+    from bayesbio.study import _cleaning_notices
+
+    log = pd.DataFrame(
+        {
+            "column": ["titer", "temperature", "temperature", "temperature", "site", "site"],
+            "action": ["renamed", "renamed", "converted", "repaired", "repaired", "repaired"],
+            "kind": ["column", "column", "column", "unit", "label", "label"],
+            "reason": [
+                "column 'Titer' read as 'titer' (declared in the process space)",
+                "column 'Temperature' read as 'temperature' (same name up to case and spaces)",
+                "'temperature' converted from degF to degC",
+                "kelvin converted to degC",
+                "group label normalised: 'lyon ' -> 'lyon'",
+                "group label normalised: 'lyon ' -> 'lyon'",
+            ],
+        }
+    )
+    notes = _cleaning_notices(log)
+    text = "\n".join(notes)
+    assert "declared in the process space" not in text  # the user's own statement
+    assert "same name up to case and spaces" in text  # a guess: to confirm
+    assert "converted from degF to degC" in text
+    assert "1 value(s) in 'temperature' repaired as unit slips (e.g. kelvin converted" in text
+    assert "group labels merged in 'site' (2 row(s))" in text
+
+
+def test_the_report_says_which_groups_get_no_recommendation():
+    from bayesbio.study import _groups_text, _site_groups
+
+    table = pd.DataFrame(
+        {"scale": ["10L", "10L", "200L", "200L", "200L"], "site": ["A", "B", "B", "B", "A"]}
+    )
+    chosen = _site_groups(["scale", "site"], table)
+    assert chosen == [{"scale": "200L", "site": "B"}, {"scale": "10L", "site": "A"}]
+    text = _groups_text(["scale", "site"], table, chosen)
+    assert "For each scale, the site with the most batches is shown" in text
+    assert "2 other group(s) of the data are not" in text and "bayesbio recommend" in text
+    assert _groups_text(["scale"], table, _site_groups(["scale"], table)) == ""  # all shown

@@ -515,6 +515,15 @@ def validate_runs(
             f"{r['time_h'] / _TIME_UNITS[unit]:g} {unit} is negative; time counts from the "
             "start of the batch"
         )
+    far = frame["time_h"] > 3.0 * spec.horizon_hours
+    if far.any():
+        r = frame[far].iloc[0]
+        raise HarvestDataError(
+            f"{where}: column {spec.time!r}, run {r['run_id']!r}, row {int(r['row'])}: time "
+            f"{r['time_h'] / _TIME_UNITS[unit]:g} {unit} = {r['time_h']:g} h is more than three "
+            f"times the horizon ({spec.horizon_hours:g} h, where harvest is forced); is the "
+            f"time unit right? The spec declares time_unit = {unit!r}"
+        )
     for column, col, label in (
         ("protein", spec.protein, spec.protein_unit),
         ("impurity", spec.impurity, spec.impurity_unit),
@@ -999,6 +1008,13 @@ def harvest_decision(
     p_ref, i_ref = float(cur.table["protein"].iloc[0]), float(cur.table["impurity"].iloc[0])
     params = _economics(spec, p_ref, i_ref, where)
     t = int(last["epoch"])
+    if last["time_h"] > spec.horizon_hours + spec.epoch_hours:
+        raise HarvestDataError(
+            f"{where}: run {run!r} was measured at {last['time_h']:g} h, past the horizon "
+            f"({spec.horizon_hours:g} h, where harvest is forced) by more than one epoch: the "
+            f"batch should have been harvested already, or the time unit is wrong (the spec "
+            f"declares time_unit = {spec.time_unit!r})"
+        )
     p, i = float(last["protein"]) / p_ref, float(last["impurity"]) / i_ref
     if i > params.i_bar:
         raise HarvestDataError(

@@ -1972,6 +1972,8 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             ``mean``, ``lower``, ``upper`` in g/L, indexed like ``X``.
         """
         ci_prob = check_fraction("ci_prob", ci_prob)
+        check_is_fitted(self, "idata_")
+        self._prediction_table(X, "predict_interval")  # errors name the method called
         # quantiles chunk by chunk of rows: a (n_draws, 16k) block stays in cache and memory
         q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
         lower, upper = np.empty(len(X)), np.empty(len(X))
