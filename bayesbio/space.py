@@ -1064,98 +1064,25 @@ def infer_space(
         raise SpaceError(f"response column {response!r} not in the table {list(table.columns)}")
     dates = [c for c in text if _looks_like_dates(table[c])]
     if batch_id is None:
-        n = len(table)
-        unique = [c for c in text if c not in dates and table[c].nunique(dropna=True) == n]
-        # a duplicated row (or two) must not hide the id column: nearly unique and named so
-        named = [
-            c
-            for c in text
-            if c not in dates
-            and table[c].nunique(dropna=True) >= 0.9 * n
-            and re.search(r"(^|_)(batch|run|lot|id)(_|$)", _norm(c))
-        ]
-        ids = list(dict.fromkeys([*unique, *named]))
-        ids += [c for c in numeric if "batch" in _norm(c) or _norm(c) in {"id", "run"}]
-        batch_id = str(ids[0]) if ids else "batch_id"
-        if ids:
-            repeated = table[batch_id].nunique(dropna=True) < n
-            notes.append(
-                f"batch id: {batch_id!r} "
-                + (
-                    "(named like one; some ids repeat: duplicated rows?)"
-                    if repeated
-                    else "(unique per row)"
-                )
-            )
-        else:
-            notes.append("batch id: none found (named 'batch_id'; the log numbers rows instead)")
+        batch_id = _draft_batch_id(table, text, numeric, dates, notes)
     if dates:
         notes.append(f"dates, not used as factors or groups: {[str(c) for c in dates]}")
     if groups is None:
-        groups = [
-            str(c)
-            for c in text
-            if c != batch_id
-            and c not in dates
-            and 1 < table[c].nunique(dropna=True) <= max(len(table) // 2, 1)
-        ]
+        groups = _draft_groups(table, text, batch_id, dates)
         notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
     if factors is None:
         factors = [str(c) for c in numeric if c not in (response, batch_id)]
         notes.append(f"factors: {factors}")
     if not factors:
         raise SpaceError("no numeric factor columns found; pass factors=[...]")
+    # a column named with '/' keeps its header in the file and gets a space name without it
     rename = {
         str(c): safe_name(str(c))
         for c in dict.fromkeys([*factors, response, *groups, batch_id])
         if "/" in str(c)
     }
-    facs = []
-    for col in factors:
-        if col not in table.columns:
-            raise SpaceError(f"factor column {col!r} not in the table {list(table.columns)}")
-        vals = pd.to_numeric(table[col], errors="coerce").dropna()
-        if vals.empty:
-            raise SpaceError(f"factor column {col!r} has no numeric values")
-        far = _far_out(vals)
-        if far.any():
-            notes.append(
-                f"factor {col!r}: {sorted(set(vals[far].round(6).tolist()))} far outside the "
-                "bulk of the data (beyond 3 interquartile ranges): left out of the operating "
-                "range; impossible values? declare limits so the cleaner drops them"
-            )
-            vals = vals[~far]
-        lo, hi = float(vals.min()), float(vals.max())
-        width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
-        lo_r, hi_r = lo - margin * width, hi + margin * width
-        unit = _guess_unit(str(col))
-        notes.append(
-            f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
-            f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "
-            + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
-        )
-        name_ = rename.get(str(col), str(col))
-        facs.append(Factor(name_, unit or "", (_round(lo_r), _round(hi_r)), label=str(col)))
-    rvals = pd.to_numeric(table[response], errors="coerce")
-    runit = _guess_unit(str(response))
-    if runit:
-        notes.append(f"response unit {runit!r} from its name")
-    elif _YIELD_NAME.search(_norm(response)):
-        runit = "g/L"
-        notes.append(f"response unit {runit!r} (assumed for a yield or titer; check it)")
-    else:
-        notes.append("response unit unknown: marked TODO")
-    direction = "minimise" if _MINIMISE_NAME.search(_norm(response)) else "maximise"
-    notes.append(
-        f"response direction {direction!r}"
-        + (" (named like an impurity or by-product)" if direction == "minimise" else "")
-    )
-    resp = Response(
-        rename.get(str(response), str(response)), runit, (0.0, math.inf), direction, str(response)
-    )
-    if (rvals < 0).any():
-        notes.append(f"response {response!r} has negative values: the log-scale models need >= 0")
-    # a column named with '/' keeps its header in the file and gets a space name without it
+    facs = [_draft_factor(table, col, rename, margin, notes) for col in factors]
+    resp = _draft_response(table, str(response), rename, notes)
     renames = [ColumnSpec(c, new) for c, new in rename.items()]
     if renames:
         notes.append(
@@ -1171,6 +1098,103 @@ def infer_space(
         name,
     )
     return space, notes
+
+
+def _draft_batch_id(
+    table: pd.DataFrame, text: list[Any], numeric: list[Any], dates: list[Any], notes: list[str]
+) -> str:
+    """Guess the batch id: a unique text column, or a nearly unique one named like an id."""
+    n = len(table)
+    unique = [c for c in text if c not in dates and table[c].nunique(dropna=True) == n]
+    # a duplicated row (or two) must not hide the id column: nearly unique and named so
+    named = [
+        c
+        for c in text
+        if c not in dates
+        and table[c].nunique(dropna=True) >= 0.9 * n
+        and re.search(r"(^|_)(batch|run|lot|id)(_|$)", _norm(c))
+    ]
+    ids = list(dict.fromkeys([*unique, *named]))
+    ids += [c for c in numeric if "batch" in _norm(c) or _norm(c) in {"id", "run"}]
+    if not ids:
+        notes.append("batch id: none found (named 'batch_id'; the log numbers rows instead)")
+        return "batch_id"
+    batch_id = str(ids[0])
+    repeated = table[ids[0]].nunique(dropna=True) < n
+    notes.append(
+        f"batch id: {batch_id!r} "
+        + (
+            "(named like one; some ids repeat: duplicated rows?)"
+            if repeated
+            else "(unique per row)"
+        )
+    )
+    return batch_id
+
+
+def _draft_groups(
+    table: pd.DataFrame, text: list[Any], batch_id: str, dates: list[Any]
+) -> list[str]:
+    """Text columns with repeated labels (2 to n/2 of them), neither the id nor dates."""
+    return [
+        str(c)
+        for c in text
+        if c != batch_id
+        and c not in dates
+        and 1 < table[c].nunique(dropna=True) <= max(len(table) // 2, 1)
+    ]
+
+
+def _draft_factor(
+    table: pd.DataFrame, col: Any, rename: Mapping[str, str], margin: float, notes: list[str]
+) -> Factor:
+    """One factor: the data's range (far-out values left out) widened by ``margin``."""
+    if col not in table.columns:
+        raise SpaceError(f"factor column {col!r} not in the table {list(table.columns)}")
+    vals = pd.to_numeric(table[col], errors="coerce").dropna()
+    if vals.empty:
+        raise SpaceError(f"factor column {col!r} has no numeric values")
+    far = _far_out(vals)
+    if far.any():
+        notes.append(
+            f"factor {col!r}: {sorted(set(vals[far].round(6).tolist()))} far outside the "
+            "bulk of the data (beyond 3 interquartile ranges): left out of the operating "
+            "range; impossible values? declare limits so the cleaner drops them"
+        )
+        vals = vals[~far]
+    lo, hi = float(vals.min()), float(vals.max())
+    width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
+    lo_r, hi_r = lo - margin * width, hi + margin * width
+    unit = _guess_unit(str(col))
+    notes.append(
+        f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
+        f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "
+        + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
+    )
+    name = rename.get(str(col), str(col))
+    return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), label=str(col))
+
+
+def _draft_response(
+    table: pd.DataFrame, response: str, rename: Mapping[str, str], notes: list[str]
+) -> Response:
+    """Draft the response: unit and direction from its name (g/L assumed for a yield)."""
+    unit = _guess_unit(response)
+    if unit:
+        notes.append(f"response unit {unit!r} from its name")
+    elif _YIELD_NAME.search(_norm(response)):
+        unit = "g/L"
+        notes.append(f"response unit {unit!r} (assumed for a yield or titer; check it)")
+    else:
+        notes.append("response unit unknown: marked TODO")
+    direction = "minimise" if _MINIMISE_NAME.search(_norm(response)) else "maximise"
+    notes.append(
+        f"response direction {direction!r}"
+        + (" (named like an impurity or by-product)" if direction == "minimise" else "")
+    )
+    if (pd.to_numeric(table[response], errors="coerce") < 0).any():
+        notes.append(f"response {response!r} has negative values: the log-scale models need >= 0")
+    return Response(rename.get(response, response), unit, (0.0, math.inf), direction, response)
 
 
 def _round(x: float) -> float:
