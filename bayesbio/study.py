@@ -584,7 +584,8 @@ def _groups_text(
     )
     return (
         f"{rule} (at most 3 groups); {left} other group(s) of the data are not: run "
-        "`bayesbio recommend --model model.nc -g COLUMN=LABEL ...` for them."
+        "`bayesbio recommend --model model.nc -g COLUMN=LABEL` (one -g per group column) "
+        "for them."
     )
 
 
