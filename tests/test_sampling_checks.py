@@ -77,8 +77,9 @@ def test_a_run_that_passes_is_not_sampled_again():
     assert json.loads(tree["sample_stats"].attrs["history"]) == []
 
 
-def _iid_sampler(monkeypatch):
-    """Replace the sampler by independent N(0, 1) draws (ESS about chains x draws)."""
+def _iid_sampler(monkeypatch, divergent_at: tuple[float, ...] = ()):
+    """Replace the sampler by independent N(0, 1) draws (ESS about chains x draws), with a
+    divergent transition in every chain when ``target_accept`` is listed in ``divergent_at``."""
     runs = []
 
     def iid(model, key, **kw):
@@ -88,6 +89,10 @@ def _iid_sampler(monkeypatch):
         post = tree["posterior"].to_dataset()
         post["mu"][:] = rng.normal(size=(kw["chains"], kw["draws"]))
         tree["posterior"] = xr.DataTree(post)
+        if kw["target_accept"] in divergent_at:
+            stats = tree["sample_stats"].to_dataset()
+            stats["diverging"][:, 0] = True
+            tree["sample_stats"] = xr.DataTree(stats)
         return tree, "fake"
 
     monkeypatch.setattr(sampling, "sample_model", iid)
@@ -153,22 +158,7 @@ def test_a_divergent_run_is_replaced_by_a_slower_one(monkeypatch):
 
 
 def test_chains_appended_after_a_divergent_rerun_keep_its_smaller_steps(monkeypatch):
-    runs = []
-
-    def iid(model, key, **kw):
-        """Independent draws (ESS about chains x draws), divergent at target_accept 0.8."""
-        runs.append(kw["target_accept"])
-        rng = np.random.default_rng(len(runs))
-        tree = _trace(kw["chains"], kw["draws"])
-        post = tree["posterior"].to_dataset()
-        post["mu"][:] = rng.normal(size=(kw["chains"], kw["draws"]))
-        tree["posterior"] = xr.DataTree(post)
-        stats = tree["sample_stats"].to_dataset()
-        stats["diverging"][:, 0] = kw["target_accept"] == 0.8
-        tree["sample_stats"] = xr.DataTree(stats)
-        return tree, "fake"
-
-    monkeypatch.setattr(sampling, "sample_model", iid)
+    runs = _iid_sampler(monkeypatch, divergent_at=(0.8,))
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0)
     # divergent: repeated at 0.99 (2 x 150 draws, ESS ~300 < 400); then 2 chains appended,
