@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayesbio.checks import check_int
 from bayesbio.recommend.constraints import Constraints
@@ -118,7 +119,7 @@ def next_batches(
         # range (IQR / 1.349, the SD of a normal): under a heavy-tailed likelihood the plain
         # SD is a few extreme draws and would make every observation look uninformative
         e = ev.raw(cand, noise=True) - f_cand
-        robust = np.subtract(*np.quantile(e, [0.75, 0.25], axis=0)) / 1.349
+        robust = stats.iqr(e, axis=0, scale="normal")
         floor = 1e-3 * np.abs(f_cand.mean(axis=0)) + 1e-6
         sigma = np.maximum(robust, floor)
     else:

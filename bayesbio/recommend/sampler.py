@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import stats
 
 from bayesbio.checks import make_rng
 
@@ -116,7 +117,7 @@ class Evaluator:
                 return False
         # spread by the interquartile range: under a heavy-tailed likelihood (Student-t with
         # nu near 1) the SD of the residuals is a few extreme draws
-        spread = np.subtract(*np.quantile(e, [0.75, 0.25], axis=0))
+        spread = stats.iqr(e, axis=0)
         if not np.any(spread > 0):
             return False
         mean_f = f.mean(axis=0)
