@@ -8,8 +8,11 @@ scores every recommender on the same two target groups per history by its *true*
 ``100 (optimum - true mean yield at the setpoint) / optimum``. The ``--out`` rows hold each
 setpoint and its true mean yield, for reading cases one by one.
 
-Recommenders: ``optimum`` (the group's true optimum: regret 0, for reference), ``recipe``
-(the world's recipe of the group), ``rf_argmax`` and
+Recommenders: ``optimum`` (the group's true optimum: regret 0, for reference),
+``support_best`` and ``overall_support_best`` (the best *true* setpoint inside the default
+guard's distance limit, against the group's own batches and against all batches: the lowest
+regret any recommender held to that support can reach, for reference; the model-based SD-ratio
+limit is not applied), ``recipe`` (the world's recipe of the group), ``rf_argmax`` and
 ``bayes_argmax`` (the mean-optimal setpoint of the random forest and of the Bayesian model in
 the whole operating box, :func:`bayesbio.interpret.argmax_setpoint`), ``rec`` (``recommend()``
 with its defaults), and variants of ``recommend()`` named in ``RECOMMENDERS``.
@@ -46,6 +49,8 @@ from bayesbio.interpret import argmax_setpoint
 from bayesbio.models.baselines import ForestYield
 from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import Constraints, design_space, recommend
+from bayesbio.recommend.constraints import support_radius
+from bayesbio.recommend.support import Support
 from bayesbio.worlds import WORLDS, make_world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -134,6 +139,39 @@ def design_space_scores(world, bayes, group: dict[str, str], optimum: float, cen
     }
 
 
+#: support optimum: random candidates per round inside the support's bounding box, rounds
+SUPPORT_CANDIDATES, SUPPORT_ROUNDS = 40_000, 3
+
+
+def support_best(world, table: pd.DataFrame, group: dict[str, str], which: str) -> pd.Series:
+    """The best true setpoint of ``group`` inside the default guard's distance limit.
+
+    ``which`` is ``"group"`` or ``"overall"`` support (:class:`Support`, built as
+    ``recommend()`` builds it; radius :func:`support_radius`); random candidates in the
+    support's bounding box (clipped to the operating box), the best true mean yield kept.
+    """
+    space = world.space
+    factors = list(world.factors)
+    points = table[factors].to_numpy(dtype=float)
+    labels = (table["scale"] + "/" + table["site"]).to_numpy()
+    in_group = ((table["scale"] == group["scale"]) & (table["site"] == group["site"])).to_numpy()
+    support = Support(points, labels, in_group, space)
+    radius = support_radius(len(support.dims))
+    lo, hi = support.bounding_box(which, radius)
+    lo, hi = np.maximum(lo, space.lower[support.dims]), np.minimum(hi, space.upper[support.dims])
+    rng = np.random.default_rng(0)
+    best, best_value = world.recipe(group)[factors].to_numpy(dtype=float), -np.inf
+    for _ in range(SUPPORT_ROUNDS):
+        cand = np.tile(best, (SUPPORT_CANDIDATES, 1))
+        cand[:, support.dims] = rng.uniform(lo, hi, size=(SUPPORT_CANDIDATES, len(lo)))
+        cand = cand[support.guard_distance(cand, which) <= radius]
+        if len(cand):
+            values = world.mean_yield(cand, group)
+            if values.max() > best_value:
+                best, best_value = cand[np.argmax(values)], float(values.max())
+    return pd.Series(best, index=factors)
+
+
 def true_mean(world, setpoint: pd.Series, group: dict[str, str]) -> float:
     """The world's true expected yield of ``group`` at ``setpoint``."""
     x = setpoint[list(world.factors)].to_numpy(dtype=float)[None]
@@ -167,6 +205,8 @@ def run_history(
                 **sampling}  # fmt: skip
         setpoints = {
             "optimum": world.optimum(group),
+            "support_best": support_best(world, table, group, "group"),
+            "overall_support_best": support_best(world, table, group, "overall"),
             "recipe": world.recipe(group),
             "rf_argmax": argmax_setpoint(rf, group=group, random_seed=seed),
             "bayes_argmax": argmax_setpoint(bayes, group=group, random_seed=seed),
