@@ -645,6 +645,13 @@ def recommend(
         list[str] | None,
         typer.Option("--fix", help="Hold a factor: FACTOR=VALUE, repeatable."),
     ] = None,
+    transfer_risk: Annotated[
+        bool,
+        typer.Option(
+            "--transfer-risk",
+            help="Doubt moves the group never made: its own slopes, where the model pools them.",
+        ),
+    ] = False,
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -673,6 +680,7 @@ def recommend(
                 risk=risk,
                 spec=spec,
                 constraints=constraints,
+                transfer_risk=transfer_risk,
                 random_seed=seed,
             )
         except ValueError as exc:

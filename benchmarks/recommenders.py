@@ -59,6 +59,7 @@ from worlds import sampling_checks, targets  # benchmarks/worlds.py
 #: recommend() variants: keyword arguments beside ``group`` and ``random_seed``
 RECOMMENDERS: dict[str, dict[str, object]] = {
     "rec": {},
+    "rec_transfer": {"transfer_risk": True},
     "rec_ungated": {"min_confidence": None},
     "rec_mean": {"objective": "mean", "min_confidence": None},
     "rec_overall": {"constraints": Constraints(support="overall")},

@@ -421,6 +421,25 @@ def test_cli_recommend_says_its_decision_and_why(tmp_path, loads, lasso_model):
         assert (tmp_path / "next_experiments_scale-2L_site-A.csv").is_file()
 
 
+def test_cli_recommend_transfer_risk_flag_reaches_recommend(tmp_path, loads, lasso_model,
+                                                           monkeypatch):  # fmt: skip
+    import bayesbio.recommend as rec_module
+
+    loads(lasso_model)
+    seen = []
+    real = rec_module.recommend
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["transfer_risk"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rec_module, "recommend", spy)
+    for extra in ([], ["--transfer-risk"]):
+        result = runner.invoke(app, ["recommend", *GROUP_ARGS, "--out", str(tmp_path), *extra])
+        assert result.exit_code == 0, result.output
+    assert seen == [False, True]
+
+
 def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(
     tmp_path, loads, lasso_model
 ):

@@ -12,6 +12,7 @@ The package is split by concept, in the order a recommendation is made:
 :mod:`.context`           the target group, its batches and recipe, the search box
 :mod:`.support`           data support: Mahalanobis distance and the model-based SD ratio
 :mod:`.sampler`           the one place that draws: common random numbers
+:mod:`.transfer`          transfer risk: the target group's own slopes where the model pools
 :mod:`.objectives`        mean, quantile, P(meet spec), CVaR, for either direction
 :mod:`.acquisition`       the score searched: objective, safe-improvement gate, support
 :mod:`.search`            Latin hypercube, vectorised pattern search, polish

@@ -117,6 +117,7 @@ def design_space(
     kind: str = "auto",
     execution_sd: Mapping[str, float] | None = None,
     n_draws: int = 1000,
+    transfer_risk: bool = False,
     random_seed: int | np.random.Generator | None = None,
 ) -> DesignSpace:
     """Find the setpoints where ``P(a new batch meets spec | data) >= prob``.
@@ -158,6 +159,8 @@ def design_space(
         Setpoint execution SDs per factor (as in :func:`recommend`).
     n_draws : int, default 1000
         Predictive draws per setpoint.
+    transfer_risk : bool, default False
+        The target group's own slope deviation in the draws (as in :func:`recommend`).
     random_seed : int, numpy.random.Generator or None, default None
         Seed.
 
@@ -196,6 +199,7 @@ def design_space(
             kind=kind,
             execution_sd=execution_sd,
             n_draws=n_draws,
+            transfer_risk=transfer_risk,
             random_seed=rng,
         ).setpoint.to_numpy(dtype=float)
     elif isinstance(center, Recommendation):
@@ -208,7 +212,9 @@ def design_space(
     else:
         center_point = _center_from_mapping(center, ctx)
     center_point = ctx.clip(center_point[None])[0]
-    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
+    ev = Evaluator(
+        model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd, transfer_risk=transfer_risk
+    )
     free = ctx.res.free
     used = grid_resolution(resolution, len(free))
     lo, hi, box_note = _grid_bounds(ctx)
@@ -231,6 +237,7 @@ def design_space(
         "constraints": ctx.res.constraints,
         "max_distance": ctx.res.max_distance,
         "n_draws": n_draws,
+        "transfer_risk": None if ev.slopes is None else ev.slopes.describe(),
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
         "notes": list(ctx.notes),
     }

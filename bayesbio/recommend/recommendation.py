@@ -226,6 +226,7 @@ def recommend(
     min_confidence: float | None = 0.9,
     n_draws: int = 1000,
     n_candidates: int = 256,
+    transfer_risk: bool = False,
     random_seed: int | np.random.Generator | None = None,
 ) -> Recommendation:
     """Recommend a setpoint for a group: a risk-aware optimum that safely beats the recipe.
@@ -277,6 +278,14 @@ def recommend(
         Posterior predictive draws per setpoint.
     n_candidates : int, default 256
         Latin-hypercube candidates of the first search stage.
+    transfer_risk : bool, default False
+        Where a Bayesian model pools factor effects across groups (varying slopes off), add
+        the risk that the target group responds unlike the groups an effect was learnt from:
+        a slope deviation of the group, from the model's varying-slope prior conditioned on
+        the group's own batches (:mod:`bayesbio.recommend.transfer`). It widens the draws of
+        moves away from the group's batches, so the support's SD-ratio limit and
+        ``min_confidence`` see that risk. Ignored for other models. Opt-in: on the
+        independent worlds it left the mean regret unchanged (BENCHMARKS.md).
     random_seed : int, numpy.random.Generator or None, default None
         Seed; the same seed gives the same recommendation.
 
@@ -321,6 +330,16 @@ def recommend(
     from the *same* draw (common random numbers), so the probability is of the difference,
     not of two independent clouds. The risk objective is maximised over the supported
     setpoints that reach ``min_confidence``; the mean-optimal setpoint ignores that test.
+
+    Transfer risk (``transfer_risk=True``): a Bayesian model that pools factor effects over
+    groups is as sure of a 2,000 L vessel's response to mixing time as of the effect learnt
+    from all scales. With transfer risk every draw also carries a slope deviation of the
+    target group (one per draw; the model's varying-slope prior conditioned on the group's
+    own batches), so a move the group itself never made is less certain, and
+    ``settings["transfer_risk"]`` records the deviation's SD per factor. Measured on the
+    independent worlds of ``benchmarks/recommenders.py``: mean regret unchanged, fewer
+    recommendations worse than the recipe at n = 20, not at n = 40 (BENCHMARKS.md); refitting
+    with ``varying_slopes=True`` is the model-based alternative.
     """
     check_choice("objective", objective, OBJECTIVES)
     risk = check_fraction("risk", risk)
@@ -332,7 +351,9 @@ def recommend(
     exec_sd = check_execution_sd(execution_sd, ctx.space)
     ctx.recipe = group_recipe(recipe, ctx)
     rng, seed = seed_pair(random_seed)
-    ev = Evaluator(model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd)
+    ev = Evaluator(
+        model, ctx, n_draws=n_draws, seed=seed, execution_sd=exec_sd, transfer_risk=transfer_risk
+    )
     diag, diag_messages = model_diagnostics(model)
     r0 = ctx.clip(ctx.recipe[None])
     noisy = noise and objective != "mean"
@@ -634,6 +655,7 @@ def _settings(
         "recipe": {p: float(v) for p, v in zip(factors, ctx.recipe, strict=True)},
         "n_draws": ev.n_draws,
         "n_candidates": n_candidates,
+        "transfer_risk": None if ev.slopes is None else ev.slopes.describe(),
         "model_calls": ev.calls,
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
         "notes": list(ctx.notes),

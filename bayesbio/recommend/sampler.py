@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from bayesbio.checks import make_rng
+from bayesbio.recommend.transfer import group_slopes
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -41,6 +42,12 @@ class Evaluator:
     at every setpoint, rescaled by ``(mean f(x) / mean f(ref)) ** b`` with ``b`` fitted across
     candidates (``b = 0``: additive noise, ``b = 1``: constant CV; fitted on the residuals'
     interquartile ranges, which heavy tails leave usable).
+
+    Transfer risk (``transfer_risk=True``, opt-in): where the model pools factor effects across
+    groups, every draw is multiplied by the target group's own slope deviation
+    (:func:`bayesbio.recommend.transfer.group_slopes`; one deviation per draw, common to every
+    setpoint), so moving a group away from its own batches carries the risk that it responds
+    unlike the groups the effect was learnt from.
     """
 
     def __init__(
@@ -52,6 +59,7 @@ class Evaluator:
         seed: int,
         execution_sd: np.ndarray,
         n_offsets: int = 16,
+        transfer_risk: bool = False,
     ) -> None:
         self.model = model
         self.ctx = ctx
@@ -67,6 +75,11 @@ class Evaluator:
         self.noise_ref: np.ndarray | None = None
         self.noise_mean_ref = 1.0
         self.noise_power = 0.0
+        self.slopes = (
+            group_slopes(model, ctx, n_draws=self.n_draws, seed=self.seed)
+            if transfer_risk
+            else None
+        )
 
     def raw(self, points: np.ndarray, *, noise: bool) -> np.ndarray:
         """Return the model's predictive draws, shape ``(n_draws, len(points))``."""
@@ -88,7 +101,10 @@ class Evaluator:
             parts.append(np.asarray(y, dtype=float).reshape(self.n_draws, len(frame)))
         y = np.concatenate(parts, axis=1).reshape(self.n_draws, len(points), k)
         pick = np.arange(self.n_draws) % k
-        return y[np.arange(self.n_draws), :, pick]
+        y = y[np.arange(self.n_draws), :, pick]
+        if self.slopes is not None:
+            y = y * self.slopes.factor(points)
+        return y
 
     def mean(self, points: np.ndarray) -> np.ndarray:
         """Return the model's point prediction (``model.predict``) at ``points``.
