@@ -179,21 +179,21 @@ def group_slopes(model: Any, ctx: Context, *, n_draws: int, seed: int) -> GroupS
     if ctx.kind != "existing" or not ctx.in_group.any() or ctx.in_group.all():
         return None
     space = ctx.space
-    y_all = pd.to_numeric(ctx.table[space.response.name], errors="coerce").to_numpy(dtype=float)
-    usable = np.isfinite(y_all) & (y_all > 0)
-    own_ok = ctx.in_group & usable
+    own = ctx.table.loc[ctx.in_group]
+    y = pd.to_numeric(own[space.response.name], errors="coerce").to_numpy(dtype=float)
+    usable = np.isfinite(y) & (y > 0)
     sigma = _noise_sd(model)
     slope_scale = float(spec.get("priors", {}).get("slope_group_scale", np.nan))
     tau_scale = slope_scale * float(spec.get("prior_scale", np.nan))
-    if not own_ok.any() or not (sigma > 0) or not (tau_scale > 0):
+    if not usable.any() or not (sigma > 0) or not (tau_scale > 0):
         return None
-    own = ctx.table.loc[own_ok]
+    own, y = own[usable], y[usable]
     z = space.standardise(own)
     centre = np.median(z, axis=0)
-    residuals = np.log(y_all[own_ok]) - np.log(np.asarray(model.predict(own), dtype=float))
+    residuals = np.log(y) - np.log(np.asarray(model.predict(own), dtype=float))
     weights = _batch_weights(model, own.index)
     if weights.sum() > 0:  # the group's own level is the model's intercept, not a slope
         residuals = residuals - np.sum(weights * residuals) / weights.sum()
     rng = np.random.default_rng([int(seed), 7])
     draws = slope_posterior(z - centre, residuals, weights, sigma, tau_scale, n_draws, rng)
-    return GroupSlopes(space, centre, draws, int(own_ok.sum()))
+    return GroupSlopes(space, centre, draws, len(own))
