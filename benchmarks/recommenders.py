@@ -118,14 +118,19 @@ def true_prob_meet(world, points: np.ndarray, group: dict[str, str], spec: float
     return (1.0 - world.failure_prob(points, group)) * stats.norm.cdf(z)
 
 
-def design_space_scores(world, bayes, group: dict[str, str], optimum: float, center, seed: int):
-    """Score the Bayesian design space of one case against the world's true probabilities."""
+def design_space_scores(
+    world, bayes, group: dict[str, str], optimum: float, center, seed: int, **kwargs
+):
+    """Score the Bayesian design space of one case against the world's true probabilities.
+
+    ``kwargs`` go to :func:`design_space` (e.g. ``transfer_risk=True``).
+    """
     spec = DS_SPEC_FRACTION * optimum
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = design_space(
             bayes, spec, DS_PROB, group=group, resolution=DS_RESOLUTION, map_resolution=2,
-            center=center, random_seed=seed,
+            center=center, random_seed=seed, **kwargs,
         )  # fmt: skip
     grid = ds.grid
     inside = grid["inside"].to_numpy(dtype=bool)
@@ -191,7 +196,8 @@ def run_history(
     """Fit (or load) one history's models and score every recommender; tidy rows.
 
     With ``score_design_space`` each row also holds its case's design-space scores
-    (:func:`design_space_scores`, centred at the ``rec`` recommendation when it was run).
+    (:func:`design_space_scores`, centred at the ``rec`` recommendation when it was run; with
+    ``rec_transfer`` also the design space with transfer risk, columns ``ds_transfer_*``).
     """
     world = make_world(world_name, random_seed=seed)
     table, _, _ = world.sample(n, random_seed=seed)
@@ -224,6 +230,11 @@ def run_history(
         if score_design_space:
             centre = recs.get("rec")
             base.update(design_space_scores(world, bayes, group, optimum, centre, seed))
+            if "rec_transfer" in recs:  # the same with transfer risk, through its setpoint
+                scores = design_space_scores(
+                    world, bayes, group, optimum, recs["rec_transfer"], seed, transfer_risk=True
+                )
+                base.update({k.replace("ds_", "ds_transfer_"): v for k, v in scores.items()})
 
         recipe_value = true_mean(world, setpoints["recipe"], group)
         for method, s in setpoints.items():
