@@ -1,7 +1,6 @@
 """Transfer risk: the target group's own slope deviation in the recommenders' draws."""
 
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -22,17 +21,17 @@ def _truth(table):
 
 
 class PooledFake(Parabola):
-    """Parabola draws plus what a pooled Bayesian fit exposes: spec_, idata_, predict."""
+    """Parabola draws plus what a pooled Bayesian fit exposes: spec_, noise SD, predict."""
 
     def __init__(self, space, table, *, primary=None, weights=None):
         super().__init__(space, table)
         self.spec_ = {"primary": primary, "prior_scale": 0.5,
                       "priors": {"slope_group_scale": 0.5}}  # fmt: skip
-        sigma = np.full((2, 50), 0.03)
-        self.idata_ = {"quadratic": SimpleNamespace(posterior={"sigma": sigma})}
-        self.stacking_weights_ = pd.Series({"quadratic": 1.0})
         if weights is not None:
             self.batch_weight_ = pd.Series(weights, index=table.index)
+
+    def posterior_noise_sd(self):
+        return 0.03
 
     def predict(self, X):
         return _truth(X)  # the pooled surface: right for North, misses South's tilt

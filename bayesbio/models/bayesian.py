@@ -1722,6 +1722,15 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         weights = self.stacking_weights_[self.stacking_weights_ > 0]
         return weights / weights.sum()
 
+    def posterior_noise_sd(self) -> float:
+        """Return the batch-to-batch noise SD on the log scale (posterior median of ``sigma``).
+
+        The stacking-weighted mean over the structures of each one's posterior median.
+        """
+        check_is_fitted(self, "idata_")
+        weights = self._positive_weights()
+        return float(sum(w * np.median(self._posterior(s)["sigma"]) for s, w in weights.items()))
+
     def _lack_of_fit(self) -> None:
         """Set ``lack_of_fit_`` and ``discrepancy_`` (see :mod:`bayesbio.models._discrepancy`)."""
         table = self.training_table_
@@ -1730,7 +1739,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         z = design.standardise(table, space)
         logy = np.log(table[space.response.name].to_numpy(dtype=float))
         labels = schema.group_keys(table, self.spec_["groups"])
-        sigma = float(sum(w * np.median(self._posterior(s)["sigma"]) for s, w in weights.items()))
+        sigma = self.posterior_noise_sd()
         pure, n_pairs = lack_of_fit.pure_error(z, logy, labels)
         upper = lack_of_fit.upper_pure_error(pure, n_pairs) if n_pairs else float("nan")
         amplitude = lack_of_fit.excess_amplitude(sigma, pure, n_pairs)

@@ -108,9 +108,7 @@ def argmax_setpoint(
     n_starts = check_int("n_starts", n_starts, minimum=1)
     ctx = _mean_context(model, group, bounds, fixed)
     rng, seed = seed_pair(random_seed)
-    ev = Evaluator(
-        model, ctx, n_draws=1, seed=seed, execution_sd=np.zeros(ctx.space.k), transfer_risk=False
-    )
+    ev = Evaluator(model, ctx, n_draws=1, seed=seed, execution_sd=np.zeros(ctx.space.k))
 
     def score(points: np.ndarray) -> np.ndarray:
         return ctx.sign * ev.mean(points)
@@ -180,9 +178,7 @@ def optimal_range(
     best = argmax_setpoint(
         model, group=ctx.group, bounds=bounds, fixed=fixed, random_seed=random_seed
     )
-    ev = Evaluator(
-        model, ctx, n_draws=1, seed=0, execution_sd=np.zeros(space.k), transfer_risk=False
-    )
+    ev = Evaluator(model, ctx, n_draws=1, seed=0, execution_sd=np.zeros(space.k))
     ybest = float(best[space.response.name])
     threshold = ybest - sgn * tolerance * abs(ybest)
     opt = best[names].to_numpy(dtype=float)

@@ -61,10 +61,10 @@ class GroupSlopes:
         half operating range (about the fraction of yield at stake from the group's centre
         to the edge of the range).
         """
-        sd = self.draws.std(axis=0) if len(self.draws) > 1 else np.zeros(self.draws.shape[1])
+        sd = np.round(self.draws.std(axis=0), 4).tolist()
         return {
             "group_batches": self.n_batches,
-            "slope_sd": dict(zip(self.space.factor_names, np.round(sd, 4).tolist(), strict=True)),
+            "slope_sd": dict(zip(self.space.factor_names, sd, strict=True)),
         }
 
     def factor(self, points: np.ndarray) -> np.ndarray:
@@ -120,13 +120,9 @@ def slope_posterior(
     info = wz.T @ dz / sigma**2  # (k, k): the data's precision
     score = wz.T @ residuals / sigma**2  # (k,)
 
-    def posterior(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        prec = info[None, :, :] + np.einsum("dj,jk->djk", 1.0 / t**2, np.eye(k))
-        chol = np.linalg.cholesky(prec)
-        mean = np.linalg.solve(prec, np.broadcast_to(score, t.shape)[..., None])[..., 0]
-        return chol, mean
-
-    chol, mean = posterior(tau)
+    prec = info[None, :, :] + np.einsum("dj,jk->djk", 1.0 / tau**2, np.eye(k))
+    chol = np.linalg.cholesky(prec)
+    mean = np.linalg.solve(prec, np.broadcast_to(score, tau.shape)[..., None])[..., 0]
     # log p(residuals | tau) up to a constant: -log|T|/2 - log|P|/2 + s' P^-1 s / 2
     log_w = (
         -np.log(tau).sum(axis=1)
@@ -139,18 +135,6 @@ def slope_posterior(
     # b = mean + L^-T eps has covariance (L L^T)^-1 = P^-1
     eps = rng.standard_normal((n_draws, k))
     return mean + np.linalg.solve(np.swapaxes(chol, 1, 2), eps[..., None])[..., 0]
-
-
-def _noise_sd(model: Any) -> float:
-    """Stacking-weighted posterior median of the model's noise SD (log scale)."""
-    weights = getattr(model, "stacking_weights_", None)
-    total, norm = 0.0, 0.0
-    for name, tree in model.idata_.items():
-        w = 1.0 if weights is None else float(weights.get(name, 0.0))
-        if w > 0 and "sigma" in tree.posterior:
-            total += w * float(np.median(np.asarray(tree.posterior["sigma"])))
-            norm += w
-    return total / norm if norm > 0 else float("nan")
 
 
 def _batch_weights(model: Any, index: pd.Index) -> np.ndarray:
@@ -168,13 +152,15 @@ def _batch_weights(model: Any, index: pd.Index) -> np.ndarray:
 def group_slopes(model: Any, ctx: Context, *, n_draws: int, seed: int) -> GroupSlopes | None:
     """Slope deviations of the target group, or None where the model needs none.
 
-    None unless ``model`` is a fitted Bayesian model that pools factor effects (no varying
-    slopes: ``spec_["primary"]`` is None), the target is an existing group with batches of
-    its own, other groups' batches are in the training data (something was transferred),
-    and the group's batches have positive responses (the model's log scale).
+    None unless ``model`` is a fitted Bayesian model (``posterior_noise_sd``) that pools
+    factor effects (no varying slopes: ``spec_["primary"]`` is None), the target is an
+    existing group with batches of its own, other groups' batches are in the training data
+    (something was transferred), and the group's batches have positive responses (the
+    model's log scale).
     """
     spec = getattr(model, "spec_", None)
-    if not isinstance(spec, dict) or not hasattr(model, "idata_") or spec.get("primary"):
+    noise_sd = getattr(model, "posterior_noise_sd", None)
+    if not isinstance(spec, dict) or noise_sd is None or spec.get("primary"):
         return None
     if ctx.kind != "existing" or not ctx.in_group.any() or ctx.in_group.all():
         return None
@@ -182,7 +168,7 @@ def group_slopes(model: Any, ctx: Context, *, n_draws: int, seed: int) -> GroupS
     own = ctx.table.loc[ctx.in_group]
     y = pd.to_numeric(own[space.response.name], errors="coerce").to_numpy(dtype=float)
     usable = np.isfinite(y) & (y > 0)
-    sigma = _noise_sd(model)
+    sigma = float(noise_sd())
     slope_scale = float(spec.get("priors", {}).get("slope_group_scale", np.nan))
     tau_scale = slope_scale * float(spec.get("prior_scale", np.nan))
     if not usable.any() or not (sigma > 0) or not (tau_scale > 0):
