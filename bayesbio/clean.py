@@ -124,6 +124,8 @@ _OUTLIER_CHOICES = ("flag", "drop")
 _PLAUSIBLE_PAD = 0.5
 _NA_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", "--", "?"})
 _SEPARATORS = re.compile(r"[\s\-_./]+")
+#: a decimal comma, unambiguous: not three digits after it ("6,9" yes, "1,000" no)
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 #: Spellings in text values that pint reads otherwise ("c" is the speed of light to pint).
 _TEXT_UNIT_ALIASES = {
@@ -155,6 +157,12 @@ _COLUMN_UNITS: dict[str, tuple[str, ...]] = {
     "[time]": ("s", "min", "h"),
     "[mass] / [length] ** 3": ("g/L", "mg/L", "kg/L"),
 }
+#: Two records of one batch id whose responses differ by more than this share conflict
+#: (a warning; smaller differences, a re-entry with rounding, are only logged).
+_CONFLICT_SHARE = 0.05
+#: Titers (g/L) any culture plausibly gives: the reference range of a response in a mass
+#: concentration unit declared without a typical range or an upper limit.
+_PLAUSIBLE_TITER = (0.001, 200.0)
 #: Largest dissolved oxygen in mg/L that a culture plausibly shows (about 180 % air sat.).
 _DO_MG_PER_L_MAX = 12.0
 #: Reason wording of the classic temperature repairs into degC (kept for continuity).
@@ -509,8 +517,12 @@ def _convert(values: np.ndarray, src: str, dst: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- text to numbers
-def _coerce_numeric(state: _State, col: str) -> None:
-    """Make ``col`` float64, logging every text value that was read or converted."""
+def _coerce_numeric(state: _State, col: str) -> str | None:
+    """Make ``col`` float64, logging every text value that was read or converted.
+
+    Returns None, or (changing nothing) the sentence naming the cells that could not be read,
+    so that the caller reports every column at once.
+    """
     df = state.df
     s = df[col]
     declared = state.space.units[col]
@@ -541,6 +553,12 @@ def _coerce_numeric(state: _State, col: str) -> None:
             kinds.append("text_missing")
             new_vals.append(np.nan)
             continue
+        if _DECIMAL_COMMA.match(t):
+            out[r] = x = float(t.replace(",", "."))
+            reasons.append(f"text {raw!r} read as {x:g} (decimal comma)")
+            kinds.append("text")
+            new_vals.append(x)
+            continue
         m = _NUMBER_UNIT.match(t)
         u = m.group(2).strip() if m else ""
         convert = _text_converter(u, declared) if m else None
@@ -559,11 +577,12 @@ def _coerce_numeric(state: _State, col: str) -> None:
         new_vals.append(out[r])
     if bad:
         examples = sorted({str(values[r]) for r in bad})[:3]
-        raise schema.SchemaError(
-            f"column '{col}': {len(bad)} value(s) that are not numbers in {words} "
-            f"(rows {bad[:5]}; e.g. {examples}). Recognised units: numbers alone (read as "
-            f"{declared!r}) or followed by a unit convertible to {declared!r} (e.g. 'K', 'degF', "
-            "'min', 'mg/L'); declare the file's unit in the process file's [columns] section."
+        mask = np.zeros(len(values), dtype=bool)
+        mask[bad] = True
+        where = schema._ids(df, mask, state.space.batch_id)
+        return (
+            f"column '{col}': {len(bad)} value(s) that are not numbers in {words} ({where}; "
+            f"table rows {bad[:5]}, counted from 0 after the header; e.g. {examples})"
         )
     kinds_arr = np.array(kinds, dtype=object)
     for kind_name in ("text_missing", "text_unit", "text"):
@@ -821,7 +840,13 @@ def _reference_range(space: ProcessSpace, col: str) -> tuple[float, float] | Non
         return space.factor(col).operating
     typical = space.response.typical
     lo, hi = typical if typical is not None else space.response.limits
-    return (float(lo), float(hi)) if np.isfinite(hi) else None
+    if np.isfinite(hi):
+        return (float(lo), float(hi))
+    try:  # an open-ended titer: what any culture gives (mass per volume)
+        lo, hi = _convert(np.array(_PLAUSIBLE_TITER), "g/L", space.response.unit)
+    except SpaceError:
+        return None
+    return (float(lo), float(hi))
 
 
 def _column_units(state: _State, numeric: Sequence[str], sources: Mapping[str, str]) -> dict:
@@ -868,7 +893,8 @@ def _column_units(state: _State, numeric: Sequence[str], sources: Mapping[str, s
         unit, conv = likely[0]
         where = "operating range" if col in state.space.factor_names else "typical range"
         if col not in state.space.factor_names and state.space.response.typical is None:
-            where = "limits"
+            finite = np.isfinite(state.space.response.limits[1])
+            where = "limits" if finite else "range of plausible titers"
         source = sources.get(col, col)
         others = f" (or {', '.join(u for u, _ in likely[1:])})" if len(likely) > 1 else ""
         found[col] = (
@@ -969,6 +995,24 @@ def _drop_duplicates(state: _State, numeric: Sequence[str], groups: Sequence[str
             ]
             old = df[batch_id].to_numpy(dtype=object)
             state.drop(dup, batch_id, reasons, old, kind="duplicate")
+            if response in df.columns:
+                # a material conflict (not a re-entry with rounding): a warning, not only a
+                # log line
+                kept = pd.to_numeric(b[response], errors="coerce").to_numpy(dtype=float)
+                gone = pd.to_numeric(a[response], errors="coerce").to_numpy(dtype=float)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    apart = np.abs(gone - kept) > _CONFLICT_SHARE * np.abs(kept)
+                apart |= np.isnan(kept) != np.isnan(gone)
+                clash = [
+                    f"{df[batch_id].iloc[f]} ({response} {k:g} kept, {g:g} dropped)"
+                    for f, k, g in zip(first[rows][apart], kept[apart], gone[apart], strict=True)
+                ]
+                if clash:
+                    state.warnings.append(
+                        f"{len(clash)} {batch_id}(s) appear twice with {response} more than "
+                        f"{_CONFLICT_SHARE:.0%} apart: {', '.join(clash[:5])}; the first row "
+                        "of each was kept. Check which record is right and correct the file."
+                    )
     # same factors, response and groups within tolerance, another id; without a response
     # (a setpoint table) equal factors are replicates, not duplicates
     if tol > 0 and response in numeric:
@@ -1387,8 +1431,15 @@ def clean(
     for entry in mapped:
         state.log.add_column_action(entry)
 
-    for col in numeric:
-        _coerce_numeric(state, col)
+    # every column's unreadable cells in one message, not one column per run
+    problems = [p for col in numeric if (p := _coerce_numeric(state, col))]
+    if problems:
+        raise schema.SchemaError(
+            "; ".join(problems) + ". Read are: numbers, numbers with a decimal comma ('6,9'; "
+            "'1,000' is ambiguous) and numbers followed by a unit convertible to the column's "
+            "unit (as in '250 rpm'). Correct these cells, or declare the file's unit in the "
+            "process file's [columns] section."
+        )
     if batch_id in df.columns:
         na = pd.isna(df[batch_id]).to_numpy()
         state.drop(na, batch_id, f"missing {batch_id}", kind="missing_id")

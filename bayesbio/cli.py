@@ -21,6 +21,7 @@ each; ``-q`` keeps only errors, ``-v`` adds the library's log messages.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
@@ -171,7 +172,7 @@ def _errors() -> Iterator[list[warnings.WarningMessage]]:
                 " (no --process given, so the demo process was assumed: declare your own "
                 "with --process; `bayesbio init-process --data FILE` drafts one)"
             )
-        _fail(f"{type(exc).__name__}: {exc}{hint}")
+        _fail(f"{type(exc).__name__}: {_cli_terms(str(exc))}{hint}")
     if not _STATE["quiet"]:
         seen = set()
         for w in caught:
@@ -400,6 +401,11 @@ def clean(
         dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
         _say(f"kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions")
         _echo_warnings(result)
+        if len(result.table) == 0:
+            _fail(
+                f"every row was dropped: {out / names[1]} says why for each row (often a "
+                "declared unit or range that does not match the file)"
+            )
 
 
 @app.command()
@@ -454,6 +460,7 @@ def compare(
         "kfold"
     ),
     bayesian: Annotated[bool, typer.Option(help="Include the Bayesian model.")] = True,
+    n_splits: Annotated[int, typer.Option(help="Folds (kfold, group) or splits.")] = 5,
     draws: Draws = 500,
     tune: Tune = 500,
     chains: Chains = 2,
@@ -479,7 +486,9 @@ def compare(
             models["Bayesian"] = _bayes(seed, draws, tune, chains, space)
         table = _read(data, columns)
         with _activity(f"comparing {len(models)} models on {cv} folds"), _interrupts():
-            result = run_compare(models, table, cv=cv, random_seed=seed, space=space)
+            result = run_compare(
+                models, table, cv=cv, n_splits=n_splits, random_seed=seed, space=space
+            )
         _write_all(
             {
                 "compare_scores.csv": result.scores,
@@ -616,14 +625,35 @@ def _constraints(
     return kept or None
 
 
+def _group_options(match: re.Match[str]) -> str:
+    try:
+        pairs = ast.literal_eval(match.group(1))
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    if not isinstance(pairs, dict):
+        return match.group(0)
+    return " ".join(f"-g {k}={v}" for k, v in pairs.items())
+
+
 def _cli_terms(message: str) -> str:
-    """Say bounds['x'] = (a, b) and fixed['x'] = v as the options that gave them."""
+    """Say the library's Python arguments as the CLI options that set them.
+
+    ``bounds['x'] = (a, b)`` -> ``--bound x=a:b``, ``fixed['x'] = v`` -> ``--fix x=v``,
+    ``group={'scale': '2L'}`` -> ``-g scale=2L``, ``kind='new_group'`` -> ``--kind new_group``
+    (likewise ``objective``), ``spec=VALUE`` -> ``--spec VALUE``, ``n_splits`` ->
+    ``--n-splits``, ``columns={...}`` -> ``--columns FILE_NAME=NAME``.
+    """
     message = re.sub(
         r"(?:constraints\.)?bounds\['([^']+)'\] = \(([^,]+), ([^)]+)\)",
         r"--bound \1=\2:\3",
         message,
     )
-    return re.sub(r"(?:constraints\.)?fixed\['([^']+)'\] = ([^ ]+)", r"--fix \1=\2", message)
+    message = re.sub(r"(?:constraints\.)?fixed\['([^']+)'\] = ([^ ]+)", r"--fix \1=\2", message)
+    message = re.sub(r"\bgroup=(\{[^{}]*\})", _group_options, message)
+    message = re.sub(r"\b(kind|objective)='(\w+)'", r"--\1 \2", message)
+    message = re.sub(r"\bspec=(VALUE|[-+0-9.eE]+)", r"--spec \1", message)
+    message = re.sub(r"\bn_splits\b", "--n-splits", message)
+    return message.replace("columns={...}", "--columns FILE_NAME=NAME")
 
 
 @app.command()
@@ -652,6 +682,13 @@ def recommend(
             help="Doubt moves the group never made: its own slopes, where the model pools them.",
         ),
     ] = False,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="auto, existing (a group with batches), new_group (a new member of a group "
+            "column, e.g. a new site) or population."
+        ),
+    ] = "auto",
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -672,19 +709,17 @@ def recommend(
         fitted = _load_model(model, process)
         constraints = _constraints(bound, fix, tuple(fitted.space_.factor_names))
         groups = _mapping(group, "--group", "COLUMN=LABEL")
-        try:
-            rec = run_recommend(
-                fitted,
-                group=groups,
-                objective=objective,
-                risk=risk,
-                spec=spec,
-                constraints=constraints,
-                transfer_risk=transfer_risk,
-                random_seed=seed,
-            )
-        except ValueError as exc:
-            raise ValueError(_cli_terms(str(exc))) from None
+        rec = run_recommend(
+            fitted,
+            group=groups,
+            objective=objective,
+            risk=risk,
+            spec=spec,
+            constraints=constraints,
+            kind=kind,
+            transfer_risk=transfer_risk,
+            random_seed=seed,
+        )
         if strict:
             reason = _strict_failure(caught, (ModelDiagnosticsWarning, ExtrapolationWarning))
             if reason:

@@ -151,6 +151,10 @@ def summarize(
     return out[[*keys, "unit", *_STATS]].reset_index(drop=True)
 
 
+#: Fewest points in one local line of :func:`smooth`.
+_MIN_LOCAL_POINTS = 8
+
+
 def smooth(
     x: np.ndarray | pd.Series,
     y: np.ndarray | pd.Series,
@@ -165,7 +169,10 @@ def smooth(
 
     A thin wrapper of :func:`statsmodels.nonparametric.smoothers_lowess.lowess` (tricube
     weights, bisquare robustness iterations) that drops non-finite pairs, subsamples large
-    data and returns the fit on ``n_points`` points spread over the range of ``x``.
+    data and returns the fit on ``n_points`` points spread over the range of ``x``. Each
+    local line uses at least 8 points (all of them in a smaller group), and the curve is
+    kept within the range of ``y``: with a handful of noisy points a local line would
+    otherwise swing far beyond the data.
 
     Parameters
     ----------
@@ -208,16 +215,18 @@ def smooth(
     if len(np.unique(x)) < 3:
         return np.array([]), np.array([])
     grid = np.linspace(x.min(), x.max(), n_points)
-    # the k-th nearest point gets tricube weight 0: with k >= 4 a local line keeps at least
-    # two weighted points at every grid point (statsmodels returns NaN otherwise)
-    frac = max(frac, min(1.0, 4.0 / len(x)))
+    # each local line uses at least MIN_LOCAL_POINTS points (all of them in a small group):
+    # a line through 4 or 5 noisy points swings far beyond the data (the k-th nearest point
+    # gets tricube weight 0, so k >= 4 also keeps two weighted points at every grid point)
+    frac = max(frac, min(1.0, _MIN_LOCAL_POINTS / len(x)))
     fitted = np.asarray(lowess(y, x, frac=frac, it=int(iterations), xvals=grid), dtype=float)
     if not np.isfinite(fitted).all():
         # ties in distance can still leave a grid point one weighted neighbour: fit at the
         # data points (each its own neighbour) and interpolate onto the grid
         at_data = lowess(y, x, frac=frac, it=int(iterations))
         fitted = np.interp(grid, at_data[:, 0], at_data[:, 1])
-    return grid, fitted
+    # a smoother summarises the data: it never draws a trend outside their range
+    return grid, np.clip(fitted, y.min(), y.max())
 
 
 def plot_distributions(

@@ -499,6 +499,8 @@ def check_design(
             )
     if problems and not force:
         raise SchemaError(
-            "implausible design: " + "; ".join(problems) + " (force=True / --force to fit anyway)"
+            "implausible design: "
+            + "; ".join(problems)
+            + " (to fit anyway: force=True, or `bayesbio fit --force`)"
         )
     return problems

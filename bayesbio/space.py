@@ -610,15 +610,19 @@ class ProcessSpace:
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        """Return the TOML layout as a dictionary (infinite limits omitted)."""
+        """Return the TOML layout as a dictionary (default, unbounded limits omitted).
 
-        def clean(d: dict[str, Any]) -> dict[str, Any]:
+        A half-bounded range such as a factor's ``[0, inf]`` is written (TOML reads ``inf``);
+        the response's default ``[0, inf]`` is left out.
+        """
+
+        def clean(d: dict[str, Any], default: tuple[float, float]) -> dict[str, Any]:
             out = {}
             for k, v in d.items():
                 if v is None:
                     continue
                 if isinstance(v, tuple):
-                    if any(isinstance(x, float) and math.isinf(x) for x in v):
+                    if all(math.isinf(x) for x in v) or (k == "limits" and v == default):
                         continue
                     v = list(v)
                 out[k] = v
@@ -635,7 +639,8 @@ class ProcessSpace:
                     "limits": f.limits,
                     "fixed": f.fixed,
                     "short": f.short if f.short != f.name else None,
-                }
+                },
+                (-math.inf, math.inf),
             )
             factors.append(d)
         r = self.response
@@ -647,7 +652,8 @@ class ProcessSpace:
                 "limits": r.limits,
                 "direction": r.direction,
                 "typical": r.typical,
-            }
+            },
+            (0.0, math.inf),
         )
         columns: dict[str, Any] = {}
         for c in self.columns:
@@ -1040,12 +1046,19 @@ def infer_space(
     if not 0 <= margin <= 5:
         raise SpaceError(f"margin must be in [0, 5], got {margin!r}")
     notes: list[str] = []
+    empty = [c for c in table.columns if table[c].isna().all()]
+    if empty:
+        notes.append(f"empty columns, not used: {[str(c) for c in empty]}")
     numeric = [
         c
         for c in table.columns
-        if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+        if c not in empty
+        and (
+            (pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c]))
+            or _mostly_numbers(table[c], c, notes)
+        )
     ]
-    text = [c for c in table.columns if c not in numeric]
+    text = [c for c in table.columns if c not in numeric and c not in empty]
     if response is None:
         hits = [
             c
@@ -1068,7 +1081,7 @@ def infer_space(
     if dates:
         notes.append(f"dates, not used as factors or groups: {[str(c) for c in dates]}")
     if groups is None:
-        groups = _draft_groups(table, text, batch_id, dates)
+        groups = _draft_groups(table, text, batch_id, dates, notes)
         notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
     if factors is None:
         factors = [str(c) for c in numeric if c not in (response, batch_id)]
@@ -1133,16 +1146,58 @@ def _draft_batch_id(
 
 
 def _draft_groups(
-    table: pd.DataFrame, text: list[Any], batch_id: str, dates: list[Any]
+    table: pd.DataFrame, text: list[Any], batch_id: str, dates: list[Any], notes: list[str]
 ) -> list[str]:
-    """Text columns with repeated labels (2 to n/2 of them), neither the id nor dates."""
-    return [
-        str(c)
-        for c in text
-        if c != batch_id
-        and c not in dates
-        and 1 < table[c].nunique(dropna=True) <= max(len(table) // 2, 1)
-    ]
+    """Text columns with repeated labels, neither the id nor dates; free text is named.
+
+    A group column labels (nearly) every batch, with 2 or more labels each used twice on
+    average; a mostly empty column, or one whose labels are mostly distinct (operator notes,
+    comments), is left out with a note.
+    """
+    groups, skipped = [], []
+    for c in text:
+        if c == batch_id or c in dates:
+            continue
+        present = int(table[c].notna().sum())
+        labels = table[c].nunique(dropna=True)
+        if present >= 0.8 * len(table) and 1 < labels <= max(present // 2, 1):
+            groups.append(str(c))
+        else:
+            skipped.append(f"{c!r} ({present} of {len(table)} rows filled, {labels} labels)")
+    if skipped:
+        notes.append(
+            "text columns not used as groups (mostly empty or mostly distinct labels: free "
+            "text?): " + ", ".join(skipped)
+        )
+    return groups
+
+
+#: a number, optionally with a decimal comma, then optionally a unit (``"250 rpm"``, ``"6,9"``)
+_NUMBER_TEXT = re.compile(r"^\s*([-+]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)?$")
+
+
+def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
+    """Return True for a text column of numbers with a few written otherwise (named in notes).
+
+    At least 80 % of the filled cells must be plain numbers; the rest (a number with a unit,
+    a decimal comma, a word) are named, since ``bayesbio clean`` reads or reports them.
+    Group labels such as ``"2000L"`` are not plain numbers, so a scale column stays text.
+    """
+    filled = values.dropna()
+    if filled.empty or pd.api.types.is_bool_dtype(values):
+        return False
+    plain = pd.to_numeric(filled, errors="coerce").notna()
+    if plain.mean() < 0.8:
+        return False
+    odd = filled[~plain].astype(str)
+    examples = sorted(set(odd))[:3]
+    readable = int(odd.str.match(_NUMBER_TEXT).sum())
+    notes.append(
+        f"column {col!r}: numbers, with {len(odd)} cell(s) written otherwise (e.g. {examples}); "
+        f"`bayesbio clean` reads numbers with a unit or a decimal comma ({readable} of them "
+        "here) and names the rest"
+    )
+    return True
 
 
 def _draft_factor(
@@ -1154,6 +1209,17 @@ def _draft_factor(
     vals = pd.to_numeric(table[col], errors="coerce").dropna()
     if vals.empty:
         raise SpaceError(f"factor column {col!r} has no numeric values")
+    limits = (-math.inf, math.inf)
+    negative = vals < 0
+    if negative.any() and (vals > 0).mean() >= 0.9:
+        notes.append(
+            f"factor {col!r}: {sorted(set(vals[negative].round(6).tolist()))} negative among "
+            "positive values: impossible? left out of the operating range, and limits drafted "
+            "from 0 so that the cleaner drops them"
+        )
+        vals = vals[~negative]
+    if (vals >= 0).all():
+        limits = (0.0, math.inf)
     far = _far_out(vals)
     if far.any():
         notes.append(
@@ -1164,7 +1230,7 @@ def _draft_factor(
         vals = vals[~far]
     lo, hi = float(vals.min()), float(vals.max())
     width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
-    lo_r, hi_r = lo - margin * width, hi + margin * width
+    lo_r, hi_r = max(lo - margin * width, limits[0]), hi + margin * width
     unit = _guess_unit(str(col))
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
@@ -1172,7 +1238,7 @@ def _draft_factor(
         + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
     )
     name = rename.get(str(col), str(col))
-    return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), label=str(col))
+    return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), limits, label=str(col))
 
 
 def _draft_response(
@@ -1254,6 +1320,15 @@ def _guess_unit(column: str) -> str:
     for pattern, unit in _UNIT_HINTS:
         if re.search(pattern, key):
             return unit
+    # a unit in brackets that pint reads: "Feed rate (mL/h)", "Duration [days]"
+    for inside in re.findall(r"[(\[]([^()\[\]]+)[)\]]", column):
+        if len(inside.strip()) < 2:  # "(A)" is a label more often than an ampere
+            continue
+        try:
+            _parse_unit(inside.strip(), "unit")
+        except SpaceError:
+            continue
+        return inside.strip()
     return ""
 
 

@@ -47,14 +47,13 @@ import pandas as pd
 
 from bayesbio.interpret import argmax_setpoint
 from bayesbio.models.baselines import ForestYield
-from bayesbio.models.bayesian import BayesianYieldModel
 from bayesbio.recommend import Constraints, design_space, recommend
 from bayesbio.recommend.constraints import support_radius
 from bayesbio.recommend.support import Support
 from bayesbio.worlds import WORLDS, make_world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from worlds import sampling_checks, targets  # benchmarks/worlds.py
+from worlds import fitted, sampling_checks, targets  # benchmarks/worlds.py
 
 #: recommend() variants: keyword arguments beside ``group`` and ``random_seed``
 RECOMMENDERS: dict[str, dict[str, object]] = {
@@ -68,34 +67,8 @@ RECOMMENDERS: dict[str, dict[str, object]] = {
     "rec_noise_free": {"noise": False},
     "rec_gate95": {"min_confidence": 0.95},
     "rec_overall_sd15": {"constraints": Constraints(support="overall", max_sd_ratio=1.5)},
+    "rec_overall_transfer": {"constraints": Constraints(support="overall"), "transfer_risk": True},
 }
-
-
-def fitted(
-    world_name: str,
-    n: int,
-    seed: int,
-    table: pd.DataFrame,
-    cache: Path | None,
-    structures: tuple[str, ...] | None = None,
-):
-    """The Bayesian model of one history: loaded from ``cache`` or fitted (and saved).
-
-    ``structures`` None is the default model; otherwise its ``structures`` setting.
-    """
-    tag = "" if structures is None else "_" + "+".join(structures)
-    path = None if cache is None else cache / f"{world_name}_n{n}_s{seed}{tag}"
-    if path is not None and path.exists():
-        return BayesianYieldModel.load(path), 0.0
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        settings = {} if structures is None else {"structures": structures}
-        model = BayesianYieldModel(random_seed=seed, **settings).fit(table)
-    seconds = time.perf_counter() - t0
-    if path is not None:
-        model.save(path)
-    return model, seconds
 
 
 #: design-space scoring: spec as a share of the group's true optimum, required probability

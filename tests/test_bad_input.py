@@ -1,5 +1,6 @@
 """A corpus of bad batch tables: each gives a named error or a logged repair, never a crash."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -199,9 +200,32 @@ def test_unknown_unit_text_names_column_rows_and_known_units():
     df = with_values("temperature", {2: "37 X", 9: "37 X"})
     with pytest.raises(
         schema.SchemaError,
-        match=r"column 'temperature': 2 value\(s\).*rows \[2, 9\].*Recognised units",
+        match=r"column 'temperature': 2 value\(s\).*rows \[2, 9\].*Read are",
     ):
         clean(df)
+
+
+def test_unreadable_cells_of_every_column_are_named_at_once_by_batch_id():
+    df = with_values("temperature", {2: "warm"})
+    ph = df["ph"].astype(object)
+    ph.iloc[4] = "1,000"  # a thousands separator or a decimal comma: ambiguous
+    df["ph"] = ph
+    ids = df["batch_id"]
+    with pytest.raises(schema.SchemaError) as info:
+        clean(df)
+    text = str(info.value)
+    assert "column 'temperature': 1 value(s)" in text and f"batch_id {ids[2]}" in text
+    assert "column 'ph': 1 value(s)" in text and f"batch_id {ids[4]}" in text
+    assert "'1,000' is ambiguous" in text
+
+
+def test_a_decimal_comma_is_read_and_logged():
+    df = with_values("ph", {3: "7,05"})
+    result = clean(df)
+    assert result.table.loc[3, "ph"] == pytest.approx(7.05)
+    assert (
+        result.log.set_index("row").loc[3, "reason"] == "text '7,05' read as 7.05 (decimal comma)"
+    )
 
 
 def test_mixed_types_are_read_and_logged():
@@ -386,6 +410,19 @@ def test_table_against_custom_space_names_its_columns(tmp_path):
     with pytest.raises(schema.SchemaError, match=r"column 'temperature'.*limits 4-50 degC"):
         schema.validate(table, space=path)
     assert schema.validate(table.drop(index=2), space=path)["agitation"].dtype == np.float64
+
+
+def test_a_titer_in_mg_per_l_declared_as_g_per_l_without_ranges_is_named():
+    """A user's own space: the response in g/L, no typical range, no upper limit."""
+    base = ProcessSpace.default()
+    space = dataclasses.replace(
+        base, response=dataclasses.replace(base.response, limits=(0.0, np.inf), typical=None)
+    )
+    raw = good()
+    raw["yield"] = raw["yield"] * 1000
+    (named,) = [w for w in clean(raw, space=space).warnings if w.startswith("yield:")]
+    assert named.startswith("yield: the whole column looks recorded in mg/L")
+    assert "range of plausible titers 0.001-200 g/L" in named
 
 
 def test_corpus_has_at_least_twenty_bad_tables():

@@ -332,6 +332,34 @@ def test_cli_clean_refuses_to_write_over_its_own_input(tmp_path):
     assert own.read_bytes() == before and not (tmp_path / "cleaning_log.csv").exists()
 
 
+def test_cli_clean_fails_when_every_row_is_dropped_and_keeps_the_log(tmp_path):
+    runner.invoke(app, ["simulate", "--n", "20", "--no-defects", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "batches.csv")
+    table["temperature"] = table["temperature"] + 300.0  # recorded in K, read as degC
+    table.to_csv(tmp_path / "kelvin.csv", index=False)
+    out = tmp_path / "cleaned"
+    result = runner.invoke(
+        app, ["clean", "--data", str(tmp_path / "kelvin.csv"), "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "every row was dropped" in result.output and "cleaning_log.csv" in result.output
+    assert len(pd.read_csv(out / "cleaning_log.csv")) >= 20
+
+
+def test_cli_clean_warns_about_a_batch_id_recorded_twice_with_different_yields(tmp_path):
+    runner.invoke(app, ["simulate", "--n", "20", "--no-defects", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "batches.csv")
+    twin = table.iloc[[3]].assign(**{"yield": table["yield"].iloc[3] / 2})
+    pd.concat([table, twin]).to_csv(tmp_path / "twice.csv", index=False)
+    result = runner.invoke(
+        app, ["clean", "--data", str(tmp_path / "twice.csv"), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"appear twice with yield more than 5% apart: {table['batch_id'].iloc[3]}" in result.output
+    )
+
+
 def test_cli_eda_and_compare_write_their_own_summaries(tmp_path):
     runner.invoke(app, ["simulate", "--n", "40", "--no-defects", "--out", str(tmp_path)])
     data = str(tmp_path / "batches.csv")

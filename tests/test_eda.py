@@ -89,6 +89,17 @@ def test_smooth_is_statsmodels_lowess_on_a_grid():
     assert np.isfinite(f).all() and len(g) == 50
 
 
+def test_smooth_of_a_small_noisy_group_stays_within_its_data():
+    # ten batches of one reactor: a local line through 4-5 of them swung to twice the best
+    rng = np.random.default_rng(5)
+    x = np.sort(rng.uniform(6.6, 7.3, 10))
+    y = 1000 + 150 * rng.standard_normal(10)
+    y[[1, 2]] = [1220.0, 600.0]
+    for frac in (0.2, 0.5):
+        _, fitted = eda.smooth(x, y, frac=frac)
+        assert y.min() <= fitted.min() and fitted.max() <= y.max()
+
+
 def test_smooth_edge_cases():
     grid, fitted = eda.smooth([1.0, 1.0, 2.0], [1.0, 2.0, 3.0])
     assert grid.size == 0 and fitted.size == 0

@@ -328,12 +328,52 @@ def test_infer_space_reads_a_messy_real_file_as_a_scientist_would():
     assert ColumnSpec("Feed rate (%/day)", "Feed rate (% per day)") in sp.columns
     assert sp.factor("Feed rate (% per day)").label == "Feed rate (%/day)"
     assert sp.units["Temperature (°C)"] == "degC"
-    # the impossible -250 %/day is named and left out of the drafted operating range
-    assert "[-250.0] far outside the bulk of the data" in text
+    # the impossible -250 %/day is named and left out of the drafted operating range, and the
+    # drafted limits start at 0 so that the cleaner drops it
+    assert "[-250.0] negative among positive values" in text
     assert sp.factor("Feed rate (% per day)").operating[0] > 0
+    assert sp.limits["Feed rate (% per day)"] == (0.0, math.inf)
     assert sp.response.direction == "minimise" and sp.response.unit == "ppm"
     with pytest.raises(SpaceError, match=r"contains '/'.*\[columns\]"):
         Factor("Feed rate (%/day)", "dimensionless", (0.0, 1.0))
+
+
+def test_infer_space_keeps_factors_with_a_few_cells_written_as_text(tmp_path):
+    """A user's file: "250 rpm" and "6,9" in numeric columns, a notes column, an empty one."""
+    n = 20
+    rng = np.random.default_rng(1)
+    agitation = rng.uniform(300.0, 600.0, n).round(0).astype(object)
+    agitation[3] = "250 rpm"
+    ph = rng.uniform(6.8, 7.2, n).round(2).astype(object)
+    ph[5] = "6,9"
+    notes = [None] * n
+    notes[2], notes[7], notes[11] = "foam at 48 h", "probe swapped", "late feed"
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Reactor": rng.choice(["A", "B", "C"], n),
+            "Agitation (rpm)": agitation,
+            "Feed rate (mL/h)": rng.uniform(5.0, 20.0, n),
+            "Duration (days)": rng.integers(10, 15, n).astype(float),
+            "pH": ph,
+            "Comments": [None] * n,
+            "Operator notes": notes,
+            "Titer (mg/L)": rng.uniform(800.0, 1500.0, n),
+        }
+    )
+    sp, notes_out = infer_space(table)
+    text = "\n".join(notes_out)
+    assert sp.factor_names == (
+        "Agitation (rpm)", "Feed rate (mL per h)", "Duration (days)", "pH",
+    )  # fmt: skip
+    assert "['250 rpm']" in text and "['6,9']" in text
+    assert sp.groups == ("Reactor",)
+    assert "'Operator notes' (3 of 20 rows filled, 3 labels)" in text
+    assert "empty columns, not used: ['Comments']" in text
+    # units pint reads in brackets; the starter file loads as drafted
+    assert sp.units["Feed rate (mL per h)"] == "mL/h" and sp.units["Duration (days)"] == "days"
+    loaded = ProcessSpace.from_toml(write(tmp_path, space_to_starter_toml(sp, notes_out)))
+    assert loaded.limits["Agitation (rpm)"] == (0.0, math.inf)
 
 
 def test_infer_space_marks_an_unknown_response_unit_todo(tmp_path):

@@ -93,6 +93,9 @@ yield variation per operating range:
 ``slope_scale``           1.0 x sd(log y): linear effect from centre to edge of operating range
 ``curvature_scale``       1.0 x sd(log y): squared terms (free), or the half-normal scale of each
                           factor's curvature ``0.5 H_jj`` (concave/convex)
+``curvature_nu``          None: that curvature prior is half-normal; a number: half-Student-t
+                          with these degrees of freedom and the same scale (concave/convex), whose
+                          tail lets strongly curved data (a narrow optimum) through
 ``interaction_scale``     0.5 x sd(log y): two-way interactions
 ``spline_scale``          0.5 x sd(log y): half-normal scale of each parameter's spline amplitude
 ``group_scale``           0.2: half-normal scale of between-group sd of log yield (~20 % shifts)
@@ -212,6 +215,7 @@ DEFAULT_PRIORS: dict[str, float | None] = {
     "log_yield_sd": None,
     "slope_scale": 1.0,
     "curvature_scale": 1.0,
+    "curvature_nu": None,
     "interaction_scale": 0.5,
     "spline_scale": 0.5,
     "group_scale": 0.2,
@@ -285,6 +289,9 @@ def _priors(priors: Mapping[str, float | None] | None) -> dict[str, float | None
         if key not in DEFAULT_PRIORS:
             raise ValueError(f"unknown prior {key!r}; valid keys are {sorted(DEFAULT_PRIORS)}")
         merged[key] = None if value is None else float(value)
+    nu = merged["curvature_nu"]
+    if nu is not None and not (np.isfinite(nu) and nu > 0):
+        raise ValueError(f"prior 'curvature_nu' must be a positive number or None, got {nu!r}")
     return merged
 
 
@@ -625,7 +632,8 @@ def _shaped_quadratic(
 
     ``log mu = ... + b'z - 0.5 z'Hz`` (concave) or ``+ 0.5 z'Hz`` (convex) with
     ``H = diag(s) C diag(s)`` positive semi-definite: ``0.5 s**2`` (the magnitude of a squared
-    coefficient) half-normal with scale ``curvature_scale x sd(log y)``, as the free model's
+    coefficient) half-normal (half-Student-t with ``curvature_nu``) with scale
+    ``curvature_scale x sd(log y)``, as the free model's
     squared terms, and ``C`` an LKJ(2) correlation matrix (only for ``k >= 2``). The squared
     coefficients are ``-0.5 H_ii`` and the interactions ``-H_ij`` (signs flipped for convex),
     in the order of the design columns. Every factor gets the same prior (no ordering
@@ -636,7 +644,12 @@ def _shaped_quadratic(
     lin = pm.Normal("beta_linear", 0.0, scale * pr["slope_scale"], shape=k)
     # curvature along each factor: |squared coefficient| = H_ii / 2, with the half-normal
     # scale of the free model's squared terms (curvature_scale x sd(log y))
-    bend = pm.HalfNormal("curvature", 1.0, dims="parameter")
+    nu = pr.get("curvature_nu")
+    bend = (
+        pm.HalfNormal("curvature", 1.0, dims="parameter")
+        if nu is None
+        else pm.HalfStudentT("curvature", nu=nu, sigma=1.0, dims="parameter")
+    )
     half_h = scale * pr["curvature_scale"] * bend
     if k == 1:
         return pt.concatenate([lin, sign * half_h])

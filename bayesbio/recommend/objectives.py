@@ -111,8 +111,8 @@ def check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float |
         if objective == "prob_spec":
             bound = "minimum" if r.maximise else "maximum"
             raise ValueError(
-                f"spec is required for objective='prob_spec': pass the {bound} acceptable "
-                f"{r.name} ({r.unit}), e.g. spec=5.0"
+                f"spec is required for objective='prob_spec': pass spec=VALUE, the {bound} "
+                f"acceptable {r.name} in {r.unit}"
             )
         return None
     try:
