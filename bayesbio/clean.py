@@ -1408,7 +1408,7 @@ def clean(
     if missing_cols:
         raise schema.SchemaError(
             f"missing required column(s) {missing_cols}; the table has {list(df.columns)}"
-            + schema.missing_column_hint(missing_cols, df.columns)
+            + schema.missing_column_hint(missing_cols, df.columns, sp)
         )
     if pol.groups is not None:
         absent = [g for g in pol.groups if g not in df.columns]

@@ -57,7 +57,9 @@ EXIT_INTERRUPTED = 130
 
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (one seed for the whole run).")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
-Data = Annotated[Path, typer.Option("--data", "-d", help="Batch table, CSV or Parquet.")]
+Data = Annotated[
+    Path, typer.Option("--data", "-d", help="Batch table: CSV/TSV, Excel, Parquet or JSON.")
+]
 Columns = Annotated[
     list[str] | None,
     typer.Option(

@@ -276,9 +276,22 @@ def group_keys(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return table.groupby(list(columns), sort=False, observed=True).ngroup().to_numpy()
 
 
-def missing_column_hint(missing: Sequence[str], present: Sequence[Any]) -> str:
-    """Return the tail of a missing-column message: a close name, and where to declare names."""
+def missing_column_hint(
+    missing: Sequence[str], present: Sequence[Any], space: ProcessSpace | None = None
+) -> str:
+    """Return the tail of a missing-column message: a close name, and where to declare names.
+
+    With ``space``, a ``[columns]`` entry that should have supplied a missing column but names
+    a header the file does not have is named first.
+    """
     names = [str(c) for c in present]
+    stale = [
+        f"[columns] maps {c.source!r} onto {c.target!r}, but the file has no column {c.source!r}"
+        for c in (space.columns if space is not None else ())
+        if c.target in missing and c.source not in names
+    ]
+    if stale:
+        return "; " + "; ".join(stale) + missing_column_hint(missing, present)
     near = {}
     for m in missing:
         close = difflib.get_close_matches(m.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
@@ -355,7 +368,7 @@ def validate(
     if missing:
         raise SchemaError(
             f"missing required column(s) {missing}; the table has {list(df.columns)}"
-            + missing_column_hint(missing, df.columns)
+            + missing_column_hint(missing, df.columns, sp)
         )
     numeric = [*factors, response] if response in df.columns else factors
     for col in numeric:

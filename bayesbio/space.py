@@ -1042,7 +1042,9 @@ def infer_space(
         One sentence per guess, for the user to check.
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
-        raise SpaceError("infer_space needs a non-empty pandas DataFrame")
+        raise SpaceError(
+            "the table has no data rows (a header alone, or an empty file): nothing to draft from"
+        )
     if not 0 <= margin <= 5:
         raise SpaceError(f"margin must be in [0, 5], got {margin!r}")
     notes: list[str] = []

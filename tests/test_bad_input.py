@@ -425,6 +425,20 @@ def test_a_titer_in_mg_per_l_declared_as_g_per_l_without_ranges_is_named():
     assert "range of plausible titers 0.001-200 g/L" in named
 
 
+def test_a_columns_entry_naming_a_header_the_file_lacks_is_named():
+    from bayesbio.space import ColumnSpec
+
+    space = dataclasses.replace(
+        ProcessSpace.default(), columns=(ColumnSpec("Temp [C]", "temperature"),)
+    )
+    raw = good().rename(columns={"temperature": "Temp (C)"})
+    match = r"\[columns\] maps 'Temp \[C\]' onto 'temperature', but the file has no column"
+    with pytest.raises(schema.SchemaError, match=match):
+        clean(raw, space=space)
+    with pytest.raises(schema.SchemaError, match=match):
+        schema.validate(raw, space=space)
+
+
 def test_corpus_has_at_least_twenty_bad_tables():
     named = len(REJECTED_BY_BOTH)
     others = [name for name in globals() if name.startswith("test_") and "corpus" not in name]
