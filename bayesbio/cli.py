@@ -494,7 +494,9 @@ def compare(
         _write_all(
             {
                 "compare_scores.csv": result.scores,
-                "compare_summary.csv": result.summary.reset_index(),
+                "compare_summary.csv": result.summary.reset_index(
+                    drop=result.summary.index.name is None  # no stray "index" column
+                ),
             },
             out,
         )

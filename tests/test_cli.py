@@ -373,6 +373,7 @@ def test_cli_eda_and_compare_write_their_own_summaries(tmp_path):
     assert (tmp_path / "eda_summary.csv").read_bytes() == eda_summary
     summary = pd.read_csv(tmp_path / "compare_summary.csv")
     assert {"LASSO", "RandomForest"} <= set(summary["model"])
+    assert summary.columns[0] == "model"  # no stray index column
     assert (tmp_path / "compare_scores.csv").is_file()
     assert not (tmp_path / "summary.csv").exists()
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
@@ -796,3 +797,18 @@ def test_cli_without_process_says_the_demo_process_was_assumed(tmp_path):
     assert "missing required column(s) ['mixing_time'" in result.output
     assert "no --process given, so the demo process was assumed" in result.output
     assert "bayesbio init-process --data FILE" in result.output
+
+
+def test_cli_messages_name_options_not_python_arguments():
+    from bayesbio.cli import _cli_terms
+
+    said = _cli_terms(
+        "group must name the target group, e.g. group={'scale': '2L', 'site': 'A'}; for a "
+        "group without training data pass kind='new_group'; spec is required for "
+        "objective='prob_spec': pass spec=VALUE; n_splits must be between 2 and the 3 "
+        "batches; declare them (or pass columns={...})"
+    )
+    assert "-g scale=2L -g site=A" in said and "--kind new_group" in said
+    assert "--objective prob_spec" in said and "--spec VALUE" in said
+    assert "--n-splits must be" in said and "--columns FILE_NAME=NAME" in said
+    assert "={" not in said

@@ -432,6 +432,15 @@ def test_recommend_rejects_bad_arguments(table, kwargs, match):
         recommend(model, **args)
 
 
+def test_a_group_label_spelled_in_another_case_is_read_and_noted(table):
+    model = KnownPosterior(table)
+    exact = recommend(model, group={"site": "A"}, random_seed=1)
+    loose = recommend(model, group={"site": " a "}, random_seed=1)
+    assert loose.group["site"] == "A"
+    assert loose.setpoint.equals(exact.setpoint)
+    assert "group['site'] = ' a ' read as 'A' (same up to case/spaces)" in loose.settings["notes"]
+
+
 def test_recommend_rejects_unfitted_model():
     with pytest.raises(ValueError, match="training_table_"):
         recommend(object(), group={"site": "A"})

@@ -190,20 +190,27 @@ def resolve_group(
         raise ValueError(
             f"group names unknown column(s) {unknown}; the model's group columns are {group_cols}"
         )
-    if not allow_new:
-        for col, label in given.items():
-            known = sorted(table[col].astype(str).unique())
-            if label not in known:
-                raise ValueError(
-                    f"group[{col!r}] = {label!r} is not a label seen in training; known "
-                    f"labels of {col!r}: {known}. For a group without training data pass "
-                    "kind='new_group' (its effect is drawn from the population)"
-                )
+    notes: list[str] = []
+    for col, label in list(given.items()):
+        known = sorted(table[col].astype(str).unique())
+        if label in known:
+            continue
+        # "r1" for "R1", "2000 L" for "2000L": the spelling the cleaner also merges
+        same = [k for k in known if "".join(k.split()).lower() == "".join(label.split()).lower()]
+        if len(same) == 1:
+            given[col] = same[0]
+            notes.append(f"group[{col!r}] = {label!r} read as {same[0]!r} (same up to case/spaces)")
+            continue
+        if not allow_new:
+            raise ValueError(
+                f"group[{col!r}] = {label!r} is not a label seen in training; known "
+                f"labels of {col!r}: {known}. For a group without training data pass "
+                "kind='new_group' (its effect is drawn from the population)"
+            )
     mask = np.ones(len(table), dtype=bool)
     for k, v in given.items():
         mask &= table[k].astype(str).to_numpy() == v
     full: dict[str, str] = {}
-    notes: list[str] = []
     for c in group_cols:
         if c in given:
             full[c] = given[c]
