@@ -570,6 +570,13 @@ Model = Annotated[Path, typer.Option("--model", "-m", help="A model saved by `ba
 Group = Annotated[
     list[str] | None, typer.Option("--group", "-g", help="Group as COLUMN=LABEL, repeatable.")
 ]
+Kind = Annotated[
+    str,
+    typer.Option(
+        help="auto, existing (a group with batches), new_group (a new member of a group "
+        "column, e.g. a new site) or population."
+    ),
+]
 Risk = Annotated[
     float,
     typer.Option(help="Quantile level (quantile) or tail fraction (cvar) of the objective."),
@@ -686,13 +693,7 @@ def recommend(
             help="Doubt moves the group never made: its own slopes, where the model pools them.",
         ),
     ] = False,
-    kind: Annotated[
-        str,
-        typer.Option(
-            help="auto, existing (a group with batches), new_group (a new member of a group "
-            "column, e.g. a new site) or population."
-        ),
-    ] = "auto",
+    kind: Kind = "auto",
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -744,6 +745,7 @@ def design_space(
     spec: Annotated[float, typer.Option(help="Response spec, in the response's unit.")],
     prob: Annotated[float, typer.Option(help="Required P(new batch meets the spec).")] = 0.9,
     group: Group = None,
+    kind: Kind = "auto",
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -762,6 +764,7 @@ def design_space(
             spec,
             prob,
             group=groups,
+            kind=kind,
             random_seed=seed,
         )
         label = _group_label(groups)

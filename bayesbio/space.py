@@ -1192,6 +1192,8 @@ def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
     if plain.mean() < 0.8:
         return False
     odd = filled[~plain].astype(str)
+    if odd.empty:  # numbers stored as text: nothing to say
+        return True
     examples = sorted(set(odd))[:3]
     readable = int(odd.str.match(_NUMBER_TEXT).sum())
     notes.append(
