@@ -538,7 +538,8 @@ def _coerce_numeric(state: _State, col: str) -> str | None:
     values = s.to_numpy(dtype=object)
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
-    text_rows = np.flatnonzero(is_text)
+    # a number stored as text ("7.05") is read as it is: nothing changes, nothing to log
+    text_rows = np.flatnonzero(is_text & ~np.isfinite(num))
     out = num.copy()
     bad: list[int] = []
     reasons: list[str] = []

@@ -239,9 +239,11 @@ def _diagnostics_notice(messages: list[str]) -> Notice:
         finding += f" {n_cv} cross-validation fit(s) show the same."
     severity = "action" if final else "caution"
     advice = (
-        "Rerun with more draws and tuning steps (the full study settings, not a quick run) "
-        "before acting on the numbers; if divergent transitions remain, simplify the model "
-        "(fewer response-surface structures or group levels)."
+        "After a quick run (--quick), rerun with the full settings before acting on the "
+        "numbers. A full run already repeats a failing structure's sampling (up to two extra "
+        "runs): what remains is a hard posterior, so treat the numbers as approximate and "
+        "simplify the model (fewer response-surface structures or group columns) or add "
+        "batches; divergent transitions call for this most."
     )
     return Notice(severity, "Sampling diagnostics", finding, advice, tuple(messages))
 
@@ -321,8 +323,7 @@ def group_warnings(
             Notice(
                 "caution",
                 "Data cleaning",
-                f"{len(clean)} change(s) to the data need a check: columns renamed or "
-                "converted, labels merged, values repaired.",
+                f"{len(clean)} change(s) to the data need a check (listed below).",
                 "Confirm each change below against the source file (the cleaning log lists "
                 "every row); if one is wrong, fix the file or the column mapping and rerun.",
                 tuple(clean),

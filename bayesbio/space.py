@@ -149,6 +149,26 @@ def _parse_unit(unit: str, where: str) -> pint.Unit:
         ) from None
 
 
+def number_text(value: float, digits: int = 3) -> str:
+    """Return a value for people: ``digits`` significant digits, no exponent where avoidable.
+
+    ``1344.7 -> "1345"`` (not ``"1.34e+03"``), ``0.0123 -> "0.0123"``, ``36.54 -> "36.5"``;
+    an exponent only below 0.001 or from a million.
+
+    Parameters
+    ----------
+    value : float
+        The number (NaN and infinities are written as Python writes them).
+    digits : int, default 3
+        Significant digits below 1000.
+    """
+    x = float(value)
+    text = f"{x:.{digits}g}"
+    if "e" in text and 1e-3 <= abs(x) < 1e6:
+        text = f"{x:.0f}" if abs(x) >= 1 else f"{x:.{digits + 3}f}".rstrip("0")
+    return text
+
+
 def convert_units(values: Any, from_unit: str, to_unit: str) -> np.ndarray:
     """Convert numbers from one declared unit to another (offset units such as degF included).
 

@@ -32,7 +32,7 @@ from bayesbio.models._discrepancy import MIN_PAIRS
 from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
-from bayesbio.space import ProcessSpace, resolve_space
+from bayesbio.space import ProcessSpace, number_text, resolve_space
 from bayesbio.summary import diagnostics_failed, study_summary
 
 __all__ = [
@@ -714,7 +714,9 @@ def _comparison_display(summary: pd.DataFrame, unit: str) -> pd.DataFrame:
             mean = float(by_metric.loc[key, "mean"])
             se = float(by_metric.loc[key, "se"]) if "se" in by_metric.columns else float("nan")
             header = f"{name} [{unit}]" if has_unit else name
-            row[header] = f"{mean:.3g}" + (f" +- {se:.2g}" if np.isfinite(se) else "")
+            row[header] = number_text(mean) + (
+                f" +- {number_text(se, 2)}" if np.isfinite(se) else ""
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -842,11 +844,11 @@ def _write_summary(
             "group": overview["group"],
             "run at": overview["run"],
             f"expected {r.name} [{unit}]": [
-                f"{a:.3g} (recipe {b:.3g})"
+                f"{number_text(a)} (recipe {number_text(b)})"
                 for a, b in zip(overview["expected"], overview["recipe_expected"], strict=True)
             ],
             f"{level}th percentile [{unit}]": [
-                f"{a:.3g} (recipe {b:.3g})"
+                f"{number_text(a)} (recipe {number_text(b)})"
                 for a, b in zip(overview["bad_case"], overview["recipe_bad_case"], strict=True)
             ],
             "P(better than recipe)": [f"{p:.2f}" for p in overview["p_better"]],
@@ -873,7 +875,7 @@ def _write_summary(
     facts.append(
         "model sampling checks: " + ("failed (" + "; ".join(failed) + ")" if failed else "passed")
     )
-    facts.append(f"spec {spec:.3g} {unit}")
+    facts.append(f"spec {number_text(spec)} {unit}")
     report.text("; ".join(facts) + ".")
 
 
@@ -1213,7 +1215,7 @@ def _run_study(
     meets = ">=" if response.maximise else "<="
     report.text(
         f"Objective: {recs[0][1].settings.get('objective_description', cfg.objective)}; "
-        f"{response.label.lower()} spec {spec:.3g} {unit}; design space = setpoints with "
+        f"{response.label.lower()} spec {number_text(spec)} {unit}; design space = setpoints with "
         f"P(new batch {meets} spec) >= {cfg.prob:g}. Factors searched over their operating "
         "ranges: "
         + _ranges_text(space)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.context import build_context
+from bayesbio.space import number_text
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -216,7 +217,7 @@ def setpoint_text(space: ProcessSpace, setpoint: Mapping[str, float] | pd.Series
     parts = []
     for f in space.factors:
         unit = "" if f.unit.strip().lower() in {"", "ph", "dimensionless"} else f" {f.unit}"
-        parts.append(f"{f.label} {float(setpoint[f.name]):.4g}{unit}")
+        parts.append(f"{f.label} {number_text(float(setpoint[f.name]), 4)}{unit}")
     return ", ".join(parts)
 
 

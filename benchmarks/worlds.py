@@ -88,6 +88,8 @@ SETTING_VARIANTS: dict[str, dict[str, object]] = {
     "diag_once": {"adaptation": "diag", "extra_runs": 0},
     # half-Student-t (3 degrees of freedom) curvature prior instead of half-normal (2026-12-07)
     "heavy_curvature": {"priors": {"curvature_nu": 3.0}},
+    # Student-t degrees of freedom bounded below by 2 (2026-12-07)
+    "nu_min2": {"priors": {"nu_min": 2.0}},
 }
 VARIANTS = STRUCTURE_VARIANTS + tuple(SETTING_VARIANTS)
 CRPS_DRAWS = 400

@@ -232,8 +232,8 @@ def test_mixed_types_are_read_and_logged():
     df = with_values("ph", {0: "7.05", 1: 7, 2: "n/a"})
     result = clean(df)
     by_row = result.log.set_index("row")
-    assert by_row.loc[0, "reason"] == "text '7.05' read as a number"
-    assert 1 not in by_row.index  # an int is a number: nothing to log
+    # a number stored as text and an int are numbers: read, nothing changed, nothing logged
+    assert 0 not in by_row.index and 1 not in by_row.index
     assert set(by_row.loc[[2], "action"]) == {"repaired", "dropped"}
     assert result.table.loc[0, "ph"] == pytest.approx(7.05)
 

@@ -404,3 +404,22 @@ def test_a_space_with_column_mappings_survives_json_and_toml_in_any_order(tmp_pa
     assert ProcessSpace.from_json(base.to_json()) == base
     path = write(tmp_path, base.to_toml())
     assert ProcessSpace.from_toml(path) == base
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [
+        (1344.7, 3, "1345"),
+        (999.7, 3, "1000"),
+        (36.54, 3, "36.5"),
+        (0.0123, 3, "0.0123"),
+        (0.00012, 3, "0.00012"),
+        (2.5e6, 3, "2.5e+06"),
+        (320.0, 2, "320"),
+        (-1500.2, 3, "-1500"),
+    ],
+)
+def test_number_text_avoids_exponents_people_misread(value, digits, text):
+    from bayesbio.space import number_text
+
+    assert number_text(value, digits) == text

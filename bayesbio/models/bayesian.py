@@ -223,6 +223,7 @@ DEFAULT_PRIORS: dict[str, float | None] = {
     "noise_scale": 0.2,
     "nu_alpha": 2.0,
     "nu_beta": 0.1,
+    "nu_min": 0.0,
     "hetero_scale": 0.5,
     "failure_alpha": 1.0,
     "failure_beta": 19.0,
@@ -540,11 +541,16 @@ def _model_from_spec(
             raw_b = pm.ZeroSumNormal(f"z_b_{p}", sigma=1.0, dims=("slope_term", p))
             slopes = pm.Deterministic(f"b_{p}", (tau[:, None] * raw_b).T, dims=(p, "slope_term"))
         sigma = pm.HalfNormal("sigma", pr["noise_scale"])
-        nu = (
-            pm.Gamma("nu", pr["nu_alpha"], pr["nu_beta"])
-            if spec["likelihood"] == "student_t"
-            else None
-        )
+        nu = None
+        if spec["likelihood"] == "student_t":
+            nu_min = pr.get("nu_min") or 0.0
+            nu = (
+                pm.Deterministic(
+                    "nu", nu_min + pm.Gamma("nu_excess", pr["nu_alpha"], pr["nu_beta"])
+                )
+                if nu_min > 0
+                else pm.Gamma("nu", pr["nu_alpha"], pr["nu_beta"])
+            )
         pi = (
             pm.Beta("failure_rate", pr["failure_alpha"], pr["failure_beta"])
             if spec["likelihood"] == "mixture"

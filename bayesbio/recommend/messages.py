@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio.space import ProcessSpace
+from bayesbio.space import ProcessSpace, number_text
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -45,7 +45,7 @@ def value_text(space: ProcessSpace, name: str, value: float) -> str:
     """``"Temperature 36.5 degC"``: a factor's label, value and unit."""
     unit = space.units.get(name, "")
     unit = f" {unit}" if unit and unit not in ("pH", "dimensionless") else ""
-    return f"{space.label(name)} {value:.4g}{unit}"
+    return f"{space.label(name)} {number_text(value, 4)}{unit}"
 
 
 def point_text(space: ProcessSpace, point: np.ndarray) -> str:

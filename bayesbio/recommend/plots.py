@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from bayesbio.recommend.context import space_or_default
 from bayesbio.recommend.messages import value_text
 from bayesbio.recommend.objectives import describe_objective
-from bayesbio.space import ProcessSpace
+from bayesbio.space import ProcessSpace, number_text
 
 if TYPE_CHECKING:
     from bayesbio.recommend.design_space import DesignSpace
@@ -87,8 +87,8 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
             histtype="step",
             lw=1.6,
             color=colors[name],
-            label=f"{name.replace('_', '-')}: mean {row['expected_yield']:.3g}, "
-            f"{tail} {row[tail]:.3g}",
+            label=f"{name.replace('_', '-')}: mean {number_text(row['expected_yield'])}, "
+            f"{tail} {number_text(row[tail])}",
         )
         ax.axvline(row[tail], color=colors[name], ls=":", lw=1)
     unit = f" {r.unit}" if r.unit else ""
