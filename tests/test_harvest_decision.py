@@ -75,7 +75,9 @@ def history():
 def test_knowledge_from_runs_recovers_known_growth_rates(truth, n_runs, seed):
     params = HarvestParams(**truth)
     sim = simulate_trajectories(params, n_runs, random_seed=seed)
-    knowledge = knowledge_from_runs(run_table(sim))
+    # the runs end at their horizon T epochs: the spec says so (pairs after it are left out)
+    spec = HarvestSpec(horizon_hours=params.T * 6.0)
+    knowledge = knowledge_from_runs(run_table(sim), spec=spec)
     # the knowledge module's posterior of the same growth rates (logs of ratios: rounding)
     reference = KnowledgeState.from_trajectories(sim)
     for ours, theirs in (
@@ -133,6 +135,27 @@ def test_knowledge_does_not_depend_on_units_or_time_unit(history):
         assert x.nu == y.nu and x.lam == y.lam
         assert math.isclose(x.alpha, y.alpha, rel_tol=1e-12)
         assert math.isclose(x.beta, y.beta, rel_tol=1e-9)
+
+
+def test_growth_after_the_horizon_is_left_out_and_said_in_the_data_unit(history):
+    # six days of measurements in days; the default horizon is 96 h (4 d)
+    slow = HarvestParams(T=24, mu_p=0.1, mu_i=0.08)  # reaches no cap before 24 epochs
+    long = run_table(simulate_trajectories(slow, 3, random_seed=4))
+    days = long.assign(time=long["time"] / 24.0)
+    runs = validate_runs(days, spec=HarvestSpec(time_unit="d"))
+    assert runs.growth["epoch"].max() == 15  # the pair from epoch 15 to 16 is the last one
+    after = runs.excluded[runs.excluded["reason"].str.startswith("after the horizon")]
+    assert len(after) == 3 * (24 - 16)
+    assert "(4 d (96 h), where harvest is forced)" in after["reason"].iloc[0]
+    # declared longer, the same runs count in full
+    full = validate_runs(days, spec=HarvestSpec(time_unit="d", horizon_hours=144.0))
+    assert full.growth["epoch"].max() == 23 and full.excluded.empty
+    text = harvest_decision(
+        days,
+        mean_path(HarvestParams(), 5).assign(time=lambda t: t["time"] / 24.0),
+        spec=HarvestSpec(time_unit="d"),
+    ).explain()
+    assert "at 1.25 d (30 h)" in text and "forced at 4 d (96 h)" in text
 
 
 # ----------------------------------------------------------------- decisions
@@ -257,7 +280,7 @@ def test_negative_time_is_named(history):
 def test_times_in_the_wrong_unit_are_named_with_the_declared_unit(history):
     # hours written in a column declared as days: 24x too late, far past the 96 h horizon
     with pytest.raises(
-        HarvestDataError, match=r"row 3: time 18 d = 432 h is more than three times the"
+        HarvestDataError, match=r"row 3: time 18 d \(432 h\) is more than three times the"
     ):
         validate_runs(history, spec=HarvestSpec(time_unit="d"))
     with pytest.raises(HarvestDataError, match=r"time_unit = 'd'"):

@@ -501,7 +501,7 @@ def validate_runs(
                 f"{raw[bad].iloc[0]!r} is not a number; fix the value or leave it empty"
             )
         frame["time_raw" if key == "time" else key] = numeric.astype(float)
-    frame["time_h"] = frame.pop("time_raw") * _TIME_UNITS[spec.time_unit]
+    frame["time_h"] = (frame.pop("time_raw") * _TIME_UNITS[spec.time_unit]).round(9)
 
     no_time = frame["time_h"].isna()
     exclude(no_time.to_numpy(), f"no time in column {spec.time!r}")
@@ -520,9 +520,10 @@ def validate_runs(
         r = frame[far].iloc[0]
         raise HarvestDataError(
             f"{where}: column {spec.time!r}, run {r['run_id']!r}, row {int(r['row'])}: time "
-            f"{r['time_h'] / _TIME_UNITS[unit]:g} {unit} = {r['time_h']:g} h is more than three "
-            f"times the horizon ({spec.horizon_hours:g} h, where harvest is forced); is the "
-            f"time unit right? The spec declares time_unit = {unit!r}"
+            f"{_time_text(r['time_h'], spec)} is more than three times the horizon "
+            f"({_time_text(spec.horizon_hours, spec)}, where harvest is forced). Is the time "
+            f"unit right (the spec declares time_unit = {unit!r})? If it is, declare the "
+            "culture's length: horizon_hours (in hours, a whole number of epochs)"
         )
     for column, col, label in (
         ("protein", spec.protein, spec.protein_unit),
@@ -559,8 +560,8 @@ def validate_runs(
     off = (position - epoch).abs() > spec.epoch_tolerance
     exclude(
         off.to_numpy(),
-        f"not at a decision epoch (every {spec.epoch_hours:g} h, within "
-        f"{spec.epoch_tolerance * spec.epoch_hours:g} h)",
+        f"not at a decision epoch (every {_time_text(spec.epoch_hours, spec)}, within "
+        f"{_time_text(spec.epoch_tolerance * spec.epoch_hours, spec)})",
     )
     frame = frame.assign(epoch=epoch.astype("int64"))[~off]
     for run, rows in frame.groupby("run_id", sort=False):
@@ -568,7 +569,9 @@ def validate_runs(
             r = rows[rows["epoch"].duplicated()].iloc[0]
             raise HarvestDataError(
                 f"{where}: run {run!r}, row {int(r['row'])}: two measurements at epoch "
-                f"{int(r['epoch'])} ({r['epoch'] * spec.epoch_hours:g} h); keep one per epoch"
+                f"{int(r['epoch'])} ({_time_text(r['epoch'] * spec.epoch_hours, spec)}); keep "
+                f"one per epoch of {_time_text(spec.epoch_hours, spec)}, or check the time unit "
+                f"(the spec declares time_unit = {spec.time_unit!r})"
             )
     counts = frame.groupby("run_id", sort=False).size()
     all_runs = pd.unique(pd.Series(table[spec.run_id].to_numpy()).dropna())
@@ -582,11 +585,24 @@ def validate_runs(
             )
 
     growth_rows = []
+    horizon = spec.T
     for run, rows in frame.groupby("run_id", sort=False):
         ep = rows["epoch"].to_numpy()
         p, i = rows["protein"].to_numpy(), rows["impurity"].to_numpy()
         for k in range(len(rows) - 1):
-            if ep[k + 1] - ep[k] == 1:
+            if ep[k + 1] > horizon:
+                excluded.append(
+                    {
+                        "table": name,
+                        "run_id": run,
+                        "row": int(rows["row"].iloc[k + 1]),
+                        "reason": "after the horizon "
+                        f"({_time_text(spec.horizon_hours, spec)}, where harvest is forced): "
+                        "growth there is not the growth a harvest decision faces (pair not "
+                        "used; declare horizon_hours to use a longer culture)",
+                    }
+                )
+            elif ep[k + 1] - ep[k] == 1:
                 growth_rows.append(
                     {
                         "run_id": run,
@@ -602,7 +618,8 @@ def validate_runs(
                         "table": name,
                         "run_id": run,
                         "row": int(rows["row"].iloc[k + 1]),
-                        "reason": f"{gap:g} h after the previous measurement: growth over "
+                        "reason": f"{_time_text(gap, spec)} after the previous measurement: "
+                        "growth over "
                         f"{int(ep[k + 1] - ep[k])} epochs is not a one-epoch growth rate "
                         "(pair not used; the row still counts for its neighbours)",
                     }
@@ -625,9 +642,17 @@ def validate_runs(
     )
 
 
+def _time_text(hours: float, spec: HarvestSpec) -> str:
+    """Return a time in the data's unit, hours beside it: ``"2.5 d (60 h)"``, ``"60 h"``."""
+    unit = spec.time_unit
+    if unit == "h":
+        return f"{hours:.4g} h"
+    return f"{hours / _TIME_UNITS[unit]:.4g} {unit} ({hours:.4g} h)"
+
+
 def _hours(value: Any, spec: HarvestSpec) -> float:
     number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-    return float(number) * _TIME_UNITS[spec.time_unit]
+    return round(float(number) * _TIME_UNITS[spec.time_unit], 9)  # no float noise in tables
 
 
 def _as_runs(
@@ -839,12 +864,12 @@ class HarvestDecision:
             The explanation.
         """
         s, unit = self.spec, self.spec.reward_unit
-        epoch = f"{s.epoch_hours:g} h"
+        epoch = _time_text(s.epoch_hours, s)
         mu_p, mu_i = self.knowledge.protein.alpha, self.knowledge.impurity.alpha
         cap = self.params.p_bar * self.protein_reference
         limit = self.params.i_bar * self.impurity_reference
         head = (
-            f"Run {self.run_id} at {self.time_h:g} h (protein {self.protein:.4g} "
+            f"Run {self.run_id} at {_time_text(self.time_h, s)} (protein {self.protein:.4g} "
             f"{s.protein_unit}, impurity {self.impurity:.4g} {s.impurity_unit}): "
             f"{self.decision.upper()} under the {self.policy} policy. "
         )
@@ -880,7 +905,8 @@ class HarvestDecision:
                 "(model risk)"
             )
         learnt += (
-            f". Harvest is forced at {s.horizon_hours:g} h or at a protein cap of {cap:.4g} "
+            f". Harvest is forced at {_time_text(s.horizon_hours, s)} or at a protein cap of "
+            f"{cap:.4g} "
             f"{s.protein_unit}."
         )
         if len(self.excluded):
