@@ -1209,6 +1209,12 @@ def _run_study(
         return pd.concat(rows, ignore_index=True), recs, spaces, pd.concat(ranked)
 
     rec_table, recs, spaces, next_table = stages.run("recommend", recommend_all)
+    # a candidate is worth a batch of its own when it cuts the expected regret by >= 0.5 %;
+    # the table says so, as the report does
+    next_table = next_table.assign(
+        worth_a_batch=next_table["expected_regret_reduction"]
+        > 0.005 * next_table["expected_yield"].abs().clip(lower=1e-12)
+    )
     _save(tables, out, "recommendations", rec_table)
     _save(tables, out, "next_batches", next_table)
     report.section("Risk-aware setpoint recommendations and design spaces")
@@ -1230,11 +1236,7 @@ def _run_study(
         units=units,
         labels=labels,
     )
-    # a candidate is worth a batch of its own when it cuts the expected regret by >= 0.5 %
-    worth = next_table[
-        next_table["expected_regret_reduction"]
-        > 0.005 * next_table["expected_yield"].abs().clip(lower=1e-12)
-    ]
+    worth = next_table[next_table["worth_a_batch"]]
     if len(worth):
         nshown, nunits, nlabels = _next_display(worth, space, groups)
         report.table(

@@ -95,6 +95,10 @@ def test_study_writes_tables_model_and_accounts_for_every_row(quick_study):
     assert set(recs["scale"]) == set(kept["scale"])
     diagnostics = pd.read_csv(out / "diagnostics.csv")
     assert {"structure", "max_r_hat", "min_ess_bulk", "divergences"} <= set(diagnostics.columns)
+    # the next-batch table marks what the report shows (a cut in regret >= 0.5 % of the mean)
+    nxt = pd.read_csv(out / "next_batches.csv")
+    worth = nxt["expected_regret_reduction"] > 0.005 * nxt["expected_yield"].abs()
+    assert (nxt["worth_a_batch"] == worth).all()
     assert stages[-1][1] == stages[-1][2]
 
 
