@@ -27,8 +27,9 @@ works. Two measurements exactly one epoch apart give one growth-rate data point
 with a missing value, off the epoch grid or outside the declared phases, pairs more than one
 epoch apart, and pairs after the horizon (``horizon_hours``: the stationary phase, whose growth
 is not the growth a harvest decision faces), are listed in :attr:`RunData.excluded` and
-logged; negative or non-increasing times, non-positive amounts, a history run with fewer than two points and missing columns are errors
-(:class:`HarvestDataError`, one line naming the table, run, row and what to do).
+logged; negative or non-increasing times, non-positive amounts, a history run with fewer than
+two points and missing columns are errors (:class:`HarvestDataError`, one line naming the
+table, run, row and what to do).
 
 The declaration, :class:`HarvestSpec`, is read from TOML (every key optional)::
 
