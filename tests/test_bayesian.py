@@ -329,6 +329,15 @@ def test_predict_draws_semantics(prior_sampler, small_table):
     assert model.predict_draws(x.drop(columns=["scale", "site"]), kind="population").shape[1] == 7
 
 
+def test_predictive_draws_never_pass_the_declared_upper_limit(prior_sampler, small_table):
+    # prior draws: heavy-tailed noise and wide surfaces put many draws above 30 g/L
+    model = BayesianYieldModel(structures=("quadratic",), random_seed=2).fit(small_table)
+    top = model.space_.response.limits[1]
+    draws = model.predict_draws(small_table.iloc[:20], n_draws=400, random_seed=1)
+    assert np.isfinite(top) and draws.max() == top and (draws <= top).all()
+    assert (draws > 0).all()
+
+
 def test_predictions_match_the_linear_predictor_of_known_draws(prior_sampler, small_table):
     # the predictor without group slopes (their numpy reading is checked against PyMC below)
     model = BayesianYieldModel(structures=("quadratic",), varying_slopes=False).fit(small_table)

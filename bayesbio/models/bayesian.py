@@ -1845,7 +1845,9 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         Returns
         -------
         numpy.ndarray
-            Shape ``(n_draws, len(X))``, in the response's unit (g/L by default).
+            Shape ``(n_draws, len(X))``, in the response's unit (g/L by default). With
+            ``noise``, batch yields beyond the response's declared upper limit (physically
+            impossible; heavy-tailed noise can reach it) are held at it.
 
         Raises
         ------
@@ -1905,6 +1907,11 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
         else:
             for i in range(len(chunks)):
                 run(i)
+        # a batch yield beyond the declared physical limit is impossible (a heavy-tailed noise
+        # draw can reach it): the draw is held at the limit
+        top = self.space_.response.limits[1]
+        if noise and np.isfinite(top):
+            np.minimum(out, top, out=out)
         return out
 
     def predict(self, X: pd.DataFrame, *, kind: str = "existing") -> np.ndarray:
