@@ -90,6 +90,7 @@ SETTING_VARIANTS: dict[str, dict[str, object]] = {
     "heavy_curvature": {"priors": {"curvature_nu": 3.0}},
     # Student-t degrees of freedom bounded below by 2 (2026-12-07)
     "nu_min2": {"priors": {"nu_min": 2.0}},
+    "nu_min1": {"priors": {"nu_min": 1.0}},
 }
 VARIANTS = STRUCTURE_VARIANTS + tuple(SETTING_VARIANTS)
 CRPS_DRAWS = 400

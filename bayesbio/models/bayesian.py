@@ -239,6 +239,7 @@ _CENTRED_SIGNAL_RATIO = 4.0
 _SLOPES_MIN_PER_LEVEL = 20.0  # "auto": varying slopes (linear and squared) from this median
 _SUFFICIENT_MIN_ROWS = 1000
 _MAX_LOG_NOISE = 10.0  # Student-t noise draws are clipped to +-10 log units (see _block)
+_T_KEPT = 0.99  # ... and to the central 99 % of their own t distribution (see _block)
 _LOO_MAX_ROWS = 4000
 _LOO_MAX_DRAWS = 2000
 # adaptation="auto": nutpie's draw-variance adaptation below this many batches (BENCHMARKS.md)
@@ -977,11 +978,18 @@ def _block(
         assert rng is not None
         if coef["nu"] is not None:
             nu = np.broadcast_to(coef["nu"][:, None], mu.shape)
-            # heavy tails (nu near or below 1) draw astronomically far: a batch beyond
-            # e**+-_MAX_LOG_NOISE (~22,000-fold) of its median is clipped there, so every
-            # draw stays finite; intervals and probabilities of any real spec are unaffected
+            # heavy tails (nu near or below 1) draw astronomically far (a batch 20,000-fold
+            # its median): each draw's noise is kept inside its own t distribution's central
+            # _T_KEPT (the quantiles stay exact up to it, so 90-98 % intervals and the
+            # probability of any spec inside them are unaffected), and within
+            # e**+-_MAX_LOG_NOISE
+            from scipy import stats
+
+            edge = stats.t.ppf(0.5 + _T_KEPT / 2, coef["nu"])[:, None]
             eps = np.clip(
-                rng.standard_t(nu) * sd.astype(np.float64), -_MAX_LOG_NOISE, _MAX_LOG_NOISE
+                np.clip(rng.standard_t(nu), -edge, edge) * sd.astype(np.float64),
+                -_MAX_LOG_NOISE,
+                _MAX_LOG_NOISE,
             ).astype(dtype)
         else:
             eps = rng.standard_normal(mu.shape, dtype=dtype) * sd
