@@ -941,7 +941,8 @@ def test_posterior_plots_return_matplotlib_figures(sim_fit):
     model, _, _ = sim_fit
     for plot in (pp.plot_trace, pp.plot_rank, pp.plot_group_effects, pp.plot_pair):
         assert isinstance(plot(model, structure="quadratic"), Figure)
-    assert isinstance(pp.plot_ppc(model, n_draws=20), Figure)
+    ppc = pp.plot_ppc(model, n_draws=20)
+    assert isinstance(ppc, Figure) and ppc.axes[0].get_xlabel() == "Yield (titer) [g/L]"
     fig = pp.plot_marginal_effects(model, parameters=["temperature", "ph"], n_draws=50)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[0].get_xlabel() == DEFAULT.axis_label("temperature") == "Temperature [degC]"
