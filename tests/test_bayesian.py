@@ -255,6 +255,10 @@ def test_student_t_and_heteroscedastic_models_build(small_table):
 def test_bad_inputs_name_the_problem(small_table):
     with pytest.raises(ValueError, match="unknown prior 'slope'"):
         build_model(small_table, priors={"slope": 1.0})
+    with pytest.raises(ValueError, match="prior 'nu_min' must be a number >= 0"):
+        build_model(small_table, priors={"nu_min": -1.0})
+    with pytest.raises(ValueError, match="prior 'curvature_nu' must be a positive number"):
+        build_model(small_table, priors={"curvature_nu": 0.0})
     with pytest.raises(ValueError, match="likelihood must be one of"):
         build_model(small_table, likelihood="cauchy")
     with pytest.raises(ValueError, match="structure must be one of"):

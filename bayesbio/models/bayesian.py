@@ -298,6 +298,9 @@ def _priors(priors: Mapping[str, float | None] | None) -> dict[str, float | None
     nu = merged["curvature_nu"]
     if nu is not None and not (np.isfinite(nu) and nu > 0):
         raise ValueError(f"prior 'curvature_nu' must be a positive number or None, got {nu!r}")
+    floor = merged["nu_min"]
+    if floor is not None and not (np.isfinite(floor) and floor >= 0):
+        raise ValueError(f"prior 'nu_min' must be a number >= 0 or None, got {floor!r}")
     return merged
 
 
@@ -986,12 +989,10 @@ def _block(
             # median. The low tail is what failed batches look like and stays (within
             # e**-_MAX_LOG_NOISE); above its own t distribution's _T_UPPER quantile a draw is
             # held there (quantiles below it stay exact: intervals, the probability of any
-            # spec below it, and every lower-tail risk objective are unaffected)
-            from scipy import stats
-
-            top = stats.t.ppf(_T_UPPER, coef["nu"])[:, None]
+            # spec below it, and every lower-tail risk objective are unaffected); that
+            # quantile per draw is coef["nu_top"], set by predict_draws
             eps = np.clip(
-                np.minimum(rng.standard_t(nu), top) * sd.astype(np.float64),
+                np.minimum(rng.standard_t(nu), coef["nu_top"]) * sd.astype(np.float64),
                 -_MAX_LOG_NOISE,
                 _MAX_LOG_NOISE,
             ).astype(dtype)
@@ -1892,6 +1893,10 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
                 arrays, self._spec_of(s), rows, sel, rng, failures=bool(noise and include_failures)
             )
             coef["noise_factor"] = self._noise_factor()
+            if noise and coef["nu"] is not None:  # once per call, not per chunk (see _block)
+                from scipy import stats
+
+                coef["nu_top"] = stats.t.ppf(_T_UPPER, coef["nu"])[:, None]
             plans.append((s, coef, np.sort(order[start : start + c])))
             start += c
         chunks = [(lo, min(lo + _CHUNK, rows.n)) for lo in range(0, rows.n, _CHUNK)]

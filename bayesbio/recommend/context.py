@@ -195,7 +195,7 @@ def resolve_group(
         known = sorted(table[col].astype(str).unique())
         if label in known:
             continue
-        # "r1" for "R1", "2000 L" for "2000L": the spelling the cleaner also merges
+        # "r1" for "R1", "2000 L" for "2000L": the same label up to case and spaces
         same = [k for k in known if "".join(k.split()).lower() == "".join(label.split()).lower()]
         if len(same) == 1:
             given[col] = same[0]
