@@ -229,6 +229,22 @@ def _diagnostics_notice(messages: list[str]) -> Notice:
     if pareto:
         parts.append("some batches are too influential for the leave-one-out check (Pareto k)")
     who = "The final model" if final else "The cross-validation fits"
+    if pareto and len(parts) == 1:  # the sampler passed; only the LOO estimate is rough
+        finding = (
+            f"{who}: leave-one-out cross-validation is approximate for some batches (Pareto k "
+            "> 0.7): the weights that combine the response-surface structures are rough. The "
+            "sampler's own checks (R-hat, ESS, divergences) passed."
+        )
+        n_cv = len(messages) - len(final)
+        if final and n_cv:
+            finding += f" {n_cv} cross-validation fit(s) show the same."
+        advice = (
+            "Look at the batches named below: a group level (e.g. a campaign) with one or two "
+            "batches, an outlying or failed batch, or a factor missing from the model makes "
+            "single batches this influential. The predictions and their intervals stand; "
+            "relabel or merge tiny group levels if that is sound."
+        )
+        return Notice("caution", "Sampling diagnostics", finding, advice, tuple(messages))
     finding = (
         f"{who} did not pass the sampler's checks: "
         + ("; ".join(parts) if parts else "see the messages below")

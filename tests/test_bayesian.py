@@ -179,7 +179,7 @@ def test_quadratic_by_group_varies_the_primary_groups_linear_terms():
     assert site.bayesbio_spec["primary"] == "site"
 
 
-@pytest.mark.filterwarnings("ignore:Estimated shape parameter:UserWarning")  # prior draws
+@pytest.mark.filterwarnings("ignore:Leave-one-out check:UserWarning")  # prior draws
 def test_quadratic_by_group_is_fitted_only_where_it_differs(prior_sampler):
     structures = ("quadratic", "gp", "quadratic_by_group")
     few = BayesianYieldModel(structures=structures).fit(_table(30, seed=2))
@@ -306,6 +306,32 @@ def test_fit_bookkeeping_with_known_posterior(prior_sampler, small_table):
     pd.testing.assert_frame_equal(model.training_table_, schema.validate(small_table))
     assert len(model.data_hash_) == 64
     assert model.n_features_in_ == 4
+
+
+def test_unreliable_leave_one_out_names_the_batches(prior_sampler, small_table):
+    # prior draws make every batch influential: the notice names batches by their labels
+    with pytest.warns(UserWarning, match="Leave-one-out check") as caught:
+        model = BayesianYieldModel(structures=("quadratic", "gp"), random_seed=5).fit(small_table)
+    message = next(str(w.message) for w in caught if "Leave-one-out" in str(w.message))
+    assert "Estimated shape parameter" not in " ".join(str(w.message) for w in caught)
+    k_high = [s for s, d in model.diagnostics_.items() if d["max_pareto_k"] > 0.7]
+    assert k_high and "Pareto k > 0.7" in message
+    assert any(str(b) in message for b in small_table.index)
+    assert f"of {len(small_table)} batches" in message and "stacking weights" in message
+
+
+def test_loo_notice_text():
+    diag = {"quadratic": {"p_loo": 12.0}, "gp": {"p_loo": 25.0}}
+    weights = pd.Series({"quadratic": 0.25, "gp": 0.75})
+    found = {"quadratic": ["B3"], "gp": [f"B{i}" for i in range(10)]}
+    text = bayes._loo_notice(found, diag, weights, 20)
+    assert "10 of 20 batches (B3, B0, B1, B2, B4, B5, B6, B7 and 2 more)" in text
+    assert "'quadratic' 1; 'gp' 10" in text
+    assert "p_loo: 'gp' 25.0) exceeds the 20 batches" in text and "'quadratic' 12" not in text
+    assert "quadratic 0.25, gp 0.75" in text
+    assert bayes._loo_notice({"quadratic": [], "gp": []}, diag, weights, 30) == ""
+    only_p = bayes._loo_notice({"gp": []}, diag, weights, 20)
+    assert "Pareto" not in only_p and "exceeds the 20 batches" in only_p
 
 
 def test_fit_accepts_y_separately(prior_sampler, small_table):
@@ -905,14 +931,19 @@ def test_simulation_based_calibration_ranks_are_uniform():
 
 
 def test_prior_predictive_plot_draws_prior_data_sets_against_the_observed(
-    prior_sampler, small_table
+    prior_sampler, small_table, caplog
 ):
+    import logging
+
     from matplotlib.axes import Axes
 
     from bayesbio.models import posterior_plots as pp
 
     model = BayesianYieldModel(structures=("quadratic",), random_seed=5).fit(small_table)
-    ax = pp.plot_prior_predictive(model, n_draws=40, n_lines=30, random_seed=2)
+    with caplog.at_level(logging.INFO):
+        ax = pp.plot_prior_predictive(model, n_draws=40, n_lines=30, random_seed=2)
+    # PyMC's list of internal variables it draws is not shown to the user
+    assert not [r for r in caplog.records if "log_yield_obs" in r.getMessage()]
     assert isinstance(ax, Axes)
     grey = [ln for ln in ax.get_lines() if ln.get_color() == "0.6"]
     assert len(grey) == 30

@@ -144,6 +144,22 @@ def test_warnings_are_grouped_with_severity_and_advice():
             assert "np.float64(" not in text and "{'" not in text
 
 
+def test_an_unreliable_leave_one_out_alone_is_a_caution_not_a_sampling_failure():
+    message = (
+        "[models] UserWarning: Leave-one-out check: 2 of 30 batches (B07, B12) each move the "
+        "fitted surface too much for leave-one-out to be estimated from one fit (Pareto k > "
+        "0.7; by structure: 'gp' 2). The stacking weights (quadratic 0.40, gp 0.60) are "
+        "approximate."
+    )
+    (diag,) = group_warnings([message])
+    assert diag.topic == "Sampling diagnostics" and diag.severity == "caution"
+    assert "sampler's own checks" in diag.finding and "did not pass" not in diag.finding
+    assert "B07" in diag.messages[0]
+    with_rhat = group_warnings([message, STUDY_WARNINGS[2]])
+    diag = next(n for n in with_rhat if n.topic == "Sampling diagnostics")
+    assert diag.severity == "action" and "did not pass" in diag.finding
+
+
 def test_warnings_render_at_the_top_with_what_to_do():
     rep = _report()
     for w in STUDY_WARNINGS:

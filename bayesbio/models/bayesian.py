@@ -246,6 +246,8 @@ _MAX_LOG_NOISE = 10.0  # Student-t noise draws are clipped to +-10 log units (se
 _T_UPPER = 0.995  # ... and above, to the 99.5 % quantile of their own t (see _block)
 _LOO_MAX_ROWS = 4000
 _LOO_MAX_DRAWS = 2000
+_PARETO_K_LIMIT = 0.7  # PSIS-LOO unreliable above (Vehtari et al. 2024)
+_NAMED_BATCHES = 8
 # adaptation="auto": nutpie's draw-variance adaptation below this many batches (BENCHMARKS.md)
 _DRAW_DIAG_MAX_ROWS = 100
 _PREDICT_MEAN_DRAWS = 1000
@@ -1007,6 +1009,49 @@ def _block(
     return mu
 
 
+def _loo_notice(
+    influential: Mapping[str, list[Any]],
+    diagnostics: Mapping[str, Mapping[str, float]],
+    weights: pd.Series,
+    n: int,
+) -> str:
+    """Return the user's sentence on an unreliable leave-one-out check (empty if reliable).
+
+    Names the batches whose Pareto k exceeds 0.7 in any structure and the structures whose
+    effective number of parameters ``p_loo`` exceeds the number of batches checked.
+    """
+    batches = list(dict.fromkeys(b for found in influential.values() for b in found))
+    crowded = {s: d["p_loo"] for s, d in diagnostics.items() if d.get("p_loo", 0.0) > n}
+    if not batches and not crowded:
+        return ""
+    parts = []
+    if batches:
+        shown = ", ".join(str(b) for b in batches[:_NAMED_BATCHES])
+        if len(batches) > _NAMED_BATCHES:
+            shown += f" and {len(batches) - _NAMED_BATCHES} more"
+        per = "; ".join(f"'{s}' {len(found)}" for s, found in influential.items() if found)
+        parts.append(
+            f"{len(batches)} of {n} batches ({shown}) each move the fitted surface too much "
+            f"for leave-one-out to be estimated from one fit (Pareto k > {_PARETO_K_LIMIT}; "
+            f"by structure: {per})"
+        )
+    if crowded:
+        per = "; ".join(f"'{s}' {p:.1f}" for s, p in crowded.items())
+        parts.append(
+            f"the effective number of parameters (p_loo: {per}) exceeds the {n} batches, "
+            "a sign that the surface follows single batches rather than the process"
+        )
+    share = ", ".join(f"{s} {w:.2f}" for s, w in weights.items())
+    return (
+        "Leave-one-out check: "
+        + "; ".join(parts)
+        + f". The stacking weights ({share}) are approximate. Usual causes: a group level "
+        "(e.g. a campaign) with one or two batches, an outlying or failed batch, or a factor "
+        "that acts but is not in the model; predictions and intervals remain those of the "
+        "posterior, which the sampler's checks judge."
+    )
+
+
 def _loglik(
     arrays: dict[str, Any],
     spec: dict[str, Any],
@@ -1691,6 +1736,7 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             rows = np.sort(rng.choice(len(table), _LOO_MAX_ROWS, replace=False))
         sub = table.iloc[rows]
         elpd = []
+        influential: dict[str, list[Any]] = {}
         for s in names:
             arrays = self._posterior(s)
             tree = self.idata_[s]
@@ -1710,14 +1756,21 @@ class BayesianYieldModel(RegressorMixin, BaseEstimator):
             loo_tree["log_likelihood"] = xr.DataTree(
                 xr.Dataset({"log_yield": (("chain", "draw", "obs"), ll)})
             )
-            res = az.loo(loo_tree, pointwise=True)
+            with warnings.catch_warnings():  # ArviZ's generic notice; ours names the batches
+                warnings.filterwarnings("ignore", "Estimated shape parameter", UserWarning)
+                res = az.loo(loo_tree, pointwise=True)
             elpd.append(np.asarray(res.elpd_i).ravel())
+            k_i = np.asarray(res.pareto_k).ravel()
             self.diagnostics_[s]["elpd_loo"] = float(res.elpd)
             self.diagnostics_[s]["elpd_loo_se"] = float(res.se)
             self.diagnostics_[s]["p_loo"] = float(res.p)
-            self.diagnostics_[s]["max_pareto_k"] = float(np.nanmax(np.asarray(res.pareto_k)))
+            self.diagnostics_[s]["max_pareto_k"] = float(np.nanmax(k_i))
+            influential[s] = list(sub.index[k_i > _PARETO_K_LIMIT])
         weights = _stacking_weights(np.column_stack(elpd))
         self.stacking_weights_ = pd.Series(weights, index=names, name="weight")
+        message = _loo_notice(influential, self.diagnostics_, self.stacking_weights_, len(sub))
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _failures(self) -> None:
         """Set ``failure_prob_`` and ``failure_rate_`` (mixture) or ``batch_weight_`` (t)."""

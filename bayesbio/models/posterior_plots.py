@@ -13,6 +13,7 @@ None of these functions calls ``plt.show()``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -284,12 +285,20 @@ def plot_prior_predictive(
     obs_name = "log_yield_obs"
     if obs_name not in pm_model.named_vars:  # pragma: no cover - guarded by max_rows
         raise ValueError(f"the {s!r} model has no per-batch response to draw; lower max_rows")
-    prior = pm.sample_prior_predictive(
-        draws=n_draws,
-        model=pm_model,
-        var_names=[obs_name],
-        random_seed=int(rng.integers(2**31)),
-    )
+    # PyMC logs the internal variable names it draws ("Sampling: [beta_linear, ...]"):
+    # nothing a user of the plot can act on, so its logger is quiet while it draws
+    forward_log = logging.getLogger("pymc.sampling.forward")
+    level = forward_log.level
+    forward_log.setLevel(logging.WARNING)
+    try:
+        prior = pm.sample_prior_predictive(
+            draws=n_draws,
+            model=pm_model,
+            var_names=[obs_name],
+            random_seed=int(rng.integers(2**31)),
+        )
+    finally:
+        forward_log.setLevel(level)
     logy = np.asarray(prior["prior_predictive"][obs_name].values, dtype=float)
     # a heavy-tailed prior (Student-t with small nu) draws log-yields far beyond any float:
     # clipped at +-700 so every draw is finite (such draws lie far outside the limits anyway)
