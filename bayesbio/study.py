@@ -276,7 +276,36 @@ def likely_failed_batches(
             flags[key] = "; ".join(dict.fromkeys(part["reason"].astype(str)))
     if bid in out.columns:
         out["cleaner's flags"] = [flags.get(str(b), "none") for b in out[bid]]
+    for c in _note_columns(table, space):
+        notes = table.loc[keep.index, c]
+        if notes.notna().any():  # the operator's own words on these batches, as written
+            out[c] = notes.fillna("").astype(str).to_numpy()
     return out.reset_index(drop=True)
+
+
+def _note_columns(table: pd.DataFrame, space: ProcessSpace) -> list[str]:
+    """Free-text columns the model does not use (operator notes, comments), in table order.
+
+    Text columns that are not the batch id, a group, a factor or the response, whose filled
+    cells are mostly distinct and not dates.
+    """
+    used = {space.batch_id, space.response.name, *space.factor_names}
+    used |= set(space.group_columns(table))
+    found = []
+    for c in table.columns:
+        if c in used or pd.api.types.is_numeric_dtype(table[c]):
+            continue
+        filled = table[c].dropna().astype(str).str.strip()
+        filled = filled[filled != ""]
+        if filled.empty or filled.nunique() <= len(filled) // 2:
+            continue  # empty, or repeated labels (an unused group column)
+        with warnings.catch_warnings():  # mixed formats: a date parse per cell, quietly
+            warnings.simplefilter("ignore")
+            dates = pd.to_datetime(filled, errors="coerce", format="mixed")
+        if dates.notna().mean() >= 0.8:
+            continue
+        found.append(str(c))
+    return found
 
 
 #: Warnings about the installation, not about the data or the results: logged, not reported
@@ -1108,7 +1137,8 @@ def _run_study(
             report.table(
                 likely,
                 caption=f"Outlying batches (weight in the fit below {OUTLIER_WEIGHT:g}; about 1 "
-                "for a batch the surface explains), next to what the cleaner logged for them",
+                "for a batch the surface explains), next to what the cleaner logged for them and any "
+                "notes the data hold on them",
             )
     elif likely is not None:
         _save(tables, out, "likely_failed_batches", likely)

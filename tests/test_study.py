@@ -429,6 +429,34 @@ def test_outlying_batches_of_a_student_t_fit_are_listed_lightest_first():
     assert out["cleaner's flags"].tolist() == ["yield outlier", "none"]
 
 
+def test_outlying_batches_show_the_operators_notes():
+    from types import SimpleNamespace
+
+    from bayesbio.space import ProcessSpace
+    from bayesbio.study import likely_failed_batches
+
+    space = ProcessSpace.default()
+    table = pd.DataFrame(
+        {
+            "batch_id": ["B1", "B2", "B3", "B4"],
+            "scale": ["2L", "2L", "200L", "200L"],
+            "site": ["A", "A", "A", "A"],
+            "yield": [5.0, 0.4, 0.9, 5.1],
+            "started": ["2024-01-03", "2024-02-11", "2024-03-01", "2024-03-20"],
+            "operator": ["AK", "AK", "JS", "JS"],  # repeated labels: not free text
+            "notes": [None, "contamination, seed train", "", "new probe"],
+        }
+    )
+    model = SimpleNamespace(batch_weight_=pd.Series([1.02, 0.03, 0.2, 1.0]))
+    out = likely_failed_batches(model, table, pd.DataFrame(), space)
+    assert out["notes"].tolist() == ["contamination, seed train", ""]
+    assert "started" not in out.columns and "operator" not in out.columns
+    quiet = likely_failed_batches(
+        model, table.assign(notes=[None, None, None, "x"]), pd.DataFrame(), space
+    )
+    assert "notes" not in quiet.columns  # nothing written on the listed batches
+
+
 def test_cleaning_notices_ask_about_guesses_and_repairs_not_declared_renames():
     from bayesbio.study import _cleaning_notices
 
