@@ -1137,8 +1137,8 @@ def _run_study(
             report.table(
                 likely,
                 caption=f"Outlying batches (weight in the fit below {OUTLIER_WEIGHT:g}; about 1 "
-                "for a batch the surface explains), next to what the cleaner logged for them and any "
-                "notes the data hold on them",
+                "for a batch the surface explains), next to what the cleaner logged for them "
+                "and any notes the data hold on them",
             )
     elif likely is not None:
         _save(tables, out, "likely_failed_batches", likely)
