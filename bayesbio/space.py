@@ -1079,6 +1079,7 @@ def infer_space(
             (pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c]))
             or _mostly_numbers(table[c], c, notes)
         )
+        and not _is_time(table[c])  # Excel dates and durations arrive typed, not as text
     ]
     text = [c for c in table.columns if c not in numeric and c not in empty]
     if response is None:
@@ -1309,9 +1310,16 @@ def _far_out(values: pd.Series) -> pd.Series:
     return (values < q1 - 3 * iqr) | (values > q3 + 3 * iqr)
 
 
+def _is_time(values: pd.Series) -> bool:
+    """Return True for a column typed as dates or time spans (as Excel readers give them)."""
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values)
+    )
+
+
 def _looks_like_dates(values: pd.Series) -> bool:
     """Return True for a text column whose values nearly all parse as dates (``2024-03-01``)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
+    if _is_time(values):
         return True
     text = values.dropna().astype(str)
     if text.empty or not text.str.contains(r"\d").all():
@@ -1333,7 +1341,7 @@ _UNIT_HINTS = [
     (r"(^|_)rpm$", "rpm"),
     (r"(^|_)(g_l|g/l|gl|g_per_l)$", "g/L"),
     (r"(^|_)(mg_l|mg/l|mgl|mg_per_l)$", "mg/L"),
-    (r"^ph$", "pH"),
+    (r"^ph($|_)", "pH"),  # "pH", "pH setpoint", "pH (-)"
     (r"(^|_)(%|pct|percent|do_%)$", "% air sat."),
 ]
 

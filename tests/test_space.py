@@ -376,6 +376,26 @@ def test_infer_space_keeps_factors_with_a_few_cells_written_as_text(tmp_path):
     assert loaded.limits["Agitation (rpm)"] == (0.0, math.inf)
 
 
+def test_infer_space_leaves_typed_dates_out_and_reads_a_ph_setpoint(tmp_path):
+    """An Excel sheet gives dates as datetime64 and durations as timedelta64, not as text."""
+    n = 12
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame(
+        {
+            "Batch": [f"CHO-{i:03d}" for i in range(n)],
+            "Start date": pd.date_range("2023-01-05", periods=n, freq="9D"),
+            "Seed age": pd.to_timedelta(rng.integers(3, 6, n), unit="D"),
+            "pH setpoint": rng.uniform(6.8, 7.2, n),
+            "Agitation (rpm)": rng.uniform(80.0, 200.0, n),
+            "Titer (g/L)": rng.uniform(2.0, 6.0, n),
+        }
+    )
+    sp, notes = infer_space(table)
+    assert sp.factor_names == ("pH setpoint", "Agitation (rpm)")
+    assert "dates, not used as factors or groups: ['Start date', 'Seed age']" in notes
+    assert sp.units["pH setpoint"] == "pH"
+
+
 def test_infer_space_marks_an_unknown_response_unit_todo(tmp_path):
     table = pd.DataFrame({"stir": [1.0, 2.0, 3.0], "score": [1.0, 2.0, 3.0]})
     sp, notes = infer_space(table, response="score")
