@@ -188,6 +188,13 @@ _DIAG_WORDS = re.compile(
 )
 #: Warning categories with a topic of their own: (topic, severity, what to do).
 _TOPICS = {
+    "EmptyDesignSpaceWarning": (
+        "Empty design space",
+        "caution",
+        "No setpoint meets the spec with the required probability: the message gives the best "
+        "probability found and where. Lower the spec or the probability (--spec, --prob), or "
+        "run batches near that setpoint so the model grows surer there.",
+    ),
     "BoundWarning": (
         "Optimum at the edge of the operating range",
         "caution",

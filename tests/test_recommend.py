@@ -15,6 +15,7 @@ from bayesbio.recommend import (
     BoundWarning,
     Constraints,
     DesignSpace,
+    EmptyDesignSpaceWarning,
     ExtrapolationWarning,
     ModelDiagnosticsWarning,
     Recommendation,
@@ -200,6 +201,29 @@ def test_recommend_honours_bounds_and_fixed_parameters(table):
     pd.testing.assert_series_equal(rec.setpoint, rec2.setpoint)
 
 
+def test_a_fixed_factor_outside_the_operating_range_warns_and_the_reason_says_so(table):
+    j = list(PARAMS).index("ph")
+    outside = float(SPACE.upper[j]) + 0.3
+    assert outside <= SPACE.limits["ph"][1]  # within the physical limits: allowed
+    cloud = make_table(60, centre=0.5, spread=0.05, seed=5)
+    model = KnownPosterior(cloud, vertex=(0.5, 0.5, 0.5, 0.5), vertex_sd=[0.005] * 4)
+    with pytest.warns(ExtrapolationWarning, match=r"fixed\['ph'\] = .* outside the operating"):
+        rec = recommend(
+            model,
+            group={"site": "A"},
+            constraints={"fixed": {"ph": outside}},
+            random_seed=1,
+            **FAST,
+        )
+    assert any("outside the operating range" in n for n in rec.settings["notes"])
+    assert rec.setpoint["ph"] == pytest.approx(outside)
+    # every setpoint at that pH lies outside the support: the recipe (at the fixed pH) stays
+    assert rec.decision == "recipe" and rec.next_experiments is None
+    assert "kept the recipe (with pH " in rec.reason and "held fixed)" in rec.reason
+    assert "no experiments are ranked" in rec.reason
+    assert "run the next_experiments" not in rec.reason
+
+
 def test_extrapolation_guard_keeps_setpoint_in_support_and_warns_without_it():
     cloud = make_table(60, centre=0.4, spread=0.05, seed=5)
     model = KnownPosterior(cloud, vertex=(0.4, 0.9, 0.4, 0.4), vertex_sd=[0.005] * 4)
@@ -247,6 +271,22 @@ def test_prob_spec_is_calibrated_on_conjugate_model(table):
     assert rec_mean.prob_spec == pytest.approx(1 - stats.norm.cdf((spec - m) / s), abs=0.02)
     q10 = m + stats.norm.ppf(0.1) * np.hypot(s, sigma)
     assert rec.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
+
+
+def test_an_empty_design_space_warns_with_the_best_probability_and_its_plot_says_so(table):
+    model = KnownPosterior(table, vertex=np.full(4, 0.5), vertex_sd=[0.0] * 4, noise_sd=0.5)
+    with pytest.warns(EmptyDesignSpaceWarning, match=r"the highest is 0\.\d+ at "):
+        ds = design_space(  # a spec above the best mean (8 g/L): nowhere met with P >= 0.9
+            model, 9.5, 0.9, group={"site": "A"}, resolution=4, map_resolution=5, random_seed=2
+        )
+    assert not ds.grid["inside"].any() and ds.par[["low", "high"]].isna().all().all()
+    assert any(n.startswith("empty design space") for n in ds.settings["notes"])
+    fig = plot_design_space(ds)
+    assert "(empty: no setpoint reaches it)" in fig._suptitle.get_text()
+    full = design_space(
+        model, 5.0, 0.5, group={"site": "A"}, resolution=4, map_resolution=5, random_seed=2
+    )
+    assert "empty" not in plot_design_space(full)._suptitle.get_text()
 
 
 def test_design_space_probabilities_match_exact_values_on_quadratic(table):

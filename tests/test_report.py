@@ -160,6 +160,17 @@ def test_an_unreliable_leave_one_out_alone_is_a_caution_not_a_sampling_failure()
     assert diag.severity == "action" and "did not pass" in diag.finding
 
 
+def test_an_empty_design_space_has_a_topic_of_its_own():
+    (notice,) = group_warnings(
+        [
+            "[design space] EmptyDesignSpaceWarning: empty design space: no supported grid "
+            "point reaches P(meet spec) >= 0.9; the highest is 0.814 at pH 7.1"
+        ]
+    )
+    assert notice.topic == "Empty design space" and notice.severity == "caution"
+    assert "--spec" in notice.advice and "0.814" in notice.messages[0]
+
+
 def test_warnings_render_at_the_top_with_what_to_do():
     rep = _report()
     for w in STUDY_WARNINGS:

@@ -37,7 +37,12 @@ from bayesbio.recommend.constraints import DEFAULT_MAX_DISTANCE, Constraints, su
 from bayesbio.recommend.context import KINDS
 from bayesbio.recommend.design_space import DesignSpace, design_space
 from bayesbio.recommend.experiments import next_batches
-from bayesbio.recommend.messages import BoundWarning, ExtrapolationWarning, ModelDiagnosticsWarning
+from bayesbio.recommend.messages import (
+    BoundWarning,
+    EmptyDesignSpaceWarning,
+    ExtrapolationWarning,
+    ModelDiagnosticsWarning,
+)
 from bayesbio.recommend.objectives import OBJECTIVES, Objective, describe_objective
 from bayesbio.recommend.plots import plot_design_space, plot_recommendation
 from bayesbio.recommend.recommendation import Recommendation, recommend
@@ -50,6 +55,7 @@ __all__ = [
     "Campaign",
     "Constraints",
     "DesignSpace",
+    "EmptyDesignSpaceWarning",
     "ExtrapolationWarning",
     "ModelDiagnosticsWarning",
     "Objective",

@@ -9,6 +9,7 @@ values.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from bayesbio.checks import check_choice
+from bayesbio.recommend.messages import ExtrapolationWarning
 from bayesbio.space import ProcessSpace
 
 SUPPORTS: tuple[str, ...] = ("overall", "group")
@@ -157,7 +159,8 @@ def resolve_constraints(
         )
     names = space.factor_names
     bounds = check_names(constraints.bounds, f"{prefix}bounds", space)
-    fixed = {**space.fixed, **check_names(constraints.fixed, f"{prefix}fixed", space)}
+    constraints_fixed = check_names(constraints.fixed, f"{prefix}fixed", space)
+    fixed = {**space.fixed, **constraints_fixed}
     lo, hi = space.lower.astype(float), space.upper.astype(float)
     notes: list[str] = []
     for name, pair in bounds.items():
@@ -200,6 +203,13 @@ def resolve_constraints(
                 f"{_unit_text(space, name)} of {name!r}"
             )
         j = names.index(name)
+        if not space.lower[j] <= v <= space.upper[j] and name in constraints_fixed:
+            outside = (
+                f"{where} = {v:g}{_unit_text(space, name)} is outside the operating range "
+                f"({space.lower[j]:g}, {space.upper[j]:g}): the model extrapolates there"
+            )
+            notes.append(outside)
+            warnings.warn(outside, ExtrapolationWarning, stacklevel=3)
         fixed_idx[j] = v
         lo[j] = hi[j] = v
     if constraints.max_distance is None:

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.constraints import Constraints, check_execution_sd
 from bayesbio.recommend.context import Context, build_context
-from bayesbio.recommend.messages import point_text
+from bayesbio.recommend.messages import EmptyDesignSpaceWarning, emit, point_text
 from bayesbio.recommend.objectives import check_spec
 from bayesbio.recommend.recommendation import Recommendation, recommend
 from bayesbio.recommend.sampler import Evaluator, seed_pair
@@ -244,8 +244,9 @@ def design_space(
     settings["grid_bounds"] = {factors[j]: (float(lo[j]), float(hi[j])) for j in free}
     if box_note:
         settings["notes"].append(box_note)
-    if not grid["inside"].any():
+    if not grid["inside"].any():  # said out loud: an all-NaN table is easy to miss
         settings["notes"].append(_empty_note(ctx, grid, prob))
+        emit([settings["notes"][-1]], EmptyDesignSpaceWarning)
     if used < resolution:
         settings["notes"].append(
             f"resolution lowered from {resolution} to {used} for {len(free)} free factors "

@@ -35,6 +35,10 @@ class BoundWarning(UserWarning):
     """A recommended factor lies on a bound of the search box: the optimum may lie beyond."""
 
 
+class EmptyDesignSpaceWarning(UserWarning):
+    """No setpoint of the design-space grid meets the spec with the required probability."""
+
+
 def emit(messages: Sequence[str], category: type[Warning]) -> None:
     """Issue each message as a warning of ``category`` (at the caller of the public function)."""
     for text in messages:

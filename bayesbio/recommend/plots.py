@@ -26,13 +26,23 @@ if TYPE_CHECKING:
 __all__ = ["plot_design_space", "plot_recommendation"]
 
 
-def _slice_title(space: ProcessSpace, at: Mapping[str, float], per_line: int = 2) -> str:
-    """``"at A 1.2 s, B 3 degC"`` wrapped every ``per_line`` factors ("" when empty)."""
+def _slice_title(space: ProcessSpace, at: Mapping[str, float], width: int = 44) -> str:
+    """``"at A 1.2 s, B 3 degC"`` wrapped between factors at ``width`` characters ("" if none).
+
+    Long factor names ("Culture temperature after shift 35.15 degC") take a line each, so
+    the titles of neighbouring panels never run into each other.
+    """
     items = [value_text(space, p, v) for p, v in at.items()]
     if not items:
         return ""
-    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
-    return "at " + ",\n".join(lines)
+    lines = ["at " + items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) <= width:
+            lines[-1] += ", " + item
+        else:
+            lines[-1] += ","
+            lines.append(item)
+    return "\n".join(lines)
 
 
 def _group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
@@ -158,8 +168,17 @@ def plot_design_space(
     n = max(1, len(keys))
     ncol = min(3, n)
     nrow = -(-n // 3)
-    n_at = max((len(ds.slices.get(key, {})) for key in keys), default=0)
-    title_h = 0.25 * (1 + (n_at + 1) // 2)
+    n_lines = max(
+        (
+            _slice_title(
+                space, ds.slices.get(key, dict(ds.maps[key].attrs.get("slice", {})))
+            ).count("\n")
+            + 1
+            for key in keys
+        ),
+        default=1,
+    )
+    title_h = 0.25 * (1 + n_lines)
     if fig is None:
         width = max(3.9 * ncol, 5.5)
         fig = plt.figure(figsize=(width, (3.3 + title_h) * nrow), layout="constrained")
@@ -182,7 +201,8 @@ def plot_design_space(
         axs[0, 0].text(0.5, 0.5, "no free factor: nothing to slice", ha="center", va="center")
     if mesh is not None:
         fig.colorbar(mesh, ax=axs.ravel().tolist(), label=meet)
-    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}\n{_group_text(ds.group, ds.kind)}")
+    empty = "" if ds.grid["inside"].any() else " (empty: no setpoint reaches it)"
+    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}{empty}\n{_group_text(ds.group, ds.kind)}")
     if keys:
         handles = _design_space_handles(ds, meet, profile=len(keys[0]) == 1)
         fig.legend(
@@ -232,7 +252,17 @@ def _design_space_handles(ds: DesignSpace, meet: str, *, profile: bool) -> list[
             ),
             (
                 has_training,
-                Line2D([], [], marker=".", color="w", ls="none", ms=6, label="training batches"),
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    mfc="w",
+                    mec="0.1",
+                    mew=0.6,
+                    ls="none",
+                    ms=4.5,
+                    label="training batches",
+                ),
             ),
         ]
     marks += [(True, centre), (has_unsupported, unsupported)]
@@ -267,7 +297,7 @@ def _plot_map(
             )
         )
     if len(ds.training):
-        ax.plot(ds.training[a], ds.training[b], ".", color="w", ms=3, alpha=0.7)
+        ax.plot(ds.training[a], ds.training[b], "o", mfc="w", mec="0.1", mew=0.6, ms=3.5)
     ax.plot(ds.center[a], ds.center[b], "*", color="tab:red", ms=10)
     ax.set_xlabel(space.axis_label(a))
     ax.set_ylabel(space.axis_label(b))

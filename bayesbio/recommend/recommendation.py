@@ -40,6 +40,7 @@ from bayesbio.recommend.messages import (
     model_diagnostics,
     point_text,
     support_messages,
+    value_text,
 )
 from bayesbio.recommend.objectives import (
     OBJECTIVES,
@@ -603,7 +604,11 @@ def _shift_and_premium(
 
 
 def _reason(
-    ctx: Context, choice: _Choice, gain: Mapping[str, np.ndarray], confidence: float
+    ctx: Context,
+    choice: _Choice,
+    gain: Mapping[str, np.ndarray],
+    confidence: float,
+    has_experiments: bool = True,
 ) -> tuple[str, float, float, float]:
     """One sentence why, with the P(better), gain and gain in % it states."""
     space = ctx.space
@@ -618,11 +623,23 @@ def _reason(
         )
     else:
         best = point_text(space, choice.final[choice.i_best])
+        held = [  # factors the caller fixed (the space's own fixed factors go unsaid)
+            value_text(space, space.factor_names[j], v)
+            for j, v in ctx.res.fixed.items()
+            if space.factor_names[j] not in space.fixed
+        ]
         reason = (
-            f"kept the recipe: no setpoint within {ctx.support.used(ctx.res.support)} support "
+            "kept the recipe"
+            + (f" (with {', '.join(held)} held fixed)" if held else "")
+            + f": no setpoint within {ctx.support.used(ctx.res.support)} support "
             f"beats it with probability >= {confidence:g}; the best found ({best}) does so with "
-            f"probability {pb:.2f} (expected gain {gn:+.3g} {unit}, {gp:+.1f} %); run the "
-            "next_experiments to learn where the optimum lies"
+            f"probability {pb:.2f} (expected gain {gn:+.3g} {unit}, {gp:+.1f} %); "
+            + (
+                "run the next_experiments to learn where the optimum lies"
+                if has_experiments
+                else "fewer than 2 setpoints within support meet the constraints, so no "
+                "experiments are ranked: widen the bounds or free a fixed factor"
+            )
         )
     return reason, pb, gn, gp
 
@@ -680,7 +697,7 @@ def _result(
     """Assemble the :class:`Recommendation`."""
     space, factors = ctx.space, ctx.factors
     shift, premium = _shift_and_premium(ctx, summary, obj.spec)
-    reason, pb, gn, gp = _reason(ctx, choice, gain, confidence)
+    reason, pb, gn, gp = _reason(ctx, choice, gain, confidence, next_experiments is not None)
     r = summary.loc["recommended"]
     sd_limit = ctx.res.max_sd_ratio
     candidate = None
