@@ -18,9 +18,9 @@ limits are not enforced (they are reported, not fixed; clean the table for that)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -351,6 +351,7 @@ def plot_yield_vs_parameter(
     random_seed: int | None = 0,
     ax: Axes | None = None,
     space: SpaceLike = None,
+    outliers: Iterable[Any] | None = None,
 ) -> Axes:
     """Scatter of the response against one factor, coloured by group, with a robust smoother.
 
@@ -374,6 +375,10 @@ def plot_yield_vs_parameter(
         Axes to draw on.
     space : ProcessSpace, path or None, optional
         The process space (None: the default demo process).
+    outliers : iterable of batch ids, optional
+        Batches the cleaner flagged (e.g. a contaminated batch at a tenth of the usual
+        titer): drawn as crosses and left out of the smoothers, which a few such batches in a
+        small group would otherwise drag down. Ids not in the table are ignored.
 
     Returns
     -------
@@ -382,6 +387,7 @@ def plot_yield_vs_parameter(
     sp = resolve_space(space)
     if parameter not in sp.factor_names:
         raise ValueError(f"parameter={parameter!r}; expected one of {list(sp.factor_names)}")
+    flag_index = _flagged_index(table, outliers, sp)
     df = _prepare(table, need_response=True, space=sp)
     group = _default_group(df, group, sp)
     _check_group(df, group)
@@ -389,13 +395,17 @@ def plot_yield_vs_parameter(
         df = df.sample(max_points, random_state=np.random.default_rng(random_seed))
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.8))
+    flagged = pd.Series(df.index.isin(flag_index), index=df.index)
     levels = [(None, df)] if group is None else list(df.groupby(group, sort=True))
     for i, (level, sub) in enumerate(levels):
+        off = flagged.loc[sub.index].to_numpy()
         x = sub[parameter].to_numpy()
         y = sub[sp.response.name].to_numpy()
         label = "batches" if level is None else str(level)
-        ax.scatter(x, y, s=8, alpha=0.4, color=f"C{i}", label=label)
-        gx, gy = smooth(x, y, frac=frac, random_seed=random_seed)
+        ax.scatter(x[~off], y[~off], s=8, alpha=0.4, color=f"C{i}", label=label)
+        if off.any():
+            ax.scatter(x[off], y[off], s=28, marker="x", color=f"C{i}", lw=1.2)
+        gx, gy = smooth(x[~off], y[~off], frac=frac, random_seed=random_seed)
         if len(gx):
             ax.plot(gx, gy, color=f"C{i}", lw=2)
     ax.set_xlabel(sp.axis_label(parameter))
@@ -403,8 +413,27 @@ def plot_yield_vs_parameter(
     handles, _ = ax.get_legend_handles_labels()
     smoother = "LOWESS smoother" + (" per group" if group is not None else "")
     handles.append(Line2D([], [], color="0.3", lw=2, label=smoother))
+    if flagged.any():
+        handles.append(
+            Line2D(
+                [], [], marker="x", color="0.3", ls="none", label="flagged outlier (not smoothed)"
+            )
+        )
     ax.legend(handles=handles, title=group, fontsize="small")
     return ax
+
+
+def _flagged_index(
+    table: pd.DataFrame, outliers: Iterable[Any] | None, sp: ProcessSpace
+) -> pd.Index:
+    """Index labels of the rows whose batch id is among ``outliers`` (none without ids)."""
+    if outliers is None:
+        return pd.Index([])
+    mapped, _ = schema.map_columns(table, space=sp)
+    if sp.batch_id not in mapped.columns:
+        return pd.Index([])
+    wanted = {str(b) for b in outliers}
+    return mapped.index[mapped[sp.batch_id].astype(str).isin(wanted)]
 
 
 def plot_yield_vs_parameters(
@@ -413,6 +442,7 @@ def plot_yield_vs_parameters(
     group: str | None = "scale",
     frac: float = 0.5,
     space: SpaceLike = None,
+    outliers: Iterable[Any] | None = None,
 ) -> Figure:
     """One :func:`plot_yield_vs_parameter` panel per factor (two panels a row).
 
@@ -426,6 +456,9 @@ def plot_yield_vs_parameters(
         Span of the smoother.
     space : ProcessSpace, path or None, optional
         The process space (None: the default demo process).
+    outliers : iterable of batch ids, optional
+        Batches drawn as crosses and left out of the smoothers (see
+        :func:`plot_yield_vs_parameter`).
 
     Returns
     -------
@@ -438,7 +471,9 @@ def plot_yield_vs_parameters(
     nrow = int(np.ceil(len(factors) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 3.75 * nrow), squeeze=False)
     for ax, p in zip(axes.flat, factors, strict=False):
-        plot_yield_vs_parameter(table, p, group=group, frac=frac, ax=ax, space=sp)
+        plot_yield_vs_parameter(
+            table, p, group=group, frac=frac, ax=ax, space=sp, outliers=outliers
+        )
     for ax in list(axes.flat)[len(factors) :]:
         ax.remove()
     fig.tight_layout()
@@ -536,6 +571,7 @@ def run_eda(
     group: str | None = "scale",
     dpi: int = 100,
     space: SpaceLike = None,
+    outliers: Iterable[Any] | None = None,
 ) -> EDAResult:
     """Summary table and the standard EDA figures; PNGs saved when ``out_dir`` is given.
 
@@ -556,6 +592,9 @@ def run_eda(
         Resolution of saved PNGs.
     space : ProcessSpace, path or None, optional
         The process space (None: the default demo process).
+    outliers : iterable of batch ids, optional
+        Batches the cleaner flagged: crosses in the yield-vs-parameter panels, left out of
+        their smoothers.
 
     Returns
     -------
@@ -580,7 +619,13 @@ def run_eda(
         "correlation": plot_correlation(df, space=bare).figure,
     }
     if sp.response.name in df.columns:
-        figures["yield_vs_parameters"] = plot_yield_vs_parameters(df, group=group, space=bare)
+        ids = schema.map_columns(table, space=sp)[0].get(sp.batch_id)
+        figures["yield_vs_parameters"] = plot_yield_vs_parameters(
+            df if ids is None else df.assign(**{sp.batch_id: ids.loc[df.index]}),
+            group=group,
+            space=bare,
+            outliers=outliers,
+        )
     figures["pairs"] = plot_pairs(df, group=group, space=bare)
     if out_dir is not None:
         out = Path(out_dir)

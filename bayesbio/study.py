@@ -283,6 +283,15 @@ def likely_failed_batches(
     return out.reset_index(drop=True)
 
 
+def _flagged_batches(log: pd.DataFrame, space: ProcessSpace) -> list[str]:
+    """Batch ids the cleaner flagged (kept, not changed) in the response column."""
+    need = {"batch_id", "column", "action"}
+    if log is None or not len(log) or not need <= set(log.columns):
+        return []
+    rows = log[(log["action"] == "flagged") & (log["column"] == space.response.name)]
+    return sorted(set(rows["batch_id"].dropna().astype(str)))
+
+
 def _note_columns(table: pd.DataFrame, space: ProcessSpace) -> list[str]:
     """Free-text columns the model does not use (operator notes, comments), in table order.
 
@@ -1027,7 +1036,11 @@ def _run_study(
     eda_result = stages.run(
         "eda",
         lambda: eda.run_eda(
-            table, groups=groups or None, group=groups[0] if groups else None, space=space
+            table,
+            groups=groups or None,
+            group=groups[0] if groups else None,
+            space=space,
+            outliers=_flagged_batches(log, space),
         ),
     )
     report.section("Exploratory data analysis")

@@ -152,6 +152,30 @@ def test_plot_yield_vs_parameter_one_smoother_per_group(table):
     assert ax.get_legend().get_title().get_text() == "scale"
 
 
+def test_flagged_outliers_are_crosses_left_out_of_the_smoother(table):
+    # a small group (12 batches), where the smoother's robustness iterations do not suffice
+    sub = table[table["scale"] == table["scale"].iloc[0]].iloc[:12].copy()
+    low = sub.index[:2]
+    sub.loc[low, "yield"] = 0.1 * sub["yield"].median()  # two contaminated batches
+    ids = sub.loc[low, "batch_id"].tolist()
+    _, ax = plt.subplots()
+    eda.plot_yield_vs_parameter(sub, "temperature", group=None, ax=ax, outliers=[*ids, "nope"])
+    kept = sub.drop(index=low)
+    _, gy = eda.smooth(
+        kept["temperature"].to_numpy(), kept["yield"].to_numpy(), frac=0.5, random_seed=0
+    )
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), gy)
+    crosses = ax.collections[1].get_offsets()
+    np.testing.assert_allclose(np.sort(crosses[:, 1]), np.sort(sub.loc[low, "yield"]))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[-1] == "flagged outlier (not smoothed)"
+    # without ids the two batches pull the smoother down
+    _, ax2 = plt.subplots()
+    eda.plot_yield_vs_parameter(sub, "temperature", group=None, ax=ax2)
+    assert ax2.lines[0].get_ydata().min() < gy.min()
+    plt.close("all")
+
+
 def test_plot_yield_vs_parameters_and_pairs(table):
     fig = eda.plot_yield_vs_parameters(table)
     assert [ax.get_xlabel() for ax in fig.axes] == [SPACE.axis_label(p) for p in FACTORS]

@@ -490,6 +490,7 @@ def test_recommend_rejects_unfitted_model():
 _PROP_MODEL = KnownPosterior(make_table(), vertex=(0.2, 0.8, 0.4, 0.6), vertex_sd=[0.05] * 4)
 
 
+@pytest.mark.filterwarnings("ignore::bayesbio.recommend.EmptyDesignSpaceWarning")  # strict specs
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=st.floats(4.0, 9.0), step=st.floats(0.05, 3.0))
 def test_stricter_spec_never_raises_probability_of_meeting_it(spec, step):
