@@ -183,3 +183,22 @@ def test_a_group_column_the_campaign_does_not_name_is_reported():
     proposals = camp.recommend(batch_size=2)
     assert any("'line'" in note for note in proposals.attrs["notes"])
     assert (proposals["line"] == "L1").all()
+
+
+def test_a_mistyped_group_is_named_at_construction_before_any_fit():
+    calls = []
+
+    def counting_factory():
+        calls.append(1)
+        return factory()
+
+    with pytest.raises(ValueError, match=r"group\['site'\] = 'C' is not a label .*\['A'\]") as err:
+        Campaign(SPACE1, start_table(), model=counting_factory, group={"site": "C"})
+    assert "kind=" not in str(err.value) and "A campaign starts from batches" in str(err.value)
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['scale'\]"):
+        Campaign(SPACE1, start_table(), model=counting_factory, group={"scale": "2L"})
+    assert not calls  # nothing was fitted
+    # a label in another case is read as the table's
+    assert Campaign(SPACE1, start_table(), model=factory, group={"site": " a"}).group == {
+        "site": "A"
+    }

@@ -46,7 +46,7 @@ import pandas as pd
 from bayesbio import schema
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.constraints import Constraints
-from bayesbio.recommend.context import build_context, group_recipe
+from bayesbio.recommend.context import build_context, group_recipe, resolve_group
 from bayesbio.recommend.recommendation import Recommendation, recommend
 from bayesbio.recommend.sampler import Evaluator
 from bayesbio.recommend.search import lhs
@@ -137,7 +137,16 @@ class Campaign:
         self.model = model
         self.model_params = dict(model_params or {})
         self.table = schema.validate(table, space=self.space).reset_index(drop=True)
-        self.group = {str(k): str(v) for k, v in (group or {}).items()}
+        # checked now, not after the first fit: a mistyped label costs seconds, not a fit
+        given, _, _ = resolve_group(
+            self.table,
+            self.space.group_columns(self.table),
+            group,
+            allow_new=False,
+            new_hint="A campaign starts from batches of its own group: name a group the "
+            "table holds, or add that group's first batches to the table",
+        )
+        self.group = {str(k): given[str(k)] for k in (group or {})}
         self.delta = check_fraction("delta", delta)
         self.safety_prob = check_fraction("safety_prob", safety_prob)
         self.min_confidence = check_fraction("min_confidence", min_confidence)

@@ -154,6 +154,10 @@ def resolve_group(
     *,
     allow_new: bool,
     fill: str = "group",
+    new_hint: str = (
+        "For a group without training data pass kind='new_group' (its effect is drawn from "
+        "the population)"
+    ),
 ) -> tuple[dict[str, str], np.ndarray, list[str]]:
     """Check a target group against the training data and complete it.
 
@@ -172,6 +176,8 @@ def resolve_group(
         How a group column not given is filled: its most frequent value among the batches
         matching what was given (among all batches when none match), or among all batches
         (what :mod:`bayesbio.interpret` has always done).
+    new_hint : str
+        The sentence that ends the error for an unseen label (what to do instead).
 
     Returns
     -------
@@ -204,8 +210,7 @@ def resolve_group(
         if not allow_new:
             raise ValueError(
                 f"group[{col!r}] = {label!r} is not a label seen in training; known "
-                f"labels of {col!r}: {known}. For a group without training data pass "
-                "kind='new_group' (its effect is drawn from the population)"
+                f"labels of {col!r}: {known}. {new_hint}"
             )
     mask = np.ones(len(table), dtype=bool)
     for k, v in given.items():
