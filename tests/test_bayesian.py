@@ -20,7 +20,11 @@ from sklearn.base import clone
 
 from bayesbio import schema
 from bayesbio.models import _bayes_design as design
-from bayesbio.models import bayesian as bayes
+from bayesbio.models import _bayes_graph as graph
+from bayesbio.models import _bayes_predict as engine
+from bayesbio.models import _bayes_sampling as sampling
+from bayesbio.models import _bayes_spec as specs
+from bayesbio.models import _bayes_stacking as stacking
 from bayesbio.models.bayesian import (
     BayesianYieldModel,
     ConvergenceWarning,
@@ -99,7 +103,7 @@ def prior_sampler(monkeypatch):
         calls.append((model, key, kwargs))
         return _prior_as_posterior(model, seed=kwargs.get("random_seed") or 0), "fake"
 
-    monkeypatch.setattr(bayes.sampling, "sample_model", fake)
+    monkeypatch.setattr(sampling, "sample_model", fake)
     return calls
 
 
@@ -227,11 +231,11 @@ def test_sufficient_statistics_likelihood_equals_full_likelihood():
         "heteroscedastic": False,
         "varying_slopes": True,
         "parameterization": "noncentered",
-        "priors": bayes._priors(None),
+        "priors": specs._priors(None),
     }
-    spec = bayes._make_spec(df, groups, **kwargs, space=DEFAULT)
-    full = bayes._model_from_spec(df, {**spec, "sufficient": False}, "quadratic", DEFAULT)
-    suff = bayes._model_from_spec(df, {**spec, "sufficient": True}, "quadratic", DEFAULT)
+    spec = specs._make_spec(df, groups, **kwargs, space=DEFAULT)
+    full = graph._model_from_spec(df, {**spec, "sufficient": False}, "quadratic", DEFAULT)
+    suff = graph._model_from_spec(df, {**spec, "sufficient": True}, "quadratic", DEFAULT)
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in full.initial_point().items()}
     assert full.compile_logp()(point) == pytest.approx(suff.compile_logp()(point), rel=1e-9)
@@ -324,13 +328,13 @@ def test_loo_notice_text():
     diag = {"quadratic": {"p_loo": 12.0}, "gp": {"p_loo": 25.0}}
     weights = pd.Series({"quadratic": 0.25, "gp": 0.75})
     found = {"quadratic": ["B3"], "gp": [f"B{i}" for i in range(10)]}
-    text = bayes._loo_notice(found, diag, weights, 20)
+    text = stacking._loo_notice(found, diag, weights, 20)
     assert "10 of 20 batches (B3, B0, B1, B2, B4, B5, B6, B7 and 2 more)" in text
     assert "'quadratic' 1; 'gp' 10" in text
     assert "p_loo: 'gp' 25.0) exceeds the 20 batches" in text and "'quadratic' 12" not in text
     assert "quadratic 0.25, gp 0.75" in text
-    assert bayes._loo_notice({"quadratic": [], "gp": []}, diag, weights, 30) == ""
-    only_p = bayes._loo_notice({"gp": []}, diag, weights, 20)
+    assert stacking._loo_notice({"quadratic": [], "gp": []}, diag, weights, 30) == ""
+    only_p = stacking._loo_notice({"gp": []}, diag, weights, 20)
     assert "Pareto" not in only_p and "exceeds the 20 batches" in only_p
 
 
@@ -420,7 +424,7 @@ def test_new_group_and_population_draws_spread_as_documented(prior_sampler, smal
 
 def test_fast_quantiles_match_numpy():
     draws = np.random.default_rng(1).lognormal(size=(501, 37)).astype(np.float32)
-    for got, q in zip(bayes._quantiles(draws, [0.05, 0.5, 0.95]), [0.05, 0.5, 0.95], strict=True):
+    for got, q in zip(engine._quantiles(draws, [0.05, 0.5, 0.95]), [0.05, 0.5, 0.95], strict=True):
         np.testing.assert_allclose(got, np.quantile(draws.astype(np.float64), q, axis=0), rtol=1e-6)
 
 
@@ -447,12 +451,12 @@ def test_numpy_log_likelihood_matches_pymc(prior_sampler, small_table):
         tree["posterior"] = xr.DataTree(post)
         pm.compute_log_likelihood(tree, model=pm_model, progressbar=False)
         ref = tree["log_likelihood"]["log_yield_obs"].values.reshape(-1, len(small_table))
-        arrays = bayes._posterior_arrays(tree, model.spec_)
+        arrays = engine._posterior_arrays(tree, model.spec_)
         n_draw = post.sizes["draw"]
         full_draw = model.idata_["quadratic"]["posterior"].sizes["draw"]
         sel = (np.arange(post.sizes["chain"])[:, None] * full_draw + np.arange(n_draw)).ravel()
-        full = bayes._posterior_arrays(model.idata_["quadratic"], model.spec_)
-        mine = bayes._loglik(full, model.spec_, "quadratic", model.training_table_, sel, DEFAULT)
+        full = engine._posterior_arrays(model.idata_["quadratic"], model.spec_)
+        mine = engine._loglik(full, model.spec_, "quadratic", model.training_table_, sel, DEFAULT)
         np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-8)
         assert arrays["n"] == len(sel)
 
@@ -474,7 +478,7 @@ def test_stacking_weights_match_arviz_compare():
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         ref = az.compare(loos, method="stacking")["weight"]
-    mine = bayes._stacking_weights(np.column_stack([np.asarray(loos[k].elpd_i) for k in "ab"]))
+    mine = stacking._stacking_weights(np.column_stack([np.asarray(loos[k].elpd_i) for k in "ab"]))
     np.testing.assert_allclose(mine, ref.loc[["a", "b"]].to_numpy(), atol=1e-3)
     assert mine.sum() == pytest.approx(1.0)
 
@@ -520,7 +524,7 @@ def test_column_mapping_applies_at_fit_and_predict(prior_sampler, small_table):
 def test_convergence_warning_category():
     assert issubclass(ConvergenceWarning, UserWarning)
     found = {"max_r_hat": 1.2, "min_ess_bulk": 30.0, "min_ess_tail": 50.0, "divergences": 3.0}
-    failed = bayes.sampling.failed_checks(found)
+    failed = sampling.failed_checks(found)
     assert len(failed) == 3
 
 
@@ -753,8 +757,8 @@ def test_cached_compiled_model_sees_the_new_data(recovery_fit):
     table = _table(150, seed=12, truth=other)
     refit = clone(model).set_params(draws=200, tune=200)
     _fit_quietly(refit, table)
-    key = bayes._signature(refit.spec_, "quadratic")
-    assert key == bayes._signature(model.spec_, "quadratic") and key in bayes.sampling._CACHE
+    key = specs._signature(refit.spec_, "quadratic")
+    assert key == specs._signature(model.spec_, "quadratic") and key in sampling._CACHE
     post = refit.idata_["quadratic"]["posterior"]
     assert abs(float(post["intercept"].mean()) - np.log(2.0)) < 0.1
     assert list(post["site"].values) == sorted(table["site"].unique())
@@ -873,7 +877,7 @@ def test_pymc_nuts_fallback_when_nutpie_fails(monkeypatch):
         raise RuntimeError("no compiler")
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", broken)
-    bayes.clear_compile_cache()
+    sampling.clear_compile_cache()
     table = _table(60, seed=5)
     model = BayesianYieldModel(structures=("quadratic",), draws=100, tune=100, chains=2)
     with warnings.catch_warnings(record=True) as caught:

@@ -18,7 +18,8 @@ import xarray as xr
 from scipy.special import gamma as gamma_fn
 
 from bayesbio.models import _bayes_design as design
-from bayesbio.models import bayesian as bayes
+from bayesbio.models import _bayes_predict as engine
+from bayesbio.models import _bayes_sampling as sampling
 from bayesbio.models.bayesian import BayesianYieldModel, build_model
 from bayesbio.space import Factor, ProcessSpace, Response
 
@@ -165,7 +166,7 @@ def test_numpy_log_likelihood_matches_pymc_for_the_gp(monkeypatch):
         tree["sample_stats"] = xr.DataTree(stats)
         return tree, "fake"
 
-    monkeypatch.setattr(bayes.sampling, "sample_model", fake)
+    monkeypatch.setattr(sampling, "sample_model", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # one fake run of 40 prior draws (its ESS < 400 would trigger extra runs)
@@ -173,8 +174,8 @@ def test_numpy_log_likelihood_matches_pymc_for_the_gp(monkeypatch):
     tree = model.idata_["gp"].copy()
     pm.compute_log_likelihood(tree, model=calls[-1], progressbar=False)
     ref = tree["log_likelihood"]["log_yield_obs"].values.reshape(-1, len(table))
-    arrays = bayes._posterior_arrays(model.idata_["gp"], model.spec_)
-    mine = bayes._loglik(arrays, model.spec_, "gp", model.training_table_, np.arange(40), space)
+    arrays = engine._posterior_arrays(model.idata_["gp"], model.spec_)
+    mine = engine._loglik(arrays, model.spec_, "gp", model.training_table_, np.arange(40), space)
     np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-8)
 
 

@@ -16,7 +16,8 @@ import xarray as xr
 from scipy import stats
 
 from bayesbio.models import _bayes_design as design
-from bayesbio.models import bayesian as bayes
+from bayesbio.models import _bayes_predict as engine
+from bayesbio.models import _bayes_spec as specs
 from bayesbio.models.bayesian import BayesianYieldModel, ConvergenceWarning, build_model
 from bayesbio.space import Factor, ProcessSpace, Response
 
@@ -114,14 +115,14 @@ def test_numpy_mixture_log_likelihood_and_failure_probability_match_pymc(table):
     tree["posterior"] = xr.DataTree(post)
     pm.compute_log_likelihood(tree, model=model, progressbar=False)
     ref = tree["log_likelihood"]["log_yield_obs"].values.reshape(-1, len(table))
-    arrays = bayes._posterior_arrays(tree, spec)
+    arrays = engine._posterior_arrays(tree, spec)
     sel = np.arange(arrays["n"])
-    mine = bayes._loglik(arrays, spec, "quadratic", table, sel, SPACE)
+    mine = engine._loglik(arrays, spec, "quadratic", table, sel, SPACE)
     np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-8)
     # Bayes' rule by hand for one draw and batch
     pi = arrays["pi"][0]
     sd = arrays["sigma"][0]
-    shift = np.log(bayes.DEFAULT_PRIORS["failure_fraction"])
+    shift = np.log(specs.DEFAULT_PRIORS["failure_fraction"])
     mu = (
         arrays["intercept"][0]
         + design.population_design(SPACE.standardise(table.iloc[[3]]), "quadratic")[0]
@@ -129,16 +130,16 @@ def test_numpy_mixture_log_likelihood_and_failure_probability_match_pymc(table):
     )
     y = np.log(table["titer"].iloc[3])
     a = (1 - pi) * stats.norm.pdf(y, mu, sd)
-    b = pi * stats.norm.pdf(y, mu + shift, bayes.DEFAULT_PRIORS["failure_sd"])
-    got = bayes._failure_probability(arrays, spec, "quadratic", table.iloc[[3]], sel[:1], SPACE)
+    b = pi * stats.norm.pdf(y, mu + shift, specs.DEFAULT_PRIORS["failure_sd"])
+    got = engine._failure_probability(arrays, spec, "quadratic", table.iloc[[3]], sel[:1], SPACE)
     np.testing.assert_allclose(got, [b / (a + b)], rtol=1e-8)
 
 
 def test_hdi_is_the_narrowest_interval():
     x = np.random.default_rng(0).exponential(size=20_000)
-    lo, hi = bayes._hdi(x, 0.94)
+    lo, hi = engine._hdi(x, 0.94)
     assert lo < 0.01 and np.mean((x >= lo) & (x <= hi)) == pytest.approx(0.94, abs=1e-3)
-    assert bayes._hdi(np.array([0.5]), 0.94) == (0.5, 0.5)
+    assert engine._hdi(np.array([0.5]), 0.94) == (0.5, 0.5)
 
 
 # -------------------------------------------------------------------- small real fits
@@ -169,7 +170,7 @@ def test_mixture_recovers_the_slope_better_than_the_normal_likelihood(mixture_fi
 
     true = TRUTH["beta"][0]
     mix, nor = slope(mixture_fit), slope(normal_fit)
-    lo, hi = bayes._hdi(mix, 0.94)
+    lo, hi = engine._hdi(mix, 0.94)
     assert lo <= true <= hi
     assert abs(mix.mean() - true) < abs(nor.mean() - true)
     assert not hasattr(normal_fit, "failure_prob_")
@@ -231,7 +232,7 @@ def test_default_fit_down_weights_the_failed_batches_and_keeps_the_slope(
 
     slope = default_fit.idata_["quadratic"]["posterior"]["beta"].values[..., 0].ravel()
     nor = normal_fit.idata_["quadratic"]["posterior"]["beta"].values[..., 0].ravel()
-    lo, hi = bayes._hdi(slope, 0.94)
+    lo, hi = engine._hdi(slope, 0.94)
     assert lo <= TRUTH["beta"][0] <= hi
     assert abs(slope.mean() - TRUTH["beta"][0]) < abs(nor.mean() - TRUTH["beta"][0])
     assert not hasattr(normal_fit, "batch_weight_")
