@@ -1017,13 +1017,37 @@ def report(
 
 @app.command("next")
 def next_(
-    data: Data,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", "-d", help="Batch table that starts a new campaign (CSV/TSV, Excel, ...)."
+        ),
+    ] = None,
     batches: Annotated[int, typer.Option(help="Number of next batches to propose.")] = 4,
     group: Group = None,
     columns: Columns = None,
     delta: Annotated[
-        float, typer.Option(help="Tolerated loss: P(yield >= (1 - delta) x recipe) >= 0.9.")
-    ] = 0.2,
+        float | None,
+        typer.Option(
+            help="Tolerated loss: P(yield >= (1 - delta) x recipe) >= 0.9 (new campaign; 0.2)."
+        ),
+    ] = None,
+    campaign: Annotated[
+        Path | None,
+        typer.Option(
+            "--campaign",
+            help="Continue the campaign folder an earlier `bayesbio next` wrote (OUT/campaign): "
+            "same group, recipe and settings, next round.",
+        ),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="With --campaign: the batches run since (batch id, group columns, factors, "
+            "response), added and refitted before the next proposals.",
+        ),
+    ] = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
@@ -1033,23 +1057,54 @@ def next_(
 ) -> None:
     """Propose the next batches of a campaign (bayesbio.recommend.Campaign.recommend).
 
-    Fits the Bayesian model on --data, proposes --batches setpoints for --group by q-Thompson
-    sampling under the safety rule, writes next_batches.csv and the campaign (campaign/).
+    A new campaign (--data): fits the Bayesian model, proposes --batches setpoints for --group
+    by q-Thompson sampling under the safety rule, writes next_batches.csv and the campaign
+    (OUT/campaign). A later round (--campaign OUT/campaign --results FILE): adds the results,
+    refits and proposes again, with the group, recipe and settings the campaign started with.
     """
     with _errors():
         from bayesbio.recommend import Campaign
 
-        _check_run_options(draws=draws, tune=tune, chains=chains)
-        space = _space(process)
-        params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
-        camp = Campaign(
-            space,
-            _read(data, columns),
-            model_params=params,
-            group=_mapping(group, "--group", "COLUMN=LABEL"),
-            delta=delta,
-            random_seed=seed,
-        )
+        if (data is None) == (campaign is None):
+            raise ValueError(
+                "give --data (a new campaign) or --campaign (continue one), not both or neither"
+            )
+        if campaign is None:
+            if results is not None:
+                raise ValueError(
+                    "--results adds batches to a running campaign: give it with --campaign"
+                )
+            _check_run_options(draws=draws, tune=tune, chains=chains)
+            space = _space(process)
+            params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
+            camp = Campaign(
+                space,
+                _read(data, columns),
+                model_params=params,
+                group=_mapping(group, "--group", "COLUMN=LABEL"),
+                delta=0.2 if delta is None else delta,
+                random_seed=seed,
+            )
+        else:
+            fixed = {"--group": group, "--process": process, "--delta": delta}
+            given = [name for name, value in fixed.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} cannot change a running campaign (it keeps the "
+                    "settings it started with); start a new one with --data to change them"
+                )
+            if not (campaign / "campaign.json").is_file():
+                raise ValueError(
+                    f"--campaign {campaign}: no campaign.json there; give the campaign/ "
+                    "folder an earlier `bayesbio next` wrote"
+                )
+            camp = Campaign.load(campaign)
+            _STATE["demo_space"] = False
+            if results is not None:
+                new = _read(results, columns)
+                with _activity(f"adding {len(new)} batch(es) and refitting"), _interrupts():
+                    camp.add(new)
+                _say(f"round {camp.round}: {len(new)} batch(es) added, {len(camp.table)} in all")
         with _activity("fitting the model and proposing batches"), _interrupts():
             frame = camp.recommend(batches)
         _write(frame, out, "next_batches.csv")

@@ -148,6 +148,40 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     assert (proposals["p_safe"] >= 0.9).all()
     back = Campaign.load(tmp_path / "o" / "campaign")
     assert back.group == {"scale": "200L", "site": "A"} and back.model_ is not None
+    # the next round: the proposals run (ids, results), added to the same campaign
+    ran = proposals[["scale", "site", *back.space.factor_names]].copy()
+    ran.insert(0, back.space.batch_id, ["N1", "N2"])
+    ran["campaign"] = "C-next"  # the default process labels every batch's campaign
+    ran["yield"] = 5.0
+    ran.to_csv(tmp_path / "round1.csv", index=False)
+    more = ["next", "--campaign", str(tmp_path / "o" / "campaign")]
+    more += ["--results", str(tmp_path / "round1.csv"), "--batches", "2", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, more)
+    assert result.exit_code == 0, result.output
+    assert "round 1: 2 batch(es) added, 32 in all" in result.output
+    again = Campaign.load(tmp_path / "campaign")
+    assert again.round == 1 and len(again.table) == 32 and again.recipe == back.recipe
+    assert len(pd.read_csv(tmp_path / "next_batches.csv")) == 2
+
+
+def test_cli_next_says_how_to_start_or_continue_a_campaign(tmp_path):
+    from typer.testing import CliRunner
+
+    from bayesbio.cli import app
+
+    runner = CliRunner()
+    neither = runner.invoke(app, ["next"])
+    assert neither.exit_code == 2 and "give --data (a new campaign) or --campaign" in neither.output
+    lone = runner.invoke(app, ["next", "--data", "x.csv", "--results", "r.csv"])
+    assert lone.exit_code == 2 and "give it with --campaign" in lone.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = runner.invoke(app, ["next", "--campaign", str(empty)])
+    assert missing.exit_code == 2 and "no campaign.json there" in missing.output
+    fixed = runner.invoke(app, ["next", "--campaign", str(empty), "-g", "site=A", "--delta", "0.1"])
+    assert fixed.exit_code == 2 and "--group, --delta cannot change a running campaign" in (
+        fixed.output
+    )
 
 
 def test_campaign_seed_seeds_the_default_model_per_round():

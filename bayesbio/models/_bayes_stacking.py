@@ -78,7 +78,9 @@ def _loo_stacking(
         diagnostics[s]["elpd_loo_se"] = float(res.se)
         diagnostics[s]["p_loo"] = float(res.p)
         diagnostics[s]["max_pareto_k"] = float(np.nanmax(k_i))
-        influential[s] = list(sub.index[k_i > _PARETO_K_LIMIT])
+        # named as the user knows them: by batch id where the table has one
+        labels = sub[space.batch_id] if space.batch_id in sub.columns else sub.index.to_series()
+        influential[s] = list(labels[k_i > _PARETO_K_LIMIT])
     weights = pd.Series(_stacking_weights(np.column_stack(elpd)), index=names, name="weight")
     return weights, _loo_notice(influential, diagnostics, weights, len(sub))
 
