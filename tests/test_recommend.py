@@ -638,6 +638,22 @@ def test_plots_return_matplotlib_objects(table):
     assert any("10th percentile of each" in t for t in texts)
 
 
+def test_recommendation_plot_shows_the_bulk_of_heavy_tailed_draws(table):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    model = KnownPosterior(table, vertex=(0.5, 0.5, 0.5, 0.5), vertex_sd=[0.01] * 4)
+    rec = recommend(model, group={"site": "A"}, spec=7.0, random_seed=1, **FAST)
+    draws = rec.draws.copy()
+    draws.iloc[0] = 500.0  # one extreme draw per column
+    ax = plot_recommendation(dataclasses.replace(rec, draws=draws))
+    assert max(ax.get_xlim()) < 50.0  # not squeezed towards 500
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "axis: central 99 % of the draws" in texts
+    plt.close(ax.figure)
+
+
 # -- real models ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sim40():

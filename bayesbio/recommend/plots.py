@@ -86,7 +86,15 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
     if ax is None:
         _, ax = plt.subplots(figsize=(6.0, 3.8))
     values = rec.draws.to_numpy()
-    edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
+    values = values[np.isfinite(values)]
+    # the bulk: heavy-tailed draws (a rare failed batch, a rare top one) would squeeze the
+    # distributions into a few bins; the spec and the tail percentiles always stay in view
+    marks = [*rec.summary.loc[["recipe", "mean_optimal", "recommended"], tail]]
+    marks += [rec.spec] if rec.spec is not None else []
+    low = min(float(np.quantile(values, 0.005)), *marks)
+    high = max(float(np.quantile(values, 0.995)), *marks)
+    cut = bool(values.min() < low or values.max() > high)
+    edges = np.linspace(low, high, bins + 1) if high > low else bins
     colors = {"recipe": "0.5", "mean_optimal": "tab:blue", "recommended": "tab:red"}
     for name in ("recipe", "mean_optimal", "recommended"):
         row = rec.summary.loc[name]
@@ -109,6 +117,8 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
     ax.add_line(
         Line2D([], [], color="0.3", ls=":", lw=1, label=f"dotted: {tail[1:]}th percentile of each")
     )
+    if cut:
+        ax.add_line(Line2D([], [], color="none", label="axis: central 99 % of the draws"))
     ax.set_xlabel(space.axis_label(r.name))
     ax.set_ylabel(f"probability density [1/{r.unit}]" if r.unit else "probability density")
     ax.set_title(
