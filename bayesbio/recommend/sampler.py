@@ -41,7 +41,8 @@ class Evaluator:
     model's own draws at a reference setpoint (same seed, with and without noise) are re-used
     at every setpoint, rescaled by ``(mean f(x) / mean f(ref)) ** b`` with ``b`` fitted across
     candidates (``b = 0``: additive noise, ``b = 1``: constant CV; fitted on the residuals'
-    interquartile ranges, which heavy tails leave usable).
+    interquartile ranges, which heavy tails leave usable), and held within the response's
+    declared limits.
 
     Transfer risk (``transfer_risk=True``, opt-in): where the model pools factor effects across
     groups, every draw is multiplied by the target group's own slope deviation
@@ -157,4 +158,7 @@ class Evaluator:
         scale = np.ones(f.shape[1])
         if self.noise_power > 0:
             scale = (np.maximum(f.mean(axis=0), 1e-9) / self.noise_mean_ref) ** self.noise_power
-        return f + self.noise_ref[:, None] * scale[None, :]
+        # held within the response's declared limits, as the model's own draws are: where a
+        # draw's mean is below the reference's, its heavy lower tail would go below zero
+        lo, hi = self.ctx.space.response.limits
+        return np.clip(f + self.noise_ref[:, None] * scale[None, :], lo, hi)
