@@ -638,6 +638,20 @@ def test_plots_return_matplotlib_objects(table):
     assert any("10th percentile of each" in t for t in texts)
 
 
+def test_a_recommendation_prints_short_and_explains_itself(table):
+    model = KnownPosterior(table, vertex=(0.5, 0.5, 0.5, 0.5), vertex_sd=[0.01] * 4)
+    rec = recommend(model, group={"site": "A"}, spec=7.0, random_seed=1, **FAST)
+    text = repr(rec)
+    assert text.startswith(f"Recommendation(decision={rec.decision!r}, group={{'site': 'A'")
+    assert "ProcessSpace" not in text and len(text) < 400 and ".explain()" in text
+    lines = rec.explain().splitlines()
+    assert lines[0].startswith("Recommendation for site A: ")
+    assert lines[1].startswith("Setpoint: Mixing time ") and "degC" in lines[1]
+    assert "P(meet 7 g/L)" in lines[2] and "at the recipe" in lines[2]
+    assert lines[3] == f"Why: {rec.reason}."
+    assert lines[4].startswith(f"Support: {rec.support_used}; distance ")
+
+
 def test_recommendation_plot_shows_the_bulk_of_heavy_tailed_draws(table):
     import dataclasses
 
@@ -1197,6 +1211,37 @@ def _routine_with_one_far_batch(seed=0):
     u = np.vstack([a, far, b])
     labels = np.array(["A"] * 9 + ["B"] * 8)
     return unit_to_domain(u), labels
+
+
+def test_group_support_measures_a_narrow_group_in_its_own_spread():
+    """A 2,000 L vessel runs 90-110 rpm, a 50 L one 140-200 rpm: 150 rpm is far for the first."""
+    from bayesbio.recommend.support import _SPREAD_PRIOR_BATCHES, Support
+
+    rng = np.random.default_rng(4)
+    n = 16
+    narrow = np.column_stack([rng.normal(0.5, 0.02, n), rng.normal(0.3, 0.02, n)])
+    wide = np.column_stack([rng.normal(0.5, 0.02, n), rng.normal(0.6, 0.15, n)])
+    u = np.vstack([np.column_stack([narrow, np.full((n, 2), 0.5)]),
+                   np.column_stack([wide, np.full((n, 2), 0.5)])])  # fmt: skip
+    u[:, 2:] += rng.normal(0.0, 0.02, (2 * n, 2))
+    points = unit_to_domain(u)
+    labels = np.array(["2000L"] * n + ["50L"] * n)
+    big = Support(points, labels, labels == "2000L", SPACE)
+    small = Support(points, labels, labels == "50L", SPACE)
+    sd_big, sd_small = np.sqrt(np.diag(big.cov_group)), np.sqrt(np.diag(small.cov_group))
+    # the second factor: each group's metric leans to its own spread (pooled counts as 4)
+    own = 1.4826 * np.median(np.abs(u[:n, 1] - np.median(u[:n, 1])))
+    assert own < 0.03 and sd_big[1] < 0.75 * sd_small[1]
+    pooled_var = (sd_big[1] ** 2 * (n + _SPREAD_PRIOR_BATCHES) - n * own**2) / _SPREAD_PRIOR_BATCHES
+    assert own**2 < sd_big[1] ** 2 < pooled_var
+    # a step of 0.3 of the range in that factor from the narrow group's recipe: outside its
+    # support, while the same step is routine for the wide group
+    limit = np.sqrt(stats.chi2.ppf(0.99, 4))
+    step = unit_to_domain(np.array([[0.5, 0.6, 0.5, 0.5]]))
+    assert big.distance(step, "group")[0] > limit
+    assert small.distance(unit_to_domain(np.array([[0.5, 0.9, 0.5, 0.5]])), "group")[0] < limit
+    # the first factor, run alike in both groups, keeps a similar SD in both metrics
+    assert sd_big[0] == pytest.approx(sd_small[0], rel=0.35)
 
 
 def test_group_support_is_robust_to_one_far_batch_and_covers_its_neighbourhood():

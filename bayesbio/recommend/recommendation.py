@@ -53,7 +53,7 @@ from bayesbio.recommend.objectives import (
 from bayesbio.recommend.sampler import Evaluator, seed_pair
 from bayesbio.recommend.search import candidates, distinct_top, local_search
 from bayesbio.recommend.support import closest, outside, penalty, sd_ratio_fn
-from bayesbio.space import ProcessSpace
+from bayesbio.space import ProcessSpace, number_text
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -204,6 +204,52 @@ class Recommendation:
         out.attrs["direction"] = r.direction
         out.attrs["objective"] = describe_objective(self.objective, self.risk, self.spec, space)
         return out
+
+    def __repr__(self) -> str:
+        space = space_or_default(self.space)
+        unit = f" {space.response.unit}" if space.response.unit else ""
+        point = {k: round(float(v), 4) for k, v in self.setpoint.items()}
+        return (
+            f"Recommendation(decision={self.decision!r}, group={self.group!r}, "
+            f"setpoint={point}, expected {space.response.name} "
+            f"{number_text(self.expected_yield)}{unit}, "
+            f"p_better_than_recipe={self.p_better_than_recipe:.3f}, "
+            f"warnings={len(self.warnings)}; .explain() says why)"
+        )
+
+    def explain(self) -> str:
+        """Return a few lines in domain words: what to run, what to expect, why, the warnings.
+
+        Returns
+        -------
+        str
+            The explanation (``print(rec.explain())``).
+        """
+        space = space_or_default(self.space)
+        r = space.response
+        unit = f" {r.unit}" if r.unit else ""
+        tail = "10th" if r.maximise else "90th"
+        q = self.quantiles.get(0.1 if r.maximise else 0.9, float("nan"))
+        recipe = self.summary.loc["recipe"]
+        group = ", ".join(f"{k} {v}" for k, v in self.group.items()) or "all batches"
+        action = "IMPROVE on the recipe" if self.decision == "improve" else "KEEP THE RECIPE"
+        lines = [
+            f"Recommendation for {group}: {action}.",
+            f"Setpoint: {point_text(space, self.setpoint.to_numpy(dtype=float))}.",
+            f"Expected {r.name} of a new batch: {number_text(self.expected_yield)}{unit} "
+            f"({tail} percentile {number_text(q)}{unit}"
+            + (
+                f"; P(meet {number_text(self.spec)}{unit}) {self.prob_spec:.2f}"
+                if self.spec is not None and self.prob_spec is not None
+                else ""
+            )
+            + f"), against {number_text(float(recipe['expected_yield']))}{unit} at the recipe.",
+            f"Why: {self.reason}.",
+            f"Support: {self.support_used}; distance {self.support_distance['group']:.2f} "
+            f"(limit {self.support_distance['limit']:.2f}).",
+        ]
+        lines += [f"Warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
 
     def plot(self, *, ax: Axes | None = None) -> Axes:
         """Plot the predictive distributions (:func:`~bayesbio.recommend.plot_recommendation`)."""
