@@ -339,6 +339,19 @@ def test_loo_notice_text():
     assert "Pareto" not in only_p and "exceeds the 20 batches" in only_p
 
 
+def test_columns_the_model_does_not_use_are_left_out_and_the_model_saves(
+    prior_sampler, small_table, tmp_path
+):
+    extra = small_table.assign(
+        **{"Acetate (g/L)": 1.5, "notes": "ok", "started": "2024-01-02"}  # a 2nd response, text
+    )
+    model = BayesianYieldModel(structures=("quadratic",), random_seed=5).fit(extra)
+    assert list(model.training_table_.columns) == list(small_table.columns)
+    path = model.save(tmp_path / "m.nc")  # "/" in a column name could not be stored
+    back = BayesianYieldModel.load(path)
+    pd.testing.assert_frame_equal(back.training_table_, model.training_table_, check_dtype=False)
+
+
 def test_fit_accepts_y_separately(prior_sampler, small_table):
     y = small_table["yield"].to_numpy() * 2
     model = BayesianYieldModel(structures=("quadratic",)).fit(small_table.drop(columns="yield"), y)

@@ -500,7 +500,12 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
             df = df.copy()
             df[space.response.name] = yv
         check_factor_columns(df, space, who=f"{type(self).__name__}.fit")
-        return validate(df, space, groups=self.groups, min_rows=2)
+        table = validate(df, space, groups=self.groups, min_rows=2)
+        # the model's columns only: another response, notes or dates in the file are not the
+        # model's (and a name such as "Acetate (g/L)" could not be saved in model.nc)
+        keep = {space.batch_id, space.response.name, *space.factor_names, *space.groups}
+        keep |= set(self.groups or ())
+        return table[[c for c in table.columns if c in keep]]
 
     def _spec(self, table: pd.DataFrame, space: ProcessSpace) -> dict[str, Any]:
         return _make_spec(
