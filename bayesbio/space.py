@@ -1108,21 +1108,30 @@ def infer_space(
         notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
     if factors is None:
         factors = [str(c) for c in numeric if c not in (response, batch_id)]
+        outcomes = [c for c in factors if _OUTCOME_NAME.search(_norm(c))]
+        if outcomes:
+            factors = [c for c in factors if c not in outcomes]
+            notes.append(
+                f"named like measured outcomes, not setpoints: {outcomes}, left out of the "
+                f"factors (a second response? draft its own process with --response NAME)"
+            )
         notes.append(f"factors: {factors}")
     if not factors:
         raise SpaceError("no numeric factor columns found; pass factors=[...]")
     # a column named with '/' keeps its header in the file and gets a space name without it
+    # (and "pH " with a stray space gets the name "pH")
     rename = {
         str(c): safe_name(str(c))
         for c in dict.fromkeys([*factors, response, *groups, batch_id])
-        if "/" in str(c)
+        if "/" in str(c) or str(c) != str(c).strip()
     }
     facs = [_draft_factor(table, col, rename, margin, notes) for col in factors]
     resp = _draft_response(table, str(response), rename, notes)
     renames = [ColumnSpec(c, new) for c, new in rename.items()]
     if renames:
         notes.append(
-            "names without '/' (a saved model cannot hold it), the file's headers mapped under "
+            "names without '/' (a saved model cannot hold it) or stray spaces, the file's headers "
+            "mapped under "
             "[columns]: " + ", ".join(f"{c.source!r} -> {c.target!r}" for c in renames)
         )
     space = ProcessSpace(
@@ -1148,7 +1157,9 @@ def _draft_batch_id(
         for c in text
         if c not in dates
         and table[c].nunique(dropna=True) >= 0.9 * n
-        and re.search(r"(^|_)(batch|run|lot|id)(_|$)", _norm(c))
+        and re.search(
+            r"(^|_)(batch|run|lot|id|charge|chargen|ansatz|lauf|experiment)(_|$)", _norm(c)
+        )
     ]
     ids = list(dict.fromkeys([*unique, *named]))
     ids += [c for c in numeric if "batch" in _norm(c) or _norm(c) in {"id", "run"}]
@@ -1210,7 +1221,9 @@ def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
     if filled.empty or pd.api.types.is_bool_dtype(values):
         return False
     plain = pd.to_numeric(filled, errors="coerce").notna()
-    if plain.mean() < 0.8:
+    # a German export: "35,0" is a number (a decimal comma), not text and not a date
+    comma = filled.astype(str).str.fullmatch(r"\s*[-+]?\d+,\d+\s*")
+    if (plain | comma).mean() < 0.8:
         return False
     odd = filled[~plain].astype(str)
     if odd.empty:  # numbers stored as text: nothing to say
@@ -1225,13 +1238,22 @@ def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
     return True
 
 
+def _as_numbers(values: pd.Series) -> pd.Series:
+    """Numbers of a column, reading text cells as `bayesbio clean` does (``"32 °C"``, ``"6,9"``)."""
+    out = pd.to_numeric(values, errors="coerce")
+    text = values[out.isna() & values.notna()].astype(str)
+    found = text.str.extract(_NUMBER_TEXT)[0].dropna()
+    out.loc[found.index] = pd.to_numeric(found.str.replace(",", ".", regex=False), errors="coerce")
+    return out
+
+
 def _draft_factor(
     table: pd.DataFrame, col: Any, rename: Mapping[str, str], margin: float, notes: list[str]
 ) -> Factor:
     """One factor: the data's range (far-out values left out) widened by ``margin``."""
     if col not in table.columns:
         raise SpaceError(f"factor column {col!r} not in the table {list(table.columns)}")
-    vals = pd.to_numeric(table[col], errors="coerce").dropna()
+    vals = _as_numbers(table[col]).dropna()
     if vals.empty:
         raise SpaceError(f"factor column {col!r} has no numeric values")
     limits = (-math.inf, math.inf)
@@ -1297,7 +1319,13 @@ def _round(x: float) -> float:
 
 _YIELD_NAME = re.compile(r"yield|tit(er|re)|product|conc")
 _MINIMISE_NAME = re.compile(
-    r"impurit|hcp|host_cell|aggregat|lactate|ammoni|by_?product|endotoxin|dna|waste|cost"
+    r"impurit|hcp|host_cell|aggregat|la[ck]tat|acetat|ammoni|by_?product|nebenprodukt|endotoxin"
+    r"|dna|waste|cost"
+)
+#: measured outcomes, not setpoints: a second response in the file is not drafted as a factor
+_OUTCOME_NAME = re.compile(
+    r"yield|ausbeute|tit(er|re)|impurit|hcp|host_cell|aggregat|la[ck]tat|acetat|ammoni"
+    r"|by_?product|nebenprodukt|endotoxin"
 )
 
 

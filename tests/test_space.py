@@ -396,6 +396,38 @@ def test_infer_space_leaves_typed_dates_out_and_reads_a_ph_setpoint(tmp_path):
     assert sp.units["pH setpoint"] == "pH"
 
 
+def test_infer_space_reads_a_german_export():
+    """Decimal commas with one '32 °C' cell, a 'Charge' id that repeats, a header with a stray
+    space, a second response (acetate): none becomes a date, an empty id or a factor."""
+    n = 20
+    rng = np.random.default_rng(0)
+    temp = [f"{v:.1f}".replace(".", ",") for v in rng.uniform(28.0, 37.0, n)]
+    temp[3] = "32 °C"
+    ids = [f"C{i:03d}" for i in range(n)]
+    ids[5] = ids[4]  # a repeated row
+    table = pd.DataFrame(
+        {
+            "Charge": ids,
+            "Datum": pd.date_range("2024-01-01", periods=n).strftime("%d.%m.%Y"),
+            "Induktionstemperatur (°C)": temp,
+            "pH ": rng.uniform(6.6, 7.2, n),
+            "IPTG (mM)": rng.uniform(0.05, 1.0, n),
+            "Titer (g/L)": rng.uniform(1.0, 6.0, n),
+            "Acetat (g/L)": rng.uniform(1.0, 4.0, n),
+        }
+    )
+    sp, notes = infer_space(table)
+    text = "\n".join(notes)
+    assert sp.factor_names == ("Induktionstemperatur (°C)", "pH", "IPTG (mM)")
+    assert "dates, not used as factors or groups: ['Datum']" in text
+    assert sp.batch_id == "Charge" and "some ids repeat" in text
+    assert "measured outcomes, not setpoints: ['Acetat (g/L)']" in text
+    lo, hi = sp.bounds["Induktionstemperatur (°C)"]
+    assert 26.0 < lo < 28.5 and 36.5 < hi < 38.5  # "35,0" read as 35.0
+    acetate, _ = infer_space(table, response="Acetat (g/L)")
+    assert acetate.response.direction == "minimise" and "Titer (g/L)" not in acetate.factor_names
+
+
 def test_infer_space_marks_an_unknown_response_unit_todo(tmp_path):
     table = pd.DataFrame({"stir": [1.0, 2.0, 3.0], "score": [1.0, 2.0, 3.0]})
     sp, notes = infer_space(table, response="score")
