@@ -612,7 +612,19 @@ def _coerce_numeric(state: _State, col: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- group labels
+#: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL" (litres per unit)
+_VOLUME_LABEL = re.compile(
+    r"^\s*(\d+(?:[.,]\d+)?)\s*(ml|l|hl|m3|m³|m\^3|cbm|gal)\s*$", re.IGNORECASE
+)
+_LITRES = {"ml": 0.001, "l": 1.0, "hl": 100.0, "m3": 1000.0, "m³": 1000.0, "m^3": 1000.0}
+_LITRES |= {"cbm": 1000.0, "gal": 3.785411784}
+
+
 def _label_key(label: str, column: str) -> str:
+    volume = _VOLUME_LABEL.match(label)
+    if volume:  # one vessel size however it is written: "3 m3" is "3000 L"
+        litres = float(volume.group(1).replace(",", ".")) * _LITRES[volume.group(2).lower()]
+        return f"volume:{litres:.6g}"
     key = label.strip().lower()
     col = column.lower()
     if key.startswith(col) and len(key) > len(col):
@@ -661,7 +673,11 @@ def _normalize_group(state: _State, col: str, normalize: bool) -> None:
         [best[k][2] if k in best else u for u, k in zip(uniques, keys, strict=True)], dtype=object
     )
     why = np.array(
-        [f"group label normalised: {u!r} -> {c!r}" for u, c in zip(uniques, canon, strict=True)],
+        [
+            f"group label normalised: {u!r} -> {c!r}"
+            + (" (the same volume)" if k.startswith("volume:") else "")
+            for u, c, k in zip(uniques, canon, keys, strict=True)
+        ],
         dtype=object,
     )
     new = canon[codes]

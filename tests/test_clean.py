@@ -209,6 +209,20 @@ def test_clean_normalises_group_labels_to_most_common_spelling():
     assert set(result.table["site"]) == {"A", "B"}
 
 
+def test_clean_merges_vessel_sizes_written_in_other_units():
+    df = small_table()
+    df.loc[5, "scale"] = "2 m3"  # the 2000L vessel, as another site writes it
+    df.loc[6, "scale"] = "2 m³"
+    df.loc[7, "scale"] = "2000 mL"  # the 2L vessel
+    result = clean(df)
+    assert result.table.loc[[5, 6], "scale"].tolist() == ["2000L", "2000L"]
+    assert result.table.loc[7, "scale"] == "2L"
+    log = result.log
+    rep = log[(log["column"] == "scale") & (log["row"] == 5)]["reason"].tolist()
+    assert rep == ["group label normalised: '2 m3' -> '2000L' (the same volume)"]
+    assert set(result.table["scale"]) <= {"2L", "200L", "2000L"}
+
+
 def test_clean_drops_rows_without_group_label():
     df = small_table()
     df.loc[10, "site"] = None
