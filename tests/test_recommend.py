@@ -289,6 +289,19 @@ def test_an_empty_design_space_warns_with_the_best_probability_and_its_plot_says
     assert "empty" not in plot_design_space(full)._suptitle.get_text()
 
 
+def test_a_point_sized_design_space_and_a_centre_outside_its_ranges_are_noted(table):
+    model = KnownPosterior(table, vertex=np.full(4, 0.5), vertex_sd=[0.0] * 4, noise_sd=0.5)
+    # a spec only the vertex reaches with P >= 0.9 on a 3-point grid
+    ds = design_space(
+        model, 7.3, 0.9, group={"site": "A"}, resolution=3, map_resolution=5, random_seed=2,
+        center={p: float(v) for p, v in zip(PARAMS, unit_to_domain([0.9] * 4), strict=True)},
+    )  # fmt: skip
+    notes = " ".join(ds.settings["notes"])
+    assert int(ds.grid["inside"].sum()) == 1
+    assert "the design space is a single grid point (1 of 81 grid points inside)" in notes
+    assert "the centre (the recommended setpoint unless given) lies outside" in notes
+
+
 def test_design_space_probabilities_match_exact_values_on_quadratic(table):
     # a tight posterior: P(meet) is the noise tail at the known mean
     vertex = np.array([0.5, 0.5, 0.5, 0.5])

@@ -247,6 +247,8 @@ def design_space(
     if not grid["inside"].any():  # said out loud: an all-NaN table is easy to miss
         settings["notes"].append(_empty_note(ctx, grid, prob))
         emit([settings["notes"][-1]], EmptyDesignSpaceWarning)
+    else:
+        settings["notes"] += _par_notes(ctx, grid, par, center_point)
     if used < resolution:
         settings["notes"].append(
             f"resolution lowered from {resolution} to {used} for {len(free)} free factors "
@@ -382,6 +384,34 @@ def _prob_table(
     ok = out["prob"] >= prob
     out["inside"] = ok & out["supported"] if ctx.res.guard else ok
     return out
+
+
+def _par_notes(
+    ctx: Context, grid: pd.DataFrame, par: pd.DataFrame, center: np.ndarray
+) -> list[str]:
+    """Return notes on what the ranges hide: a point-sized box, a centre outside them."""
+    free = [ctx.factors[j] for j in ctx.res.free]
+    notes = []
+    n_in, n_all = int(grid["inside"].sum()), len(grid)
+    if free and (par.loc[free, "low"] == par.loc[free, "high"]).all():
+        notes.append(
+            f"the design space is a single grid point ({n_in} of {n_all} grid points inside): no "
+            "range of setpoints holds the spec with the required probability, so its proven "
+            "acceptable ranges are a point; lower the spec or the probability before using it"
+        )
+    low, high = par["low"].to_numpy(dtype=float), par["high"].to_numpy(dtype=float)
+    out = [
+        ctx.factors[j]
+        for j in ctx.res.free
+        if not low[j] - 1e-9 * abs(low[j]) <= center[j] <= high[j] + 1e-9 * abs(high[j])
+    ]
+    if out:
+        notes.append(
+            f"the centre (the recommended setpoint unless given) lies outside the proven "
+            f"acceptable ranges in {out}: the ranges are the largest box of the design space, "
+            "elsewhere"
+        )
+    return notes
 
 
 def _empty_note(ctx: Context, grid: pd.DataFrame, prob: float) -> str:
