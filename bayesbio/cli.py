@@ -733,7 +733,7 @@ def recommend(
         label = _group_label(groups)
         _write(frame, out, f"recommendation{label}.csv")
         _say(frame.to_string())
-        _say(f"decision: {rec.decision}. {rec.reason}")
+        _say(rec.explain())
         if rec.next_experiments is not None:
             _write(rec.next_experiments, out, f"next_experiments{label}.csv")
             _say("best experiments to run instead:\n" + rec.next_experiments.to_string())
@@ -775,6 +775,15 @@ def design_space(
             },
             out,
         )
+        r = ds.space.response if getattr(ds, "space", None) is not None else None
+        if r is not None:
+            rel, better = (">=", "higher") if r.maximise else ("<=", "lower")
+            inside = int(ds.grid["inside"].sum())
+            _say(
+                f"design space: P({r.name} {rel} {ds.spec:g} {r.unit}) >= {ds.prob:g} "
+                f"({better} is better); {inside} of {len(ds.grid)} grid points inside; "
+                "proven acceptable ranges:"
+            )
         _say(ds.par.to_string())
         for note in ds.settings["notes"]:
             _say(f"note: {note}")

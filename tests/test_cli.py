@@ -443,10 +443,12 @@ def test_cli_recommend_says_its_decision_and_why(tmp_path, loads, lasso_model):
     loads(lasso_model)
     result = runner.invoke(app, ["recommend", *GROUP_ARGS, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    line = next(x for x in result.output.splitlines() if x.startswith("decision: "))
-    assert line.split()[1].rstrip(".") in ("improve", "recipe")
-    assert "recipe" in line  # the reason compares with the recipe
-    if "decision: recipe" in line:
+    line = next(x for x in result.output.splitlines() if x.startswith("Recommendation for "))
+    assert "IMPROVE on the recipe" in line or "KEEP THE RECIPE" in line
+    assert "(yield: higher is better)" in line
+    why = next(x for x in result.output.splitlines() if x.startswith("Why: "))
+    assert "recipe" in why  # the reason compares with the recipe
+    if "KEEP THE RECIPE" in line:
         assert (tmp_path / "next_experiments_scale-2L_site-A.csv").is_file()
 
 
@@ -481,6 +483,7 @@ def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(
     assert set(par["parameter"]) == {"mixing_time", "temperature", "ph", "dissolved_oxygen"}
     assert par[["low", "high"]].isna().all().all()
     assert "note: empty design space: no supported grid point reaches" in result.output
+    assert "design space: P(yield >= 25 g/L) >= 0.9 (higher is better); 0 of " in result.output
 
 
 @pytest.mark.parametrize(

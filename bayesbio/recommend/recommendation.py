@@ -233,8 +233,9 @@ class Recommendation:
         recipe = self.summary.loc["recipe"]
         group = ", ".join(f"{k} {v}" for k, v in self.group.items()) or "all batches"
         action = "IMPROVE on the recipe" if self.decision == "improve" else "KEEP THE RECIPE"
+        better = "higher" if r.maximise else "lower"
         lines = [
-            f"Recommendation for {group}: {action}.",
+            f"Recommendation for {group}: {action} ({r.name}: {better} is better).",
             f"Setpoint: {point_text(space, self.setpoint.to_numpy(dtype=float))}.",
             f"Expected {r.name} of a new batch: {number_text(self.expected_yield)}{unit} "
             f"({tail} percentile {number_text(q)}{unit}"
