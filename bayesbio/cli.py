@@ -796,7 +796,11 @@ def harvest(
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
-    """Harvest-time case study under model risk (bayesbio.harvest.harvest_case_study)."""
+    """Harvest-time case study under model risk (bayesbio.harvest.harvest_case_study).
+
+    The study simulates the paper's process; `bayesbio harvest-decision` decides on a
+    running batch from your own growth data (--history, --now).
+    """
     with _errors():
         from bayesbio.harvest import harvest_case_study
 

@@ -272,6 +272,8 @@ def likely_failed_batches(
     out[column] = keep.round(3).to_numpy()
     flags: dict[str, str] = {}
     if bid in table.columns and len(log) and {"batch_id", "reason"} <= set(log.columns):
+        if "kind" in log.columns:  # a number read from text ("34,6") is not a flag on a batch
+            log = log[~log["kind"].isin(["text", "text_missing"])]
         for key, part in log.groupby(log["batch_id"].astype(str)):
             flags[key] = "; ".join(dict.fromkeys(part["reason"].astype(str)))
     if bid in out.columns:

@@ -421,7 +421,13 @@ def test_outlying_batches_of_a_student_t_fit_are_listed_lightest_first():
             "yield": [5.0, 0.4, 0.9],
         }
     )
-    log = pd.DataFrame({"batch_id": ["B2"], "reason": ["yield outlier"]})
+    log = pd.DataFrame(
+        {
+            "batch_id": ["B2", "B2"],
+            "reason": ["yield outlier", "text '34,6' read as 34.6 (decimal comma)"],
+            "kind": ["outlier", "text"],  # reading a number is not a flag on the batch
+        }
+    )
     model = SimpleNamespace(batch_weight_=pd.Series([1.02, 0.03, 0.2]))
     out = likely_failed_batches(model, table, log, space)
     assert out["batch_id"].tolist() == ["B2", "B3"]
