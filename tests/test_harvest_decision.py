@@ -172,6 +172,36 @@ def test_batch_far_past_its_optimum_is_told_to_harvest_now(history):
     assert result.n_current_points == 13 and result.n_history_runs == 6
 
 
+def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
+    """Logistic-like runs: growth falls with culture time, which one growth law cannot follow."""
+    rates = np.linspace(0.6, 0.02, 12)  # log growth per 6 h epoch, falling
+    rng = np.random.default_rng(3)
+    runs = []
+    for r in range(5):
+        phi = np.concatenate([[0.0], rates + rng.normal(0.0, 0.02, 12)])
+        psi = np.concatenate([[0.0], np.full(12, 0.05) + rng.normal(0.0, 0.02, 12)])
+        runs.append(
+            pd.DataFrame(
+                {
+                    "run_id": f"S{r}",
+                    "time": 6.0 * np.arange(13),
+                    "protein": np.exp(np.cumsum(phi)),
+                    "impurity": np.exp(np.cumsum(psi)),
+                }
+            )
+        )
+    slowing = pd.concat(runs, ignore_index=True)
+    now = slowing[slowing["run_id"] == "S0"].iloc[:8].assign(run_id="NOW")
+    with pytest.warns(UserWarning, match=r"The history's protein growth slows with culture time"):
+        harvest_decision(slowing[slowing["run_id"] != "S0"], now, random_seed=0)
+    # the paper's process (one growth law for every epoch): no such warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        harvest_decision(history, mean_path(HarvestParams(), 6), random_seed=0)
+
+
 def test_early_batch_is_told_to_continue(history):
     early = mean_path(HarvestParams(), 2)
     result = harvest_decision(history, early, random_seed=0)

@@ -66,6 +66,7 @@ from __future__ import annotations
 import logging
 import math
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -951,6 +952,53 @@ def _economics(spec: HarvestSpec, p_ref: float, i_ref: float, where: str) -> Har
     )
 
 
+def _warn_if_slowing(
+    history: pd.DataFrame, current: pd.DataFrame, prior: KnowledgeState, run: str
+) -> None:
+    """Warn where the data contradict one growth law for every epoch up to the horizon.
+
+    The model (Wang et al. 2024) draws every epoch's growth from one law. Two signs that the
+    culture slows before the horizon: the history's growth rates fall with culture time
+    (Spearman correlation below -0.5, p < 0.01), or the run's last three growth rates all
+    lie below the history's 10 % predictive quantile. Either way the decision expects growth
+    that may not come.
+    """
+    said = []
+    if len(history) >= 8 and history["epoch"].nunique() >= 3:
+        rho, p_value = stats.spearmanr(history["epoch"], history["phi"])
+        if rho < -0.5 and p_value < 0.01:
+            by_epoch = history.groupby("epoch")["phi"].mean()
+            first, last = (100.0 * (math.exp(by_epoch.iloc[i]) - 1.0) for i in (0, -1))
+            said.append(
+                f"the history's protein growth slows with culture time (about {first:+.0f} % "
+                f"per epoch at the start, {last:+.0f} % at the end; Spearman {rho:.2f})"
+            )
+    if len(current) >= 3:  # the run itself, over its last three epochs (a 1-in-1000 chance)
+        try:
+            law = prior.protein.predictive()
+        except ValueError:  # too little history for a proper predictive
+            law = None
+        last = current["phi"].to_numpy(dtype=float)[-3:]
+        if law is not None and (law.cdf(last) < 0.1).all():
+            grew = ", ".join(f"{100.0 * (math.exp(x) - 1.0):+.0f} %" for x in last)
+            low = 100.0 * (math.exp(float(law.ppf(0.1))) - 1.0)
+            said.append(
+                f"run {run!r} grew {grew} in its last three epochs, each below the history's "
+                f"10 % quantile for one epoch ({low:+.0f} %)"
+            )
+    if said:
+        warnings.warn(
+            "; ".join(said)[0].upper()
+            + "; ".join(said)[1:]
+            + ". The model takes one growth law until the horizon, so it expects growth "
+            "that a slowing culture will not give: set horizon_hours in the spec to where "
+            "growth stops, or label phases (a phase column and phases = [...]) so that the "
+            "slowing epochs stay out of the growth law",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def harvest_decision(
     history: RunData | pd.DataFrame | str | PathLike[str],
     now: RunData | pd.DataFrame | str | PathLike[str],
@@ -1033,6 +1081,7 @@ def harvest_decision(
     knowledge = prior
     for phi, psi in cur.growth[["phi", "psi"]].itertuples(index=False):
         knowledge = knowledge.update(float(phi), float(psi))
+    _warn_if_slowing(hist.growth, cur.growth, prior, run)
     p_ref, i_ref = float(cur.table["protein"].iloc[0]), float(cur.table["impurity"].iloc[0])
     params = _economics(spec, p_ref, i_ref, where)
     t = int(last["epoch"])
