@@ -925,6 +925,14 @@ def _column_units(state: _State, numeric: Sequence[str], sources: Mapping[str, s
     return found
 
 
+def _slip_hint(x: float, window: tuple[float, float]) -> str:
+    """``" (7.2 with a lost decimal point?)"`` when x / 10 or x / 100 lands in ``window``."""
+    for k in (10.0, 100.0, 1000.0):
+        if window[0] <= x / k <= window[1]:
+            return f" ({x / k:g} with a lost decimal point? dropped, not guessed)"
+    return ""
+
+
 def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
     df = state.df
     for col in numeric:
@@ -935,9 +943,12 @@ def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
         with np.errstate(invalid="ignore"):
             out = ((v < lo) | (v > hi)) & ~inf
         state.drop(inf, col, f"impossible: infinite value in '{col}'", v, kind="impossible")
+        j = list(state.space.factor_names).index(col) if col in state.space.factor_names else -1
+        window = (state.space.lower[j], state.space.upper[j]) if j >= 0 else (lo, hi)
         reasons = np.array(
             [
                 f"impossible: '{col}' = {x:g} outside the limits {lo:g}-{hi:g} {unit}"
+                + _slip_hint(x, window)
                 for x in v[out]
             ],
             dtype=object,

@@ -188,6 +188,8 @@ def test_clean_drops_impossible_values_with_reason():
     result = clean(df)
     dropped = result.log[result.log["action"] == "dropped"].set_index("row")
     assert "'ph' = 70" in dropped.loc[7, "reason"]
+    assert dropped.loc[7, "reason"].endswith("(7 with a lost decimal point? dropped, not guessed)")
+    assert "decimal point" not in dropped.loc[8, "reason"]
     assert dropped.loc[8, "column"] == "yield"
     assert "infinite" in dropped.loc[9, "reason"]
     assert_accounting(df, result)
