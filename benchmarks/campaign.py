@@ -29,6 +29,8 @@ Methods (``--methods``):
   ``recipe=`` and ``random_seed=seed``; the
   model gets ``random_seed=seed`` plus ``--model-params`` (JSON, e.g. lighter sampler
   settings for quick runs; printed in the header so every figure states its settings);
+* ``campaign_free`` -- the same with ``trust_region=False``: proposals anywhere in the box
+  under the safety rule alone (the default until 2026-12-07);
 * ``recipe``    -- keep the recipe: ``q`` replicates of it; answer = recipe;
 * ``random``    -- ``q`` setpoints uniform in the box spanned by the 5-95 % quantiles per
   factor of the starting history; answer = setpoint of the best observed batch of the group;
@@ -46,7 +48,7 @@ Methods (``--methods``):
   (``optimize_acqf``, group one-hot held fixed); run only when BoTorch is installed, else
   skipped with a note (it is not a bayesbio dependency).
 
-``--no-bayes`` drops ``campaign``. World ``simulator`` wraps
+``--no-bayes`` drops ``campaign`` and ``campaign_free``. World ``simulator`` wraps
 :func:`bayesbio.simulate.simulate_batches` (demo process) in the same API: its world and its
 history come from one seed, it has no failures (expected = mean yield), and as it does not
 expose the group recipes the recipe is the group's median setpoint in the history (what
@@ -90,7 +92,7 @@ from bayesbio.worlds import WORLDS, WorldSample, make_world
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from worlds import QUICK_WORLDS, targets  # benchmarks/worlds.py
 
-METHODS = ("campaign", "recipe", "random", "rf_argmax", "gp_ei", "botorch")
+METHODS = ("campaign", "campaign_free", "recipe", "random", "rf_argmax", "gp_ei", "botorch")
 WORLD_NAMES = (*WORLDS, "simulator")
 METRICS = ("regret", "lost", "unsafe")
 UNSAFE_FRACTION = 0.8  # a batch below this share of the recipe's true expected yield
@@ -431,7 +433,9 @@ class BoTorchQEI(GaussianProcessEI):
 class CampaignMethod(Method):
     """:class:`bayesbio.recommend.Campaign` with its defaults."""
 
-    def __init__(self, case: Case, model_params: Mapping[str, Any]) -> None:
+    def __init__(
+        self, case: Case, model_params: Mapping[str, Any], *, trust_region: bool = True
+    ) -> None:
         from bayesbio.recommend import Campaign
 
         super().__init__(case)
@@ -441,6 +445,7 @@ class CampaignMethod(Method):
             model_params={"random_seed": case.seed, **model_params},
             group=case.full_group,
             recipe=dict(zip(case.factors, case.recipe.tolist(), strict=True)),
+            trust_region=trust_region,
             random_seed=case.seed,
         )
 
@@ -467,8 +472,8 @@ def has_botorch() -> bool:
 
 def make_method(name: str, case: Case, model_params: Mapping[str, Any]) -> Method:
     """Build one method on the case's starting history (fits it)."""
-    if name == "campaign":
-        return CampaignMethod(case, model_params)
+    if name in ("campaign", "campaign_free"):
+        return CampaignMethod(case, model_params, trust_region=name == "campaign")
     classes = {
         "recipe": Recipe,
         "random": Random,
@@ -567,8 +572,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if not isinstance(args.model_params, dict):
         parser.error("--model-params must be a JSON object")
     methods = list(args.methods or METHODS)
-    if args.no_bayes and "campaign" in methods:
-        methods.remove("campaign")
+    if args.no_bayes:
+        methods = [m for m in methods if m not in ("campaign", "campaign_free")]
     if "botorch" in methods and not has_botorch():
         methods.remove("botorch")
         print("note: BoTorch is not installed; method botorch skipped")

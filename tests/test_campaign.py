@@ -84,6 +84,24 @@ def test_safety_rule_keeps_proposals_away_from_a_known_cliff():
     assert loose.recommend(4, n_draws=400).attrs["n_safe"] > batch.attrs["n_safe"]
 
 
+def test_trust_region_keeps_proposals_within_the_groups_support():
+    from bayesbio.recommend.context import build_context
+
+    # a loose safety rule: only the trust region keeps the batches near the data
+    kept = Campaign(SPACE1, start_table(12), model=factory, delta=0.9, random_seed=2)
+    free = Campaign(
+        SPACE1, start_table(12), model=factory, delta=0.9, trust_region=False, random_seed=2
+    )
+    ctx = build_context(kept._fitted(), None, "auto", None)
+    limit = ctx.res.max_distance
+    near = kept.recommend(4, n_draws=300)
+    far = free.recommend(4, n_draws=300)
+    points = near[["speed"]].to_numpy(dtype=float)
+    assert (ctx.support.guard_distance(points, "group") <= limit + 1e-9).all()
+    assert (ctx.support.guard_distance(far[["speed"]].to_numpy(float), "group") > limit).any()
+    assert far.attrs["n_safe"] > near.attrs["n_safe"]
+
+
 def test_campaign_save_load_round_trip(tmp_path):
     camp = Campaign(SPACE1, start_table(), model=factory, random_seed=5, delta=0.15)
     camp.add(run_batches(camp.recommend(2, n_draws=200), 0, seed=1))
@@ -93,6 +111,7 @@ def test_campaign_save_load_round_trip(tmp_path):
         Campaign.load(tmp_path / "c")
     back = Campaign.load(tmp_path / "c", model=factory)
     assert back.round == 1 and back.delta == 0.15 and back.recipe == camp.recipe
+    assert back.trust_region is True
     assert back.history == camp.history
     pd.testing.assert_frame_equal(back.table, camp.table, check_dtype=False)
     pd.testing.assert_frame_equal(

@@ -14,10 +14,13 @@ table so far, how to build the yield model, the target group and its recipe. Eac
    factors) and ``P(yield of the batch >= (1 - delta) x mean yield at the recipe) >=
    safety_prob`` (defaults 0.2 and 0.9), from predictive draws with new-batch noise against
    the same posterior draws at the recipe. Real batches cost money: a batch likely to lose
-   more than ``delta`` of the recipe's yield is never proposed. The data-support guard of
-   :func:`~bayesbio.recommend.recommend` is *not* applied to proposals: experiments exist to
-   widen the support, and where the model extrapolates its posterior is wide, so the safety
-   rule itself keeps each step out of the data short (as in safe Bayesian optimisation).
+   more than ``delta`` of the recipe's yield is never proposed. Proposals also stay within
+   the group's data support (``trust_region=True``, the guard of
+   :func:`~bayesbio.recommend.recommend`: near the group's recipe or near a batch the group
+   has run): a model that pools a factor's effect over groups is as sure of a 2,000 L
+   vessel's response to an agitation only 50 L vessels ran as of what it learnt there, so
+   the safety rule alone does not keep steps short. Every batch the campaign adds supports
+   its own neighbourhood, so the region moves with the experiments, one step per round.
 3. :meth:`Campaign.add` appends the results and refits (a fresh fit on the whole table; the
    samplers bayesbio uses do not warm-start).
 4. :meth:`Campaign.best` is the safe recommendation of :func:`bayesbio.recommend.recommend`:
@@ -92,6 +95,10 @@ class Campaign:
     constraints : Constraints or mapping, optional
         Search bounds, fixed factors and support guard (as in :func:`~bayesbio.recommend.
         recommend`); must be JSON-able to be saved (bounds, fixed, numbers).
+    trust_region : bool, default True
+        Propose only setpoints within the group's data support (the guard's distance limit,
+        ``constraints``' support and ``max_distance``); False searches the whole box under the
+        safety rule alone.
     random_seed : int or None, default None
         Seed of the campaign; round ``r`` uses ``(random_seed, r)`` for its proposals and,
         unless ``model_params`` sets its own ``random_seed``, for the default model's fit, so
@@ -122,6 +129,7 @@ class Campaign:
         safety_prob: float = 0.9,
         min_confidence: float = 0.9,
         constraints: Constraints | Mapping[str, Any] | None = None,
+        trust_region: bool = True,
         random_seed: int | None = None,
     ) -> None:
         self.space = resolve_space(space)
@@ -151,6 +159,7 @@ class Campaign:
         self.safety_prob = check_fraction("safety_prob", safety_prob)
         self.min_confidence = check_fraction("min_confidence", min_confidence)
         self.constraints = constraints
+        self.trust_region = bool(trust_region)
         if random_seed is not None:
             random_seed = check_int("random_seed", random_seed, minimum=0)
         self.random_seed = random_seed
@@ -249,6 +258,8 @@ class Campaign:
         floor = (1.0 - self.delta) * f[:, 0] if sgn > 0 else (1.0 + self.delta) * f[:, 0]
         p_safe = (sgn * (y - floor[:, None]) >= 0).mean(axis=0)
         ok = p_safe >= self.safety_prob
+        if self.trust_region:
+            ok &= ctx.support.guard_distance(cands, ctx.res.support) <= ctx.res.max_distance
         ok[0] = True  # the recipe is always allowed
         draws = rng.choice(n_draws, size=q, replace=False)
         unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
@@ -361,6 +372,7 @@ class Campaign:
             "safety_prob": self.safety_prob,
             "min_confidence": self.min_confidence,
             "constraints": cons,
+            "trust_region": self.trust_region,
             "random_seed": self.random_seed,
             "round": self.round,
             "history": self.history,
@@ -437,6 +449,7 @@ class Campaign:
             safety_prob=state["safety_prob"],
             min_confidence=state["min_confidence"],
             constraints=cons,
+            trust_region=state.get("trust_region", True),
             random_seed=state["random_seed"],
         )
         out.round = int(state["round"])
