@@ -332,11 +332,11 @@ def test_loo_notice_text():
     text = stacking._loo_notice(found, diag, weights, 20)
     assert "10 of 20 batches (B3, B0, B1, B2, B4, B5, B6, B7 and 2 more)" in text
     assert "'quadratic' 1; 'gp' 10" in text
-    assert "p_loo: 'gp' 25.0) exceeds the 20 batches" in text and "'quadratic' 12" not in text
+    assert "p_loo: 'gp' 25.0) exceed the 20 batches" in text and "'quadratic' 12" not in text
     assert "quadratic 0.25, gp 0.75" in text
     assert stacking._loo_notice({"quadratic": [], "gp": []}, diag, weights, 30) == ""
     only_p = stacking._loo_notice({"gp": []}, diag, weights, 20)
-    assert "Pareto" not in only_p and "exceeds the 20 batches" in only_p
+    assert "Pareto" not in only_p and "exceed the 20 batches" in only_p
 
 
 def test_columns_the_model_does_not_use_are_left_out_and_the_model_saves(

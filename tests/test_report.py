@@ -146,10 +146,9 @@ def test_warnings_are_grouped_with_severity_and_advice():
 
 def test_an_unreliable_leave_one_out_alone_is_a_caution_not_a_sampling_failure():
     message = (
-        "[models] UserWarning: Leave-one-out check: 2 of 30 batches (B07, B12) each move the "
-        "fitted surface too much for leave-one-out to be estimated from one fit (Pareto k > "
-        "0.7; by structure: 'gp' 2). The stacking weights (quadratic 0.40, gp 0.60) are "
-        "approximate."
+        "[models] UserWarning: Leave-one-out check: 2 of 30 batches (B07, B12) too influential "
+        "to leave out in one fit (Pareto k > 0.7; 'gp' 2). The stacking weights (quadratic "
+        "0.40, gp 0.60) are approximate."
     )
     (diag,) = group_warnings([message])
     assert diag.topic == "Sampling diagnostics" and diag.severity == "caution"

@@ -107,24 +107,21 @@ def _loo_notice(
             shown += f" and {len(batches) - _NAMED_BATCHES} more"
         per = "; ".join(f"'{s}' {len(found)}" for s, found in influential.items() if found)
         parts.append(
-            f"{len(batches)} of {n} batches ({shown}) each move the fitted surface too much "
-            f"for leave-one-out to be estimated from one fit (Pareto k > {_PARETO_K_LIMIT}; "
-            f"by structure: {per})"
+            f"{len(batches)} of {n} batches ({shown}) too influential to leave out in one fit "
+            f"(Pareto k > {_PARETO_K_LIMIT}; {per})"
         )
     if crowded:
         per = "; ".join(f"'{s}' {p:.1f}" for s, p in crowded.items())
         parts.append(
-            f"the effective number of parameters (p_loo: {per}) exceeds the {n} batches, "
-            "a sign that the surface follows single batches rather than the process"
+            f"effective parameters (p_loo: {per}) exceed the {n} batches: the surface follows "
+            "single batches"
         )
     share = ", ".join(f"{s} {w:.2f}" for s, w in weights.items())
     return (
         "Leave-one-out check: "
         + "; ".join(parts)
         + f". The stacking weights ({share}) are approximate. Usual causes: a group level "
-        "(e.g. a campaign) with one or two batches, an outlying or failed batch, or a factor "
-        "that acts but is not in the model; predictions and intervals remain those of the "
-        "posterior, which the sampler's checks judge."
+        "with one or two batches, an outlying or failed batch, a factor missing from the model."
     )
 
 
