@@ -1243,6 +1243,7 @@ def _as_numbers(values: pd.Series) -> pd.Series:
     out = pd.to_numeric(values, errors="coerce")
     text = values[out.isna() & values.notna()].astype(str)
     found = text.str.extract(_NUMBER_TEXT)[0].dropna()
+    found = found[~found.str.fullmatch(r"[-+]?\d{1,3},\d{3}")]  # "1,000": ambiguous, not read
     out.loc[found.index] = pd.to_numeric(found.str.replace(",", ".", regex=False), errors="coerce")
     return out
 
@@ -1324,7 +1325,7 @@ _MINIMISE_NAME = re.compile(
 )
 #: measured outcomes, not setpoints: a second response in the file is not drafted as a factor
 _OUTCOME_NAME = re.compile(
-    r"yield|ausbeute|tit(er|re)|impurit|hcp|host_cell|aggregat|la[ck]tat|acetat|ammoni"
+    r"yield|ausbeute|tit(er|re)|impurit|hcp|host_cell|aggregat|la[ck]tat|acetat"
     r"|by_?product|nebenprodukt|endotoxin"
 )
 
