@@ -245,3 +245,15 @@ def test_example_01_runs_and_writes_figures(tmp_path, monkeypatch):
     runpy.run_path(str(script), run_name="__main__")
     out = tmp_path / "01_simulate_and_clean"
     assert {"distributions.png", "pairs.png", "audit_log.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_run_eda_passes_flagged_batches_to_the_yield_panels(table):
+    shifted = table.set_index(table.index + 100)  # any index: ids are matched, not positions
+    ids = shifted["batch_id"].iloc[[0, 3]].tolist()
+    result = eda.run_eda(shifted, outliers=ids)
+    ax = result.figures["yield_vs_parameters"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[-1] == "flagged outlier (not smoothed)"
+    crosses = [c for c in ax.collections if c.get_offsets().shape[0] and c.get_sizes()[0] == 28]
+    assert sum(len(c.get_offsets()) for c in crosses) == 2
+    plt.close("all")
