@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.context import build_context
+from bayesbio.recommend.messages import group_text
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -157,10 +158,6 @@ def profile(
     return out
 
 
-def _group_text(group: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in group.items()) or "all batches"
-
-
 def plot_profiler(
     model: YieldModel | Any,
     setpoint: Mapping[str, float] | pd.Series,
@@ -290,7 +287,7 @@ def plot_profiler(
     )
     fig.suptitle(
         f"Profiler: predicted {space.response.label.lower()} along each factor, others held at "
-        f"the setpoint; group: {_group_text(ctx.group)}",
+        f"the setpoint; group: {group_text(ctx.group)}",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))

@@ -341,10 +341,10 @@ def safe_name(name: str) -> str:
     Returns
     -------
     str
-        Letters, digits, ``.``, ``_`` and ``-`` only (``"scale-2000-L-site-B"``); ``"unnamed"``
-        when nothing is left.
+        Letters (of any script), digits, ``.``, ``_`` and ``-`` only (``"scale-2000-L-site-B"``,
+        ``"Werk-Süd"``); ``"unnamed"`` when nothing is left.
     """
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.")
+    safe = re.sub(r"[^\w.-]+", "-", str(name)).strip("-.")  # letters of any script: "Süd"
     return safe or "unnamed"
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.context import build_context
+from bayesbio.recommend.messages import group_text
 from bayesbio.space import number_text
 
 if TYPE_CHECKING:
@@ -221,10 +222,6 @@ def setpoint_text(space: ProcessSpace, setpoint: Mapping[str, float] | pd.Series
     return ", ".join(parts)
 
 
-def _group_text(group: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in group.items()) or "all batches"
-
-
 def _recommendation_value(rec: Recommendation, name: str) -> float | None:
     """Return a value recommend() reports itself (attribute or summary column), or None."""
     value = getattr(rec, name, None)
@@ -359,7 +356,7 @@ def study_summary(
             run_next = _recipe_next_text(space, rec) or run_next
         rows.append(
             {
-                "group": _group_text(group),
+                "group": group_text(group),
                 "run": run,
                 "expected": float(rec.summary.loc["recommended", "expected_yield"]),
                 "bad_case": float(rec.summary.loc["recommended", bad]),

@@ -265,3 +265,13 @@ def test_next_batches_reads_a_typical_batch_noise_under_heavy_tails(space_k2, ta
     # IQR of exp(0.3 t_1) around a titer of ~2 g/L, over 1.349: about 0.9 g/L at most
     assert (ranked["noise_sd"] < 1.5).all() and (ranked["noise_sd"] > 0.1).all()
     assert ranked["expected_regret_reduction"].max() > 0
+
+
+def test_group_text_names_groups_as_people_read_them():
+    from bayesbio.recommend.messages import group_text
+
+    assert group_text({"scale": "2000L", "site": "A"}) == "scale 2000L, site A"
+    assert group_text({"Werk": "Werk Süd", "Reaktor": "3 m3"}) == "Werk Süd, Reaktor 3 m3"
+    assert group_text(None) == "all batches"
+    assert group_text({"site": "C"}, "new_group") == "site C (new group)"
+    assert group_text({"site": "A"}, "population") == "site A (population mean)"

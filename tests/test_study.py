@@ -297,6 +297,7 @@ def test_safe_file_names():
     assert _safe_name("North/1_South 2") == "North-1_South-2"
     assert _safe_name("../..") == "unnamed"
     assert _safe_name("2000L_A") == "2000L_A"
+    assert _safe_name("Werk=Werk Süd") == "Werk-Werk-Süd"  # letters of any script are kept
 
 
 # -- the report a plant manager reads in one minute ---------------------------------------------

@@ -52,6 +52,23 @@ def value_text(space: ProcessSpace, name: str, value: float) -> str:
     return f"{space.label(name)} {number_text(value, 4)}{unit}"
 
 
+def group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
+    """``"scale 2000L, site A"`` (``"all batches"`` for none); a new group is marked so.
+
+    A label that already names its column (``Werk`` = ``"Werk Süd"``) is shown alone.
+    """
+    parts = []
+    for k, v in (group or {}).items():
+        named = str(v).strip().lower().startswith(str(k).strip().lower())
+        parts.append(str(v) if named else f"{k} {v}")
+    text = ", ".join(parts) or "all batches"
+    if kind == "new_group":
+        text += " (new group)"
+    elif kind == "population":
+        text += " (population mean)"
+    return text
+
+
 def point_text(space: ProcessSpace, point: np.ndarray) -> str:
     """Describe a setpoint in words, every factor with its unit."""
     return ", ".join(

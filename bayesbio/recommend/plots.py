@@ -15,7 +15,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from bayesbio.recommend.context import space_or_default
-from bayesbio.recommend.messages import value_text
+from bayesbio.recommend.messages import group_text, value_text
 from bayesbio.recommend.objectives import describe_objective
 from bayesbio.space import ProcessSpace, number_text
 
@@ -43,16 +43,6 @@ def _slice_title(space: ProcessSpace, at: Mapping[str, float], width: int = 44) 
             lines[-1] += ","
             lines.append(item)
     return "\n".join(lines)
-
-
-def _group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
-    """``"scale 2000L, site A"``, ``"all batches"`` for none; a new group is marked so."""
-    text = ", ".join(f"{k} {v}" for k, v in (group or {}).items()) or "all batches"
-    if kind == "new_group":
-        text += " (new group)"
-    elif kind == "population":
-        text += " (population mean)"
-    return text
 
 
 def _limit_ticks(ax: Axes, n: int = 5) -> None:
@@ -122,7 +112,7 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
     ax.set_xlabel(space.axis_label(r.name))
     ax.set_ylabel(f"probability density [1/{r.unit}]" if r.unit else "probability density")
     ax.set_title(
-        f"Predictive {r.label}, {_group_text(rec.group, rec.kind)}\n"
+        f"Predictive {r.label}, {group_text(rec.group, rec.kind)}\n"
         f"objective: {describe_objective(rec.objective, rec.risk, rec.spec, space)}",
         fontsize="medium",
     )
@@ -212,7 +202,7 @@ def plot_design_space(
     if mesh is not None:
         fig.colorbar(mesh, ax=axs.ravel().tolist(), label=meet)
     empty = "" if ds.grid["inside"].any() else " (empty: no setpoint reaches it)"
-    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}{empty}\n{_group_text(ds.group, ds.kind)}")
+    fig.suptitle(f"Design space: {meet} >= {ds.prob:g}{empty}\n{group_text(ds.group, ds.kind)}")
     if keys:
         handles = _design_space_handles(ds, meet, profile=len(keys[0]) == 1)
         fig.legend(

@@ -37,6 +37,7 @@ from bayesbio.recommend.messages import (
     ModelDiagnosticsWarning,
     bound_messages,
     emit,
+    group_text,
     model_diagnostics,
     point_text,
     support_messages,
@@ -231,7 +232,7 @@ class Recommendation:
         tail = "10th" if r.maximise else "90th"
         q = self.quantiles.get(0.1 if r.maximise else 0.9, float("nan"))
         recipe = self.summary.loc["recipe"]
-        group = ", ".join(f"{k} {v}" for k, v in self.group.items()) or "all batches"
+        group = group_text(self.group)
         action = "IMPROVE on the recipe" if self.decision == "improve" else "KEEP THE RECIPE"
         better = "higher" if r.maximise else "lower"
         lines = [
