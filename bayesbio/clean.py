@@ -612,18 +612,20 @@ def _coerce_numeric(state: _State, col: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- group labels
-#: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL" (litres per unit)
+#: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL"
 _VOLUME_LABEL = re.compile(
     r"^\s*(\d+(?:[.,]\d+)?)\s*(ml|l|hl|m3|m³|m\^3|cbm|gal)\s*$", re.IGNORECASE
 )
-_LITRES = {"ml": 0.001, "l": 1.0, "hl": 100.0, "m3": 1000.0, "m³": 1000.0, "m^3": 1000.0}
-_LITRES |= {"cbm": 1000.0, "gal": 3.785411784}
+#: the volume units pint reads under another spelling (cubic metres)
+_CUBIC_METRE = {"m3", "m^3", "cbm"}
 
 
 def _label_key(label: str, column: str) -> str:
     volume = _VOLUME_LABEL.match(label)
     if volume:  # one vessel size however it is written: "3 m3" is "3000 L"
-        litres = float(volume.group(1).replace(",", ".")) * _LITRES[volume.group(2).lower()]
+        unit = volume.group(2).lower()
+        value = float(volume.group(1).replace(",", "."))
+        litres = float(convert_units([value], "m**3" if unit in _CUBIC_METRE else unit, "L")[0])
         return f"volume:{litres:.6g}"
     key = label.strip().lower()
     col = column.lower()
