@@ -66,6 +66,7 @@ import pandas as pd
 
 from bayesbio import schema
 from bayesbio.space import (
+    _DECIMAL_COMMA,
     Factor,
     ProcessSpace,
     SpaceError,
@@ -124,8 +125,6 @@ _OUTLIER_CHOICES = ("flag", "drop")
 _PLAUSIBLE_PAD = 0.5
 _NA_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", "--", "?"})
 _SEPARATORS = re.compile(r"[\s\-_./]+")
-#: a decimal comma, unambiguous: not three digits after it ("6,9" yes, "1,000" no)
-_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 #: Spellings in text values that pint reads otherwise ("c" is the speed of light to pint).
 _TEXT_UNIT_ALIASES = {

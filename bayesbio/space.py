@@ -1206,6 +1206,9 @@ def _draft_groups(
     return groups
 
 
+#: a decimal comma, unambiguous: not three digits after it ("6,9" yes, "1,000" no); what
+#: `bayesbio clean` reads as a number, and what a draft counts as one
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
 #: a number, optionally with a decimal comma, then optionally a unit (``"250 rpm"``, ``"6,9"``)
 _NUMBER_TEXT = re.compile(r"^\s*([-+]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)?$")
 
@@ -1222,7 +1225,7 @@ def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
         return False
     plain = pd.to_numeric(filled, errors="coerce").notna()
     # a German export: "35,0" is a number (a decimal comma), not text and not a date
-    comma = filled.astype(str).str.fullmatch(r"\s*[-+]?\d+,\d+\s*")
+    comma = filled.astype(str).str.strip().str.match(_DECIMAL_COMMA)
     if (plain | comma).mean() < 0.8:
         return False
     odd = filled[~plain].astype(str)
@@ -1243,7 +1246,8 @@ def _as_numbers(values: pd.Series) -> pd.Series:
     out = pd.to_numeric(values, errors="coerce")
     text = values[out.isna() & values.notna()].astype(str)
     found = text.str.extract(_NUMBER_TEXT)[0].dropna()
-    found = found[~found.str.fullmatch(r"[-+]?\d{1,3},\d{3}")]  # "1,000": ambiguous, not read
+    # a comma only as clean reads it: "1,000" is ambiguous, not read
+    found = found[~found.str.contains(",", regex=False) | found.str.match(_DECIMAL_COMMA)]
     out.loc[found.index] = pd.to_numeric(found.str.replace(",", ".", regex=False), errors="coerce")
     return out
 
