@@ -757,6 +757,8 @@ def design_space(
     """
     with _errors():
         from bayesbio.recommend import design_space as run_design_space
+        from bayesbio.recommend.context import space_or_default
+        from bayesbio.recommend.messages import meet_text
 
         groups = _mapping(group, "--group", "COLUMN=LABEL")
         ds = run_design_space(
@@ -775,15 +777,13 @@ def design_space(
             },
             out,
         )
-        r = ds.space.response if getattr(ds, "space", None) is not None else None
-        if r is not None:
-            rel, better = (">=", "higher") if r.maximise else ("<=", "lower")
-            inside = int(ds.grid["inside"].sum())
-            _say(
-                f"design space: P({r.name} {rel} {ds.spec:g} {r.unit}) >= {ds.prob:g} "
-                f"({better} is better); {inside} of {len(ds.grid)} grid points inside; "
-                "proven acceptable ranges:"
-            )
+        ds_space = space_or_default(ds.space)
+        better = "higher" if ds_space.response.maximise else "lower"
+        _say(
+            f"design space: {meet_text(ds_space, ds.spec)} >= {ds.prob:g} ({better} is better); "
+            f"{int(ds.grid['inside'].sum())} of {len(ds.grid)} grid points inside; proven "
+            "acceptable ranges:"
+        )
         _say(ds.par.to_string())
         for note in ds.settings["notes"]:
             _say(f"note: {note}")

@@ -52,6 +52,13 @@ def value_text(space: ProcessSpace, name: str, value: float) -> str:
     return f"{space.label(name)} {number_text(value, 4)}{unit}"
 
 
+def meet_text(space: ProcessSpace, spec: float) -> str:
+    """``"P(titer >= 4.5 g/L)"``: meeting a spec, in the response's direction and unit."""
+    r = space.response
+    unit = f" {r.unit}" if r.unit else ""
+    return f"P({r.name} {'>=' if r.maximise else '<='} {spec:g}{unit})"
+
+
 def group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
     """``"scale 2000L, site A"`` (``"all batches"`` for none); a new group is marked so.
 

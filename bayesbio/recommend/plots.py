@@ -15,7 +15,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from bayesbio.recommend.context import space_or_default
-from bayesbio.recommend.messages import group_text, value_text
+from bayesbio.recommend.messages import group_text, meet_text, value_text
 from bayesbio.recommend.objectives import describe_objective
 from bayesbio.space import ProcessSpace, number_text
 
@@ -157,14 +157,11 @@ def plot_design_space(
         every mark; the figure title names the target group; at most 5 ticks per axis.
     """
     space = space_or_default(ds.space)
-    r = space.response
     keys = list(ds.maps) if pairs is None else [tuple(p) for p in pairs]
     missing = [p for p in keys if p not in ds.maps]
     if missing:
         raise ValueError(f"pairs {missing} not in the design space maps; valid: {list(ds.maps)}")
-    rel = ">=" if r.maximise else "<="
-    unit = f" {r.unit}" if r.unit else ""
-    meet = f"P({r.name} {rel} {ds.spec:g}{unit})"
+    meet = meet_text(space, ds.spec)
     n = max(1, len(keys))
     ncol = min(3, n)
     nrow = -(-n // 3)
