@@ -22,7 +22,6 @@ each; ``-q`` keeps only errors, ``-v`` adds the library's log messages.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import os
 import re
@@ -545,7 +544,46 @@ def fit(
         out.mkdir(parents=True, exist_ok=True)
         model.save(out / "model.nc")
         _say(f"wrote {out / 'model.nc'}")
-        _say(json.dumps(model.diagnostics_, default=str, indent=1))
+        _say(_fit_text(model))
+
+
+_FIT_COLUMNS = {
+    "structure": "structure",
+    "weight": "weight",
+    "max_r_hat": "max R-hat",
+    "min_ess_bulk": "min ESS bulk",
+    "min_ess_tail": "min ESS tail",
+    "divergences": "divergences",
+    "max_pareto_k": "max Pareto k",
+    "runs": "sampler runs",
+}
+
+
+def _fit_text(model: Any) -> str:
+    """Return the fitted model's sampling checks and stacking weights as a table."""
+    from bayesbio.summary import diagnostics_table
+
+    diag = diagnostics_table(model.diagnostics_)
+    weights = getattr(model, "stacking_weights_", None)
+    if weights is not None:
+        diag["weight"] = [f"{100 * float(weights.get(s, 0.0)):.0f} %" for s in diag["structure"]]
+    for col, digits in (("max_r_hat", 3), ("max_pareto_k", 2)):
+        if col in diag:
+            diag[col] = [f"{float(v):.{digits}f}" for v in diag[col]]
+    for col in ("min_ess_bulk", "min_ess_tail", "divergences", "runs"):
+        if col in diag:
+            diag[col] = [f"{float(v):.0f}" for v in diag[col]]
+    shown = diag[[c for c in _FIT_COLUMNS if c in diag]].rename(columns=_FIT_COLUMNS)
+    verdicts = [f"{s}: {v}" for s, v in zip(diag["structure"], diag["verdict"], strict=True)]
+    return "\n".join(
+        [
+            "Sampling checks per response-surface structure (pass: R-hat <= 1.01, effective "
+            "sample size >= 400, no divergent transitions; Pareto k > 0.7: a batch whose "
+            "leave-one-out estimate is unreliable):",
+            shown.to_string(index=False),
+            *verdicts,
+        ]
+    )
 
 
 def _load_model(path: Path, process: Path | None = None) -> Any:

@@ -33,7 +33,12 @@ from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
 from bayesbio.space import ProcessSpace, number_text, resolve_space
-from bayesbio.summary import diagnostics_failed, study_summary
+from bayesbio.summary import (
+    DIAGNOSTIC_LABELS,
+    diagnostics_failed,
+    diagnostics_table,
+    study_summary,
+)
 
 __all__ = [
     "MANIFEST",
@@ -708,27 +713,6 @@ def _weights_text(model: Any) -> str:
     return ", ".join(f"{k} {100 * float(w):.0f} %" for k, w in items)
 
 
-_DIAG_LABELS = {
-    "max_r_hat": "max R-hat",
-    "min_ess_bulk": "min ESS (bulk)",
-    "min_ess_tail": "min ESS (tail)",
-    "min_bfmi": "min BFMI",
-    "n_draws": "draws",
-    "max_pareto_k": "max Pareto k",
-}
-
-
-def _diagnostics_display(diag: pd.DataFrame) -> pd.DataFrame:
-    """Return the diagnostics table with a plain verdict per structure."""
-    shown = diag.copy()
-    verdicts = []
-    for _, row in diag.iterrows():
-        failed = diagnostics_failed(row.to_dict())
-        verdicts.append("fails: " + "; ".join(failed) if failed else "passes")
-    shown["verdict"] = verdicts
-    return shown
-
-
 _METRICS = {
     "rmse": ("RMSE", True),
     "mae": ("MAE", True),
@@ -1116,19 +1100,19 @@ def _run_study(
     # 5. the Bayesian model on all data
     model = stages.run("fit", lambda: bayes_model(int(seeds[4]) % 2**31).fit(table))
     model.save(out / "model.nc")
-    diag = pd.DataFrame(model.diagnostics_).T.rename_axis("structure").reset_index()
+    diag = diagnostics_table(model.diagnostics_)
     report.section("Hierarchical Bayesian model")
     report.text(
         f"Response-surface structures {', '.join(cfg.structures)}, stacked by leave-one-out "
         f"predictive accuracy (weights: {_weights_text(model)}); {cfg.chains} chains x "
         f"{cfg.draws} draws after {cfg.tune} tuning steps."
     )
-    _save(tables, out, "diagnostics", diag)
+    _save(tables, out, "diagnostics", diag.drop(columns="verdict"))
     report.table(
-        _diagnostics_display(diag),
+        diag,
         caption="Sampling diagnostics per structure: R-hat 1.01 or less, effective sample size "
         "400 or more and no divergent transitions pass",
-        labels=_DIAG_LABELS,
+        labels=DIAGNOSTIC_LABELS,
     )
     lack = lack_of_fit_text(model)
     if lack:

@@ -32,6 +32,7 @@ __all__ = [
     "RISKS",
     "compare_to_recipe",
     "diagnostics_failed",
+    "diagnostics_table",
     "main_risk",
     "setpoint_text",
     "study_summary",
@@ -175,6 +176,42 @@ def diagnostics_failed(diagnostics: Mapping[str, Any] | None) -> list[str]:
     if div is not None and div > 0:
         found.append(f"{int(div)} divergent transition(s) (needs 0)")
     return found
+
+
+#: Display names of the sampling checks (``model.diagnostics_`` keys).
+DIAGNOSTIC_LABELS = {
+    "max_r_hat": "max R-hat",
+    "min_ess_bulk": "min ESS (bulk)",
+    "min_ess_tail": "min ESS (tail)",
+    "min_bfmi": "min BFMI",
+    "n_draws": "draws",
+    "max_pareto_k": "max Pareto k",
+}
+
+
+def diagnostics_table(diagnostics: Mapping[str, Any]) -> pd.DataFrame:
+    """Return ``model.diagnostics_`` as one row per model structure with a plain verdict.
+
+    Parameters
+    ----------
+    diagnostics : mapping
+        ``model.diagnostics_``: one mapping of sampling figures per structure.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column ``structure``, the figures (R-hat, effective sample sizes, divergences, Pareto
+        k, sampler runs, ...) and ``verdict``: ``"passes"`` or ``"fails: "`` followed by the
+        failed checks in words (:func:`diagnostics_failed`).
+    """
+    diag = pd.DataFrame({str(k): dict(v) for k, v in diagnostics.items()}).T
+    diag = diag.rename_axis("structure").reset_index()
+    verdicts = []
+    for _, row in diag.iterrows():
+        failed = diagnostics_failed(row.to_dict())
+        verdicts.append("fails: " + "; ".join(failed) if failed else "passes")
+    diag["verdict"] = verdicts
+    return diag
 
 
 def main_risk(

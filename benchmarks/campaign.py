@@ -31,6 +31,8 @@ Methods (``--methods``):
   settings for quick runs; printed in the header so every figure states its settings);
 * ``campaign_free`` -- the same with ``trust_region=False``: proposals anywhere in the box
   under the safety rule alone (the default until 2026-12-07);
+* ``campaign_transfer`` -- the default with ``transfer_risk=True``: the safety rule judged
+  from draws that carry the target group's own slope deviation;
 * ``recipe``    -- keep the recipe: ``q`` replicates of it; answer = recipe;
 * ``random``    -- ``q`` setpoints uniform in the box spanned by the 5-95 % quantiles per
   factor of the starting history; answer = setpoint of the best observed batch of the group;
@@ -48,7 +50,7 @@ Methods (``--methods``):
   (``optimize_acqf``, group one-hot held fixed); run only when BoTorch is installed, else
   skipped with a note (it is not a bayesbio dependency).
 
-``--no-bayes`` drops ``campaign`` and ``campaign_free``. World ``simulator`` wraps
+``--no-bayes`` drops the three ``campaign`` methods. World ``simulator`` wraps
 :func:`bayesbio.simulate.simulate_batches` (demo process) in the same API: its world and its
 history come from one seed, it has no failures (expected = mean yield), and as it does not
 expose the group recipes the recipe is the group's median setpoint in the history (what
@@ -92,7 +94,8 @@ from bayesbio.worlds import WORLDS, WorldSample, make_world
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from worlds import QUICK_WORLDS, targets  # benchmarks/worlds.py
 
-METHODS = ("campaign", "campaign_free", "recipe", "random", "rf_argmax", "gp_ei", "botorch")
+BAYES_METHODS = ("campaign", "campaign_free", "campaign_transfer")
+METHODS = (*BAYES_METHODS, "recipe", "random", "rf_argmax", "gp_ei", "botorch")
 WORLD_NAMES = (*WORLDS, "simulator")
 METRICS = ("regret", "lost", "unsafe")
 UNSAFE_FRACTION = 0.8  # a batch below this share of the recipe's true expected yield
@@ -434,7 +437,12 @@ class CampaignMethod(Method):
     """:class:`bayesbio.recommend.Campaign` with its defaults."""
 
     def __init__(
-        self, case: Case, model_params: Mapping[str, Any], *, trust_region: bool = True
+        self,
+        case: Case,
+        model_params: Mapping[str, Any],
+        *,
+        trust_region: bool = True,
+        transfer_risk: bool = False,
     ) -> None:
         from bayesbio.recommend import Campaign
 
@@ -446,6 +454,7 @@ class CampaignMethod(Method):
             group=case.full_group,
             recipe=dict(zip(case.factors, case.recipe.tolist(), strict=True)),
             trust_region=trust_region,
+            transfer_risk=transfer_risk,
             random_seed=case.seed,
         )
 
@@ -472,8 +481,13 @@ def has_botorch() -> bool:
 
 def make_method(name: str, case: Case, model_params: Mapping[str, Any]) -> Method:
     """Build one method on the case's starting history (fits it)."""
-    if name in ("campaign", "campaign_free"):
-        return CampaignMethod(case, model_params, trust_region=name == "campaign")
+    if name in BAYES_METHODS:
+        return CampaignMethod(
+            case,
+            model_params,
+            trust_region=name != "campaign_free",
+            transfer_risk=name == "campaign_transfer",
+        )
     classes = {
         "recipe": Recipe,
         "random": Random,
@@ -573,7 +587,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         parser.error("--model-params must be a JSON object")
     methods = list(args.methods or METHODS)
     if args.no_bayes:
-        methods = [m for m in methods if m not in ("campaign", "campaign_free")]
+        methods = [m for m in methods if m not in BAYES_METHODS]
     if "botorch" in methods and not has_botorch():
         methods.remove("botorch")
         print("note: BoTorch is not installed; method botorch skipped")
@@ -583,7 +597,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         f"{len(cases)} cases: worlds {worlds}, n0 {n0s}, {seeds} seed(s), {rounds} round(s) x "
         f"{args.batch_size} batches, methods {methods}, {args.jobs} job(s)"
     )
-    if "campaign" in methods:
+    if set(methods) & set(BAYES_METHODS):
         header += f"\ncampaign model: BayesianYieldModel({settings}, random_seed=seed)"
     print(header, flush=True)
     t0 = time.perf_counter()

@@ -574,6 +574,32 @@ def test_cli_fit_strict_exits_3_and_saves_nothing_when_diagnostics_fail(
     assert not (tmp_path / "m" / "model.nc").exists()
 
 
+def test_cli_fit_prints_checks_per_structure_in_words(tmp_path, batches, monkeypatch):
+    from bayesbio.models import BayesianYieldModel
+
+    def fitted(self, X, y=None, **kwargs):
+        self.diagnostics_ = {
+            "quadratic": {"max_r_hat": 1.004, "min_ess_bulk": 812.3, "min_ess_tail": 690.0,
+                          "divergences": 0.0, "max_pareto_k": 0.41, "runs": 1.0},
+            "gp": {"max_r_hat": 1.031, "min_ess_bulk": 255.0, "min_ess_tail": 301.0,
+                   "divergences": 2.0, "max_pareto_k": 0.93, "runs": 3.0},
+        }  # fmt: skip
+        self.stacking_weights_ = pd.Series({"quadratic": 0.7, "gp": 0.3})
+        return self
+
+    monkeypatch.setattr(BayesianYieldModel, "fit", fitted)
+    monkeypatch.setattr(BayesianYieldModel, "save", lambda self, path: Path(path).touch())
+    result = runner.invoke(app, ["fit", "-d", batches, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.output  # a table, not the raw dictionary
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "70 %" in rows["quadratic"] and "1.004" in rows["quadratic"]
+    assert "812" in rows["quadratic"] and "30 %" in rows["gp"] and "1.031" in rows["gp"]
+    assert rows["quadratic:"] == "quadratic: passes"
+    gp = rows["gp:"]
+    assert "fails: R-hat 1.031" in gp and "2 divergent" in gp and "effective sample size 255" in gp
+
+
 @pytest.mark.parametrize("swallowed", [True, False], ids=["sampler_catches_it", "raised"])
 def test_cli_fit_interrupted_exits_130_and_keeps_the_earlier_model(
     tmp_path, batches, monkeypatch, swallowed

@@ -8,7 +8,7 @@ import pytest
 from conftest import _two_factor_space, _two_factor_table
 from fakes import Parabola
 
-from bayesbio.recommend import recommend
+from bayesbio.recommend import Campaign, recommend
 from bayesbio.recommend.context import build_context
 from bayesbio.recommend.transfer import group_slopes, slope_posterior
 
@@ -165,3 +165,44 @@ def test_scales_move_away_from_zero_when_the_data_show_a_slope():
     draws = slope_posterior(dz, residuals, np.ones(30), 0.03, 0.1, 4000, rng)
     assert draws[:, 0].mean() == pytest.approx(0.3, abs=0.02)
     assert np.quantile(draws[:, 0], 0.05) > 0.25
+
+
+class _FittedPooled(PooledFake):
+    """PooledFake as a campaign's model factory builds it: fit() keeps the table."""
+
+    def __init__(self, space):
+        super().__init__(space, None)
+
+    def fit(self, table):
+        self.training_table_ = table
+        return self
+
+
+def test_campaign_safety_doubts_moves_the_group_never_made():
+    # South ran three batches near 150 rpm; the pooled draws are sure more agitation helps.
+    # With transfer risk a batch far from South's own evidence is no longer "safe".
+    table = _two_factor_table(40, 0)
+    table = table[table["site"] == "North"].reset_index(drop=True)
+    south = pd.DataFrame(
+        {
+            "run": ["S1", "S2", "S3"],
+            "site": "South",
+            "temperature": [30.9, 31.0, 31.1],
+            "agitation": [148.0, 150.0, 152.0],
+        }
+    )
+    south["titer"] = _truth(south)
+    table = pd.concat([table, south], ignore_index=True)
+    space = _two_factor_space()
+    out = {}
+    for risk in (False, True):
+        camp = Campaign(
+            space, table, model=lambda: _FittedPooled(space), group={"site": "South"},
+            trust_region=False, transfer_risk=risk, random_seed=4,
+        )  # fmt: skip
+        out[risk] = camp.recommend(4, n_draws=400, n_candidates=256)
+    plain, doubtful = out[False], out[True]
+    assert (doubtful["p_safe"] >= 0.9).all() and (plain["p_safe"] >= 0.9).all()
+    assert doubtful.attrs["n_safe"] < 0.1 * plain.attrs["n_safe"]
+    assert plain["agitation"].min() > 250.0  # the pooled slope sends South to the edge
+    assert doubtful["agitation"].max() < 230.0  # steps within reach of South's evidence

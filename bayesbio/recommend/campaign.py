@@ -130,6 +130,7 @@ class Campaign:
         min_confidence: float = 0.9,
         constraints: Constraints | Mapping[str, Any] | None = None,
         trust_region: bool = True,
+        transfer_risk: bool = False,
         random_seed: int | None = None,
     ) -> None:
         self.space = resolve_space(space)
@@ -160,6 +161,7 @@ class Campaign:
         self.min_confidence = check_fraction("min_confidence", min_confidence)
         self.constraints = constraints
         self.trust_region = bool(trust_region)
+        self.transfer_risk = bool(transfer_risk)
         if random_seed is not None:
             random_seed = check_int("random_seed", random_seed, minimum=0)
         self.random_seed = random_seed
@@ -254,8 +256,20 @@ class Campaign:
             extra = ctx.to_points(u.reshape(-1, d))
             cands = np.vstack([cands, extra])
             f = np.hstack([f, ev.raw(extra, noise=False)])
+        if self.transfer_risk:  # same posterior draws, each with the group's slope deviation
+            ev = Evaluator(
+                model,
+                ctx,
+                n_draws=n_draws,
+                seed=seed,
+                execution_sd=np.zeros(ctx.space.k),
+                transfer_risk=True,
+            )
+            ref = ev.raw(cands[:1], noise=False)[:, 0]
+        else:
+            ref = f[:, 0]
         y = ev.raw(cands, noise=True)
-        floor = (1.0 - self.delta) * f[:, 0] if sgn > 0 else (1.0 + self.delta) * f[:, 0]
+        floor = (1.0 - self.delta) * ref if sgn > 0 else (1.0 + self.delta) * ref
         p_safe = (sgn * (y - floor[:, None]) >= 0).mean(axis=0)
         ok = p_safe >= self.safety_prob
         if self.trust_region:
@@ -373,6 +387,7 @@ class Campaign:
             "min_confidence": self.min_confidence,
             "constraints": cons,
             "trust_region": self.trust_region,
+            "transfer_risk": self.transfer_risk,
             "random_seed": self.random_seed,
             "round": self.round,
             "history": self.history,
@@ -450,6 +465,7 @@ class Campaign:
             min_confidence=state["min_confidence"],
             constraints=cons,
             trust_region=state.get("trust_region", True),
+            transfer_risk=state.get("transfer_risk", False),
             random_seed=state["random_seed"],
         )
         out.round = int(state["round"])
