@@ -1188,9 +1188,12 @@ def _draft_groups(
     average; a mostly empty column, or one whose labels are mostly distinct (operator notes,
     comments), is left out with a note.
     """
-    groups, skipped = [], []
+    groups, skipped, people = [], [], []
     for c in text:
         if c == batch_id or c in dates:
+            continue
+        if _NOT_A_GROUP.search(str(c).lower()):
+            people.append(repr(c))
             continue
         present = int(table[c].notna().sum())
         labels = table[c].nunique(dropna=True)
@@ -1203,7 +1206,21 @@ def _draft_groups(
             "text columns not used as groups (mostly empty or mostly distinct labels: free "
             "text?): " + ", ".join(skipped)
         )
+    if people:
+        notes.append(
+            "text columns not drafted as groups, since their names say who ran a batch or "
+            "what was noted, not where or at what scale: " + ", ".join(people) + "; add one "
+            "to groups if the response truly depends on it (every recommendation then names "
+            "one of its labels)"
+        )
     return groups
+
+
+#: text columns that are not group structure: who ran the batch, notes, QC outcomes
+_NOT_A_GROUP = re.compile(
+    r"operator|analyst|technician|shift|person|user|signature|initials|bediener|schicht"
+    r"|comment|note|remark|bemerkung|kommentar|status|deviation|abweichung"
+)
 
 
 #: a decimal comma, unambiguous: not three digits after it ("6,9" yes, "1,000" no); what
@@ -1283,6 +1300,17 @@ def _draft_factor(
     lo, hi = float(vals.min()), float(vals.max())
     width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
     lo_r, hi_r = max(lo - margin * width, limits[0]), hi + margin * width
+    if lo > 0:
+        # a positive factor spanning orders of magnitude (an inducer at 0.05-1 mM) must not
+        # reach 0, which is another process (no induction): at most `margin` of its lowest value
+        floor = lo * (1.0 - margin)
+        if floor > lo_r:
+            lo_r = floor
+            notes.append(
+                f"factor {col!r}: lower edge of the operating range kept at {_round(floor)} "
+                f"({margin:.0%} below its lowest value, not {margin:.0%} of its span), so "
+                "that the range does not run down to 0 (no inducer, no feed: another process)"
+            )
     unit = _guess_unit(str(col))
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "

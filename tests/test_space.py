@@ -368,7 +368,7 @@ def test_infer_space_keeps_factors_with_a_few_cells_written_as_text(tmp_path):
     )  # fmt: skip
     assert "['250 rpm']" in text and "['6,9']" in text
     assert sp.groups == ("Reactor",)
-    assert "'Operator notes' (3 of 20 rows filled, 3 labels)" in text
+    assert "not drafted as groups" in text and "'Operator notes'" in text
     assert "empty columns, not used: ['Comments']" in text
     # units pint reads in brackets; the starter file loads as drafted
     assert sp.units["Feed rate (mL per h)"] == "mL/h" and sp.units["Duration (days)"] == "days"
@@ -475,3 +475,29 @@ def test_number_text_avoids_exponents_people_misread(value, digits, text):
     from bayesbio.space import number_text
 
     assert number_text(value, digits) == text
+
+
+def test_infer_space_keeps_people_out_of_groups_and_an_inducer_above_zero():
+    rng = np.random.default_rng(3)
+    n = 24
+    table = pd.DataFrame(
+        {
+            "Batch": [f"B{i:02d}" for i in range(n)],
+            "Site": rng.choice(["Basel", "Cork"], n),
+            "Operator": rng.choice(["AK", "JS", "MW"], n),  # repeated labels, not a group
+            "IPTG (mM)": rng.choice([0.05, 0.1, 0.25, 0.5, 1.0], n),
+            "Temperature (°C)": rng.uniform(30.0, 37.0, n),
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+        }
+    )
+    sp, notes = infer_space(table)
+    text = "\n".join(notes)
+    assert sp.groups == ("Site",)
+    assert "not drafted as groups" in text and "'Operator'" in text
+    lo, hi = sp.factor("IPTG (mM)").operating
+    assert lo == pytest.approx(0.045) and hi > 1.0  # 10 % below 0.05 mM, not down to 0
+    assert "does not run down to 0" in text
+    t_lo, _ = sp.factor("Temperature (°C)").operating
+    assert t_lo < table["Temperature (°C)"].min() - 0.5  # 10 % of the span, as before
+    assert sp.groups == infer_space(table, groups=["Site"])[0].groups
+    assert infer_space(table, groups=["Site", "Operator"])[0].groups == ("Site", "Operator")
