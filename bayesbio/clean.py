@@ -110,6 +110,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "rows",
     "dropped",
     "repaired",
+    "parsed",
     "flagged",
     "imputed",
     "share",
@@ -276,10 +277,11 @@ class CleanResult:
         check.
     column_summary : pandas.DataFrame
         One row per column (factors, response, groups, batch id, and ``(whole row)`` for
-        duplicates): ``column``, ``rows`` (input rows), ``dropped``, ``repaired``,
-        ``flagged``, ``imputed`` (rows with such a log entry for the column) and ``share``
-        (fraction of rows dropped, imputed, repaired with a changed value, or flagged as a
-        unit slip).
+        duplicates): ``column``, ``rows`` (input rows), ``dropped``, ``repaired`` (a value
+        changed: unit converted, label merged, ...), ``parsed`` (text read as the number it
+        says, e.g. ``"29,5"``, ``"250 rpm"``: value kept), ``flagged``, ``imputed`` (rows with
+        such a log entry for the column) and ``share`` (fraction of rows dropped, imputed,
+        repaired, or flagged as a unit slip).
     space : ProcessSpace
         The process space the table was cleaned against.
     """
@@ -1308,8 +1310,12 @@ def _summarise(
         | ((entries["action"] == "flagged") & (entries["kind"] == "unit_suspect"))
     )
     names = list(columns) + [c for c in entries["column"].unique() if c not in columns]
+    # text read as the number it says ("29,5", "250 rpm"): counted apart from repairs that
+    # change a value, so that "repaired" and "share" tell the same story
+    parse_only = (entries["action"] == "repaired") & entries["kind"].isin(_PARSE_ONLY)
     per_action = (
-        entries.drop_duplicates(["column", "action", "row"])
+        entries.assign(action=entries["action"].where(~parse_only, "parsed"))
+        .drop_duplicates(["column", "action", "row"])
         .groupby(["column", "action"])
         .size()
         .unstack(fill_value=0)
@@ -1320,7 +1326,7 @@ def _summarise(
     warnings: list[str] = []
     for col in names:
         row = per_action.loc[col] if col in per_action.index else {}
-        counts = {a: int(row.get(a, 0)) for a in ("dropped", "repaired", "flagged", "imputed")}
+        counts = {a: int(row.get(a, 0)) for a in SUMMARY_COLUMNS[2:-1]}
         k = int(per_column.get(col, 0))
         share = k / n if n else 0.0
         records.append({"column": col, "rows": n, **counts, "share": share})

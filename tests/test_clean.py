@@ -394,14 +394,20 @@ def test_clean_reads_numbers_and_units_from_text():
     df.loc[2, "temperature"] = " 36.5 "
     df.loc[3, "dissolved_oxygen"] = "2.68 mg/L"
     df.loc[4, "dissolved_oxygen"] = "n/a"
+    df.loc[5, "temperature"] = "36,5"  # a decimal comma
     result = clean(df)
     t = result.table
+    assert t.loc[5, "temperature"] == 36.5
     assert t.loc[[0, 1, 2], "temperature"].to_numpy() == pytest.approx([37.0, 37.0, 36.5])
     assert t.loc[3, "dissolved_oxygen"] == pytest.approx(40.0, abs=0.01)
     assert 4 not in t.index
     reasons = result.log.set_index(["row", "action"])["reason"]
     assert "converted" in reasons.loc[(1, "repaired")]
     assert "missing" in reasons.loc[(4, "dropped")]
+    # text read as the number it says is "parsed", apart from repairs; share counts repairs
+    summary = result.column_summary.set_index("column")
+    assert summary.loc["temperature", ["repaired", "parsed"]].tolist() == [2, 1]
+    assert summary.loc["temperature", "share"] == pytest.approx(2 / len(df))
 
 
 # ----------------------------------------------------------------------------- process spaces
