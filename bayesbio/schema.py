@@ -292,11 +292,19 @@ def missing_column_hint(
     ]
     if stale:
         return "; " + "; ".join(stale) + missing_column_hint(missing, present)
-    near = {}
+    near: dict[str, str] = {}
     for m in missing:
-        close = difflib.get_close_matches(m.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
-        if close:
-            near[m] = next(n for n in names if n.lower() == close[0])
+        free = [n for n in names if n not in near.values()]
+        key = m.lower().replace(" ", "_")
+        # an abbreviation first ('temp' for 'temperature'), then a close spelling
+        prefix = [
+            n for n in free if len(n) >= 3 and key.startswith(n.lower().replace(" ", "_"))
+        ]
+        close = difflib.get_close_matches(key, [n.lower() for n in free], n=1, cutoff=0.7)
+        if prefix:
+            near[m] = max(prefix, key=len)
+        elif close:
+            near[m] = next(n for n in free if n.lower() == close[0])
     shown = f"; is {near} meant? " if near else "; "
     return (
         f"{shown}declare the file's column names in the process file's [columns] section "

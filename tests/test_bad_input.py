@@ -69,6 +69,12 @@ REJECTED_BY_BOTH = [
         r"\['ph'\].*is \{'ph': 'p_H'\} meant\?.*\[columns\] section",
     ),
     (
+        "abbreviated_column",  # 'temp' is meant, not 'feed_rate' (a looser spelling match)
+        lambda: good().rename(columns={"temperature": "temp"}).assign(feed_rate=1.0),
+        schema.SchemaError,
+        r"is \{'temperature': 'temp'\} meant\?",
+    ),
+    (
         "two_columns_differing_in_case",
         lambda: good().rename(columns={"site": "Site"}).assign(SITE="C"),
         schema.SchemaError,
