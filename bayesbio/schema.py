@@ -297,9 +297,7 @@ def missing_column_hint(
         free = [n for n in names if n not in near.values()]
         key = m.lower().replace(" ", "_")
         # an abbreviation first ('temp' for 'temperature'), then a close spelling
-        prefix = [
-            n for n in free if len(n) >= 3 and key.startswith(n.lower().replace(" ", "_"))
-        ]
+        prefix = [n for n in free if len(n) >= 3 and key.startswith(n.lower().replace(" ", "_"))]
         close = difflib.get_close_matches(key, [n.lower() for n in free], n=1, cutoff=0.7)
         if prefix:
             near[m] = max(prefix, key=len)
