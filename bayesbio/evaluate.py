@@ -46,7 +46,7 @@ from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
 from bayesbio import schema
 from bayesbio.checks import check_fraction
 from bayesbio.models.protocol import YieldModel
-from bayesbio.space import ProcessSpace, resolve_space
+from bayesbio.space import ProcessSpace, display_unit, resolve_space
 
 __all__ = [
     "POINT_METRICS",
@@ -867,8 +867,8 @@ def plot_predicted_vs_observed(
     hi = float(max(p["observed"].max(), p["predicted"].max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="predicted = observed")
     response = _space_of(comparison).response
-    ax.set_xlabel(f"Observed {response.name} [{response.unit}]")
-    ax.set_ylabel(f"Predicted {response.name} [{response.unit}]")
+    ax.set_xlabel(f"Observed {response.name} [{display_unit(response.unit)}]")
+    ax.set_ylabel(f"Predicted {response.name} [{display_unit(response.unit)}]")
     ax.set_title(f"Out-of-fold predictions ({scheme})")
     ax.legend(fontsize="small")
     return ax
@@ -1007,7 +1007,7 @@ def plot_residuals(
             ax.scatter(sub[factor], sub["observed"] - sub["predicted"], s=10, alpha=0.6, label=name)
         ax.axhline(0.0, color="grey", lw=1)
         ax.set_xlabel(space.axis_label(factor))
-        ax.set_ylabel(f"Residual [{space.response.unit}]")
+        ax.set_ylabel(f"Residual [{display_unit(space.response.unit)}]")
     for ax in flat[k:]:
         ax.set_visible(False)
     flat[0].legend()

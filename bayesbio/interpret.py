@@ -42,7 +42,7 @@ from bayesbio.checks import make_rng
 from bayesbio.evaluate import Comparison, compare, make_folds
 from bayesbio.recommend.argmax import argmax_setpoint, optimal_range
 from bayesbio.recommend.context import model_groups, model_space, resolve_group
-from bayesbio.space import ProcessSpace, resolve_space
+from bayesbio.space import ProcessSpace, display_unit, resolve_space, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -541,7 +541,7 @@ def plot_influence(result: Influence) -> Figure:
     factors = [str(p) for p in result.table.index]
     r = space.response
     resp = r.name if r.name in result.partial_dependence.columns else "yield"
-    unit = f" [{r.unit}]" if r.unit else ""
+    unit = f" [{display_unit(r.unit)}]" if display_unit(r.unit) else ""
     ncol = min(4, max(1, len(factors)))
     nrow = -(-len(factors) // ncol)
     fig = plt.figure(figsize=(max(12.0, 3.0 * ncol), 3.5 * (1 + nrow)), layout="constrained")
@@ -652,7 +652,7 @@ def linear_vs_nonlinear(
     from bayesbio.models.baselines import ForestYield, LassoYield
 
     sp = resolve_space(space)
-    unit = f" {sp.response.unit}" if sp.response.unit else ""
+    unit = unit_suffix(sp.response.unit)
     if models is None:
         models = {
             "LASSO (linear)": LassoYield(quadratic=False, interactions=False),

@@ -22,6 +22,7 @@ from matplotlib.patches import Patch
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.context import build_context
 from bayesbio.recommend.messages import group_text
+from bayesbio.space import unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -261,7 +262,7 @@ def plot_profiler(
         )
         ax.set_xlim(*f.operating)
         ax.set_xlabel(f.axis_label)
-        unit = "" if f.unit.strip().lower() in {"ph", "", "dimensionless"} else f" {f.unit}"
+        unit = unit_suffix(f.unit)
         fixed = " (fixed)" if f.fixed is not None else ""
         ax.set_title(f"{f.label} = {x0[f.name]:.4g}{unit}{fixed}", fontsize=9)
         ax.tick_params(axis="x", labelsize=8)

@@ -428,11 +428,34 @@ class ColumnSpec:
     unit: str | None = None
 
 
+_UNITLESS = frozenset({"", "-", "--", "1", "ph", "dimensionless"})
+_DISPLAY_UNITS = {"degc": "°C", "celsius": "°C", "degf": "°F", "percent": "%", "pct": "%"}
+
+
+def display_unit(unit: str) -> str:
+    """Return a unit as people write it, for reports and plots; ``""`` for none and for pH.
+
+    ``"degC"`` -> ``"°C"``, ``"percent"`` -> ``"%"``, ``"m**3"`` -> ``"m³"``; other units as
+    declared. Declarations (TOML, messages about the declared unit) keep the declared spelling.
+    """
+    shown = str(unit).strip()
+    if shown.lower() in _UNITLESS:
+        return ""
+    shown = _DISPLAY_UNITS.get(shown.lower(), shown)
+    for power, sup in (("2", "²"), ("3", "³")):
+        shown = shown.replace(f"**{power}", sup).replace(f"^{power}", sup)
+    return shown
+
+
+def unit_suffix(unit: str) -> str:
+    """Return ``" °C"`` (a space, then :func:`display_unit`), or ``""`` for no unit and pH."""
+    shown = display_unit(unit)
+    return f" {shown}" if shown else ""
+
+
 def _axis_label(label: str, unit: str) -> str:
-    shown = unit.strip()
-    if shown.lower() in {"", "-", "--", "1", "ph", "dimensionless"}:
-        return label
-    return f"{label} [{shown}]"
+    shown = display_unit(unit)
+    return f"{label} [{shown}]" if shown else label
 
 
 def _norm(name: Any) -> str:

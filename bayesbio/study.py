@@ -32,7 +32,7 @@ from bayesbio.models._discrepancy import MIN_PAIRS
 from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
-from bayesbio.space import ProcessSpace, number_text, resolve_space
+from bayesbio.space import ProcessSpace, number_text, resolve_space, unit_suffix
 from bayesbio.summary import (
     DIAGNOSTIC_LABELS,
     diagnostics_failed,
@@ -644,8 +644,7 @@ def _plain_index(frame: pd.DataFrame) -> pd.DataFrame:
 def _ranges_text(space: ProcessSpace) -> str:
     """``"Mixing time 10 to 120 s, pH 6.6 to 7.5."`` (units left out for pH)."""
     text = ", ".join(
-        f"{f.label} {f.operating[0]:g} to {f.operating[1]:g}"
-        + ("" if f.unit.strip().lower() == "ph" else f" {f.unit}")
+        f"{f.label} {f.operating[0]:g} to {f.operating[1]:g}" + unit_suffix(f.unit)
         for f in space.factors
     )
     return text if text.endswith(".") else text + "."

@@ -999,7 +999,7 @@ def test_posterior_plots_return_matplotlib_figures(sim_fit):
     assert isinstance(ppc, Figure) and ppc.axes[0].get_xlabel() == "Yield (titer) [g/L]"
     fig = pp.plot_marginal_effects(model, parameters=["temperature", "ph"], n_draws=50)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
-    assert fig.axes[0].get_xlabel() == DEFAULT.axis_label("temperature") == "Temperature [degC]"
+    assert fig.axes[0].get_xlabel() == DEFAULT.axis_label("temperature") == "Temperature [°C]"
     assert isinstance(pp.plot_trace(model, structure="gp"), Figure)
     with pytest.raises(ValueError, match="structure must be one of"):
         pp.plot_trace(model, structure="spline")

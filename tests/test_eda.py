@@ -118,7 +118,7 @@ def test_plot_distributions_labels_units(table):
     assert isinstance(fig, Figure)
     labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
     assert labels == [SPACE.axis_label(c) for c in (*FACTORS, "yield")]
-    assert "Temperature [degC]" in labels
+    assert "Temperature [°C]" in labels
 
 
 def test_plot_correlation_draws_on_given_axes_and_blanks_constant_column(table):
@@ -129,7 +129,7 @@ def test_plot_correlation_draws_on_given_axes_and_blanks_constant_column(table):
     cols = [*FACTORS, "yield"]
     assert np.isnan(values[cols.index("ph")]).all()
     assert np.diag(values)[cols.index("temperature")] == pytest.approx(1.0)
-    assert ax.get_xticklabels()[1].get_text() == "Temperature [degC]"
+    assert ax.get_xticklabels()[1].get_text() == "Temperature [°C]"
 
 
 def test_plot_correlation_rejects_unknown_method(table):
@@ -142,7 +142,7 @@ def test_plot_yield_vs_parameter_one_smoother_per_group(table):
     out = eda.plot_yield_vs_parameter(table, "temperature", group="scale", ax=ax)
     assert isinstance(out, Axes)
     assert out is ax
-    assert ax.get_xlabel() == "Temperature [degC]"
+    assert ax.get_xlabel() == "Temperature [°C]"
     assert ax.get_ylabel() == "Yield (titer) [g/L]"
     n_levels = table["scale"].nunique()
     assert len(ax.collections) == n_levels and len(ax.lines) == n_levels
@@ -181,7 +181,7 @@ def test_plot_yield_vs_parameters_and_pairs(table):
     assert [ax.get_xlabel() for ax in fig.axes] == [SPACE.axis_label(p) for p in FACTORS]
     pairs = eda.plot_pairs(table, columns=["temperature", "ph", "yield"], group="site")
     assert len(pairs.axes) == 9
-    assert pairs.axes[6].get_xlabel() == "Temperature [degC]"
+    assert pairs.axes[6].get_xlabel() == "Temperature [°C]"
 
 
 def test_run_eda_saves_pngs_and_summary(table, tmp_path):
@@ -214,7 +214,7 @@ def test_eda_follows_a_two_factor_space(space_k2, table_k2, tmp_path):
     assert dict(zip(summary["column"], summary["unit"], strict=False))["agitation"] == "rpm"
     assert "site" in summary.columns  # the only group is kept
     panels = figures["yield_vs_parameters"].axes
-    assert [ax.get_xlabel() for ax in panels] == ["Temperature [degC]", "Agitation [rpm]"]
+    assert [ax.get_xlabel() for ax in panels] == ["Temperature [°C]", "Agitation [rpm]"]
     assert panels[0].get_ylabel() == "Titer [g/L]"
     # no `scale` in this space: the default colour group falls back to its outermost group
     assert panels[0].get_legend().get_title().get_text() == "site"

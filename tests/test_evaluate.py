@@ -272,7 +272,7 @@ def test_compare_reads_factors_response_and_groups_from_the_space():
     assert np.isfinite(comp.scores["value"]).all()
     fig = evaluate.plot_residuals(comp)
     assert [ax.get_xlabel() for ax in fig.axes if ax.get_visible()] == [
-        "Temperature [degC]", "Feed rate [mL/h]", "Agitation [rpm]"
+        "Temperature [°C]", "Feed rate [mL/h]", "Agitation [rpm]"
     ]  # fmt: skip
     assert evaluate.plot_scores(comp, "rmse").get_ylabel() == "RMSE [g/L]"
     # the space argument works for models built without one

@@ -41,10 +41,10 @@ def test_plot_profiler_has_one_panel_per_factor_with_units_and_group(model, spac
     assert isinstance(fig, Figure)
     axes = [ax for ax in fig.axes if ax.get_xlabel()]
     assert len(axes) == space_k2.k
-    assert [ax.get_xlabel() for ax in axes] == ["Temperature [degC]", "Agitation [rpm]"]
+    assert [ax.get_xlabel() for ax in axes] == ["Temperature [°C]", "Agitation [rpm]"]
     assert axes[0].get_ylabel() == "Titer [g/L]"
     assert "site South" in fig._suptitle.get_text()
-    assert "30.5 degC" in axes[0].get_title()
+    assert "30.5 °C" in axes[0].get_title()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"profiled setpoint", "recipe", "training batches"} <= set(labels)
 

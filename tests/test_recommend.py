@@ -659,7 +659,7 @@ def test_a_recommendation_prints_short_and_explains_itself(table):
     assert "ProcessSpace" not in text and len(text) < 400 and ".explain()" in text
     lines = rec.explain().splitlines()
     assert lines[0].startswith("Recommendation for site A: ")
-    assert lines[1].startswith("Setpoint: Mixing time ") and "degC" in lines[1]
+    assert lines[1].startswith("Setpoint: Mixing time ") and "°C" in lines[1]
     assert "P(meet 7 g/L)" in lines[2] and "at the recipe" in lines[2]
     assert lines[3] == f"Why: {rec.reason}."
     assert lines[4].startswith(f"Support: {rec.support_used}; distance ")

@@ -19,7 +19,7 @@ from scipy import stats
 
 from bayesbio.checks import check_choice
 from bayesbio.recommend.messages import ExtrapolationWarning
-from bayesbio.space import ProcessSpace
+from bayesbio.space import ProcessSpace, unit_suffix
 
 SUPPORTS: tuple[str, ...] = ("overall", "group")
 #: Share of a Gaussian cloud of setpoints that the default support radius holds.
@@ -127,8 +127,7 @@ def check_names(
 
 
 def _unit_text(space: ProcessSpace, name: str) -> str:
-    unit = space.units[name]
-    return f" {unit}" if unit and unit not in ("dimensionless", "-", "1") else ""
+    return unit_suffix(space.units[name])
 
 
 def resolve_constraints(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio.space import ProcessSpace, number_text
+from bayesbio.space import ProcessSpace, number_text, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -47,15 +47,14 @@ def emit(messages: Sequence[str], category: type[Warning]) -> None:
 
 def value_text(space: ProcessSpace, name: str, value: float) -> str:
     """``"Temperature 36.5 degC"``: a factor's label, value and unit."""
-    unit = space.units.get(name, "")
-    unit = f" {unit}" if unit and unit not in ("pH", "dimensionless") else ""
+    unit = unit_suffix(space.units.get(name, ""))
     return f"{space.label(name)} {number_text(value, 4)}{unit}"
 
 
 def meet_text(space: ProcessSpace, spec: float) -> str:
     """``"P(titer >= 4.5 g/L)"``: meeting a spec, in the response's direction and unit."""
     r = space.response
-    unit = f" {r.unit}" if r.unit else ""
+    unit = unit_suffix(r.unit)
     return f"P({r.name} {'>=' if r.maximise else '<='} {spec:g}{unit})"
 
 
@@ -196,5 +195,4 @@ def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
 
 
 def _unit(space: ProcessSpace, name: str) -> str:
-    unit = space.units.get(name, "")
-    return f" {unit}" if unit and unit not in ("pH", "dimensionless", "-", "1") else ""
+    return unit_suffix(space.units.get(name, ""))

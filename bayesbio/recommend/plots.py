@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from bayesbio.recommend.context import space_or_default
 from bayesbio.recommend.messages import group_text, meet_text, value_text
 from bayesbio.recommend.objectives import describe_objective
-from bayesbio.space import ProcessSpace, number_text
+from bayesbio.space import ProcessSpace, number_text, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.recommend.design_space import DesignSpace
@@ -99,7 +99,7 @@ def plot_recommendation(rec: Recommendation, *, ax: Axes | None = None, bins: in
             f"{tail} {number_text(row[tail])}",
         )
         ax.axvline(row[tail], color=colors[name], ls=":", lw=1)
-    unit = f" {r.unit}" if r.unit else ""
+    unit = unit_suffix(r.unit)
     if rec.spec is not None:
         rel = ">=" if r.maximise else "<="
         ax.axvline(rec.spec, color="k", ls="--", lw=1.2, label=f"spec: {rel} {rec.spec:g}{unit}")

@@ -54,7 +54,7 @@ from bayesbio.recommend.objectives import (
 from bayesbio.recommend.sampler import Evaluator, seed_pair
 from bayesbio.recommend.search import candidates, distinct_top, local_search
 from bayesbio.recommend.support import closest, outside, penalty, sd_ratio_fn
-from bayesbio.space import ProcessSpace, number_text
+from bayesbio.space import ProcessSpace, number_text, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -208,7 +208,7 @@ class Recommendation:
 
     def __repr__(self) -> str:
         space = space_or_default(self.space)
-        unit = f" {space.response.unit}" if space.response.unit else ""
+        unit = unit_suffix(space.response.unit)
         point = {k: round(float(v), 4) for k, v in self.setpoint.items()}
         return (
             f"Recommendation(decision={self.decision!r}, group={self.group!r}, "
@@ -228,7 +228,7 @@ class Recommendation:
         """
         space = space_or_default(self.space)
         r = space.response
-        unit = f" {r.unit}" if r.unit else ""
+        unit = unit_suffix(r.unit)
         tail = "10th" if r.maximise else "90th"
         q = self.quantiles.get(0.1 if r.maximise else 0.9, float("nan"))
         recipe = self.summary.loc["recipe"]
