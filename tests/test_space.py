@@ -61,7 +61,7 @@ def test_default_space_is_the_four_factor_demo_process():
     assert sp.k == 4 and sp.response.name == "yield" and sp.response.maximise
     assert sp.groups == ("scale", "site", "campaign") and sp.batch_id == "batch_id"
     assert [sp.short(f) for f in sp.factor_names] == ["mix", "temp", "ph", "do"]
-    assert sp.axis_label("temperature") == "Temperature [degC]"
+    assert sp.axis_label("temperature") == "Temperature [°C]"
     assert sp.axis_label("ph") == "pH"
     assert sp.axis_label("yield") == "Yield (titer) [g/L]"
     assert sp.axis_label("operator") == "operator"

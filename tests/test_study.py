@@ -341,7 +341,7 @@ def test_study_report_has_no_reprs_index_columns_or_truncation(quick_study):
     section = text[text.index("Recommendation per group") :]
     rec_headers = re.findall(r"<th[^>]*>(.*?)</th>", section[: section.index("</table>")])
     assert rec_headers[:3] == ["scale", "site", "setting"]
-    assert "Temperature [degC]" in rec_headers and "expected yield [g/L]" in rec_headers
+    assert "Temperature [°C]" in rec_headers and "expected yield [g/L]" in rec_headers
     # grouped warnings, each with a severity and what to do
     head = text[text.index("id='warnings'") : text.index("<section")]
     assert head.count("What to do:") == head.count("class='notice ")
