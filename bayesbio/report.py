@@ -25,6 +25,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
+from bayesbio.space import display_unit
+
 if TYPE_CHECKING:
     from bayesbio.space import ProcessSpace
 
@@ -397,7 +399,7 @@ def _notice_html(n: Notice) -> str:
 def _header(name: Any, units: Mapping[str, str], labels: Mapping[str, str]) -> str:
     key = str(name)
     text = labels.get(key, key.replace("_", " "))
-    unit = units.get(key)
+    unit = display_unit(units.get(key) or "")
     return f"{text} [{unit}]" if unit else text
 
 

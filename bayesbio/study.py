@@ -32,7 +32,7 @@ from bayesbio.models._discrepancy import MIN_PAIRS
 from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
-from bayesbio.space import ProcessSpace, number_text, resolve_space, unit_suffix
+from bayesbio.space import ProcessSpace, display_unit, number_text, resolve_space, unit_suffix
 from bayesbio.summary import (
     DIAGNOSTIC_LABELS,
     diagnostics_failed,
@@ -749,7 +749,7 @@ def _recommendation_display(
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
     """Return the recommendation table for people: group columns first, units in headers."""
     r = space.response
-    unit = r.unit
+    unit = display_unit(r.unit)
     bad = "q10" if r.maximise else "q90"
     wanted = [
         *[g for g in groups if g in rec_table.columns],
@@ -786,7 +786,7 @@ def _recommendation_display(
 def _next_display(
     next_table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str]
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
-    unit = space.response.unit
+    unit = display_unit(space.response.unit)
     wanted = [
         *[g for g in groups if g in next_table.columns],
         "rank",
@@ -852,7 +852,7 @@ def _write_summary(
 ) -> None:
     """Write the one-screen summary at the top of the report."""
     r = space.response
-    unit = r.unit
+    unit = display_unit(r.unit)
     level = overview.attrs.get("bad_case_level", 10 if r.maximise else 90)
     report.start_summary("Summary")
     better = "higher" if r.maximise else "lower"
@@ -1199,7 +1199,7 @@ def _run_study(
         if cfg.spec is not None
         else float(table[response.name].quantile(cfg.spec_quantile))
     )
-    unit = response.unit
+    unit = display_unit(response.unit)
 
     def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any], pd.DataFrame]:
         rows, recs, spaces, ranked = [], [], [], []

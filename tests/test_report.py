@@ -209,7 +209,7 @@ def test_tables_are_for_people():
     assert "<th" in html_text and "index" not in html_text.lower().replace("hide", "")
     headers = re.findall(r"<th[^>]*>(.*?)</th>", html_text)
     assert len(headers) == 33  # every column, no index column, nothing cut off
-    assert headers[0] == "factor 0 [degC]" and headers[-1] == "big [g/L]"
+    assert headers[0] == "factor 0 [°C]" and headers[-1] == "big [g/L]"
     cells = re.findall(r"<td[^>]*>(.*?)</td>", html_text)
     assert cells[:2] == ["1", "1.14"] and "12,346" in cells and "yes" in cells
     assert ">7<" not in html_text  # the index is not shown
