@@ -124,7 +124,29 @@ _OUTLIER_CHOICES = ("flag", "drop")
 #: A unit-slip repair is accepted only if it lands in the operating range widened by this
 #: fraction of its width on each side; otherwise the value stays and is judged impossible.
 _PLAUSIBLE_PAD = 0.5
-_NA_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", "--", "?"})
+_NA_MARKERS = frozenset(
+    {
+        "",
+        "na",
+        "n/a",
+        "n.a.",
+        "n.a",
+        "nan",
+        "none",
+        "null",
+        "missing",
+        "-",
+        "--",
+        "—",
+        "–",
+        "?",
+        "#n/a",
+        "nd",
+        "n.d.",
+        "k.a.",
+        "keine angabe",
+    }
+)
 _SEPARATORS = re.compile(r"[\s\-_./]+")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 #: Spellings in text values that pint reads otherwise ("c" is the speed of light to pint).
@@ -621,6 +643,12 @@ _VOLUME_LABEL = re.compile(
 _CUBIC_METRE = {"m3", "m^3", "cbm"}
 
 
+def _is_volume_column(values: pd.Series) -> bool:
+    """Return True when most labels of a group column are vessel volumes ("2L", "3 m3")."""
+    labels = pd.unique(values.dropna().astype(str))
+    return len(labels) > 0 and np.mean([bool(_VOLUME_LABEL.match(v)) for v in labels]) >= 0.8
+
+
 def _label_key(label: str, column: str) -> str:
     volume = _VOLUME_LABEL.match(label)
     if volume:  # one vessel size however it is written: "3 m3" is "3000 L"
@@ -1108,26 +1136,63 @@ def _handle_missing(state: _State, params: Sequence[str], groups: Sequence[str],
 
 
 # ----------------------------------------------------------------------------- outliers
-def _robust_center_scale(r: np.ndarray, codes: np.ndarray, min_group: int):
-    """Group medians and MAD-based scales; small groups fall back to the pooled ones.
+def _robust_center_scale(r: np.ndarray, levels: Sequence[np.ndarray], min_group: int):
+    """Group medians and MAD-based scales; small groups fall back to their parent group's.
 
-    A group with fewer than ``min_group`` rows is centred on the overall median, and its
-    scale (like that of a group whose MAD is zero) is the MAD of all rows around their
-    centres, so a tiny group never gets a near-zero scale.
+    ``levels`` holds group codes from the finest grouping (all group columns) to the
+    coarsest (the outermost column alone). A row is centred on the median of its finest group
+    with at least :func:`_min_center` rows (a 1,000 L vessel on its own vessel's batches, not
+    on the 10 L ones of its site), else on the overall median. Its scale is the MAD of its
+    finest group when that group has ``min_group`` rows or more; otherwise (and when that MAD
+    is zero) the MAD of all rows around their centres *at the level the row was centred on*,
+    which holds the spread that level leaves (a site's offset, for a row centred on its
+    vessel size), so that a tiny group never gets a near-zero scale nor one too small for it.
     """
-    size = np.bincount(codes)[codes]
-    small = size < min_group
-    med = pd.Series(r).groupby(codes).transform("median").to_numpy()
-    center = np.where(small, float(np.median(r)), med)
-    dev = np.abs(r - center)
-    pooled = 1.4826 * float(np.median(dev))
-    if pooled == 0:
+    r = np.asarray(r, dtype=float)
+    min_center = _min_center(min_group)
+    n = len(r)
+    overall = np.full(n, float(np.median(r)))
+    centres = [pd.Series(r).groupby(c).transform("median").to_numpy() for c in levels]
+    sizes = [np.bincount(c)[c] for c in levels]
+
+    def pooled_mad(c: np.ndarray) -> float:
+        dev = np.abs(r - c)
+        mad = 1.4826 * float(np.median(dev))
         # more than half the residuals identical (coarse recording): use the mean deviation;
         # zero means no variation at all, and nothing is flagged
-        pooled = 1.2533 * float(np.mean(dev))
-    mad = 1.4826 * pd.Series(dev).groupby(codes).transform("median").to_numpy()
-    scale = np.where(small | ~(mad > 0), pooled, mad)
+        return mad if mad > 0 else 1.2533 * float(np.mean(dev))
+
+    center, scale = overall.copy(), np.full(n, pooled_mad(overall))
+    done = np.zeros(n, dtype=bool)
+    for c, size in zip(centres, sizes, strict=True):
+        use = ~done & (size >= min_center)
+        if use.any():
+            center[use] = c[use]
+            scale[use] = pooled_mad(c)
+            done |= use
+    dev = np.abs(r - center)
+    own = 1.4826 * pd.Series(dev).groupby(levels[0]).transform("median").to_numpy()
+    big = (sizes[0] >= min_group) & (own > 0)
+    scale = np.where(big, own, scale)
     return center, scale
+
+
+def _min_center(min_group: int) -> int:
+    """Rows a group needs for its own median centre (half of those for its own scale)."""
+    return max(3, int(min_group) // 2)
+
+
+def _level_codes(df: pd.DataFrame, groups: Sequence[str]) -> list[np.ndarray]:
+    """Group codes from all ``groups`` together down to the outermost one alone.
+
+    A column of vessel sizes ("10L", "1000 L") counts as the outermost whatever its place in
+    the declaration: a small group falls back to its vessel size's centre, never to a site's
+    mix of 10 L and 1,000 L batches.
+    """
+    groups = sorted(groups, key=lambda g: not _is_volume_column(df[g]))
+    return [_group_codes(df, groups[:k]) for k in range(len(groups), 0, -1)] or [
+        _group_codes(df, [])
+    ]
 
 
 def _polynomial_design(x: np.ndarray, n_fit: int | None = None) -> np.ndarray | None:
@@ -1179,17 +1244,17 @@ def _outlier_scores(
     positive = y[y > 0]
     floor = 1e-3 * (float(np.median(positive)) if len(positive) else 1.0)
     ly = np.log(np.maximum(y, floor))
-    codes = _group_codes(df, groups)
+    levels = _level_codes(df, groups)
     x = df[list(params)].to_numpy()
     design = _polynomial_design(x)
     fitted = np.zeros(n)
     if design is not None:
         fit = np.unique(np.linspace(0, n - 1, min(n, _MAX_FIT_ROWS)).astype(np.int64))
         d_fit, ly_fit = design[fit], ly[fit]
-        codes_fit = pd.factorize(codes[fit])[0]
+        levels_fit = [pd.factorize(c[fit])[0] for c in levels]
         fitted_fit = np.zeros(len(fit))
         for _ in range(3):
-            center, scale = _robust_center_scale(ly_fit - fitted_fit, codes_fit, min_group)
+            center, scale = _robust_center_scale(ly_fit - fitted_fit, levels_fit, min_group)
             resid = ly_fit - fitted_fit - center
             # Huber weights: outliers barely pull the response surface
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -1202,13 +1267,13 @@ def _outlier_scores(
             coef = np.linalg.solve(gram, dw.T @ ((ly_fit - center) * w))
             fitted_fit = d_fit @ coef
         fitted = design @ coef
-    center, scale = _robust_center_scale(ly - fitted, codes, min_group)
+    center, scale = _robust_center_scale(ly - fitted, levels, min_group)
     resid = ly - fitted - center
     # residuals of a fit with p_eff coefficients (response surface, own group centres) are
     # smaller than the noise by about sqrt((n - p_eff) / n): undo it so that small tables
     # are not flagged for ordinary draws
-    sizes = np.bincount(codes)
-    p_eff = (0 if design is None else design.shape[1]) + max(int((sizes >= min_group).sum()), 1)
+    n_centres = len(np.unique(np.round(center, 12)))
+    p_eff = (0 if design is None else design.shape[1]) + max(n_centres, 1)
     scale = scale * np.sqrt(n / max(n - p_eff, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(scale > 0, resid / scale, 0.0)
@@ -1367,11 +1432,18 @@ def _warning(col: str, k: int, n: int, hit: pd.DataFrame, space: ProcessSpace) -
 
 
 # ----------------------------------------------------------------------------- entry point
-def _outlier_groups(groups: Sequence[str], space: ProcessSpace) -> list[str]:
-    """Leave the innermost declared group out of outlier centres unless it is the only one."""
+def _outlier_groups(groups: Sequence[str], space: ProcessSpace, table: pd.DataFrame) -> list[str]:
+    """Leave the innermost declared group (a campaign) out of outlier centres.
+
+    Kept when it is the only group, and when its labels are vessel sizes ("10L", "1000 L"):
+    a user who declares sites outermost and vessels inside them must not have 1,000 L
+    batches centred on the 10 L ones.
+    """
     if not space.groups:
         return list(groups)
     inner = space.groups[-1]
+    if inner in table.columns and _is_volume_column(table[inner]):
+        return list(groups)
     return [g for g in groups if g != inner] or list(groups)
 
 
@@ -1486,7 +1558,9 @@ def clean(
     _drop_impossible(state, numeric)
     _drop_duplicates(state, numeric, groups, float(pol.near_duplicate_tol))
     _handle_missing(state, params, groups, pol.missing)
-    _handle_outliers(state, params, _outlier_groups(groups, sp), pol)
+    alive = state.df.iloc[np.flatnonzero(state.alive)]
+    outlier_groups = _outlier_groups(groups, sp, alive)
+    _handle_outliers(state, params, outlier_groups, pol)
 
     log = state.log.frame()
     kept = np.flatnonzero(state.alive)

@@ -59,6 +59,14 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 Data = Annotated[
     Path, typer.Option("--data", "-d", help="Batch table: CSV/TSV, Excel, Parquet or JSON.")
 ]
+Sheet = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet",
+        help="Worksheet of an Excel workbook, by name or 0-based number (default: the sheet "
+        "holding the most numbers).",
+    ),
+]
 Columns = Annotated[
     list[str] | None,
     typer.Option(
@@ -284,11 +292,23 @@ def _mapping(
     return mapping
 
 
-def _read(path: Path, columns: list[str] | None) -> Any:
-    from bayesbio import schema
-    from bayesbio.study import read_table
+def _read_file(path: Path, sheet: str | None = None) -> Any:
+    """Read a data file; say which sheet was read and anything else the reader noticed."""
+    from bayesbio.io import read_table_with_info
 
-    return schema.rename_columns(read_table(path), _mapping(columns))
+    chosen: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
+    if chosen is not None and path.suffix.lower() not in (".xlsx", ".xlsm"):
+        _fail(f"--sheet applies to Excel workbooks only, not to {path.name}")
+    table, info = read_table_with_info(path, sheet=chosen)
+    for note in info.notes:
+        _say(f"note: {note}")
+    return table
+
+
+def _read(path: Path, columns: list[str] | None, sheet: str | None = None) -> Any:
+    from bayesbio import schema
+
+    return schema.rename_columns(_read_file(path, sheet), _mapping(columns))
 
 
 def _space(process: Path | None) -> Any:
@@ -375,6 +395,7 @@ def simulate(
 @app.command()
 def clean(
     data: Data,
+    sheet: Sheet = None,
     columns: Columns = None,
     policy: Annotated[str, typer.Option(help="Cleaning policy name.")] = "default",
     process: Process = None,
@@ -397,7 +418,7 @@ def clean(
                     f"--out {out}: writing {name} there would overwrite the input --data "
                     f"{data}; choose another --out folder"
                 )
-        result = clean_table(_read(data, columns), policy, space=_space(process))
+        result = clean_table(_read(data, columns, sheet), policy, space=_space(process))
         _write_all({names[0]: result.table, names[1]: result.log}, out)
         dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
         _say(f"kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions")
@@ -412,6 +433,7 @@ def clean(
 @app.command()
 def eda(
     data: Data,
+    sheet: Sheet = None,
     columns: Columns = None,
     process: Process = None,
     out: Out = Path("output"),
@@ -427,7 +449,7 @@ def eda(
         space = _space(process)
         groups = [g for g in space.groups if g != "campaign"]
         result = run_eda(
-            _read(data, columns),
+            _read(data, columns, sheet),
             group=groups[0] if groups else None,
             space=space,
         )
@@ -456,6 +478,7 @@ Chains = Annotated[int, typer.Option(help="Markov chains.")]
 @app.command()
 def compare(
     data: Data,
+    sheet: Sheet = None,
     columns: Columns = None,
     cv: Annotated[str, typer.Option(help="Scheme: split, kfold, group, learning_curve.")] = (
         "kfold"
@@ -485,7 +508,7 @@ def compare(
         }
         if bayesian:
             models["Bayesian"] = _bayes(seed, draws, tune, chains, space)
-        table = _read(data, columns)
+        table = _read(data, columns, sheet)
         with _activity(f"comparing {len(models)} models on {cv} folds"), _interrupts():
             result = run_compare(
                 models, table, cv=cv, n_splits=n_splits, random_seed=seed, space=space
@@ -505,6 +528,7 @@ def compare(
 @app.command()
 def fit(
     data: Data,
+    sheet: Sheet = None,
     columns: Columns = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
@@ -532,7 +556,7 @@ def fit(
 
         _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
-        table = _read(data, columns)
+        table = _read(data, columns, sheet)
         model = _bayes(seed, draws, tune, chains, space)
         steps = f"{chains} chain(s) x {tune} + {draws} steps"
         with _activity(f"sampling the posterior ({steps})"), _interrupts():
@@ -898,8 +922,10 @@ def study(
     out: Out = Path("output/study"),
     seed: Seed = 2024,
     data: Annotated[
-        Path | None, typer.Option("--data", "-d", help="Your own batch table (CSV/Parquet).")
+        Path | None,
+        typer.Option("--data", "-d", help="Your own batch table (CSV/TSV, Excel, Parquet, JSON)."),
     ] = None,
+    sheet: Sheet = None,
     columns: Columns = None,
     process: Process = None,
     quick: Annotated[bool, typer.Option(help="Reduced settings (about a minute).")] = False,
@@ -985,7 +1011,7 @@ def study(
                     f"--groups {', '.join(unknown) or '(empty)'}: not a group column of the "
                     f"process; use some of {list(space.groups)}"
                 )
-        table = _read(data, columns) if data is not None else None
+        table = _read(data, columns, sheet) if data is not None else None
         config = replace(StudyConfig.quick() if quick else StudyConfig(), **overrides)
         with _progress() as bar, _interrupts() as interrupted:
             task = bar.add_task("study", total=8)
@@ -1019,6 +1045,7 @@ def study(
 @app.command("init-process")
 def init_process(
     data: Data,
+    sheet: Sheet = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The TOML file to write.")] = Path(
         "process.toml"
     ),
@@ -1036,11 +1063,11 @@ def init_process(
     """
     with _errors():
         from bayesbio.space import infer_space, space_to_starter_toml
-        from bayesbio.study import atomic_path, read_table
+        from bayesbio.study import atomic_path
 
         if out.exists() and not force:
             raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
-        space, notes = infer_space(read_table(data), response=response, name=name)
+        space, notes = infer_space(_read_file(data, sheet), response=response, name=name)
         text = space_to_starter_toml(space, notes)
         with atomic_path(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
@@ -1074,6 +1101,7 @@ def next_(
             "--data", "-d", help="Batch table that starts a new campaign (CSV/TSV, Excel, ...)."
         ),
     ] = None,
+    sheet: Sheet = None,
     batches: Annotated[int, typer.Option(help="Number of next batches to propose.")] = 4,
     group: Group = None,
     columns: Columns = None,
@@ -1130,7 +1158,7 @@ def next_(
             params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
             camp = Campaign(
                 space,
-                _read(data, columns),
+                _read(data, columns, sheet),
                 model_params=params,
                 group=_mapping(group, "--group", "COLUMN=LABEL"),
                 delta=0.2 if delta is None else delta,

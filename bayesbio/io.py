@@ -47,12 +47,13 @@ import re
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["SUPPORTED_EXTENSIONS", "ReadError", "ReadInfo", "read_table", "read_table_with_info"]
@@ -355,9 +356,69 @@ def read_table_with_info(
     else:
         _reject_options(name, "a JSON file", given, allowed=("encoding",))
         table, info = _read_json(file, name, encoding)
+    table, units_note = _drop_units_row(table)
+    if units_note:
+        warnings.warn(f"{name}: {units_note}", UserWarning, stacklevel=2)
     info = replace(info, given=given, rows=len(table), columns=table.shape[1])
     _log.info("%s", info.summary())
     return table, info
+
+
+_UNIT_CELL_MAX = 16  # a unit written under a header is short: "°C", "mL/h/L", "% air sat."
+_NA_TEXT = frozenset({"", "na", "n/a", "n.a.", "nan", "none", "null", "missing", "?", "nd"})
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return True
+    try:
+        float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+def _drop_units_row(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Remove a row of units directly under the header (``°C``, ``%``, ``rpm``), if any.
+
+    The first row is a units row when none of its cells is a number, and at least two
+    columns that hold numbers in 80 % of the rows below have a short text there that is not
+    a missing-value marker. The units are kept in ``table.attrs["units_row"]`` (column ->
+    text) and the returned note says what was done; columns left with numbers only become
+    numeric.
+    """
+    if len(table) < 3:
+        return table, ""
+    first, rest = table.iloc[0], table.iloc[1:]
+    cells = {c: v for c, v in first.items() if not pd.isna(v) and str(v).strip()}
+    if len(cells) < 2 or any(_is_number(v) for v in cells.values()):
+        return table, ""
+    unitlike = [
+        c
+        for c, v in cells.items()
+        if len(str(v).strip()) <= _UNIT_CELL_MAX
+        and str(v).strip().lower() not in _NA_TEXT
+        and rest[c].map(_is_number).mean() >= 0.8
+    ]
+    if len(unitlike) < 2:
+        return table, ""
+    units = {str(c): str(v).strip() for c, v in cells.items()}
+    out = rest.reset_index(drop=True)
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c].dtype):
+            numbers = pd.to_numeric(out[c], errors="coerce")
+            if numbers.notna().sum() == out[c].notna().sum() and numbers.notna().any():
+                out[c] = numbers
+    out = out.infer_objects()
+    out.attrs = {**table.attrs, "units_row": units}
+    shown = ", ".join(f"{c!r}: {u!r}" for c, u in list(units.items())[:6])
+    more = f" and {len(units) - 6} more" if len(units) > 6 else ""
+    return out, (
+        f"the first row under the header holds units, not a batch ({shown}{more}); it was "
+        "read as units and left out of the table"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,7 +801,8 @@ def _read_excel(file: Path, name: str, sheet: str | int | None) -> tuple[pd.Data
             ) from err
         try:
             sheets = tuple(book.sheetnames)
-            chosen = _choose_sheet(name, sheets, sheet)
+            counts = _numbers_per_sheet(book) if sheet is None and len(sheets) > 1 else None
+            chosen = _choose_sheet(name, sheets, sheet, counts)
             where = f"{name}, sheet {chosen!r}"
             header: list[Any] | None = None
             skip = 0
@@ -766,6 +828,13 @@ def _read_excel(file: Path, name: str, sheet: str | int | None) -> tuple[pd.Data
                 "Excel and save it again"
             ) from err
     table, dropped, n_dropped, notes = _finish(data, names, letters=True)
+    if counts is not None:
+        others = ", ".join(repr(s) for s in sheets if s != chosen)
+        notes = (
+            f"Read sheet {chosen!r}, the one holding the most numbers; the workbook also has "
+            f"{others} (choose another with sheet=..., --sheet on the command line).",
+            *notes,
+        )
     info = ReadInfo(
         path=name,
         format="excel",
@@ -780,12 +849,31 @@ def _read_excel(file: Path, name: str, sheet: str | int | None) -> tuple[pd.Data
     return table, info
 
 
-def _choose_sheet(name: str, sheets: Sequence[str], sheet: str | int | None) -> str:
+def _numbers_per_sheet(book: Any, max_rows: int = 2_000) -> dict[str, int]:
+    """Count the numeric cells of each worksheet (the first ``max_rows`` rows)."""
+    counts = {}
+    for title in book.sheetnames:
+        n = 0
+        for i, row in enumerate(book[title].iter_rows(values_only=True)):
+            if i >= max_rows:
+                break
+            n += sum(isinstance(c, (int, float)) and not isinstance(c, bool) for c in row)
+        counts[title] = n
+    return counts
+
+
+def _choose_sheet(
+    name: str,
+    sheets: Sequence[str],
+    sheet: str | int | None,
+    counts: Mapping[str, int] | None = None,
+) -> str:
+    """Return the sheet asked for; else the one with the most numbers (``counts``) or the first."""
     listed = ", ".join(repr(s) for s in sheets)
     if sheet is None:
         if not sheets:
             raise ReadError(f"{name}: the workbook has no worksheets")
-        return sheets[0]
+        return sheets[0] if counts is None else max(sheets, key=lambda s: counts.get(s, 0))
     if isinstance(sheet, bool) or not isinstance(sheet, (str, int)):
         raise ReadError(f"{name}: sheet must be a name or a 0-based number, not {sheet!r}")
     if isinstance(sheet, int):

@@ -83,7 +83,10 @@ def _ids(table: pd.DataFrame, mask: np.ndarray | pd.Series, batch_id: str) -> st
     """Name the first few offending rows by batch id when present, else by index."""
     mask = np.asarray(mask, dtype=bool)
     if batch_id in table.columns:
-        ids = table.loc[mask, batch_id].astype(str).tolist()
+        ids = [
+            str(v) if pd.notna(v) and str(v).strip() else f"(no id, row {i})"
+            for i, v in table.loc[mask, batch_id].items()
+        ]
         label = batch_id
     else:
         ids = [str(i) for i in table.index[mask]]

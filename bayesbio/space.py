@@ -1334,11 +1334,13 @@ def _draft_factor(
                 f"({margin:.0%} below its lowest value, not {margin:.0%} of its span), so "
                 "that the range does not run down to 0 (no inducer, no feed: another process)"
             )
-    unit = _guess_unit(str(col))
+    below = _unit_below_header(table, col)
+    unit = below or _guess_unit(str(col))
+    source = "the units row under the header" if below else "its name"
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
         f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "
-        + (f"{unit!r} from its name" if unit else "unknown: marked TODO")
+        + (f"{unit!r} from {source}" if unit else "unknown: marked TODO")
     )
     name = rename.get(str(col), str(col))
     return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), limits, label=str(col))
@@ -1348,9 +1350,11 @@ def _draft_response(
     table: pd.DataFrame, response: str, rename: Mapping[str, str], notes: list[str]
 ) -> Response:
     """Draft the response: unit and direction from its name (g/L assumed for a yield)."""
-    unit = _guess_unit(response)
+    below = _unit_below_header(table, response)
+    unit = below or _guess_unit(response)
     if unit:
-        notes.append(f"response unit {unit!r} from its name")
+        source = "the units row under the header" if below else "its name"
+        notes.append(f"response unit {unit!r} from {source}")
     elif _YIELD_NAME.search(_norm(response)):
         unit = "g/L"
         notes.append(f"response unit {unit!r} (assumed for a yield or titer; check it)")
@@ -1428,6 +1432,21 @@ _UNIT_HINTS = [
     (r"^ph($|_)", "pH"),  # "pH", "pH setpoint", "pH (-)"
     (r"(^|_)(%|pct|percent|do_%)$", "% air sat."),
 ]
+
+
+def _unit_below_header(table: pd.DataFrame, column: Any) -> str:
+    """Return the unit written in a units row under the header, if pint reads it, else ``""``.
+
+    The row is ``table.attrs["units_row"]`` (set by :func:`bayesbio.io.read_table`).
+    """
+    cell = str(table.attrs.get("units_row", {}).get(str(column), "")).strip()
+    if len(cell) < 1 or cell in {"-", "--"}:
+        return ""
+    try:
+        _parse_unit(cell, "unit")
+    except SpaceError:
+        return ""
+    return cell
 
 
 def _guess_unit(column: str) -> str:

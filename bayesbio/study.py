@@ -165,7 +165,7 @@ class StudyResult:
     space: ProcessSpace | None = None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame:
     """Read a user's batch table (see :func:`bayesbio.io.read_table`).
 
     CSV/TSV in any common encoding, delimiter and decimal separator, Excel ``.xlsx`` or Parquet.
@@ -174,6 +174,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     ----------
     path : str or path
         The data file.
+    sheet : str or int, optional
+        Worksheet of an Excel workbook; default the sheet holding the most numbers.
 
     Returns
     -------
@@ -188,7 +190,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     from bayesbio.io import read_table as _read
 
-    return _read(path)
+    return _read(path, sheet=sheet)
 
 
 class _Stages:

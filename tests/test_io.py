@@ -115,10 +115,34 @@ def test_excel_second_sheet_by_name_or_index(table, tmp_path):
     pd.testing.assert_frame_equal(read_table(path, sheet="Runs"), table, check_dtype=False)
     pd.testing.assert_frame_equal(read_table(path, sheet=1), table, check_dtype=False)
     pd.testing.assert_frame_equal(read_table(path, sheet=" runs "), table, check_dtype=False)
+    # without a sheet: the one holding the table (the most numbers), said in a note
     first, info = read_table_with_info(path)
-    assert list(first.columns) == ["note"] and info.sheet == "Notes"
+    pd.testing.assert_frame_equal(first, table, check_dtype=False)
+    assert info.sheet == "Runs" and "Read sheet 'Runs'" in info.notes[0]
+    assert "'Notes'" in info.notes[0]
     _, info = read_table_with_info(path, sheet="Runs")
     assert info.given == ("sheet",) and info.sheets == ("Notes", "Runs")
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_a_units_row_under_the_header_is_read_as_units_not_a_batch(table, tmp_path, fmt):
+    units = pd.DataFrame([["", "", "°C", "µg/L", "d", "g/L"]], columns=table.columns)
+    with_units = pd.concat([units, table.astype(object)], ignore_index=True)
+    path = tmp_path / f"units.{fmt}"
+    if fmt == "xlsx":
+        _write_excel(path, {"Batches": with_units})
+    else:
+        with_units.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"first row under the header holds units.*'°C'"):
+        got = read_table(path)
+    pd.testing.assert_frame_equal(got, table, check_dtype=False)
+    assert pd.api.types.is_numeric_dtype(got["yield"])
+    assert got.attrs["units_row"]["temperature [°C]"] == "°C"
+    # a first batch with missing values is a batch, not units
+    gappy = table.astype(object)
+    gappy.loc[0, ["temperature [°C]", "dissolved_oxygen [µg/L]", "day", "yield"]] = "n.a."
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    assert len(read_table(tmp_path / "gappy.csv")) == len(table)
 
 
 def test_missing_sheet_lists_the_sheets(table, tmp_path):
