@@ -67,10 +67,12 @@ import pandas as pd
 from bayesbio import schema
 from bayesbio.space import (
     _DECIMAL_COMMA,
+    _VOLUME_LABEL,
     Factor,
     ProcessSpace,
     SpaceError,
     _parse_unit,
+    _volume_labels,
     convert_units,
     resolve_space,
 )
@@ -635,18 +637,8 @@ def _coerce_numeric(state: _State, col: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- group labels
-#: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL"
-_VOLUME_LABEL = re.compile(
-    r"^\s*(\d+(?:[.,]\d+)?)\s*(ml|l|hl|m3|m³|m\^3|cbm|gal)\s*$", re.IGNORECASE
-)
 #: the volume units pint reads under another spelling (cubic metres)
 _CUBIC_METRE = {"m3", "m^3", "cbm"}
-
-
-def _is_volume_column(values: pd.Series) -> bool:
-    """Return True when most labels of a group column are vessel volumes ("2L", "3 m3")."""
-    labels = pd.unique(values.dropna().astype(str))
-    return len(labels) > 0 and np.mean([bool(_VOLUME_LABEL.match(v)) for v in labels]) >= 0.8
 
 
 def _label_key(label: str, column: str) -> str:
@@ -1189,7 +1181,7 @@ def _level_codes(df: pd.DataFrame, groups: Sequence[str]) -> list[np.ndarray]:
     the declaration: a small group falls back to its vessel size's centre, never to a site's
     mix of 10 L and 1,000 L batches.
     """
-    groups = sorted(groups, key=lambda g: not _is_volume_column(df[g]))
+    groups = sorted(groups, key=lambda g: not _volume_labels(df[g]))
     return [_group_codes(df, groups[:k]) for k in range(len(groups), 0, -1)] or [
         _group_codes(df, [])
     ]
@@ -1442,7 +1434,7 @@ def _outlier_groups(groups: Sequence[str], space: ProcessSpace, table: pd.DataFr
     if not space.groups:
         return list(groups)
     inner = space.groups[-1]
-    if inner in table.columns and _is_volume_column(table[inner]):
+    if inner in table.columns and _volume_labels(table[inner]):
         return list(groups)
     return [g for g in groups if g != inner] or list(groups)
 

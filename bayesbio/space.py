@@ -1128,7 +1128,13 @@ def infer_space(
         notes.append(f"dates, not used as factors or groups: {[str(c) for c in dates]}")
     if groups is None:
         groups = _draft_groups(table, text, batch_id, dates, notes)
-        notes.append(f"groups (hierarchy order as in the file; reorder outermost first): {groups}")
+        # vessel sizes are the outermost level: a small vessel group borrows from its size
+        volumes = [g for g in groups if _volume_labels(table[g])]
+        groups = volumes + [g for g in groups if g not in volumes]
+        notes.append(
+            "groups, outermost first (vessel sizes first, then as in the file; reorder if "
+            f"another nesting is right): {groups}"
+        )
     if factors is None:
         factors = [str(c) for c in numeric if c not in (response, batch_id)]
         outcomes = [c for c in factors if _OUTCOME_NAME.search(_norm(c))]
@@ -1149,6 +1155,7 @@ def infer_space(
         if "/" in str(c) or str(c) != str(c).strip()
     }
     facs = [_draft_factor(table, col, rename, margin, notes) for col in factors]
+    notes.extend(_ranges_by_group(table, factors, groups))
     resp = _draft_response(table, str(response), rename, notes)
     renames = [ColumnSpec(c, new) for c, new in rename.items()]
     if renames:
@@ -1246,11 +1253,58 @@ _NOT_A_GROUP = re.compile(
 )
 
 
+#: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL"
+_VOLUME_LABEL = re.compile(
+    r"^\s*(\d+(?:[.,]\d+)?)\s*(ml|l|hl|m3|m³|m\^3|cbm|gal)\s*$", re.IGNORECASE
+)
+
+
 #: a decimal comma, unambiguous: not three digits after it ("6,9" yes, "1,000" no); what
 #: `bayesbio clean` reads as a number, and what a draft counts as one
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
 #: a number, optionally with a decimal comma, then optionally a unit (``"250 rpm"``, ``"6,9"``)
 _NUMBER_TEXT = re.compile(r"^\s*([-+]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)?$")
+
+
+def _ranges_by_group(
+    table: pd.DataFrame, factors: Sequence[str], groups: Sequence[str]
+) -> list[str]:
+    """Name each factor whose ranges in the labels of a group column do not overlap."""
+    out = []
+    for col in factors:
+        values = _as_numbers(table[col])
+        for g in groups:
+            if g not in table.columns:
+                continue
+            # "10 L", "10L" and "10l" are one vessel (as the cleaner will read them)
+            labels = table[g].astype(str).str.strip()
+            key = labels.str.lower().str.replace(r"\s+", "", regex=True)
+            shown_as = labels.groupby(key).agg(lambda v: v.mode().iloc[0])
+            ranges = values.groupby(key).agg(["min", "max", "count"])
+            ranges.index = shown_as.reindex(ranges.index).to_numpy()
+            ranges = ranges[ranges["count"] >= 2].sort_values("min")
+            if len(ranges) < 2:
+                continue
+            apart = (ranges["min"].to_numpy()[1:] > ranges["max"].to_numpy()[:-1]).all()
+            if apart:
+                shown = ", ".join(
+                    f"{lab}: {r['min']:.4g}-{r['max']:.4g}" for lab, r in ranges.iterrows()
+                )
+                out.append(
+                    f"factor {col!r}: its values in each {g!r} do not overlap ({shown}); one "
+                    "operating range spans them all, and recommendations keep to each group's "
+                    "own batches (narrow the range or bound a group's search if that is wrong)"
+                )
+                break
+    return out
+
+
+def _volume_labels(values: pd.Series) -> bool:
+    """Return True when most labels of a text column are vessel volumes ("2L", "3 m3")."""
+    labels = pd.unique(values.dropna().astype(str))
+    return len(labels) > 0 and sum(bool(_VOLUME_LABEL.match(v)) for v in labels) >= 0.8 * len(
+        labels
+    )
 
 
 def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:
@@ -1323,17 +1377,15 @@ def _draft_factor(
     lo, hi = float(vals.min()), float(vals.max())
     width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
     lo_r, hi_r = max(lo - margin * width, limits[0]), hi + margin * width
-    if lo > 0:
+    if lo > 0 and lo_r < lo / 2:
         # a positive factor spanning orders of magnitude (an inducer at 0.05-1 mM) must not
-        # reach 0, which is another process (no induction): at most `margin` of its lowest value
-        floor = lo * (1.0 - margin)
-        if floor > lo_r:
-            lo_r = floor
-            notes.append(
-                f"factor {col!r}: lower edge of the operating range kept at {_round(floor)} "
-                f"({margin:.0%} below its lowest value, not {margin:.0%} of its span), so "
-                "that the range does not run down to 0 (no inducer, no feed: another process)"
-            )
+        # run down to 0, which is another process (no induction): not below half its lowest
+        lo_r = lo / 2
+        notes.append(
+            f"factor {col!r}: lower edge of the operating range kept at {_round(lo_r)}, half "
+            f"its lowest value (not {margin:.0%} of its span below it), so that the range "
+            "does not run down to 0 (no inducer, no feed: another process)"
+        )
     below = _unit_below_header(table, col)
     unit = below or _guess_unit(str(col))
     source = "the units row under the header" if below else "its name"
@@ -1385,7 +1437,8 @@ _MINIMISE_NAME = re.compile(
 #: measured outcomes, not setpoints: a second response in the file is not drafted as a factor
 _OUTCOME_NAME = re.compile(
     r"yield|ausbeute|tit(er|re)|impurit|hcp|host_cell|aggregat|la[ck]tat|acetat"
-    r"|by_?product|nebenprodukt|endotoxin"
+    r"|by_?product|nebenprodukt|endotoxin|biomass|biomasse|wcw|dcw|cdw|od_?600|vcd"
+    r"|viab|cell_density|zelldichte"
 )
 
 

@@ -1,6 +1,7 @@
 """The process space: construction checks, TOML/JSON round trips, column mapping, inference."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -495,9 +496,34 @@ def test_infer_space_keeps_people_out_of_groups_and_an_inducer_above_zero():
     assert sp.groups == ("Site",)
     assert "not drafted as groups" in text and "'Operator'" in text
     lo, hi = sp.factor("IPTG (mM)").operating
-    assert lo == pytest.approx(0.045) and hi > 1.0  # 10 % below 0.05 mM, not down to 0
+    assert lo == pytest.approx(0.025) and hi > 1.0  # half of 0.05 mM, not down to 0
     assert "does not run down to 0" in text
     t_lo, _ = sp.factor("Temperature (°C)").operating
     assert t_lo < table["Temperature (°C)"].min() - 0.5  # 10 % of the span, as before
     assert sp.groups == infer_space(table, groups=["Site"])[0].groups
     assert infer_space(table, groups=["Site", "Operator"])[0].groups == ("Site", "Operator")
+
+
+def test_infer_space_puts_vessel_sizes_first_and_names_ranges_apart_by_vessel():
+    rng = np.random.default_rng(4)
+    n = 20
+    vessel = np.array(["10 L", "10L", "1000L"] * 7)[:n]
+    big = vessel == "1000L"
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Site": rng.choice(["Leiden", "Cork"], n),
+            "Vessel": vessel,
+            "Agitation (rpm)": np.where(big, rng.uniform(150, 250, n), rng.uniform(600, 900, n)),
+            "Temperature (°C)": rng.uniform(28.0, 32.0, n),
+            "Biomass WCW (g/L)": rng.uniform(280.0, 400.0, n),
+            "Titer (mg/L)": rng.uniform(500.0, 1500.0, n),
+        }
+    )
+    sp, notes = infer_space(table)
+    text = "\n".join(notes)
+    assert sp.groups == ("Vessel", "Site")
+    assert "'Biomass WCW (g/L)'" in text and "Biomass" not in " ".join(sp.factor_names)
+    assert "factor 'Agitation (rpm)': its values in each 'Vessel' do not overlap" in text
+    assert re.search(r"1000L: 1\d\d(\.\d)?-2\d\d(\.\d)?, 10 ?L: [6-8]\d\d", text)
+    assert "Temperature (°C)': its values" not in text
