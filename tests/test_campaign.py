@@ -255,3 +255,15 @@ def test_a_mistyped_group_is_named_at_construction_before_any_fit():
     assert Campaign(SPACE1, start_table(), model=factory, group={"site": " a"}).group == {
         "site": "A"
     }
+
+
+def test_results_written_otherwise_join_the_campaigns_group():
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=5)
+    rows = run_batches(camp.recommend(2, n_draws=200), 0, seed=1)
+    rows["site"] = [" a", "A"]  # the results file's own spelling
+    with pytest.warns(UserWarning, match=r"'site' label ' a' read as 'A', as in the campaign"):
+        camp.add(rows)
+    assert set(camp.table["site"]) == {"A"}
+    other = run_batches(camp.recommend(1, n_draws=200), 1, seed=2).assign(site="B")
+    with pytest.warns(UserWarning, match=r"'site' label 'B' is not in the campaign's table"):
+        camp.add(other)

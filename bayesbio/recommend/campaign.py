@@ -324,7 +324,7 @@ class Campaign:
         Campaign
             ``self``, one round further.
         """
-        new = schema.validate(results, space=self.space)
+        new = self._same_labels(schema.validate(results, space=self.space))
         bid = self.space.batch_id
         if bid in new.columns and bid in self.table.columns:
             seen = sorted(set(new[bid].astype(str)) & set(self.table[bid].astype(str)))
@@ -340,6 +340,38 @@ class Campaign:
             self.history.append({"round": self.round, "added": len(new)})
         self.round += 1
         return self.fit()
+
+    def _same_labels(self, new: pd.DataFrame) -> pd.DataFrame:
+        """Write the results' group labels as the campaign's table writes them.
+
+        "1000 L" in a results file is the campaign's "1000L" (the cleaner's rule: case,
+        spacing and vessel volumes); a label that matches none of the table's is named in a
+        warning, since it starts a group of its own.
+        """
+        from bayesbio.clean import _label_key
+
+        new = new.copy()
+        said = []
+        for col in self.space.group_columns(new):
+            if col not in self.table.columns:
+                continue
+            known = {_label_key(str(v), col): str(v) for v in self.table[col].dropna().unique()}
+            labels = new[col].astype(str)
+            mapped = pd.Series(
+                [known.get(_label_key(v, col), v) for v in labels], index=labels.index
+            )
+            for old, now in sorted(set(zip(labels, mapped, strict=True))):
+                if old != now:
+                    said.append(f"{col!r} label {old!r} read as {now!r}, as in the campaign")
+                elif now not in known.values():
+                    said.append(
+                        f"{col!r} label {now!r} is not in the campaign's table: its batches "
+                        "start a group of their own; check the spelling"
+                    )
+            new[col] = mapped.to_numpy()
+        if said:
+            warnings.warn("Campaign.add: " + "; ".join(said), UserWarning, stacklevel=3)
+        return new
 
     def best(self, **kwargs: Any) -> Recommendation:
         """Return the safe recommendation of :func:`~bayesbio.recommend.recommend`.
