@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
-from bayesbio.space import display_unit
+from bayesbio.space import with_unit
 
 if TYPE_CHECKING:
     from bayesbio.space import ProcessSpace
@@ -399,8 +399,7 @@ def _notice_html(n: Notice) -> str:
 def _header(name: Any, units: Mapping[str, str], labels: Mapping[str, str]) -> str:
     key = str(name)
     text = labels.get(key, key.replace("_", " "))
-    unit = display_unit(units.get(key) or "")
-    return f"{text} [{unit}]" if unit else text
+    return with_unit(text, units.get(key) or "")
 
 
 def display_table(

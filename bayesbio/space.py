@@ -453,9 +453,34 @@ def unit_suffix(unit: str) -> str:
     return f" {shown}" if shown else ""
 
 
-def _axis_label(label: str, unit: str) -> str:
+def with_unit(text: str, unit: str) -> str:
+    """Return ``"Temperature [°C]"``: ``text`` and its unit for headers and axes.
+
+    Nothing is added for no unit or pH, nor to a text that already ends with its unit in
+    brackets or parentheses (a column headed ``"Temp [°C]"`` is not ``"Temp [°C] [°C]"``).
+    """
     shown = display_unit(unit)
-    return f"{label} [{shown}]" if shown else label
+    if not shown:
+        return str(text)
+    end = re.search(r"[\[(]([^\[\]()]*)[\])]\s*$", str(text))
+    if end and _names_a_unit(end.group(1).strip(), unit, shown):
+        return str(text)
+    return f"{text} [{shown}]"
+
+
+def _names_a_unit(inside: str, unit: str, shown: str) -> bool:
+    """Return True when a bracketed tail such as ``"mg/L"`` or ``"°C"`` is a unit."""
+    if inside in (unit.strip(), shown) or inside.replace(" per ", "/") in (unit.strip(), shown):
+        return True
+    try:
+        _parse_unit(inside.replace(" per ", "/"), "unit")
+    except SpaceError:
+        return False
+    return len(inside) >= 2  # "(A)" is a label more often than an ampere
+
+
+def _axis_label(label: str, unit: str) -> str:
+    return with_unit(label, unit)
 
 
 def _norm(name: Any) -> str:

@@ -32,7 +32,14 @@ from bayesbio.models._discrepancy import MIN_PAIRS
 from bayesbio.models.protocol import YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
-from bayesbio.space import ProcessSpace, display_unit, number_text, resolve_space, unit_suffix
+from bayesbio.space import (
+    ProcessSpace,
+    display_unit,
+    number_text,
+    resolve_space,
+    unit_suffix,
+    with_unit,
+)
 from bayesbio.summary import (
     DIAGNOSTIC_LABELS,
     diagnostics_failed,
@@ -774,7 +781,7 @@ def _recommendation_display(
     labels.update(
         {
             "setpoint": "setting",
-            "expected_yield": f"expected {r.name}",
+            "expected_yield": f"expected {_lower_first(r.label)}",
             bad: f"{bad[1:]}th percentile",
             "prob_spec": "P(meet spec)",
             "p_better_than_recipe": "P(better than recipe)",
@@ -783,6 +790,14 @@ def _recommendation_display(
         }
     )
     return shown, units, labels
+
+
+def _lower_first(label: str) -> str:
+    """``"Titer [mg/L]"`` -> ``"titer [mg/L]"`` inside a sentence; ``"HCP"``, ``"pH"`` kept."""
+    text = str(label)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
 
 
 def _next_display(
@@ -804,7 +819,7 @@ def _next_display(
     labels.update(
         {
             "expected_regret_reduction": "expected cut in regret",
-            "expected_yield": f"expected mean {space.response.name}",
+            "expected_yield": f"expected mean {_lower_first(space.response.label)}",
             "posterior_sd": "uncertainty (SD)",
         }
     )
@@ -868,7 +883,7 @@ def _write_summary(
         {
             "group": overview["group"],
             "run at": overview["run"],
-            f"expected {r.name} [{unit}]": [
+            with_unit(f"expected {_lower_first(r.label)}", r.unit): [
                 f"{number_text(a)} (recipe {number_text(b)})"
                 for a, b in zip(overview["expected"], overview["recipe_expected"], strict=True)
             ],

@@ -318,7 +318,7 @@ def test_study_report_opens_with_a_summary_naming_every_target_group(quick_study
     assert len(targets) >= 2
     for scale, site in targets.itertuples(index=False):
         assert f"scale {scale}, site {site}" in summary, (scale, site)
-    for piece in ("run at", "expected yield [g/L]", "10th percentile [g/L]", "recipe ",
+    for piece in ("run at", "expected yield (titer) [g/L]", "10th percentile [g/L]", "recipe ",
                   "P(better than recipe)", "main risk", "run next", "Mixing time"):  # fmt: skip
         assert piece in summary, piece
     table = pd.read_csv(result.out_dir / "summary.csv")
@@ -341,7 +341,7 @@ def test_study_report_has_no_reprs_index_columns_or_truncation(quick_study):
     section = text[text.index("Recommendation per group") :]
     rec_headers = re.findall(r"<th[^>]*>(.*?)</th>", section[: section.index("</table>")])
     assert rec_headers[:3] == ["scale", "site", "setting"]
-    assert "Temperature [°C]" in rec_headers and "expected yield [g/L]" in rec_headers
+    assert "Temperature [°C]" in rec_headers and "expected yield (titer) [g/L]" in rec_headers
     # grouped warnings, each with a severity and what to do
     head = text[text.index("id='warnings'") : text.index("<section")]
     assert head.count("What to do:") == head.count("class='notice ")
