@@ -183,9 +183,13 @@ def _errors() -> Iterator[list[warnings.WarningMessage]]:
             )
         _fail(f"{type(exc).__name__}: {_cli_terms(str(exc))}{hint}")
     if not _STATE["quiet"]:
+        from bayesbio.study import NOT_FOR_THE_USER
+
         seen = set()
         for w in caught:
             text = f"{w.category.__name__}: {_one_line(w.message)}"
+            if any(str(w.message).startswith(m) for m in NOT_FOR_THE_USER):
+                continue
             if text not in seen and _one_line(w.message) not in _STATE["said"]:
                 seen.add(text)
                 typer.echo(f"warning: {text}", err=True)
@@ -1188,7 +1192,49 @@ def next_(
             frame = camp.recommend(batches)
         _write(frame, out, "next_batches.csv")
         camp.save(out / "campaign")
-        typer.echo(frame.to_string())
+        typer.echo(_next_text(camp, frame, out))
+
+
+def _next_text(camp: Any, frame: Any, out: Path) -> str:
+    """Return the proposed batches for people: rule, recipe, rounded values, next step."""
+    from bayesbio.recommend.messages import group_text, point_text
+    from bayesbio.space import number_text, with_unit
+
+    space = camp.space
+    r = space.response
+    recipe = [camp.recipe[p] for p in space.factor_names] if camp.recipe else None
+    group = {k: str(v) for k, v in (camp.group or {}).items()}
+    shown = frame.drop(columns=["draw"], errors="ignore").copy()
+    for col in space.factor_names:
+        shown[col] = [number_text(v, 4) for v in shown[col]]
+    for col in ("expected_yield", "sd"):
+        shown[col] = [number_text(v) for v in shown[col]]
+    for col in ("p_safe", "p_better_than_recipe"):
+        shown[col] = [f"{v:.2f}" for v in shown[col]]
+    names = {f.name: with_unit(f.label, f.unit) for f in space.factors}
+    names.update(
+        {
+            "expected_yield": with_unit(f"expected {r.label}", r.unit),
+            "sd": with_unit("SD", r.unit),
+            "p_safe": "P(safe)",
+            "p_better_than_recipe": "P(better than recipe)",
+        }
+    )
+    lines = [
+        f"Round {camp.round}: {len(shown)} batch(es) to run"
+        + (f" for {group_text(group)}" if group else "")
+        + f" ({frame.attrs.get('n_safe', '?')} candidate setpoints passed the safety rule).",
+    ]
+    if recipe is not None:
+        lines.append(f"Recipe (the reference): {point_text(space, recipe)}.")
+    lines += [
+        f"Safety rule: {frame.attrs.get('rule', '')} for every batch (P(safe)); "
+        "'expected' is the posterior mean of the mean response there, SD its uncertainty.",
+        shown.rename(columns=names).to_string(index=False),
+        f"Run them, then add their results: bayesbio next --campaign {out / 'campaign'} "
+        "--results FILE",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -219,7 +219,7 @@ class _Stages:
             result = func()
         self.timings[name] = time.perf_counter() - start
         for w in caught:
-            if any(text in str(w.message) for text in _NOT_FOR_THE_REPORT):
+            if any(text in str(w.message) for text in NOT_FOR_THE_USER):
                 _log.debug("study stage %s: %s", name, w.message)
                 continue
             message = f"[{name}] {w.category.__name__}: {w.message}"
@@ -335,7 +335,7 @@ def _note_columns(table: pd.DataFrame, space: ProcessSpace) -> list[str]:
 
 #: Warnings about the installation, not about the data or the results: logged, not reported
 #: (PyTensor's C backend without BLAS only runs the few non-sampling graphs more slowly).
-_NOT_FOR_THE_REPORT = ("PyTensor could not link to a BLAS installation",)
+NOT_FOR_THE_USER = ("PyTensor could not link to a BLAS installation",)
 
 #: The manifest a study writes into its output folder: the files it owns there.
 MANIFEST = ".bayesbio-study.json"

@@ -162,6 +162,10 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     args += ["--draws", "100", "--tune", "100", "--chains", "2", "--out", str(tmp_path / "o")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    text = result.output
+    assert "Round 0: 2 batch(es) to run for scale 200L, site A" in text
+    assert "Recipe (the reference): Mixing time" in text and "Safety rule: P(yield >= 0.8" in text
+    assert "P(safe)" in text and " draw " not in text and "--results FILE" in text
     proposals = pd.read_csv(tmp_path / "o" / "next_batches.csv")
     assert len(proposals) == 2 and (proposals["scale"] == "200L").all()
     assert (proposals["p_safe"] >= 0.9).all()
