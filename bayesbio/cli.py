@@ -702,6 +702,36 @@ def _constraints(
     return kept or None
 
 
+Recipe = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--recipe",
+        help="The group's recipe, the reference of P(better) and of the safety rule: "
+        "FACTOR=VALUE, repeatable; factors not given take the group's median setpoint.",
+    ),
+]
+
+
+def _recipe(items: list[str] | None, factors: tuple[str, ...]) -> dict[str, float] | None:
+    """--recipe FACTOR=VALUE (repeatable) as recommend()'s and Campaign's recipe."""
+    form = "FACTOR=VALUE (e.g. --recipe temperature=36.5)"
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, rest = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--recipe expects {form}, got {item!r}")
+        if name not in factors:
+            raise ValueError(
+                f"--recipe {item!r}: {name!r} is not a factor of the process; use one of "
+                f"{list(factors)}"
+            )
+        if name in out:
+            raise ValueError(f"--recipe {item!r}: {name!r} is given twice")
+        out[name] = _number("--recipe", item, rest, form)
+    return out or None
+
+
 def _group_options(match: re.Match[str]) -> str:
     try:
         pairs = ast.literal_eval(match.group(1))
@@ -759,6 +789,7 @@ def recommend(
             help="Doubt moves the group never made: its own slopes, where the model pools them.",
         ),
     ] = False,
+    recipe: Recipe = None,
     kind: Kind = "auto",
     process: Process = None,
     out: Out = Path("output"),
@@ -789,6 +820,7 @@ def recommend(
             constraints=constraints,
             kind=kind,
             transfer_risk=transfer_risk,
+            recipe=_recipe(recipe, tuple(fitted.space_.factor_names)),
             random_seed=seed,
         )
         if strict:
@@ -1107,6 +1139,7 @@ def next_(
     ] = None,
     sheet: Sheet = None,
     batches: Annotated[int, typer.Option(help="Number of next batches to propose.")] = 4,
+    recipe: Recipe = None,
     group: Group = None,
     columns: Columns = None,
     delta: Annotated[
@@ -1165,11 +1198,12 @@ def next_(
                 _read(data, columns, sheet),
                 model_params=params,
                 group=_mapping(group, "--group", "COLUMN=LABEL"),
+                recipe=_recipe(recipe, tuple(space.factor_names)),
                 delta=0.2 if delta is None else delta,
                 random_seed=seed,
             )
         else:
-            fixed = {"--group": group, "--process": process, "--delta": delta}
+            fixed = {"--group": group, "--process": process, "--delta": delta, "--recipe": recipe}
             given = [name for name, value in fixed.items() if value is not None]
             if given:
                 raise ValueError(

@@ -471,6 +471,26 @@ def test_cli_recommend_transfer_risk_flag_reaches_recommend(tmp_path, loads, las
     assert seen == [False, True]
 
 
+def test_cli_recommend_measures_against_a_declared_recipe(tmp_path, loads, lasso_model):
+    loads(lasso_model)
+    args = ["recommend", *GROUP_ARGS, "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--recipe", "temperature=35.5", "--recipe", "ph=7.1"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "recommendation_scale-2L_site-A.csv").set_index("setpoint")
+    assert frame.loc["recipe", "temperature"] == 35.5 and frame.loc["recipe", "ph"] == 7.1
+    median = runner.invoke(app, args)
+    assert median.exit_code == 0, median.output
+    frame = pd.read_csv(tmp_path / "recommendation_scale-2L_site-A.csv").set_index("setpoint")
+    assert frame.loc["recipe", "temperature"] != 35.5  # the group's median setpoint
+    for bad, said in (
+        ("temp=35", "'temp' is not a factor of the process"),
+        ("temperature", "--recipe expects FACTOR=VALUE"),
+        ("temperature=warm", "'warm' is not a number"),
+    ):
+        wrong = runner.invoke(app, [*args, "--recipe", bad])
+        assert wrong.exit_code == 2 and said in wrong.output, wrong.output
+
+
 def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(
     tmp_path, loads, lasso_model
 ):
