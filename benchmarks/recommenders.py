@@ -58,6 +58,7 @@ from worlds import fitted, sampling_checks, targets  # benchmarks/worlds.py
 #: recommend() variants: keyword arguments beside ``group`` and ``random_seed``
 RECOMMENDERS: dict[str, dict[str, object]] = {
     "rec": {},
+    "rec_reach": {"constraints": Constraints(max_reach=0.25)},
     "rec_transfer": {"transfer_risk": True},
     "rec_ungated": {"min_confidence": None},
     "rec_mean": {"objective": "mean", "min_confidence": None},

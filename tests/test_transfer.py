@@ -206,3 +206,32 @@ def test_campaign_safety_doubts_moves_the_group_never_made():
     assert doubtful.attrs["n_safe"] < 0.1 * plain.attrs["n_safe"]
     assert plain["agitation"].min() > 250.0  # the pooled slope sends South to the edge
     assert doubtful["agitation"].max() < 230.0  # steps within reach of South's evidence
+
+
+def test_max_reach_keeps_each_factor_near_the_values_the_group_ran():
+    # South ran 148-152 rpm; the model is sure more agitation helps (+0.001 per rpm)
+    table = _two_factor_table(40, 0)
+    table = table[table["site"] == "North"].reset_index(drop=True)
+    south = pd.DataFrame(
+        {
+            "run": ["S1", "S2", "S3"],
+            "site": "South",
+            "temperature": [30.0, 31.0, 32.0],
+            "agitation": [148.0, 150.0, 152.0],
+        }
+    )
+    south["titer"] = _truth(south)
+    table = pd.concat([table, south], ignore_index=True)
+    model = PooledFake(_two_factor_space(), table)
+    kw = {"group": {"site": "South"}, "n_draws": 400, "n_candidates": 64, "random_seed": 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        free = recommend(model, **kw)
+        near = recommend(model, constraints={"max_reach": 0.25}, **kw)
+    assert free.setpoint["agitation"] > 170.0
+    # 148-152 rpm plus max(25 % of 4 rpm, 5 % of the 100-300 rpm operating range) = 10 rpm
+    assert near.setpoint["agitation"] <= 162.0 + 1e-9
+    assert 27.5 <= near.setpoint["temperature"] <= 34.0  # 30-32 degC plus 0.5 each side
+    assert any("agitation searched within 138-162 rpm" in n for n in near.settings["notes"])
+    with pytest.raises(ValueError, match="max_reach must be a number >= 0"):
+        recommend(model, constraints={"max_reach": -1}, **kw)

@@ -73,6 +73,12 @@ class Constraints:
         Model-based support limit: the posterior SD of the group's mean log-response at a
         setpoint divided by its median over the group's own training setpoints (the ratio
         grows where the model extrapolates). None switches this measure off.
+    max_reach : float or None, default None
+        Per-factor limit on extrapolation (with ``support="group"`` and the guard on, for a
+        group with batches of its own): every free factor stays within the values the group
+        has run, widened on each side by ``max_reach`` x their span (at least 5 % of the
+        operating range). The distance limit alone lets one factor go several spreads beyond
+        the group's last batch when the others stay near its centre. None: no such limit.
 
     Notes
     -----
@@ -87,6 +93,7 @@ class Constraints:
     support: str = "group"
     guard: bool = True
     max_sd_ratio: float | None = 2.0
+    max_reach: float | None = None
 
 
 @dataclass
@@ -144,7 +151,15 @@ def resolve_constraints(
     if constraints is None:
         constraints = Constraints()
     elif isinstance(constraints, Mapping):
-        valid = ("bounds", "fixed", "max_distance", "support", "guard", "max_sd_ratio")
+        valid = (
+            "bounds",
+            "fixed",
+            "max_distance",
+            "support",
+            "guard",
+            "max_sd_ratio",
+            "max_reach",
+        )
         unknown = [k for k in constraints if k not in valid]
         if unknown:
             raise ValueError(
@@ -154,7 +169,7 @@ def resolve_constraints(
     elif not isinstance(constraints, Constraints):
         raise ValueError(
             "constraints must be a Constraints, a mapping with keys bounds/fixed/max_distance/"
-            f"support/guard/max_sd_ratio, or None; got {type(constraints).__name__}"
+            f"support/guard/max_sd_ratio/max_reach, or None; got {type(constraints).__name__}"
         )
     names = space.factor_names
     bounds = check_names(constraints.bounds, f"{prefix}bounds", space)
@@ -235,6 +250,16 @@ def resolve_constraints(
                 f"{prefix}max_sd_ratio must be a number > 1 (or None to switch the model-based "
                 f"support measure off), got {constraints.max_sd_ratio!r}"
             )
+    if constraints.max_reach is not None:
+        try:
+            reach = float(constraints.max_reach)
+        except (TypeError, ValueError):
+            reach = math.nan
+        if not (np.isfinite(reach) and reach >= 0):
+            raise ValueError(
+                f"{prefix}max_reach must be a number >= 0 (a share of the span of the "
+                f"group's own values), or None; got {constraints.max_reach!r}"
+            )
     free = np.array([j for j in range(space.k) if j not in fixed_idx], dtype=int)
     return Resolved(
         space,
@@ -249,6 +274,35 @@ def resolve_constraints(
         notes,
         max_sd_ratio,
     )
+
+
+def reach_box(res: Resolved, group_points: np.ndarray) -> list[str]:
+    """Narrow ``res``'s search box to the group's own values plus ``max_reach`` of their span.
+
+    Applied to the free factors (in place) when ``max_reach`` is set, support is per group,
+    the guard is on and the group has batches; returns the notes saying where it cut.
+    """
+    reach = res.constraints.max_reach
+    if reach is None or res.support != "group" or not res.guard or len(group_points) == 0:
+        return []
+    space = res.space
+    notes = []
+    width = space.upper - space.lower
+    for j in res.free:
+        values = group_points[:, j]
+        pad = max(float(reach) * float(np.ptp(values)), 0.05 * float(width[j]))
+        lo, hi = max(res.lo[j], values.min() - pad), min(res.hi[j], values.max() + pad)
+        if lo >= hi:  # the group ran outside the search box: leave the box as it is
+            continue
+        if (lo, hi) != (res.lo[j], res.hi[j]):
+            name = space.factor_names[j]
+            notes.append(
+                f"{name} searched within {lo:.4g}-{hi:.4g}{_unit_text(space, name)}: the "
+                f"group's own values {values.min():.4g}-{values.max():.4g} plus "
+                f"{float(reach):.0%} of their span (max_reach)"
+            )
+            res.lo[j], res.hi[j] = lo, hi
+    return notes
 
 
 def check_execution_sd(execution_sd: Mapping[str, float] | None, space: ProcessSpace) -> np.ndarray:

@@ -25,6 +25,7 @@ from bayesbio.recommend.constraints import (
     Constraints,
     Resolved,
     check_names,
+    reach_box,
     resolve_constraints,
 )
 from bayesbio.recommend.support import Support
@@ -273,6 +274,7 @@ def build_context(
     # groups like the target: the columns it was named by (scale and site, not campaign)
     named = [c for c in group_cols if group and c in group] or group_cols
     support = Support(points, schema.group_keys(table, named), mask, space)
+    reach_notes = reach_box(res, points[mask]) if kind == "existing" else []
     recipe = np.median(points[mask] if mask.any() else points, axis=0)
     for j, v in res.fixed.items():
         recipe[j] = v
@@ -281,7 +283,7 @@ def build_context(
     data_sd = np.where(data_sd > 0, data_sd, width * 0.01)
     return Context(
         space, table, group_cols, full, mask, kind, res, support, recipe, data_sd,
-        [*res.notes, *notes],
+        [*res.notes, *notes, *reach_notes],
     )  # fmt: skip
 
 
