@@ -503,3 +503,5 @@ def test_the_report_says_which_groups_get_no_recommendation():
     assert "For each scale, the site with the most batches is shown" in text
     assert "2 other group(s) of the data are not" in text and "bayesbio recommend" in text
     assert _groups_text(["scale"], table, _site_groups(["scale"], table)) == ""  # all shown
+    # a process declared sites outermost: every vessel size still gets its recommendation
+    assert _site_groups(["site", "scale"], table) == chosen
