@@ -192,7 +192,7 @@ def _errors() -> Iterator[list[warnings.WarningMessage]]:
                 continue
             if text not in seen and _one_line(w.message) not in _STATE["said"]:
                 seen.add(text)
-                typer.echo(f"warning: {text}", err=True)
+                typer.echo(f"warning: {_cli_terms(text)}", err=True)
 
 
 def _strict_failure(
@@ -760,6 +760,8 @@ def _cli_terms(message: str) -> str:
     message = re.sub(r"\b(kind|objective)='(\w+)'", r"--\1 \2", message)
     message = re.sub(r"\bspec=(VALUE|[-+0-9.eE]+)", r"--spec \1", message)
     message = re.sub(r"\bn_splits\b", "--n-splits", message)
+    message = message.replace("widen the constraints.bounds", "widen the --bound")
+    message = message.replace("(constraints.bounds)", "(--bound)")
     return message.replace("columns={...}", "--columns FILE_NAME=NAME")
 
 
@@ -831,7 +833,9 @@ def recommend(
         label = _group_label(groups)
         _write(frame, out, f"recommendation{label}.csv")
         _say(frame.to_string())
-        _say(rec.explain())
+        # its warnings follow once, as every command's do ("warning: Category: ...")
+        explained = rec.explain().splitlines()
+        _say(_cli_terms("\n".join(t for t in explained if not t.startswith("Warning: "))))
         if rec.next_experiments is not None:
             _write(rec.next_experiments, out, f"next_experiments{label}.csv")
             _say("best experiments to run instead:\n" + rec.next_experiments.to_string())

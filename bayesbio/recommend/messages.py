@@ -185,7 +185,13 @@ def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
             continue
         bound = lo if side == "lower" else hi
         op = space.factor(name).operating
-        what = "operating range" if bound in op else "constraints.bounds"
+        given = (ctx.res.constraints.bounds or {}).get(name)
+        if bound in op:
+            what = "operating range"
+        elif given is not None and bound in tuple(float(v) for v in given):
+            what = "constraints.bounds"
+        else:
+            what = "the group's own values plus max_reach"
         out.append(
             f"factor '{name}' is on the {side} bound {bound:.4g}{_unit(space, name)} of the "
             f"search box ({what}): the optimum may lie beyond it; widen the {what} if the "
