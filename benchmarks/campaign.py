@@ -31,8 +31,9 @@ Methods (``--methods``):
   settings for quick runs; printed in the header so every figure states its settings);
 * ``campaign_free`` -- the same with ``trust_region=False``: proposals anywhere in the box
   under the safety rule alone (the default until 2026-12-07);
-* ``campaign_transfer`` -- the default with ``transfer_risk=True``: the safety rule judged
-  from draws that carry the target group's own slope deviation;
+* ``campaign_pooled`` -- the default with ``transfer_risk=False``: the safety rule judged
+  from the model's own draws, without the target group's slope deviation (the default until
+  2026-12-07, third session);
 * ``recipe``    -- keep the recipe: ``q`` replicates of it; answer = recipe;
 * ``random``    -- ``q`` setpoints uniform in the box spanned by the 5-95 % quantiles per
   factor of the starting history; answer = setpoint of the best observed batch of the group;
@@ -94,7 +95,7 @@ from bayesbio.worlds import WORLDS, WorldSample, make_world
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from worlds import QUICK_WORLDS, targets  # benchmarks/worlds.py
 
-BAYES_METHODS = ("campaign", "campaign_free", "campaign_transfer")
+BAYES_METHODS = ("campaign", "campaign_free", "campaign_pooled")
 METHODS = (*BAYES_METHODS, "recipe", "random", "rf_argmax", "gp_ei", "botorch")
 WORLD_NAMES = (*WORLDS, "simulator")
 METRICS = ("regret", "lost", "unsafe")
@@ -442,7 +443,7 @@ class CampaignMethod(Method):
         model_params: Mapping[str, Any],
         *,
         trust_region: bool = True,
-        transfer_risk: bool = False,
+        transfer_risk: bool = True,
     ) -> None:
         from bayesbio.recommend import Campaign
 
@@ -486,7 +487,7 @@ def make_method(name: str, case: Case, model_params: Mapping[str, Any]) -> Metho
             case,
             model_params,
             trust_region=name != "campaign_free",
-            transfer_risk=name == "campaign_transfer",
+            transfer_risk=name != "campaign_pooled",
         )
     classes = {
         "recipe": Recipe,

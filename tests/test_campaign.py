@@ -111,7 +111,7 @@ def test_campaign_save_load_round_trip(tmp_path):
         Campaign.load(tmp_path / "c")
     back = Campaign.load(tmp_path / "c", model=factory)
     assert back.round == 1 and back.delta == 0.15 and back.recipe == camp.recipe
-    assert back.trust_region is True and back.transfer_risk is False
+    assert back.trust_region is True and back.transfer_risk is True
     assert back.history == camp.history
     pd.testing.assert_frame_equal(back.table, camp.table, check_dtype=False)
     pd.testing.assert_frame_equal(
