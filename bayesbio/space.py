@@ -1278,6 +1278,13 @@ _NOT_A_GROUP = re.compile(
 )
 
 
+#: physical limits a draft can know from the unit alone (a cell culture's water: 0-100 degC)
+_KNOWN_LIMITS = {
+    "ph": (0.0, 14.0),
+    "degc": (0.0, 100.0),
+    "°c": (0.0, 100.0),
+}
+
 #: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL"
 _VOLUME_LABEL = re.compile(
     r"^\s*(\d+(?:[.,]\d+)?)\s*(ml|l|hl|m3|m³|m\^3|cbm|gal)\s*$", re.IGNORECASE
@@ -1414,6 +1421,20 @@ def _draft_factor(
     below = _unit_below_header(table, col)
     unit = below or _guess_unit(str(col))
     source = "the units row under the header" if below else "its name"
+    known = _KNOWN_LIMITS.get(unit.strip().lower() if unit else "")
+    if known is not None and known[0] <= lo_r and hi_r <= known[1]:
+        limits = known
+        outside = [
+            v for v in table[col].pipe(_as_numbers).dropna() if not known[0] <= v <= known[1]
+        ]
+        notes.append(
+            f"factor {col!r}: physical limits [{known[0]:g}, {known[1]:g}] {unit} drafted"
+            + (
+                f"; the cleaner will drop {sorted(set(outside))[:5]} as impossible"
+                if outside
+                else ""
+            )
+        )
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
         f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "

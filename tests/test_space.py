@@ -516,6 +516,7 @@ def test_infer_space_puts_vessel_sizes_first_and_names_ranges_apart_by_vessel():
             "Vessel": vessel,
             "Agitation (rpm)": np.where(big, rng.uniform(150, 250, n), rng.uniform(600, 900, n)),
             "Temperature (°C)": rng.uniform(28.0, 32.0, n),
+            "pH": np.r_[rng.uniform(4.8, 5.6, n - 1), 50.0],  # 5.0 with a lost decimal point
             "Biomass WCW (g/L)": rng.uniform(280.0, 400.0, n),
             "Titer (mg/L)": rng.uniform(500.0, 1500.0, n),
         }
@@ -527,3 +528,7 @@ def test_infer_space_puts_vessel_sizes_first_and_names_ranges_apart_by_vessel():
     assert "factor 'Agitation (rpm)': its values in each 'Vessel' do not overlap" in text
     assert re.search(r"1000L: 1\d\d(\.\d)?-2\d\d(\.\d)?, 10 ?L: [6-8]\d\d", text)
     assert "Temperature (°C)': its values" not in text
+    # physical limits a draft knows from the unit: the cleaner then drops pH 50
+    assert sp.limits["pH"] == (0.0, 14.0) and sp.limits["Temperature (°C)"] == (0.0, 100.0)
+    assert "the cleaner will drop [50.0] as impossible" in text
+    assert sp.limits["Agitation (rpm)"] == (0.0, math.inf)
