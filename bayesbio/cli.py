@@ -84,6 +84,15 @@ Process = Annotated[
         "default: the demo process. Draft one with `bayesbio init-process`.",
     ),
 ]
+CheckProcess = Annotated[
+    Path | None,
+    typer.Option(
+        "--process",
+        "-p",
+        help="Process space TOML to check the model against (the model file carries its own "
+        "process; a different one is an error).",
+    ),
+]
 Strict = Annotated[
     bool,
     typer.Option(
@@ -793,7 +802,7 @@ def recommend(
     ] = False,
     recipe: Recipe = None,
     kind: Kind = "auto",
-    process: Process = None,
+    process: CheckProcess = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
     strict: Strict = False,
@@ -848,7 +857,7 @@ def design_space(
     prob: Annotated[float, typer.Option(help="Required P(new batch meets the spec).")] = 0.9,
     group: Group = None,
     kind: Kind = "auto",
-    process: Process = None,
+    process: CheckProcess = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
