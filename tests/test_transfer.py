@@ -45,6 +45,22 @@ def _tilted_table(n=60, seed=0):
     return table
 
 
+def _north_and_three_south_batches(temperatures):
+    """North ran the whole box (20-odd batches); South three batches at 148-152 rpm."""
+    table = _two_factor_table(40, 0)
+    table = table[table["site"] == "North"].reset_index(drop=True)
+    south = pd.DataFrame(
+        {
+            "run": ["S1", "S2", "S3"],
+            "site": "South",
+            "temperature": list(temperatures),
+            "agitation": [148.0, 150.0, 152.0],
+        }
+    )
+    south["titer"] = _truth(south)
+    return pd.concat([table, south], ignore_index=True)
+
+
 def _slopes(model, site, kind="auto", n_draws=4000):
     ctx = build_context(model, {"site": site}, kind, None)
     return group_slopes(model, ctx, n_draws=n_draws, seed=1)
@@ -123,18 +139,7 @@ def test_recommend_doubts_a_move_the_group_never_made():
     # North ran the whole box; South three batches near 150 rpm. The pooled draws are sure
     # that more agitation helps (+0.001 per rpm in every draw): without transfer risk South is
     # moved up; with it, South's own response to agitation is unknown and the recipe stays.
-    table = _two_factor_table(40, 0)
-    table = table[table["site"] == "North"].reset_index(drop=True)
-    south = pd.DataFrame(
-        {
-            "run": ["S1", "S2", "S3"],
-            "site": "South",
-            "temperature": [30.9, 31.0, 31.1],
-            "agitation": [148.0, 150.0, 152.0],
-        }
-    )
-    south["titer"] = _truth(south)
-    table = pd.concat([table, south], ignore_index=True)
+    table = _north_and_three_south_batches((30.9, 31.0, 31.1))
     model = PooledFake(_two_factor_space(), table)
     out = {}
     for risk in (True, False):
@@ -181,18 +186,7 @@ class _FittedPooled(PooledFake):
 def test_campaign_safety_doubts_moves_the_group_never_made():
     # South ran three batches near 150 rpm; the pooled draws are sure more agitation helps.
     # With transfer risk a batch far from South's own evidence is no longer "safe".
-    table = _two_factor_table(40, 0)
-    table = table[table["site"] == "North"].reset_index(drop=True)
-    south = pd.DataFrame(
-        {
-            "run": ["S1", "S2", "S3"],
-            "site": "South",
-            "temperature": [30.9, 31.0, 31.1],
-            "agitation": [148.0, 150.0, 152.0],
-        }
-    )
-    south["titer"] = _truth(south)
-    table = pd.concat([table, south], ignore_index=True)
+    table = _north_and_three_south_batches((30.9, 31.0, 31.1))
     space = _two_factor_space()
     out = {}
     for risk in (False, True):
@@ -210,18 +204,7 @@ def test_campaign_safety_doubts_moves_the_group_never_made():
 
 def test_max_reach_keeps_each_factor_near_the_values_the_group_ran():
     # South ran 148-152 rpm; the model is sure more agitation helps (+0.001 per rpm)
-    table = _two_factor_table(40, 0)
-    table = table[table["site"] == "North"].reset_index(drop=True)
-    south = pd.DataFrame(
-        {
-            "run": ["S1", "S2", "S3"],
-            "site": "South",
-            "temperature": [30.0, 31.0, 32.0],
-            "agitation": [148.0, 150.0, 152.0],
-        }
-    )
-    south["titer"] = _truth(south)
-    table = pd.concat([table, south], ignore_index=True)
+    table = _north_and_three_south_batches((30.0, 31.0, 32.0))
     model = PooledFake(_two_factor_space(), table)
     kw = {"group": {"site": "South"}, "n_draws": 400, "n_candidates": 64, "random_seed": 3}
     with warnings.catch_warnings():
