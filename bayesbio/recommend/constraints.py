@@ -79,6 +79,8 @@ class Constraints:
         has run, widened on each side by ``max_reach`` x their span (at least 5 % of the
         operating range). The distance limit alone lets one factor go several spreads beyond
         the group's last batch when the others stay near its centre. None: no such limit.
+        Measured on the independent worlds with 0.25 (BENCHMARKS.md): better where a scale's
+        optimum sits near its own batches, worse on a diagonal ridge; not the default.
 
     Notes
     -----
