@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from bayesbio import schema
+from bayesbio.io import NA_MARKERS
 from bayesbio.space import (
     _DECIMAL_COMMA,
     _VOLUME_LABEL,
@@ -75,6 +76,7 @@ from bayesbio.space import (
     _volume_labels,
     convert_units,
     resolve_space,
+    volume_first,
 )
 
 __all__ = [
@@ -126,29 +128,6 @@ _OUTLIER_CHOICES = ("flag", "drop")
 #: A unit-slip repair is accepted only if it lands in the operating range widened by this
 #: fraction of its width on each side; otherwise the value stays and is judged impossible.
 _PLAUSIBLE_PAD = 0.5
-_NA_MARKERS = frozenset(
-    {
-        "",
-        "na",
-        "n/a",
-        "n.a.",
-        "n.a",
-        "nan",
-        "none",
-        "null",
-        "missing",
-        "-",
-        "--",
-        "—",
-        "–",
-        "?",
-        "#n/a",
-        "nd",
-        "n.d.",
-        "k.a.",
-        "keine angabe",
-    }
-)
 _SEPARATORS = re.compile(r"[\s\-_./]+")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 #: Spellings in text values that pint reads otherwise ("c" is the speed of light to pint).
@@ -573,7 +552,7 @@ def _coerce_numeric(state: _State, col: str) -> str | None:
     for r in text_rows:
         raw = values[r]
         t = raw.strip()
-        if t.lower() in _NA_MARKERS:
+        if t.lower() in NA_MARKERS:
             out[r] = np.nan
             reasons.append(f"text {raw!r} read as a missing value")
             kinds.append("text_missing")
@@ -1181,7 +1160,7 @@ def _level_codes(df: pd.DataFrame, groups: Sequence[str]) -> list[np.ndarray]:
     the declaration: a small group falls back to its vessel size's centre, never to a site's
     mix of 10 L and 1,000 L batches.
     """
-    groups = sorted(groups, key=lambda g: not _volume_labels(df[g]))
+    groups = volume_first(groups, df)
     return [_group_codes(df, groups[:k]) for k in range(len(groups), 0, -1)] or [
         _group_codes(df, [])
     ]

@@ -365,7 +365,32 @@ def read_table_with_info(
 
 
 _UNIT_CELL_MAX = 16  # a unit written under a header is short: "°C", "mL/h/L", "% air sat."
-_NA_TEXT = frozenset({"", "na", "n/a", "n.a.", "nan", "none", "null", "missing", "?", "nd"})
+#: Texts read as a missing value (compared lower-cased and stripped), in tables and by clean.
+NA_MARKERS = frozenset(
+    {
+        "",
+        "na",
+        "n/a",
+        "n.a.",
+        "n.a",
+        "nan",
+        "none",
+        "null",
+        "missing",
+        "-",
+        "--",
+        "—",
+        "–",
+        "?",
+        "#n/a",
+        "nd",
+        "n.d.",
+        "k.a.",
+        "keine angabe",
+    }
+)
+#: In a row of units a dash means "no unit" (pH "-"), not a missing value.
+_NA_UNIT_TEXT = NA_MARKERS - {"-", "--", "—", "–"}
 
 
 def _is_number(value: Any) -> bool:
@@ -399,7 +424,7 @@ def _drop_units_row(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         c
         for c, v in cells.items()
         if len(str(v).strip()) <= _UNIT_CELL_MAX
-        and str(v).strip().lower() not in _NA_TEXT
+        and str(v).strip().lower() not in _NA_UNIT_TEXT
         and rest[c].map(_is_number).mean() >= 0.8
     ]
     if len(unitlike) < 2:

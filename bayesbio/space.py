@@ -1154,8 +1154,7 @@ def infer_space(
     if groups is None:
         groups = _draft_groups(table, text, batch_id, dates, notes)
         # vessel sizes are the outermost level: a small vessel group borrows from its size
-        volumes = [g for g in groups if _volume_labels(table[g])]
-        groups = volumes + [g for g in groups if g not in volumes]
+        groups = volume_first(groups, table)
         notes.append(
             "groups, outermost first (vessel sizes first, then as in the file; reorder if "
             f"another nesting is right): {groups}"
@@ -1337,6 +1336,17 @@ def _volume_labels(values: pd.Series) -> bool:
     return len(labels) > 0 and sum(bool(_VOLUME_LABEL.match(v)) for v in labels) >= 0.8 * len(
         labels
     )
+
+
+def volume_first(columns: Sequence[str], table: pd.DataFrame) -> list[str]:
+    """Return group ``columns`` with those holding vessel sizes ("10L", "1000 L") first.
+
+    Vessel size is the outermost level of a batch history whatever order a file or a
+    declaration gives: a small group borrows from its own vessel size, and every size gets a
+    recommendation. The order among the others is kept.
+    """
+    volumes = [c for c in columns if c in table.columns and _volume_labels(table[c])]
+    return volumes + [c for c in columns if c not in volumes]
 
 
 def _mostly_numbers(values: pd.Series, col: Any, notes: list[str]) -> bool:

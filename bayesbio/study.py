@@ -38,6 +38,7 @@ from bayesbio.space import (
     number_text,
     resolve_space,
     unit_suffix,
+    volume_first,
     with_unit,
 )
 from bayesbio.summary import (
@@ -603,24 +604,13 @@ def _cleaning_notices(log: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _scale_first(cols: list[str], table: pd.DataFrame) -> list[str]:
-    """Return the group columns with vessel sizes ("10L", "1000 L") first.
-
-    So that every scale gets a recommendation, whichever order the process declares.
-    """
-    from bayesbio.space import _volume_labels
-
-    volumes = [c for c in cols if _volume_labels(table[c])]
-    return volumes + [c for c in cols if c not in volumes]
-
-
 def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, str]]:
     """Return the groups to recommend for: the best-documented group of each first-level.
 
     With ``groups = ["scale", "site"]`` this is, for every scale, the site with the most
     batches, so the production scale is covered even when it has few batches.
     """
-    cols = _scale_first([c for c in groups if c in table.columns], table)
+    cols = volume_first([c for c in groups if c in table.columns], table)
     if not cols:
         return [{}]
     counts = table.groupby(cols).size().sort_values(ascending=False, kind="stable")
@@ -635,7 +625,7 @@ def _groups_text(
     groups: Sequence[str], table: pd.DataFrame, chosen: Sequence[Mapping[str, str]]
 ) -> str:
     """Say which groups got a recommendation and which did not (the rule of _site_groups)."""
-    cols = _scale_first([c for c in groups if c in table.columns], table)
+    cols = volume_first([c for c in groups if c in table.columns], table)
     if not cols or not chosen or not chosen[0]:
         return ""
     all_groups = table.groupby(cols).size()
