@@ -31,7 +31,9 @@ order:
    saturation) is never repaired or converted: :attr:`CleanResult.warnings` names the column,
    the likely unit and the ``[columns]`` line that declares it, and its values are kept as
    recorded (those outside the limits are then dropped as impossible, each logged).
-4. **Impossible values** (infinite, or outside the space's limits after repair) drop the row.
+4. **Impossible values** (infinite, or outside the space's limits after repair) drop the row;
+   so does a response of 0 or below (a batch with no product: the yield model works on
+   logarithms). Batches a status or comment column marks as failed are named, not dropped.
 5. **Duplicates**: exact copies, then later rows reusing a batch id, then rows whose factors,
    response and group labels agree within a tolerance under another id, are dropped; the
    first occurrence is kept.
@@ -76,6 +78,7 @@ from bayesbio.space import (
     _volume_labels,
     convert_units,
     resolve_space,
+    unit_suffix,
     volume_first,
 )
 
@@ -960,6 +963,68 @@ def _drop_impossible(state: _State, numeric: Sequence[str]) -> None:
         state.drop(out, col, full, v, kind="impossible")
 
 
+def _drop_no_product(state: _State) -> None:
+    """Drop batches whose response is 0 or below (a failed batch): the yield model is on logs.
+
+    Only for a response declared non-negative (limits from 0 up); each drop is logged.
+    """
+    response = state.space.response.name
+    if response not in state.df.columns:
+        return
+    lo, _ = state.space.limits[response]
+    if lo < 0:
+        return
+    y = pd.to_numeric(state.df[response], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        none = np.isfinite(y) & (y <= 0)
+    unit = unit_suffix(state.space.units[response])
+    reasons = np.empty(len(y), dtype=object)
+    reasons[none] = [
+        f"no product: '{response}' = {x:g}{unit} (a failed batch?); the yield model works on "
+        "logarithms and needs values > 0"
+        for x in y[none]
+    ]
+    state.drop(none, response, reasons, y, kind="no_product")
+
+
+#: A status or comment column's words for a batch that failed (kept rows are named).
+_FAILED_WORDS = re.compile(
+    r"\b(?:fail\w*|abort\w*|contamin\w*|terminat\w*|reject\w*|oos|out of spec\w*|crash\w*"
+    r"|lost|invalid|scrap\w*|abgebrochen|kontamin\w*|verworfen)\b",
+    re.IGNORECASE,
+)
+_STATUS_COLUMN = re.compile(r"status|outcome|result|comment|note|remark|bemerkung|kommentar", re.I)
+
+
+def _warn_marked_failed(state: _State) -> None:
+    """Warn (never drop) when kept batches are marked failed in a status or comment column.
+
+    A contaminated or aborted batch's response says little about its setpoints; whether it
+    belongs in the yield model is the scientist's call, so the batches are named.
+    """
+    space = state.space
+    own = {*space.factor_names, space.response.name, space.batch_id, *space.groups}
+    alive = np.flatnonzero(state.alive)
+    for col in state.df.columns:
+        if col in own or not _STATUS_COLUMN.search(str(col)):
+            continue
+        text = state.df[col].iloc[alive]
+        if pd.api.types.is_numeric_dtype(text):
+            continue
+        marked = text.astype(str).str.contains(_FAILED_WORDS, na=False).to_numpy()
+        if not marked.any():
+            continue
+        rows = alive[marked]
+        words = sorted(set(text[marked].astype(str).str.strip()))[:4]
+        state.warnings.append(
+            f"{col}: {len(rows)} kept batch(es) marked {words} "
+            f"({schema._ids(state.df, np.isin(np.arange(state.n), rows), space.batch_id)}): "
+            f"their {space.response.name} is used as recorded; drop those rows before fitting "
+            "if the failure says nothing about their setpoints (or fit with "
+            "likelihood='mixture', which models failed batches)"
+        )
+
+
 # ----------------------------------------------------------------------------- duplicates
 def _first_position(keys: pd.DataFrame | pd.Series, alive: np.ndarray) -> np.ndarray:
     """Position of the first alive row with the same key (-1 for dead rows)."""
@@ -1287,6 +1352,7 @@ def _handle_outliers(state: _State, params: Sequence[str], groups: Sequence[str]
 _WHOLE_ROW = "(whole row)"
 _PHRASES = {
     "impossible": "dropped as impossible",
+    "no_product": "dropped as batches with no product (response <= 0)",
     "unit": "repaired as unit slips",
     "text_unit": "converted from a unit written in the cell",
     "unit_suspect": "flagged as possibly recorded in another unit",
@@ -1527,11 +1593,13 @@ def clean(
     column_units = _column_units(state, numeric, sources)
     _repair_units(state, pol.unit_repair, skip=list(column_units))
     _drop_impossible(state, numeric)
+    _drop_no_product(state)
     _drop_duplicates(state, numeric, groups, float(pol.near_duplicate_tol))
     _handle_missing(state, params, groups, pol.missing)
     alive = state.df.iloc[np.flatnonzero(state.alive)]
     outlier_groups = _outlier_groups(groups, sp, alive)
     _handle_outliers(state, params, outlier_groups, pol)
+    _warn_marked_failed(state)
 
     log = state.log.frame()
     kept = np.flatnonzero(state.alive)

@@ -477,10 +477,19 @@ def eda(
         _write(result.summary, out, "eda_summary.csv")
 
 
-def _bayes(seed: int, draws: int, tune: int, chains: int, space: Any = None) -> Any:
+def _bayes(
+    seed: int, draws: int, tune: int, chains: int, space: Any = None, target_accept: float = 0.95
+) -> Any:
     from bayesbio.models import BayesianYieldModel
 
-    return BayesianYieldModel(draws=draws, tune=tune, chains=chains, random_seed=seed, space=space)
+    return BayesianYieldModel(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=seed,
+        space=space,
+        target_accept=target_accept,
+    )
 
 
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
@@ -546,6 +555,13 @@ def fit(
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
+    target_accept: Annotated[
+        float,
+        typer.Option(
+            help="Target acceptance rate of NUTS, in (0, 1): higher takes smaller steps "
+            "(fewer divergent transitions, slower)."
+        ),
+    ] = 0.95,
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -570,7 +586,7 @@ def fit(
         _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
         table = _read(data, columns, sheet)
-        model = _bayes(seed, draws, tune, chains, space)
+        model = _bayes(seed, draws, tune, chains, space, target_accept)
         steps = f"{chains} chain(s) x {tune} + {draws} steps"
         with _activity(f"sampling the posterior ({steps})"), _interrupts():
             model.fit(table, force=force)
@@ -679,8 +695,27 @@ def _number(option: str, item: str, text: str, form: str) -> float:
     return value
 
 
+def _factor_of(option: str, item: str, name: str, space: Any) -> str:
+    """Return the factor ``name`` means: its name, its label or the file's header for it.
+
+    A process drafted from a file with a header such as ``"Feed rate (%/d)"`` names the factor
+    ``"Feed rate (% per d)"``; users type what their file says, so both are accepted.
+    """
+    factors = list(space.factor_names)
+    if name in factors:
+        return name
+    aliases = {f.label: f.name for f in space.factors}
+    aliases.update({c.source: c.target for c in space.columns if c.target in factors})
+    folded = {k.strip().lower(): v for k, v in {**aliases, **{f: f for f in factors}}.items()}
+    if name.strip().lower() in folded:
+        return folded[name.strip().lower()]
+    raise ValueError(
+        f"{option} {item!r}: {name!r} is not a factor of the process; use one of {factors}"
+    )
+
+
 def _constraints(
-    bounds: list[str] | None, fixed: list[str] | None, factors: tuple[str, ...]
+    bounds: list[str] | None, fixed: list[str] | None, space: Any
 ) -> dict[str, Any] | None:
     """--bound FACTOR=LOW:HIGH and --fix FACTOR=VALUE as recommend()'s constraints."""
     out: dict[str, dict[str, Any]] = {"bounds": {}, "fixed": {}}
@@ -693,11 +728,7 @@ def _constraints(
             name = name.strip()
             if not sep or not name or (option == "--bound" and ":" not in rest):
                 raise ValueError(f"{option} expects {form}, got {item!r}")
-            if name not in factors:
-                raise ValueError(
-                    f"{option} {item!r}: {name!r} is not a factor of the model's process; "
-                    f"use one of {list(factors)}"
-                )
+            name = _factor_of(option, item, name, space)
             if any(name in given for given in out.values()):
                 raise ValueError(f"{option} {item!r}: {name!r} is bounded or fixed twice")
             if option == "--bound":
@@ -721,7 +752,7 @@ Recipe = Annotated[
 ]
 
 
-def _recipe(items: list[str] | None, factors: tuple[str, ...]) -> dict[str, float] | None:
+def _recipe(items: list[str] | None, space: Any) -> dict[str, float] | None:
     """--recipe FACTOR=VALUE (repeatable) as recommend()'s and Campaign's recipe."""
     form = "FACTOR=VALUE (e.g. --recipe temperature=36.5)"
     out: dict[str, float] = {}
@@ -730,11 +761,7 @@ def _recipe(items: list[str] | None, factors: tuple[str, ...]) -> dict[str, floa
         name = name.strip()
         if not sep or not name:
             raise ValueError(f"--recipe expects {form}, got {item!r}")
-        if name not in factors:
-            raise ValueError(
-                f"--recipe {item!r}: {name!r} is not a factor of the process; use one of "
-                f"{list(factors)}"
-            )
+        name = _factor_of("--recipe", item, name, space)
         if name in out:
             raise ValueError(f"--recipe {item!r}: {name!r} is given twice")
         out[name] = _number("--recipe", item, rest, form)
@@ -769,6 +796,10 @@ def _cli_terms(message: str) -> str:
     message = re.sub(r"\b(kind|objective)='(\w+)'", r"--\1 \2", message)
     message = re.sub(r"\bspec=(VALUE|[-+0-9.eE]+)", r"--spec \1", message)
     message = re.sub(r"\bn_splits\b", "--n-splits", message)
+    message = message.replace(
+        "Increase tune/draws, raise target_accept",
+        ("Increase --tune/--draws, raise --target-accept"),
+    )
     message = message.replace("widen the constraints.bounds", "widen the --bound")
     message = message.replace("(constraints.bounds)", "(--bound)")
     return message.replace("columns={...}", "--columns FILE_NAME=NAME")
@@ -820,7 +851,7 @@ def recommend(
         check_choice("--objective", objective, OBJECTIVES)
         check_fraction("--risk", risk)
         fitted = _load_model(model, process)
-        constraints = _constraints(bound, fix, tuple(fitted.space_.factor_names))
+        constraints = _constraints(bound, fix, fitted.space_)
         groups = _mapping(group, "--group", "COLUMN=LABEL")
         rec = run_recommend(
             fitted,
@@ -831,7 +862,7 @@ def recommend(
             constraints=constraints,
             kind=kind,
             transfer_risk=transfer_risk,
-            recipe=_recipe(recipe, tuple(fitted.space_.factor_names)),
+            recipe=_recipe(recipe, fitted.space_),
             random_seed=seed,
         )
         if strict:
@@ -1211,7 +1242,7 @@ def next_(
                 _read(data, columns, sheet),
                 model_params=params,
                 group=_mapping(group, "--group", "COLUMN=LABEL"),
-                recipe=_recipe(recipe, tuple(space.factor_names)),
+                recipe=_recipe(recipe, space),
                 delta=0.2 if delta is None else delta,
                 random_seed=seed,
             )
@@ -1274,6 +1305,18 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
     ]
     if recipe is not None:
         lines.append(f"Recipe (the reference): {point_text(space, recipe)}.")
+    repeats = _repeated_batches(camp, frame)
+    if repeats:
+        lines.append(
+            f"{len(repeats)} of them repeat a past batch's setpoint ("
+            + ", ".join(f"batch {i + 1}: {bid}" for i, bid in repeats.items())
+            + "): replicates where the model is surest; the others explore."
+            if len(repeats) < len(frame)
+            else "All of them repeat past batches' setpoints ("
+            + ", ".join(repeats.values())
+            + "): nothing untried passed the safety rule; a larger --delta lets the "
+            "campaign explore."
+        )
     lines += [
         f"Safety rule: {frame.attrs.get('rule', '')} for every batch (P(safe)); "
         "'expected' is the posterior mean of the mean response there, SD its uncertainty.",
@@ -1282,6 +1325,23 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
         "--results FILE",
     ]
     return "\n".join(lines)
+
+
+def _repeated_batches(camp: Any, frame: Any) -> dict[int, str]:
+    """Proposals (by position) whose setpoint is a past batch's, with that batch's id."""
+    import numpy as np
+
+    space = camp.space
+    names = list(space.factor_names)
+    past = camp.table[names].to_numpy(dtype=float)
+    ids = camp.table[space.batch_id].astype(str).to_numpy() if space.batch_id in camp.table else []
+    tol = 1e-6 * (space.upper - space.lower)
+    out = {}
+    for i, row in enumerate(frame[names].to_numpy(dtype=float)):
+        same = np.flatnonzero((np.abs(past - row) <= tol).all(axis=1))
+        if len(same):
+            out[i] = str(ids[same[0]]) if len(ids) else f"row {same[0]}"
+    return out
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -46,7 +46,7 @@ from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
 from bayesbio import schema
 from bayesbio.checks import check_fraction
 from bayesbio.models.protocol import YieldModel
-from bayesbio.space import ProcessSpace, display_unit, resolve_space
+from bayesbio.space import ProcessSpace, display_unit, resolve_space, with_unit
 
 __all__ = [
     "POINT_METRICS",
@@ -867,8 +867,8 @@ def plot_predicted_vs_observed(
     hi = float(max(p["observed"].max(), p["predicted"].max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="predicted = observed")
     response = _space_of(comparison).response
-    ax.set_xlabel(f"Observed {response.name} [{display_unit(response.unit)}]")
-    ax.set_ylabel(f"Predicted {response.name} [{display_unit(response.unit)}]")
+    ax.set_xlabel(with_unit(f"Observed {response.noun}", response.unit))
+    ax.set_ylabel(with_unit(f"Predicted {response.noun}", response.unit))
     ax.set_title(f"Out-of-fold predictions ({scheme})")
     ax.legend(fontsize="small")
     return ax

@@ -745,6 +745,7 @@ def _read_text(
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
     width = 0
+    longer = rows = 0
     try:
         for row in reader:
             if header is None:
@@ -752,7 +753,10 @@ def _read_text(
                     header = row
                     skip = reader.line_num
                     width = len(row)
-            else:
+            elif any(f.strip() for f in row):
+                rows += 1
+                # filled fields beyond the header's (trailing empty ones are an export's habit)
+                longer += sum(bool(f.strip()) for f in row[len(header) :]) >= 2
                 width = max(width, len(row))
     except csv.Error as err:
         raise ReadError(
@@ -760,6 +764,14 @@ def _read_text(
             "file's quoting or give the delimiter explicitly"
         ) from err
     assert header is not None  # the text is not blank
+    if rows and longer > rows / 2 and len(header) > 1:
+        # "36,55" in a comma-delimited file is two fields: every row outgrows its header
+        comma = " (decimal commas in a comma-delimited file: '36,55' splits into two fields?)"
+        raise ReadError(
+            f"{name}: {longer} of {rows} rows have filled fields beyond the header's "
+            f"{len(header)}{comma if delimiter == ',' else ''}; export with ';' as the "
+            "delimiter, or quote the numbers, or give the delimiter explicitly"
+        )
     names = _header_names(header)
     _check_duplicates(names, name)
 

@@ -268,10 +268,10 @@ def plot_profiler(
         ax.tick_params(axis="x", labelsize=8)
         ax.locator_params(axis="x", nbins=4)
         ax.grid(alpha=0.3)
-    band = f"{100 * ci_prob:g} % band ({'new batch' if noise else 'mean ' + space.response.name})"
+    band = f"{100 * ci_prob:g} % band ({'new batch' if noise else 'mean ' + space.response.noun})"
     axes[0].set_ylabel(space.response.axis_label)
     handles = [
-        Line2D([], [], color="tab:blue", lw=1.8, label=f"mean {space.response.name}"),
+        Line2D([], [], color="tab:blue", lw=1.8, label=f"mean {space.response.noun}"),
         Patch(color="tab:blue", alpha=0.25, label=band),
         Line2D([], [], color="tab:red", ls="--", marker="o", label="profiled setpoint"),
         Line2D([], [], color="0.3", marker="|", ls="none", ms=8, label="training batches"),

@@ -32,6 +32,7 @@ Names, units, ranges and limits come from a :class:`~bayesbio.space.ProcessSpace
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,33 @@ def group_columns(
     return resolve_space(space).group_columns(table, groups)
 
 
+def warn_missing_groups(
+    table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str] | None, who: str
+) -> None:
+    """Warn when group columns the process declares are not in ``table`` (a misspelt name).
+
+    The model then pools all batches over them (a 3 L and a 500 L vessel alike), which is
+    rarely what the declaration meant; the warning names a close column of the table.
+    """
+    wanted = space.groups if groups is None else tuple(groups)
+    missing = [g for g in wanted if g not in table.columns]
+    if not missing:
+        return
+    present = [str(c) for c in table.columns if c not in (*space.factor_names, space.response.name)]
+    near = {}
+    for m in missing:
+        close = difflib.get_close_matches(m.lower(), [c.lower() for c in present], n=1, cutoff=0.6)
+        if close:
+            near[m] = next(c for c in present if c.lower() == close[0])
+    hint = f"; is {near} meant?" if near else f"; the table's other columns: {present}"
+    warnings.warn(
+        f"{who}: group column(s) {missing} declared but not in the table, so all batches are "
+        f"pooled over them{hint} Correct the groups of the process file (or pass groups=)",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def group_keys(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Return one integer per batch for its combination of labels in ``columns``.
 
@@ -295,6 +323,20 @@ def missing_column_hint(
     ]
     if stale:
         return "; " + "; ".join(stale) + missing_column_hint(missing, present)
+    # a factor renamed in the process file with its label still the file's header
+    labelled = {
+        f.name: f.label
+        for f in (space.factors if space is not None else ())
+        if f.name in missing and f.label in names and f.label != f.name
+    }
+    if labelled:
+        return (
+            f"; the file has {list(labelled.values())}, the label(s) of {list(labelled)}: a "
+            "label is only what plots and messages say; map a file's header onto a name in the "
+            "process file's [columns] section (e.g. "
+            + ", ".join(f'"{label}" = "{name}"' for name, label in labelled.items())
+            + ")"
+        )
     near: dict[str, str] = {}
     for m in missing:
         free = [n for n in names if n not in near.values()]

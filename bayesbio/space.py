@@ -407,6 +407,17 @@ class Response:
         """``"Label [unit]"`` for plots and tables."""
         return _axis_label(self.label, self.unit)
 
+    @property
+    def noun(self) -> str:
+        """The response inside a sentence: ``"Titer [g/L]"`` -> ``"titer"``; ``"HCP"`` kept.
+
+        The label without what it says in brackets at its end (a unit, or a gloss such as
+        ``"Yield (titer)"``), first letter lower-cased unless the word is an abbreviation; the
+        column name is for messages about the column itself.
+        """
+        text = re.sub(r"\s*[\[(][^\[\]()]*[\])]\s*$", "", self.label).strip() or self.label
+        return lower_first(text)
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -466,6 +477,35 @@ def with_unit(text: str, unit: str) -> str:
     if end and _names_a_unit(end.group(1).strip(), unit, shown):
         return str(text)
     return f"{text} [{shown}]"
+
+
+def bare_label(text: str, unit: str) -> str:
+    """Return a label without the unit in brackets at its end: ``"Temp. (°C)"`` -> ``"Temp."``.
+
+    For sentences that give the unit after the value (``"Temp. 36.5 °C"``); a label whose
+    bracketed tail is not its unit is returned as it is.
+    """
+    text = str(text)
+    end = re.search(r"\s*[\[(]([^\[\]()]*)[\])]\s*$", text)
+    if not end or end.start() == 0:
+        return text
+    inside = end.group(1).strip()
+    if not _names_a_unit(inside, unit, display_unit(unit)) and inside.lower() not in ("%", "-"):
+        return text
+    return text[: end.start()].rstrip()
+
+
+def lower_first(text: str) -> str:
+    """``"Titer"`` -> ``"titer"`` inside a sentence; ``"HCP"``, ``"pH"``, ``"DO"`` kept."""
+    text = str(text)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def quantity_text(label: str, value: float, unit: str, digits: int = 4) -> str:
+    """``"Temp. 36.5 °C"``: a label without its bracketed unit, the value, the shown unit."""
+    return f"{bare_label(label, unit)} {number_text(value, digits)}{unit_suffix(unit)}"
 
 
 def _names_a_unit(inside: str, unit: str, shown: str) -> bool:
@@ -1409,13 +1449,26 @@ def _draft_factor(
     if (vals >= 0).all():
         limits = (0.0, math.inf)
     far = _far_out(vals)
-    if far.any():
+    med = float(vals.median())
+    vals_all = vals
+    # a history clustered at its recipe makes deliberate excursions (DoE batches) "far out"
+    # by quartiles; a slipped decimal point or another unit is a factor of 10 away, not 2
+    slip = far & ((vals > _SLIP_RATIO * med) | (vals < med / _SLIP_RATIO)) if med > 0 else far
+    if (far & ~slip).any():
         notes.append(
-            f"factor {col!r}: {sorted(set(vals[far].round(6).tolist()))} far outside the "
-            "bulk of the data (beyond 3 interquartile ranges): left out of the operating "
-            "range; impossible values? declare limits so the cleaner drops them"
+            f"factor {col!r}: {sorted(set(vals[far & ~slip].round(6).tolist()))} beyond 3 "
+            "interquartile ranges of the bulk of the data but within a factor "
+            f"{_SLIP_RATIO:g} of its median: kept in the operating range as deliberate "
+            "excursions (DoE batches?); correct any that is a typo"
         )
-        vals = vals[~far]
+    if slip.any():
+        notes.append(
+            f"factor {col!r}: {sorted(set(vals[slip].round(6).tolist()))} far outside the "
+            "bulk of the data (beyond 3 interquartile ranges, more than a factor "
+            f"{_SLIP_RATIO:g} from its median): left out of the operating range; typos or "
+            "another unit?"
+        )
+        vals = vals[~slip]
     lo, hi = float(vals.min()), float(vals.max())
     width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
     lo_r, hi_r = max(lo - margin * width, limits[0]), hi + margin * width
@@ -1444,6 +1497,18 @@ def _draft_factor(
                 if outside
                 else ""
             )
+        )
+    slips = vals_all[slip]
+    if ((slips >= limits[0]) & (slips <= limits[1])).any():  # not dropped by the limits yet
+        limits = (
+            max(limits[0], _round(min(med / _SLIP_RATIO, lo_r))),
+            min(limits[1], _round(max(med * _SLIP_RATIO, hi_r))),
+        )
+        notes.append(
+            f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}] (a factor "
+            f"{_SLIP_RATIO:g} around its median) so that the cleaner drops "
+            f"{sorted(set(slips.round(6).tolist()))} as impossible; widen them if a "
+            "value there is real"
         )
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
@@ -1496,6 +1561,11 @@ _OUTCOME_NAME = re.compile(
     r"|by_?product|nebenprodukt|endotoxin|biomass|biomasse|wcw|dcw|cdw|od_?600|vcd"
     r"|viab|cell_density|zelldichte"
 )
+
+
+#: A drafted factor's value further than this factor from its median is a slip (a lost decimal
+#: point, another unit), not a deliberate excursion: left out of the drafted operating range.
+_SLIP_RATIO = 2.5
 
 
 def _far_out(values: pd.Series) -> pd.Series:

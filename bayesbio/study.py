@@ -35,6 +35,7 @@ from bayesbio.report import Report
 from bayesbio.space import (
     ProcessSpace,
     display_unit,
+    lower_first,
     number_text,
     resolve_space,
     unit_suffix,
@@ -782,7 +783,7 @@ def _recommendation_display(
     labels.update(
         {
             "setpoint": "setting",
-            "expected_yield": f"expected {_lower_first(r.label)}",
+            "expected_yield": f"expected {lower_first(r.label)}",
             bad: f"{bad[1:]}th percentile",
             "prob_spec": "P(meet spec)",
             "p_better_than_recipe": "P(better than recipe)",
@@ -791,14 +792,6 @@ def _recommendation_display(
         }
     )
     return shown, units, labels
-
-
-def _lower_first(label: str) -> str:
-    """``"Titer [mg/L]"`` -> ``"titer [mg/L]"`` inside a sentence; ``"HCP"``, ``"pH"`` kept."""
-    text = str(label)
-    if len(text) > 1 and text[0].isupper() and text[1].islower():
-        return text[0].lower() + text[1:]
-    return text
 
 
 def _next_display(
@@ -820,7 +813,7 @@ def _next_display(
     labels.update(
         {
             "expected_regret_reduction": "expected cut in regret",
-            "expected_yield": f"expected mean {_lower_first(space.response.label)}",
+            "expected_yield": f"expected mean {lower_first(space.response.label)}",
             "posterior_sd": "uncertainty (SD)",
         }
     )
@@ -877,14 +870,14 @@ def _write_summary(
     report.text(
         f"What to run per target group, with the expected {r.label.lower()} of a new batch and "
         f"a bad batch ({level}th percentile) against the group's recipe (its median historical "
-        f"setpoint); P(better) is the probability that the mean {r.name} at the recommendation "
+        f"setpoint); P(better) is the probability that the mean {r.noun} at the recommendation "
         f"is {better} than at the recipe. Objective: {objective}."
     )
     shown = pd.DataFrame(
         {
             "group": overview["group"],
             "run at": overview["run"],
-            with_unit(f"expected {_lower_first(r.label)}", r.unit): [
+            with_unit(f"expected {lower_first(r.label)}", r.unit): [
                 f"{number_text(a)} (recipe {number_text(b)})"
                 for a, b in zip(overview["expected"], overview["recipe_expected"], strict=True)
             ],
@@ -1198,7 +1191,7 @@ def _run_study(
         (
             "posterior_forest",
             pplots.plot_group_effects,
-            f"Group effects on the {response.name} in % of the mean over levels",
+            f"Group effects on the {response.noun} in % of the mean over levels",
         ),
         (
             "posterior_rank",
@@ -1294,7 +1287,7 @@ def _run_study(
             nshown,
             caption="Where to run the next batches: candidates ranked by the expected cut in "
             "regret (value of information) per group; candidates below 0.5 % of the expected "
-            f"{response.name} are left out",
+            f"{response.noun} are left out",
             units=nunits,
             labels=nlabels,
         )
@@ -1309,7 +1302,7 @@ def _run_study(
             report.text(
                 f"Next batches, {'; '.join(left)}: no single extra batch among 40 candidates is "
                 "expected to change the recommendation (expected cut in regret below 0.5 % of "
-                f"the {response.name}); confirmation batches at the recommendation are the next "
+                f"the {response.noun}); confirmation batches at the recommendation are the next "
                 "step."
             )
     for grp, rec in recs:

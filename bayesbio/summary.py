@@ -20,7 +20,7 @@ import pandas as pd
 from bayesbio.checks import check_fraction, check_int
 from bayesbio.recommend.context import build_context
 from bayesbio.recommend.messages import group_text
-from bayesbio.space import number_text
+from bayesbio.space import quantity_text
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -251,12 +251,8 @@ def main_risk(
 
 
 def setpoint_text(space: ProcessSpace, setpoint: Mapping[str, float] | pd.Series) -> str:
-    """Return a setpoint as ``"Temperature 35.3 degC, pH 7.01, ..."`` (4 significant digits)."""
-    parts = []
-    for f in space.factors:
-        unit = "" if f.unit.strip().lower() in {"", "ph", "dimensionless"} else f" {f.unit}"
-        parts.append(f"{f.label} {number_text(float(setpoint[f.name]), 4)}{unit}")
-    return ", ".join(parts)
+    """Return a setpoint as ``"Temperature 35.3 °C, pH 7.01, ..."`` (4 significant digits)."""
+    return ", ".join(quantity_text(f.label, float(setpoint[f.name]), f.unit) for f in space.factors)
 
 
 def _recommendation_value(rec: Recommendation, name: str) -> float | None:

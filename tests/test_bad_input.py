@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -1260,3 +1261,35 @@ def test_interrupted_save_keeps_the_earlier_model_file(saved_model, tmp_path, mo
         model.save(target)
     assert target.read_bytes() == b"earlier model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]
+
+
+def test_a_misspelt_group_column_is_named_before_the_fit_pools_over_it():
+    from bayesbio.schema import warn_missing_groups
+    from bayesbio.simulate import simulate_batches
+    from bayesbio.space import ProcessSpace
+
+    space = ProcessSpace.default().with_changes(groups=("Bioreator", "site"))
+    table = simulate_batches(12, defects=False, random_seed=2).table
+    table = table.rename(columns={"scale": "Bioreactor"}).drop(columns="campaign")
+    with pytest.warns(UserWarning, match=r"\['Bioreator'\] declared but not in the table") as rec:
+        warn_missing_groups(table, space, None, "BayesianYieldModel.fit")
+    assert "is {'Bioreator': 'Bioreactor'} meant?" in str(rec[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_missing_groups(table, space, ["Bioreactor", "site"], "fit")  # nothing missing
+
+
+def test_a_factor_renamed_with_its_label_still_the_header_says_how_to_map_it():
+    from bayesbio.schema import SchemaError, validate
+    from bayesbio.simulate import simulate_batches
+    from bayesbio.space import Factor, ProcessSpace
+
+    space = ProcessSpace.default()
+    factors = list(space.factors)
+    old = factors[1]
+    factors[1] = Factor("Temperature", "degC", old.operating, old.limits, label="Temp (°C)")
+    table = simulate_batches(10, defects=False, random_seed=1).table
+    table = table.rename(columns={"temperature": "Temp (°C)"})
+    with pytest.raises(SchemaError, match=r"missing required column\(s\) \['Temperature'\]") as e:
+        validate(table, space=space.with_changes(factors=tuple(factors)))
+    assert '[columns] section (e.g. "Temp (°C)" = "Temperature")' in str(e.value)

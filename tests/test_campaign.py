@@ -235,7 +235,7 @@ def test_a_group_column_the_campaign_does_not_name_is_reported():
         group={"site": "A"},
         random_seed=1,
     )
-    with pytest.warns(UserWarning, match="'line' not given: using its most frequent value 'L1'"):
+    with pytest.warns(UserWarning, match="'line' not given: the model's effect of 'L1'"):
         camp.fit()
     proposals = camp.recommend(batch_size=2)
     assert any("'line'" in note for note in proposals.attrs["notes"])
@@ -271,3 +271,20 @@ def test_results_written_otherwise_join_the_campaigns_group():
     other = run_batches(camp.recommend(1, n_draws=200), 1, seed=2).assign(site="B")
     with pytest.warns(UserWarning, match=r"'site' label 'B' is not in the campaign's table"):
         camp.add(other)
+
+
+def test_next_says_which_proposals_repeat_a_past_batch():
+    from types import SimpleNamespace
+
+    from bayesbio.cli import _repeated_batches
+    from bayesbio.space import ProcessSpace
+
+    space = ProcessSpace.default()
+    names = list(space.factor_names)
+    past = pd.DataFrame([[30.0, 36.5, 7.0, 40.0], [35.0, 36.0, 7.1, 45.0]], columns=names).assign(
+        batch_id=["B1", "B2"]
+    )
+    frame = pd.DataFrame([[35.0, 36.0, 7.1, 45.0], [33.0, 36.2, 7.05, 42.0]], columns=names)
+    camp = SimpleNamespace(space=space, table=past)
+    assert _repeated_batches(camp, frame) == {0: "B2"}
+    assert _repeated_batches(camp, frame.iloc[1:]) == {}

@@ -196,6 +196,54 @@ def test_clean_drops_impossible_values_with_reason():
     assert_accounting(df, result)
 
 
+def test_clean_drops_batches_with_no_product_and_says_why():
+    # a failed batch exported with titer 0: inside the limits (0 up), but no yield model on
+    # logarithms can take it, so clean drops it with its reason instead of the fit failing
+    df = small_table()
+    df.loc[[4, 11], "yield"] = 0.0
+    result = clean(df)
+    dropped = result.log[result.log["action"] == "dropped"].set_index("row")
+    assert set(dropped.index) == {4, 11}
+    assert dropped.loc[4, "batch_id"] == "B004"
+    assert dropped.loc[4, "reason"].startswith("no product: 'yield' = 0 g/L (a failed batch?)")
+    summary = result.column_summary.set_index("column")
+    assert summary.loc["yield", "dropped"] == 2
+    assert_accounting(df, result)
+
+
+def test_batches_marked_failed_in_a_status_column_are_named_not_dropped():
+    df = small_table()
+    df["Status"] = "OK"
+    df.loc[[5, 9], "Status"] = ["Contaminated", "aborted (foam-out)"]
+    df["Comment"] = ""
+    result = clean(df)
+    assert len(result.table) == len(df)  # nothing dropped: the scientist decides
+    said = [w for w in result.warnings if w.startswith("Status:")]
+    assert len(said) == 1
+    assert "2 kept batch(es) marked ['Contaminated', 'aborted (foam-out)']" in said[0]
+    assert "batch_id B005, B009" in said[0] and "likelihood='mixture'" in said[0]
+    assert not any(w.startswith("Comment:") for w in result.warnings)
+
+
+def test_the_model_names_batches_with_no_product_by_their_id():
+    from bayesbio.models._bayes_spec import _make_spec
+    from bayesbio.space import ProcessSpace
+
+    df = small_table(20)
+    df.loc[3, "yield"] = 0.0
+    with pytest.raises(ValueError, match=r"1 value\(s\) <= 0 \(batch_id B003\).*bayesbio clean"):
+        _make_spec(
+            df,
+            ["scale"],
+            likelihood="normal",
+            heteroscedastic=False,
+            varying_slopes=False,
+            parameterization="auto",
+            priors={},
+            space=ProcessSpace.default(),
+        )
+
+
 def test_clean_normalises_group_labels_to_most_common_spelling():
     df = small_table()
     df.loc[0, "site"] = " a"

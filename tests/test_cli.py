@@ -482,6 +482,11 @@ def test_cli_recommend_measures_against_a_declared_recipe(tmp_path, loads, lasso
     assert median.exit_code == 0, median.output
     frame = pd.read_csv(tmp_path / "recommendation_scale-2L_site-A.csv").set_index("setpoint")
     assert frame.loc["recipe", "temperature"] != 35.5  # the group's median setpoint
+    # a factor named by its label (a file's header, as users type it) is the same factor
+    by_label = runner.invoke(app, [*args, "--recipe", "Temperature=35.5"])
+    assert by_label.exit_code == 0, by_label.output
+    frame = pd.read_csv(tmp_path / "recommendation_scale-2L_site-A.csv").set_index("setpoint")
+    assert frame.loc["recipe", "temperature"] == 35.5
     for bad, said in (
         ("temp=35", "'temp' is not a factor of the process"),
         ("temperature", "--recipe expects FACTOR=VALUE"),
@@ -861,3 +866,8 @@ def test_cli_messages_name_options_not_python_arguments():
     assert "--objective prob_spec" in said and "--spec VALUE" in said
     assert "--n-splits must be" in said and "--columns FILE_NAME=NAME" in said
     assert "={" not in said
+    # the convergence warning's advice, as the options of `bayesbio fit`
+    rerun = _cli_terms("Increase tune/draws, raise target_accept, or simplify the model")
+    assert rerun.startswith("Increase --tune/--draws, raise --target-accept")
+    help_text = runner.invoke(app, ["fit", "--help"]).output
+    assert "--target-accept" in help_text

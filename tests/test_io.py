@@ -393,3 +393,15 @@ def test_read_info_is_plain_data():
     info = ReadInfo(path="x.csv", format="csv", rows=2, columns=3, encoding="utf-8", notes=("n",))
     assert info.to_dict()["notes"] == ["n"]
     assert info.summary() == "x.csv: CSV, encoding UTF-8 (detected); 2 rows x 3 columns; n"
+
+
+def test_decimal_commas_in_a_comma_delimited_file_are_named_not_misread(tmp_path):
+    path = tmp_path / "lims.csv"
+    path.write_text(
+        "Run,Temp (°C),pH,Titer (g/L)\nR1,36,55,7,06,1,75\nR2,36,5,7,1,2,24\nR3,37,7,0,1,9\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReadError, match=r"3 of 3 rows have filled fields beyond the header's 4"):
+        read_table(path)
+    with pytest.raises(ReadError, match=r"decimal commas in a comma-delimited file"):
+        read_table(path)

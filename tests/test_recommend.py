@@ -26,7 +26,7 @@ from bayesbio.recommend import (
     recommend,
 )
 from bayesbio.recommend.design_space import largest_box
-from bayesbio.space import Factor, ProcessSpace, Response
+from bayesbio.space import Factor, ProcessSpace, Response, number_text
 
 SPACE = ProcessSpace.default()
 PARAMS = SPACE.factor_names
@@ -181,14 +181,23 @@ def test_recommend_execution_noise_moves_setpoint_away_from_cliff(table):
 def test_recommend_honours_bounds_and_fixed_parameters(table):
     model = KnownPosterior(table, vertex=(0.3, 0.6, 0.45, 0.7), vertex_sd=[0.005] * 4)
     cons = Constraints(bounds={"temperature": (30.0, 33.0)}, fixed={"ph": 7.3})
-    with pytest.warns(BoundWarning, match="factor 'temperature' is on the upper bound 33"):
+    with pytest.warns(BoundWarning) as caught:
         rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=2, **FAST)
+    said = [str(w.message) for w in caught]
+    assert any("factor 'temperature' is on the upper bound 33" in m for m in said)
     for frame_row in ("recommended", "mean_optimal"):
         row = rec.summary.loc[frame_row]
         assert 30.0 <= row["temperature"] <= 33.0
         assert row["ph"] == 7.3
     # the binding bound is active: the vertex (35.4 degC) lies above it
     assert rec.setpoint["temperature"] == pytest.approx(33.0, abs=0.1)
+    # the group's recipe runs hotter than 33 degC: the reference is moved into the box, said so
+    recipe_t = float(np.median(table.loc[table["site"] == "A", "temperature"]))
+    assert recipe_t > 33.0
+    moved = [w for w in rec.warnings if "lies outside the search box" in w]
+    assert len(moved) == 1
+    assert f"Temperature {number_text(recipe_t, 4)} °C" in moved[0]
+    assert "moved into the box (Temperature 33 °C)" in moved[0]  # pH: fixed, said apart
     # the same constraints as a plain mapping
     with pytest.warns(BoundWarning):
         rec2 = recommend(
@@ -300,6 +309,21 @@ def test_a_point_sized_design_space_and_a_centre_outside_its_ranges_are_noted(ta
     assert int(ds.grid["inside"].sum()) == 1
     assert "the design space is a single grid point (1 of 81 grid points inside)" in notes
     assert "the centre (the recommended setpoint unless given) lies outside" in notes
+
+
+def test_a_zero_width_proven_range_of_one_factor_is_noted(table):
+    # a sharp temperature optimum, flat elsewhere: a box wide in three factors, one grid
+    # value thin in temperature, which a table of ranges alone would show as "34.5-34.5"
+    model = KnownPosterior(
+        table, vertex=np.full(4, 0.5), curvature=(0.5, 60.0, 0.5, 0.5), noise_sd=0.1
+    )
+    ds = design_space(
+        model, 7.0, 0.9, group={"site": "A"}, resolution=5, map_resolution=5, random_seed=2
+    )
+    assert ds.par.loc["temperature", "low"] == ds.par.loc["temperature", "high"]
+    assert (ds.par.drop(index="temperature").eval("high > low")).all()
+    notes = [n for n in ds.settings["notes"] if "zero width" in n]
+    assert len(notes) == 1 and "of ['temperature'] has zero width" in notes[0]
 
 
 def test_design_space_probabilities_match_exact_values_on_quadratic(table):

@@ -339,6 +339,36 @@ def test_infer_space_reads_a_messy_real_file_as_a_scientist_would():
         Factor("Feed rate (%/day)", "dimensionless", (0.0, 1.0))
 
 
+def test_infer_space_keeps_doe_excursions_in_the_range_and_drafts_limits_against_a_slip():
+    # a history clustered at its recipe (36.5 degC, feed 3 %/d) with deliberate DoE runs and
+    # one lost decimal point (3.65 for 36.5): the runs are real settings, the slip is not
+    rng = np.random.default_rng(3)
+    n = 40
+    temp = np.round(rng.normal(36.5, 0.05, n), 2)
+    feed = np.round(rng.normal(3.0, 0.05, n), 2)
+    temp[:3], feed[3:6] = (35.0, 35.5, 37.4), (4.5, 5.0, 5.5)
+    temp[6] = 3.65
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Temp (°C)": temp,
+            "Feed (%/d)": feed,
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+        }
+    )
+    sp, notes = infer_space(table, response="Titer (g/L)")
+    text = "\n".join(notes)
+    lo, hi = sp.factor("Temp (°C)").operating
+    assert lo < 35.0 and hi > 37.4  # the excursions are inside the drafted operating range
+    assert sp.factor("Feed (% per d)").operating[1] > 5.5
+    assert "[35.0, 35.5, 37.4] beyond 3 interquartile ranges" in text and "kept in" in text
+    assert "[3.65] far outside the bulk" in text
+    # the slip is outside the drafted limits, so the cleaner drops it (and says why)
+    t_lo, t_hi = sp.limits["Temp (°C)"]
+    assert 3.65 < t_lo < 35.0 and t_hi > 37.4
+    assert sp.limits["Feed (% per d)"] == (0.0, math.inf)  # no slip: limits from 0 as before
+
+
 def test_infer_space_keeps_factors_with_a_few_cells_written_as_text(tmp_path):
     """A user's file: "250 rpm" and "6,9" in numeric columns, a notes column, an empty one."""
     n = 20
@@ -532,3 +562,44 @@ def test_infer_space_puts_vessel_sizes_first_and_names_ranges_apart_by_vessel():
     assert sp.limits["pH"] == (0.0, 14.0) and sp.limits["Temperature (°C)"] == (0.0, 100.0)
     assert "the cleaner will drop [50.0] as impossible" in text
     assert sp.limits["Agitation (rpm)"] == (0.0, math.inf)
+
+
+# -- labels in sentences: a header's bracketed unit is not said twice ---------------------------
+@pytest.mark.parametrize(
+    ("label", "unit", "expected"),
+    [
+        ("Temp. (°C)", "degC", "Temp. 36.37 °C"),
+        ("DO [%]", "% air sat.", "DO 36.37 % air sat."),
+        ("Feed rate (%/d)", "%/d", "Feed rate 36.37 %/d"),
+        ("Temperature", "degC", "Temperature 36.37 °C"),
+        ("pH SP", "pH", "pH SP 36.37"),
+        ("Site (A)", "", "Site (A) 36.37"),  # a bracket that is not the unit stays
+    ],
+)
+def test_quantity_text_drops_the_bracketed_unit_of_a_header(label, unit, expected):
+    from bayesbio.space import quantity_text
+
+    assert quantity_text(label, 36.37, unit) == expected
+
+
+def test_response_noun_is_the_label_in_a_sentence_not_the_column_name():
+    from bayesbio.space import Response
+
+    titer = Response("Titer [g per L]", unit="g/L", label="Titer [g/L]")
+    assert titer.noun == "titer"
+    assert Response().noun == "yield"
+    assert Response("HCP", unit="ppm", direction="minimise").noun == "HCP"
+
+
+def test_explanation_names_factors_once_with_their_units_and_ends_sentences_once():
+    from bayesbio.recommend.messages import point_text, sentence
+
+    space = ProcessSpace(
+        factors=(
+            Factor("Temp. (°C)", "degC", (34.0, 37.5), label="Temp. (°C)"),
+            Factor("DO [%]", "% air sat.", (20.0, 60.0), label="DO [%]"),
+        ),
+        response=Response("Titer [g per L]", unit="g/L", label="Titer [g/L]"),
+    )
+    text = sentence(f"Setpoint: {point_text(space, np.array([36.4, 38.8]))}")
+    assert text == "Setpoint: Temp. 36.4 °C, DO 38.8 % air sat."

@@ -102,7 +102,7 @@ def test_main_risk_is_the_most_serious_that_applies():
 
 def test_setpoint_text_has_labels_and_units(space_k2):
     text = setpoint_text(space_k2, {"temperature": 30.123456, "agitation": 150})
-    assert text == "Temperature 30.12 degC, Agitation 150 rpm"
+    assert text == "Temperature 30.12 °C, Agitation 150 rpm"
 
 
 def test_summary_says_keep_the_recipe_when_recommend_falls_back(model, table_k2):

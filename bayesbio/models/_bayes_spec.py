@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesbio import schema
 from bayesbio.checks import check_choice
 from bayesbio.models import _bayes_design as design
 from bayesbio.models import _bayes_sampling as sampling
@@ -138,10 +139,12 @@ def _make_spec(
     y = table[response.name].to_numpy(dtype=float)
     bad = y <= 0
     if bad.any():
-        rows = table.index[bad][:5].tolist()
         raise ValueError(
-            f"column '{response.name}': {int(bad.sum())} non-positive value(s) (rows {rows}); "
-            f"the model works on the log scale and needs {response.name} > 0 {response.unit}"
+            f"column '{response.name}': {int(bad.sum())} value(s) <= 0 "
+            f"({schema._ids(table, bad, space.batch_id)}); the model works on the log scale "
+            f"and needs {response.name} > 0 {response.unit}. A batch that made no product "
+            "(failed, aborted, contaminated) belongs out of the yield model: `bayesbio clean` "
+            "drops such rows and logs each one"
         )
     logy = np.log(y)
     if likelihood == "mixture":

@@ -217,6 +217,7 @@ from bayesbio.models._bayes_spec import (
 from bayesbio.models._bayes_spec import data_priors as data_priors
 from bayesbio.models._bayes_stacking import _loo_stacking
 from bayesbio.models._tables import SpaceMismatchError, check_factor_columns, validate
+from bayesbio.schema import warn_missing_groups
 from bayesbio.space import ProcessSpace, resolve_space
 
 __all__ = [
@@ -501,6 +502,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
             df[space.response.name] = yv
         check_factor_columns(df, space, who=f"{type(self).__name__}.fit")
         table = validate(df, space, groups=self.groups, min_rows=2)
+        warn_missing_groups(df, space, self.groups, f"{type(self).__name__}.fit")
         # the model's columns only: another response, notes or dates in the file are not the
         # model's (and a name such as "Acetate (g/L)" could not be saved in model.nc)
         keep = {space.batch_id, space.response.name, *space.factor_names, *space.groups}

@@ -169,7 +169,7 @@ def plot_group_effects(model: Any, *, structure: str | None = None, ci_prob: flo
         backend="matplotlib",
     )
     fig = _figure(pc)
-    label = f"effect on {_space(model).response.name} [% vs mean over levels]"
+    label = f"effect on {_space(model).response.noun} [% vs mean over levels]"
     for ax in fig.axes:
         if ax.lines or ax.collections:
             ax.axvline(0.0, color="0.5", lw=0.8, ls=":")

@@ -311,7 +311,7 @@ class Campaign:
             round=self.round,
             n_safe=int(ok[1:].sum()),
             units=self.space.response.unit,
-            rule=f"P({self.space.response.name} >= {1 - self.delta:g} x recipe) >= "
+            rule=f"P({self.space.response.noun} >= {1 - self.delta:g} x recipe) >= "
             f"{self.safety_prob:g}",
             notes=list(ctx.notes),
         )

@@ -225,7 +225,11 @@ def resolve_group(
         else:
             source = table.loc[mask, c] if mask.any() else table[c]
             full[c] = str(source.astype(str).mode().iloc[0])
-            notes.append(f"group column '{c}' not given: using its most frequent value {full[c]!r}")
+            notes.append(
+                f"group column '{c}' not given: the model's effect of {full[c]!r}, its most "
+                "frequent label among the batches given, is used; the recipe and the support "
+                f"come from all of them (give {c} too to choose)"
+            )
     return full, mask, notes
 
 

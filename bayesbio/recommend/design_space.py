@@ -399,6 +399,16 @@ def _par_notes(
             "range of setpoints holds the spec with the required probability, so its proven "
             "acceptable ranges are a point; lower the spec or the probability before using it"
         )
+    else:
+        point = [f for f in free if par.loc[f, "low"] == par.loc[f, "high"]]
+        if point:
+            notes.append(
+                f"the proven acceptable range of {point} has zero width: the largest box of "
+                "the design space is one grid step thin there: only that value is proven, "
+                "with the others anywhere within their proven ranges; a slice plot shows "
+                "where the design space runs (lower the spec or the probability for a usable "
+                "range)"
+            )
     low, high = par["low"].to_numpy(dtype=float), par["high"].to_numpy(dtype=float)
     out = [
         ctx.factors[j]

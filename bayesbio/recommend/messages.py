@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio.space import ProcessSpace, number_text, unit_suffix
+from bayesbio.space import ProcessSpace, quantity_text, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
@@ -47,15 +47,19 @@ def emit(messages: Sequence[str], category: type[Warning]) -> None:
 
 def value_text(space: ProcessSpace, name: str, value: float) -> str:
     """``"Temperature 36.5 degC"``: a factor's label, value and unit."""
-    unit = unit_suffix(space.units.get(name, ""))
-    return f"{space.label(name)} {number_text(value, 4)}{unit}"
+    return quantity_text(space.label(name), value, space.units.get(name, ""))
+
+
+def sentence(text: str) -> str:
+    """End ``text`` with one full stop (a unit such as ``"% air sat."`` already has one)."""
+    return text if text.endswith(".") else f"{text}."
 
 
 def meet_text(space: ProcessSpace, spec: float) -> str:
     """``"P(titer >= 4.5 g/L)"``: meeting a spec, in the response's direction and unit."""
     r = space.response
     unit = unit_suffix(r.unit)
-    return f"P({r.name} {'>=' if r.maximise else '<='} {spec:g}{unit})"
+    return f"P({r.noun} {'>=' if r.maximise else '<='} {spec:g}{unit})"
 
 
 def group_text(group: Mapping[str, Any] | None, kind: str | None = None) -> str:
@@ -198,6 +202,20 @@ def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
             "process allows, and confirm with batches near the bound"
         )
     return out
+
+
+def recipe_moved_messages(ctx: Context, moved: np.ndarray) -> list[str]:
+    """One sentence when the recipe lies outside the search box and was moved into it."""
+    space = ctx.space
+    changed = [j for j in range(space.k) if not np.isclose(moved[j], ctx.recipe[j])]
+    if not changed:
+        return []
+    was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in changed)
+    now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in changed)
+    return [
+        f"the recipe ({was}) lies outside the search box: the reference to beat, and the "
+        f"setpoint kept when nothing beats it, is the recipe moved into the box ({now})"
+    ]
 
 
 def _unit(space: ProcessSpace, name: str) -> str:

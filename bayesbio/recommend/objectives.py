@@ -84,17 +84,17 @@ def describe_objective(
     pct = f"{100 * risk:g} %"
     if r.maximise:
         texts = {
-            "mean": f"maximise the expected {r.name}",
-            "quantile": f"maximise the {100 * risk:g}th percentile of {r.name}",
-            "cvar": f"maximise the mean of the lowest {pct} of {r.name} draws (CVaR)",
-            "prob_spec": f"maximise P({r.name} >= {spec:g}{unit})" if spec is not None else "",
+            "mean": f"maximise the expected {r.noun}",
+            "quantile": f"maximise the {100 * risk:g}th percentile of {r.noun}",
+            "cvar": f"maximise the mean of the lowest {pct} of {r.noun} draws (CVaR)",
+            "prob_spec": f"maximise P({r.noun} >= {spec:g}{unit})" if spec is not None else "",
         }
     else:
         texts = {
-            "mean": f"minimise the expected {r.name}",
-            "quantile": f"minimise the {100 * (1 - risk):g}th percentile of {r.name}",
-            "cvar": f"minimise the mean of the highest {pct} of {r.name} draws (CVaR)",
-            "prob_spec": f"maximise P({r.name} <= {spec:g}{unit})" if spec is not None else "",
+            "mean": f"minimise the expected {r.noun}",
+            "quantile": f"minimise the {100 * (1 - risk):g}th percentile of {r.noun}",
+            "cvar": f"minimise the mean of the highest {pct} of {r.noun} draws (CVaR)",
+            "prob_spec": f"maximise P({r.noun} <= {spec:g}{unit})" if spec is not None else "",
         }
     return texts.get(objective, objective)
 
@@ -106,13 +106,13 @@ def check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float |
     the possible responses, or a missing spec with ``objective="prob_spec"``.
     """
     r = space.response
-    what = f"a {r.name} in {r.unit}" if r.unit else f"a {r.name} value"
+    what = f"a {r.noun} in {r.unit}" if r.unit else f"a {r.noun} value"
     if spec is None:
         if objective == "prob_spec":
             bound = "minimum" if r.maximise else "maximum"
             raise ValueError(
                 f"spec is required for objective='prob_spec': pass spec=VALUE, the {bound} "
-                f"acceptable {r.name} in {r.unit}"
+                f"acceptable {r.noun} in {r.unit}"
             )
         return None
     try:
@@ -124,7 +124,7 @@ def check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float |
     lo, hi = r.limits
     if not lo < value < hi:
         raise ValueError(
-            f"spec = {spec!r} is outside the possible {r.name} values ({lo:g} to {hi:g} {r.unit})"
+            f"spec = {spec!r} is outside the possible {r.noun} values ({lo:g} to {hi:g} {r.unit})"
         )
     return value
 

@@ -40,6 +40,8 @@ from bayesbio.recommend.messages import (
     group_text,
     model_diagnostics,
     point_text,
+    recipe_moved_messages,
+    sentence,
     support_messages,
     value_text,
 )
@@ -212,7 +214,7 @@ class Recommendation:
         point = {k: round(float(v), 4) for k, v in self.setpoint.items()}
         return (
             f"Recommendation(decision={self.decision!r}, group={self.group!r}, "
-            f"setpoint={point}, expected {space.response.name} "
+            f"setpoint={point}, expected {space.response.noun} "
             f"{number_text(self.expected_yield)}{unit}, "
             f"p_better_than_recipe={self.p_better_than_recipe:.3f}, "
             f"warnings={len(self.warnings)}; .explain() says why)"
@@ -236,9 +238,9 @@ class Recommendation:
         action = "IMPROVE on the recipe" if self.decision == "improve" else "KEEP THE RECIPE"
         better = "higher" if r.maximise else "lower"
         lines = [
-            f"Recommendation for {group}: {action} ({r.name}: {better} is better).",
-            f"Setpoint: {point_text(space, self.setpoint.to_numpy(dtype=float))}.",
-            f"Expected {r.name} of a new batch: {number_text(self.expected_yield)}{unit} "
+            f"Recommendation for {group}: {action} ({r.noun}: {better} is better).",
+            sentence(f"Setpoint: {point_text(space, self.setpoint.to_numpy(dtype=float))}"),
+            f"Expected {r.noun} of a new batch: {number_text(self.expected_yield)}{unit} "
             f"({tail} percentile {number_text(q)}{unit}"
             + (
                 f"; P(meet {number_text(self.spec)}{unit}) {self.prob_spec:.2f}"
@@ -250,6 +252,7 @@ class Recommendation:
             f"Support: {self.support_used}; distance {self.support_distance['group']:.2f} "
             f"(limit {self.support_distance['limit']:.2f}).",
         ]
+        lines += [f"Note: {n}" for n in self.settings.get("notes", [])]
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -429,6 +432,7 @@ def recommend(
     guard_d = float(ctx.support.guard_distance(point[None], ctx.res.support)[0])
     extrap = support_messages(ctx, point, guard_d, ratio3[0]) if improve else []
     bounds = bound_messages(ctx, point) if improve else []
+    bounds += recipe_moved_messages(ctx, r0[0])
     next_exp = None
     if not improve:
         supported = cands[choice.ok[-len(cands) :]]
@@ -676,12 +680,19 @@ def _reason(
             for j, v in ctx.res.fixed.items()
             if space.factor_names[j] not in space.fixed
         ]
+        support = ctx.support.used(ctx.res.support)
+        why = (
+            f"no setpoint within {support} support beats it with probability >= "
+            f"{confidence:g}; the best found ({best}) does so with probability {pb:.2f}"
+            if choice.ok.any()
+            else f"no setpoint in the search box lies within {support} support (the bounds "
+            f"keep every one away from the batches the model learnt from); the closest ({best}) "
+            f"would beat it with probability {pb:.2f} as an extrapolation"
+        )
         reason = (
             "kept the recipe"
             + (f" (with {', '.join(held)} held fixed)" if held else "")
-            + f": no setpoint within {ctx.support.used(ctx.res.support)} support "
-            f"beats it with probability >= {confidence:g}; the best found ({best}) does so with "
-            f"probability {pb:.2f} (expected gain {gn:+.3g} {unit}, {gp:+.1f} %); "
+            + f": {why} (expected gain {gn:+.3g} {unit}, {gp:+.1f} %); "
             + (
                 "run the next_experiments to learn where the optimum lies"
                 if has_experiments
