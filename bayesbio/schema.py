@@ -272,10 +272,11 @@ def group_columns(
 def warn_missing_groups(
     table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str] | None, who: str
 ) -> None:
-    """Warn when group columns the process declares are not in ``table`` (a misspelt name).
+    """Warn when a group column the process declares is misspelt (a close name is present).
 
-    The model then pools all batches over them (a 3 L and a 500 L vessel alike), which is
-    rarely what the declaration meant; the warning names a close column of the table.
+    The model then pools all batches over it (a 3 L and a 500 L vessel alike), which is
+    rarely what the declaration meant; the warning names the close column of the table. A
+    declared level with no similar column (data without a campaign column) passes quietly.
     """
     wanted = space.groups if groups is None else tuple(groups)
     missing = [g for g in wanted if g not in table.columns]
@@ -287,10 +288,12 @@ def warn_missing_groups(
         close = difflib.get_close_matches(m.lower(), [c.lower() for c in present], n=1, cutoff=0.6)
         if close:
             near[m] = next(c for c in present if c.lower() == close[0])
-    hint = f"; is {near} meant?" if near else f"; the table's other columns: {present}"
+    if not near:  # a level the data do not record (no campaign column): nothing misspelt
+        return
     warnings.warn(
-        f"{who}: group column(s) {missing} declared but not in the table, so all batches are "
-        f"pooled over them{hint} Correct the groups of the process file (or pass groups=)",
+        f"{who}: group column(s) {list(near)} declared but not in the table, so all batches "
+        f"are pooled over them; is {near} meant? Correct the groups of the process file (or "
+        "pass groups=)",
         UserWarning,
         stacklevel=3,
     )

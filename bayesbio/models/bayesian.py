@@ -502,7 +502,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
             df[space.response.name] = yv
         check_factor_columns(df, space, who=f"{type(self).__name__}.fit")
         table = validate(df, space, groups=self.groups, min_rows=2)
-        warn_missing_groups(df, space, self.groups, f"{type(self).__name__}.fit")
+        warn_missing_groups(table, space, self.groups, f"{type(self).__name__}.fit")
         # the model's columns only: another response, notes or dates in the file are not the
         # model's (and a name such as "Acetate (g/L)" could not be saved in model.nc)
         keep = {space.batch_id, space.response.name, *space.factor_names, *space.groups}
