@@ -1500,16 +1500,22 @@ def _draft_factor(
         )
     slips = vals_all[slip]
     if ((slips >= limits[0]) & (slips <= limits[1])).any():  # not dropped by the limits yet
-        limits = (
-            max(limits[0], _round(min(med / _SLIP_RATIO, lo_r))),
-            min(limits[1], _round(max(med * _SLIP_RATIO, hi_r))),
+        # well clear of the operating range (half its low end, twice its high end) and at
+        # least a factor 2.5 around the median: only a slip falls outside
+        drafted = (
+            max(limits[0], _round(min(med / _SLIP_RATIO, lo_r / 2))),
+            min(limits[1], _round(max(med * _SLIP_RATIO, hi_r * 2))),
         )
-        notes.append(
-            f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}] (a factor "
-            f"{_SLIP_RATIO:g} around its median) so that the cleaner drops "
-            f"{sorted(set(slips.round(6).tolist()))} as impossible; widen them if a "
-            "value there is real"
-        )
+        dropped = slips[(slips < drafted[0]) | (slips > drafted[1])]
+        if len(dropped):
+            limits = drafted
+            notes.append(
+                f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}] (half the "
+                "operating range's low end to twice its high end, at least a factor "
+                f"{_SLIP_RATIO:g} around the median) so that the cleaner drops "
+                f"{sorted(set(dropped.round(6).tolist()))} as impossible; widen them if a "
+                "value there is real"
+            )
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
         f"{lo:g}-{hi:g} plus {margin:.0%} each side); unit "

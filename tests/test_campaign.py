@@ -288,3 +288,25 @@ def test_next_says_which_proposals_repeat_a_past_batch():
     camp = SimpleNamespace(space=space, table=past)
     assert _repeated_batches(camp, frame) == {0: "B2"}
     assert _repeated_batches(camp, frame.iloc[1:]) == {}
+
+
+def test_the_safety_rule_of_a_response_to_minimise_is_said_as_computed():
+    space = toy_space(1, direction="minimise")  # impurity in mg/L, lower is better
+    rng = np.random.default_rng(2)
+    speed = np.clip(180.0 + 20.0 * rng.standard_normal(8), 100.0, 500.0)
+    table = pd.DataFrame(
+        {
+            "run": [f"H{i:02d}" for i in range(8)],
+            "site": "A",
+            "speed": speed,
+            "impurity": 20.0 + 40.0 * ((speed - 100.0) / 400.0 - 0.3) ** 2 + rng.normal(0, 0.3, 8),
+        }
+    )
+    camp = Campaign(
+        space, table, model=lambda: ConjugateQuadratic(space), group={"site": "A"}, random_seed=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)
+        proposals = camp.recommend(batch_size=2)
+    assert proposals.attrs["rule"] == "P(impurity <= 1.2 x recipe) >= 0.9"
+    assert (proposals["p_safe"] >= 0.9).all()

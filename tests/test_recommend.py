@@ -280,6 +280,18 @@ def test_prob_spec_is_calibrated_on_conjugate_model(table):
     assert rec_mean.prob_spec == pytest.approx(1 - stats.norm.cdf((spec - m) / s), abs=0.02)
     q10 = m + stats.norm.ppf(0.1) * np.hypot(s, sigma)
     assert rec.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
+    # the mean objective searches without noise, but its summary is of a new batch too
+    rec_mean_new = recommend(
+        model,
+        group={"site": "A"},
+        objective="mean",
+        spec=spec,
+        n_draws=8000,
+        n_candidates=16,
+        random_seed=3,
+    )
+    assert rec_mean_new.prob_spec == pytest.approx(exact, abs=0.02)
+    assert rec_mean_new.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
 
 
 def test_an_empty_design_space_warns_with_the_best_probability_and_its_plot_says_so(table):

@@ -89,7 +89,8 @@ class Campaign:
         The group's recipe; default the group's median setpoint in ``table``.
     delta : float, default 0.2
         Tolerated loss: a proposed batch must reach ``(1 - delta)`` x the recipe's mean yield
-        with probability ``safety_prob``.
+        with probability ``safety_prob`` (for a response to minimise: stay below ``(1 +
+        delta)`` x the recipe's mean).
     safety_prob : float, default 0.9
         Required probability of that.
     min_confidence : float, default 0.9
@@ -237,7 +238,8 @@ class Campaign:
         pandas.DataFrame
             One row per proposed batch: the group columns, the factors (domain units),
             ``expected_yield`` and ``sd`` (posterior mean and SD of the mean response there),
-            ``p_safe`` (P(batch yield >= (1 - delta) x recipe yield)), ``p_better_than_recipe``
+            ``p_safe`` (P(batch yield >= (1 - delta) x recipe yield); for a response to
+            minimise P(batch value <= (1 + delta) x recipe value)), ``p_better_than_recipe``
             and ``draw`` (the posterior draw it is best under). ``attrs["round"]`` is the
             round; ``attrs["n_safe"]`` how many candidates passed the safety rule;
             ``attrs["notes"]`` what was resolved for you (e.g. a group column not named).
@@ -311,8 +313,12 @@ class Campaign:
             round=self.round,
             n_safe=int(ok[1:].sum()),
             units=self.space.response.unit,
-            rule=f"P({self.space.response.noun} >= {1 - self.delta:g} x recipe) >= "
-            f"{self.safety_prob:g}",
+            rule=(
+                f"P({self.space.response.noun} >= {1 - self.delta:g} x recipe) >= "
+                if sgn > 0
+                else f"P({self.space.response.noun} <= {1 + self.delta:g} x recipe) >= "
+            )
+            + f"{self.safety_prob:g}",
             notes=list(ctx.notes),
         )
         self.history.append(

@@ -106,7 +106,8 @@ def check_spec(spec: Any, objective: str | None, space: ProcessSpace) -> float |
     the possible responses, or a missing spec with ``objective="prob_spec"``.
     """
     r = space.response
-    what = f"a {r.noun} in {r.unit}" if r.unit else f"a {r.noun} value"
+    article = "an" if r.noun[:1].lower() in "aeiou" else "a"
+    what = f"{article} {r.noun} in {r.unit}" if r.unit else f"{article} {r.noun} value"
     if spec is None:
         if objective == "prob_spec":
             bound = "minimum" if r.maximise else "maximum"

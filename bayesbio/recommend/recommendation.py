@@ -576,7 +576,8 @@ def _evaluate(
     f3 = ev.raw(np.vstack([three, final[choice.i_best]]), noise=False)
     # the draws the search scored (common new-batch noise where calibrated): rows with the
     # same setpoint get the same summary, and rows compare as the search compared them
-    y3 = safe.objective_draws(three, f3[:, :3]) if noise else f3[:, :3]
+    # (the mean objective searched without noise; its summary is still of a new batch)
+    y3 = replace(safe, noise=True).objective_draws(three, f3[:, :3]) if noise else f3[:, :3]
     best_per_draw = (sgn * choice.f_all[:, choice.pool]).max(axis=1)
     regret = best_per_draw[:, None] - sgn * f3[:, :3]
     ratio3 = safe.ratio(f3)
