@@ -256,40 +256,16 @@ def test_prob_spec_is_calibrated_on_conjugate_model(table):
         table, top=m, top_sd=s, curvature=(0, 0, 0, 0), noise_sd=sigma, n_pool=20000, seed=9
     )
     exact = 1 - stats.norm.cdf((spec - m) / np.hypot(s, sigma))
-    rec = recommend(
-        model,
-        group={"site": "A"},
-        objective="prob_spec",
-        spec=spec,
-        n_draws=8000,
-        n_candidates=16,
-        random_seed=3,
-    )
+    kw = {"group": {"site": "A"}, "spec": spec, "n_draws": 8000, "n_candidates": 16}
+    rec = recommend(model, objective="prob_spec", random_seed=3, **kw)
     assert rec.prob_spec == pytest.approx(exact, abs=0.02)
     # without new-batch noise: the probability that the mean yield meets the spec
-    rec_mean = recommend(
-        model,
-        group={"site": "A"},
-        objective="mean",
-        spec=spec,
-        noise=False,
-        n_draws=8000,
-        n_candidates=16,
-        random_seed=3,
-    )
+    rec_mean = recommend(model, objective="mean", noise=False, random_seed=3, **kw)
     assert rec_mean.prob_spec == pytest.approx(1 - stats.norm.cdf((spec - m) / s), abs=0.02)
     q10 = m + stats.norm.ppf(0.1) * np.hypot(s, sigma)
     assert rec.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
     # the mean objective searches without noise, but its summary is of a new batch too
-    rec_mean_new = recommend(
-        model,
-        group={"site": "A"},
-        objective="mean",
-        spec=spec,
-        n_draws=8000,
-        n_candidates=16,
-        random_seed=3,
-    )
+    rec_mean_new = recommend(model, objective="mean", random_seed=3, **kw)
     assert rec_mean_new.prob_spec == pytest.approx(exact, abs=0.02)
     assert rec_mean_new.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
 
