@@ -46,7 +46,7 @@ def emit(messages: Sequence[str], category: type[Warning]) -> None:
 
 
 def value_text(space: ProcessSpace, name: str, value: float) -> str:
-    """``"Temperature 36.5 degC"``: a factor's label, value and unit."""
+    """``"Temperature 36.5 °C"``: a factor's label (without a bracketed unit), value, unit."""
     return quantity_text(space.label(name), value, space.units.get(name, ""))
 
 
