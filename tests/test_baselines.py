@@ -244,3 +244,17 @@ def test_baselines_on_a_three_factor_space(cls):
 def test_importing_baselines_does_not_import_pymc():
     code = "import sys, bayesbio.models; assert 'pymc' not in sys.modules, 'pymc imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_baseline_fitted_on_an_array_predicts_from_a_batch_table_or_says_what_it_needs():
+    from bayesbio.models.baselines import ForestYield
+    from bayesbio.simulate import simulate_batches
+    from bayesbio.space import ProcessSpace
+
+    table = simulate_batches(30, defects=False, random_seed=1).table
+    factors = list(ProcessSpace.default().factor_names)
+    model = ForestYield(random_state=0).fit(table[factors].to_numpy(), table["yield"].to_numpy())
+    # the batch table's factor columns (the fitted array's order), not its ids and labels
+    np.testing.assert_allclose(model.predict(table), model.predict(table[factors].to_numpy()))
+    with pytest.raises(TypeError, match=r"fitted on a numeric array of 4 column\(s\).*'batch_id'"):
+        model.predict(table.drop(columns="ph"))

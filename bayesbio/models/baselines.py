@@ -146,10 +146,22 @@ class _BaselineYield(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "training_table_")
         kind = check_choice("kind", kind, KINDS)
         if not self.schema_input_:
+            given = X.index if isinstance(X, pd.DataFrame) else None
+            if isinstance(X, pd.DataFrame) and set(self.parameters_) <= set(X.columns):
+                X = X[list(self.parameters_)].to_numpy(dtype=float)  # a batch table: its factors
+            elif isinstance(X, pd.DataFrame) and any(
+                not pd.api.types.is_numeric_dtype(t) for t in X.dtypes
+            ):
+                raise TypeError(
+                    f"{type(self).__name__}.{who}: fitted on a numeric array of "
+                    f"{len(self.parameters_)} column(s), given a table with text columns "
+                    f"{[c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]}; "
+                    "pass the same numeric columns, or fit on the batch table itself "
+                    "(fit(table)) to predict from tables"
+                )
             Xa = validate_data(self, X, reset=False)
             table = pd.DataFrame(np.asarray(Xa, dtype=float), columns=self.parameters_)
-            index = X.index if isinstance(X, pd.DataFrame) else table.index
-            return table, index
+            return table, given if given is not None else table.index
         space = self.space_
         if not isinstance(X, pd.DataFrame):
             arr = np.asarray(X, dtype=float)
