@@ -270,6 +270,14 @@ def test_prob_spec_is_calibrated_on_conjugate_model(table):
     assert rec_mean_new.quantiles.loc[0.1] == pytest.approx(q10, abs=0.05)
 
 
+def test_an_optimistic_risk_level_is_questioned(table):
+    model = KnownPosterior(table)
+    with pytest.warns(
+        UserWarning, match=r"risk=0.9 with objective='quantile' reads the optimistic"
+    ):
+        recommend(model, group={"site": "A"}, objective="quantile", risk=0.9, **FAST)
+
+
 def test_an_empty_design_space_warns_with_the_best_probability_and_its_plot_says_so(table):
     model = KnownPosterior(table, vertex=np.full(4, 0.5), vertex_sd=[0.0] * 4, noise_sd=0.5)
     with pytest.warns(EmptyDesignSpaceWarning, match=r"the highest is 0\.\d+ at "):

@@ -18,6 +18,7 @@ How a recommendation is found (:func:`recommend`):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -395,6 +396,14 @@ def recommend(
     """
     check_choice("objective", objective, OBJECTIVES)
     risk = check_fraction("risk", risk)
+    if objective in ("quantile", "cvar") and risk > 0.5:
+        warnings.warn(
+            f"risk={risk:g} with objective={objective!r} reads the optimistic side of the "
+            "predictive distribution (more than half of it): risk is the share of bad "
+            "outcomes to guard against, usually 0.05-0.2",
+            UserWarning,
+            stacklevel=2,
+        )
     n_draws = check_int("n_draws", n_draws, minimum=10)
     n_candidates = check_int("n_candidates", n_candidates, minimum=1)
     confidence = check_confidence(min_confidence)
