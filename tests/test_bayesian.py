@@ -271,7 +271,7 @@ def test_bad_inputs_name_the_problem(small_table):
         build_model(small_table, curvature="saddle")
     zero = small_table.copy()
     zero.loc[3, "yield"] = 0.0
-    with pytest.raises(ValueError, match="column 'yield': 1 non-positive"):
+    with pytest.raises(ValueError, match=r"column 'yield': 1 value\(s\) <= 0 \(batch_id "):
         build_model(zero)
 
 
