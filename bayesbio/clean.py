@@ -71,6 +71,8 @@ from bayesbio.io import NA_MARKERS
 from bayesbio.space import (
     _DECIMAL_COMMA,
     _VOLUME_LABEL,
+    FAILED_WORDS,
+    STATUS_COLUMN,
     Factor,
     ProcessSpace,
     SpaceError,
@@ -987,15 +989,6 @@ def _drop_no_product(state: _State) -> None:
     state.drop(none, response, reasons, y, kind="no_product")
 
 
-#: A status or comment column's words for a batch that failed (kept rows are named).
-_FAILED_WORDS = re.compile(
-    r"\b(?:fail\w*|abort\w*|contamin\w*|terminat\w*|reject\w*|oos|out of spec\w*|crash\w*"
-    r"|lost|invalid|scrap\w*|abgebrochen|kontamin\w*|verworfen)\b",
-    re.IGNORECASE,
-)
-_STATUS_COLUMN = re.compile(r"status|outcome|result|comment|note|remark|bemerkung|kommentar", re.I)
-
-
 def _warn_marked_failed(state: _State) -> None:
     """Warn (never drop) when kept batches are marked failed in a status or comment column.
 
@@ -1006,12 +999,12 @@ def _warn_marked_failed(state: _State) -> None:
     own = {*space.factor_names, space.response.name, space.batch_id, *space.groups}
     alive = np.flatnonzero(state.alive)
     for col in state.df.columns:
-        if col in own or not _STATUS_COLUMN.search(str(col)):
+        if col in own or not STATUS_COLUMN.search(str(col)):
             continue
         text = state.df[col].iloc[alive]
         if pd.api.types.is_numeric_dtype(text):
             continue
-        marked = text.astype(str).str.contains(_FAILED_WORDS, na=False).to_numpy()
+        marked = text.astype(str).str.contains(FAILED_WORDS, na=False).to_numpy()
         if not marked.any():
             continue
         rows = alive[marked]

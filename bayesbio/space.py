@@ -1300,6 +1300,18 @@ def _draft_groups(
             "text columns not used as groups (mostly empty or mostly distinct labels: free "
             "text?): " + ", ".join(skipped)
         )
+    for c in text:
+        if c == batch_id or c in dates or not STATUS_COLUMN.search(str(c)):
+            continue
+        marked = table[c].astype(str).str.contains(FAILED_WORDS, na=False)
+        if marked.any():
+            words = sorted(set(table.loc[marked, c].astype(str).str.strip()))[:4]
+            notes.append(
+                f"column {c!r}: {int(marked.sum())} batch(es) marked {words}: failed batches? "
+                "`bayesbio clean` drops those with no product (response 0 or empty) and names "
+                "the others; drop them from the file if their failure says nothing about their "
+                "setpoints"
+            )
     if people:
         notes.append(
             "text columns not drafted as groups, since their names say who ran a batch or "
@@ -1309,6 +1321,15 @@ def _draft_groups(
         )
     return groups
 
+
+#: A status or comment column's words for a batch that failed (init-process and clean name them).
+FAILED_WORDS = re.compile(
+    r"\b(?:fail\w*|abort\w*|contamin\w*|terminat\w*|reject\w*|oos|out of spec\w*|crash\w*"
+    r"|lost|invalid|scrap\w*|abgebrochen|kontamin\w*|verworfen)\b",
+    re.IGNORECASE,
+)
+#: Names of columns that say how a batch went (status, QC outcome, comments).
+STATUS_COLUMN = re.compile(r"status|outcome|result|comment|note|remark|bemerkung|kommentar", re.I)
 
 #: text columns that are not group structure: who ran the batch, notes, QC outcomes
 _NOT_A_GROUP = re.compile(

@@ -369,6 +369,26 @@ def test_infer_space_keeps_doe_excursions_in_the_range_and_drafts_limits_against
     assert sp.limits["Feed (% per d)"] == (0.0, math.inf)  # no slip: limits from 0 as before
 
 
+def test_infer_space_names_batches_a_status_column_marks_as_failed():
+    rng = np.random.default_rng(5)
+    n = 12
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Temp (°C)": rng.uniform(35.0, 37.0, n),
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+            "Status": ["OK"] * (n - 2) + ["Contaminated", "Aborted"],
+        }
+    )
+    _, notes = infer_space(table, response="Titer (g/L)")
+    said = [t for t in notes if t.startswith("column 'Status'")]
+    assert said == [
+        "column 'Status': 2 batch(es) marked ['Aborted', 'Contaminated']: failed batches? "
+        "`bayesbio clean` drops those with no product (response 0 or empty) and names the "
+        "others; drop them from the file if their failure says nothing about their setpoints"
+    ]
+
+
 def test_infer_space_keeps_factors_with_a_few_cells_written_as_text(tmp_path):
     """A user's file: "250 rpm" and "6,9" in numeric columns, a notes column, an empty one."""
     n = 20
