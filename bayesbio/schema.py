@@ -283,11 +283,7 @@ def warn_missing_groups(
     if not missing:
         return
     present = [str(c) for c in table.columns if c not in (*space.factor_names, space.response.name)]
-    near = {}
-    for m in missing:
-        close = difflib.get_close_matches(m.lower(), [c.lower() for c in present], n=1, cutoff=0.6)
-        if close:
-            near[m] = next(c for c in present if c.lower() == close[0])
+    near = close_names(missing, present, cutoff=0.6)
     if not near:  # a level the data do not record (no campaign column): nothing misspelt
         return
     warnings.warn(
@@ -308,6 +304,27 @@ def group_keys(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     if not columns:
         return np.zeros(len(table), dtype=int)
     return table.groupby(list(columns), sort=False, observed=True).ngroup().to_numpy()
+
+
+def close_names(
+    missing: Sequence[str], names: Sequence[str], cutoff: float = 0.7
+) -> dict[str, str]:
+    """Return, for each missing name, the present name it likely means (each used once).
+
+    An abbreviation first (``'temp'`` for ``'temperature'``), then a close spelling
+    (:func:`difflib.get_close_matches` at ``cutoff``).
+    """
+    near: dict[str, str] = {}
+    for m in missing:
+        free = [n for n in names if n not in near.values()]
+        key = m.lower().replace(" ", "_")
+        prefix = [n for n in free if len(n) >= 3 and key.startswith(n.lower().replace(" ", "_"))]
+        close = difflib.get_close_matches(key, [n.lower() for n in free], n=1, cutoff=cutoff)
+        if prefix:
+            near[m] = max(prefix, key=len)
+        elif close:
+            near[m] = next(n for n in free if n.lower() == close[0])
+    return near
 
 
 def missing_column_hint(
@@ -340,17 +357,7 @@ def missing_column_hint(
             + ", ".join(f'"{label}" = "{name}"' for name, label in labelled.items())
             + ")"
         )
-    near: dict[str, str] = {}
-    for m in missing:
-        free = [n for n in names if n not in near.values()]
-        key = m.lower().replace(" ", "_")
-        # an abbreviation first ('temp' for 'temperature'), then a close spelling
-        prefix = [n for n in free if len(n) >= 3 and key.startswith(n.lower().replace(" ", "_"))]
-        close = difflib.get_close_matches(key, [n.lower() for n in free], n=1, cutoff=0.7)
-        if prefix:
-            near[m] = max(prefix, key=len)
-        elif close:
-            near[m] = next(n for n in free if n.lower() == close[0])
+    near = close_names(missing, names)
     shown = f"; is {near} meant? " if near else "; "
     return (
         f"{shown}declare the file's column names in the process file's [columns] section "

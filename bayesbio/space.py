@@ -415,7 +415,7 @@ class Response:
         ``"Yield (titer)"``), first letter lower-cased unless the word is an abbreviation; the
         column name is for messages about the column itself.
         """
-        text = re.sub(r"\s*[\[(][^\[\]()]*[\])]\s*$", "", self.label).strip() or self.label
+        text = _BRACKET_TAIL.sub("", self.label).strip() or self.label
         return lower_first(text)
 
 
@@ -464,6 +464,10 @@ def unit_suffix(unit: str) -> str:
     return f" {shown}" if shown else ""
 
 
+#: What a label says in brackets or parentheses at its end (``"Temp (°C)"``: ``°C``).
+_BRACKET_TAIL = re.compile(r"\s*[\[(]([^\[\]()]*)[\])]\s*$")
+
+
 def with_unit(text: str, unit: str) -> str:
     """Return ``"Temperature [°C]"``: ``text`` and its unit for headers and axes.
 
@@ -473,7 +477,7 @@ def with_unit(text: str, unit: str) -> str:
     shown = display_unit(unit)
     if not shown:
         return str(text)
-    end = re.search(r"[\[(]([^\[\]()]*)[\])]\s*$", str(text))
+    end = _BRACKET_TAIL.search(str(text))
     if end and _names_a_unit(end.group(1).strip(), unit, shown):
         return str(text)
     return f"{text} [{shown}]"
@@ -486,7 +490,7 @@ def bare_label(text: str, unit: str) -> str:
     bracketed tail is not its unit is returned as it is.
     """
     text = str(text)
-    end = re.search(r"\s*[\[(]([^\[\]()]*)[\])]\s*$", text)
+    end = _BRACKET_TAIL.search(text)
     if not end or end.start() == 0:
         return text
     inside = end.group(1).strip()
@@ -1471,7 +1475,6 @@ def _draft_factor(
         limits = (0.0, math.inf)
     far = _far_out(vals)
     med = float(vals.median())
-    vals_all = vals
     # a history clustered at its recipe makes deliberate excursions (DoE batches) "far out"
     # by quartiles; a slipped decimal point or another unit is a factor of 10 away, not 2
     slip = far & ((vals > _SLIP_RATIO * med) | (vals < med / _SLIP_RATIO)) if med > 0 else far
@@ -1489,7 +1492,8 @@ def _draft_factor(
             f"{_SLIP_RATIO:g} from its median): left out of the operating range; typos or "
             "another unit?"
         )
-        vals = vals[~slip]
+    slips = vals[slip]
+    vals = vals[~slip]
     lo, hi = float(vals.min()), float(vals.max())
     width = hi - lo if hi > lo else max(abs(lo), 1.0) * 0.1
     lo_r, hi_r = max(lo - margin * width, limits[0]), hi + margin * width
@@ -1519,7 +1523,6 @@ def _draft_factor(
                 else ""
             )
         )
-    slips = vals_all[slip]
     if ((slips >= limits[0]) & (slips <= limits[1])).any():  # not dropped by the limits yet
         # well clear of the operating range (half its low end, twice its high end) and at
         # least a factor 2.5 around the median: only a slip falls outside
