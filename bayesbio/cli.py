@@ -696,22 +696,14 @@ def _number(option: str, item: str, text: str, form: str) -> float:
 
 
 def _factor_of(option: str, item: str, name: str, space: Any) -> str:
-    """Return the factor ``name`` means: its name, its label or the file's header for it.
-
-    A process drafted from a file with a header such as ``"Feed rate (%/d)"`` names the factor
-    ``"Feed rate (% per d)"``; users type what their file says, so both are accepted.
-    """
-    factors = list(space.factor_names)
-    if name in factors:
-        return name
-    aliases = {f.label: f.name for f in space.factors}
-    aliases.update({c.source: c.target for c in space.columns if c.target in factors})
-    folded = {k.strip().lower(): v for k, v in {**aliases, **{f: f for f in factors}}.items()}
-    if name.strip().lower() in folded:
-        return folded[name.strip().lower()]
-    raise ValueError(
-        f"{option} {item!r}: {name!r} is not a factor of the process; use one of {factors}"
-    )
+    """Return the factor ``name`` means: its name, its label or the file's header for it."""
+    factor = space.factor_name(name)
+    if factor is None:
+        raise ValueError(
+            f"{option} {item!r}: {name!r} is not a factor of the process; "
+            f"use one of {list(space.factor_names)}"
+        )
+    return str(factor)
 
 
 def _constraints(

@@ -829,6 +829,23 @@ class ProcessSpace:
                 return f
         raise SpaceError(f"unknown factor {name!r}; this process has {list(self.factor_names)}")
 
+    def factor_name(self, text: str) -> str | None:
+        """Return the factor ``text`` means, or None.
+
+        Users name a factor as its name, its label or their file's header for it (a
+        ``[columns]`` source), in any letter case: a process drafted from a header such as
+        ``"Feed rate (%/d)"`` names the factor ``"Feed rate (% per d)"``, and people type
+        what their file says.
+        """
+        names = self.factor_names
+        if text in names:
+            return text
+        aliases = {f.label: f.name for f in self.factors}
+        aliases.update({c.source: c.target for c in self.columns if c.target in names})
+        aliases.update({n: n for n in names})
+        folded = {str(k).strip().lower(): v for k, v in aliases.items()}
+        return folded.get(str(text).strip().lower())
+
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
         """Operating range per factor (and the response's typical range when declared)."""

@@ -487,7 +487,11 @@ def test_one_recommendation_with_1000_draws_is_fast(table):
         ({"constraints": {"max_distance": -1.0}}, "max_distance must be > 0"),
         ({"constraints": {"fixd": {}}}, "unknown key"),
         ({"constraints": {"support": "nearby"}}, r"constraints.support must be one of"),
-        ({"execution_sd": {"pH": 0.1}}, "execution_sd names unknown"),
+        ({"execution_sd": {"acidity": 0.1}}, "execution_sd names unknown"),
+        (
+            {"constraints": {"bounds": {"temperature": (30, 35), "Temperature": (31, 34)}}},
+            r"constraints.bounds names factor 'temperature' twice",
+        ),
         ({"execution_sd": {"ph": -0.1}}, "SD >= 0"),
         ({"kind": "other"}, "kind must be one of"),
         ({"risk": 1.5}, r"risk must be in \(0, 1\)"),
@@ -503,6 +507,31 @@ def test_recommend_rejects_bad_arguments(table, kwargs, match):
     args = {"group": {"site": "A"}, **kwargs}
     with pytest.raises(ValueError, match=match):
         recommend(model, **args)
+
+
+def test_factors_may_be_named_by_their_labels(table):
+    """recipe, bounds, fixed and execution_sd take a factor's label as people write it."""
+    model = KnownPosterior(table, vertex=(0.3, 0.6, 0.45, 0.7), vertex_sd=[0.005] * 4)
+    by_name = {
+        "constraints": {"bounds": {"temperature": (30.0, 33.0)}, "fixed": {"ph": 7.3}},
+        "recipe": {"dissolved_oxygen": 40.0},
+        "execution_sd": {"temperature": 0.2},
+    }
+    by_label = {
+        "constraints": {"bounds": {"Temperature": (30.0, 33.0)}, "fixed": {"pH": 7.3}},
+        "recipe": {"dissolved oxygen": 40.0},
+        "execution_sd": {" TEMPERATURE ": 0.2},
+    }
+    space = ProcessSpace.default()
+    assert space.factor_name("Dissolved oxygen") == "dissolved_oxygen"
+    assert space.factor_name("oxygen") is None
+    recs = []
+    for kwargs in (by_name, by_label):
+        with pytest.warns(BoundWarning):
+            recs.append(recommend(model, group={"site": "A"}, random_seed=2, **FAST, **kwargs))
+    pd.testing.assert_series_equal(recs[0].setpoint, recs[1].setpoint)
+    assert recs[1].setpoint["ph"] == 7.3
+    assert recs[1].summary.loc["recipe", "dissolved_oxygen"] == 40.0
 
 
 def test_a_group_label_spelled_in_another_case_is_read_and_noted(table):

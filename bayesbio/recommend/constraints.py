@@ -118,7 +118,13 @@ class Resolved:
 def check_names(
     mapping: Mapping[str, Any] | None, argument: str, space: ProcessSpace
 ) -> dict[str, Any]:
-    """Return ``mapping`` as a dict after checking its keys are factor names of ``space``."""
+    """Return ``mapping`` as a dict keyed by factor names.
+
+    A key may be a factor's name, its label or the file's header for it
+    (:meth:`~bayesbio.space.ProcessSpace.factor_name`); it is returned under the name. A key
+    that names no factor, or two keys that name the same one, raise ``ValueError`` naming
+    ``argument``.
+    """
     names = list(space.factor_names)
     if mapping is None:
         return {}
@@ -127,12 +133,23 @@ def check_names(
             f"{argument} must be a mapping from factor names {names} to values, "
             f"got {type(mapping).__name__}"
         )
-    unknown = [k for k in mapping if k not in names]
+    meant = {key: space.factor_name(key) for key in mapping}
+    unknown = [k for k, name in meant.items() if name is None]
     if unknown:
         raise ValueError(
             f"{argument} names unknown factor(s) {unknown}; the process's factors are {names}"
         )
-    return dict(mapping)
+    out: dict[str, Any] = {}
+    given: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = str(meant[key])
+        if name in out:
+            raise ValueError(
+                f"{argument} names factor {name!r} twice ({given[name]!r} and {key!r})"
+            )
+        out[name] = value
+        given[name] = key
+    return out
 
 
 def _unit_text(space: ProcessSpace, name: str) -> str:
