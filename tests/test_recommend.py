@@ -686,6 +686,43 @@ def test_plots_return_matplotlib_objects(table):
     hatched = any((~m["supported"].astype(bool)).any() for m in ds.maps.values())
     assert ("outside the data" in legend) == hatched
     assert fig._suptitle.get_text().endswith("site A")
+    # the hatching covers exactly the unsupported cells of the map, no supported grid point
+    # (a tight support limit, so that every panel holds both)
+    space = ProcessSpace.default()
+    ds = design_space(
+        model,
+        7.0,
+        0.8,
+        group={"site": "A"},
+        center=rec,
+        resolution=3,
+        map_resolution=9,
+        constraints={"max_distance": 1.5},
+        n_draws=200,
+        random_seed=1,
+    )
+    fig = plot_design_space(ds)
+    n_checked = 0
+    for (a, b), m in ds.maps.items():
+        panel = next(
+            p
+            for p in fig.axes
+            if p.get_xlabel() == space.axis_label(a) and p.get_ylabel() == space.axis_label(b)
+        )
+        paths = [
+            path
+            for c in panel.collections
+            if "//" in (getattr(c, "hatches", None) or [])
+            for path in c.get_paths()
+        ]
+        points = m[[a, b]].to_numpy(dtype=float)
+        covered = np.zeros(len(m), dtype=bool)
+        for path in paths:
+            covered |= path.contains_points(points)
+        np.testing.assert_array_equal(covered, ~m["supported"].to_numpy(dtype=bool))
+        n_checked += int((~m["supported"]).sum())
+    assert n_checked > 0
+    plt.close("all")
     panels = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
     for panel in panels:
         assert panel.get_title().startswith("at ")

@@ -277,9 +277,7 @@ def _plot_map(
         ax.contour(xa, xb, z, levels=[ds.prob], colors="k", linewidths=1.2)
     unsupported = (~m["supported"].to_numpy().astype(bool)).reshape(len(xa), len(xb)).T
     if unsupported.any():
-        ax.contourf(
-            xa, xb, unsupported.astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"]
-        )
+        _hatch_cells(ax, xa, xb, unsupported)
     lo, hi = ds.par.loc[a], ds.par.loc[b]
     if np.isfinite(lo["low"]) and np.isfinite(hi["low"]):
         ax.add_patch(
@@ -299,6 +297,30 @@ def _plot_map(
     ax.set_xlabel(space.axis_label(a))
     ax.set_ylabel(space.axis_label(b))
     return mesh
+
+
+def _cell_edges(x: np.ndarray) -> np.ndarray:
+    """Edges of the cells ``pcolormesh(shading="nearest")`` draws around grid values ``x``."""
+    if len(x) == 1:
+        return np.array([x[0] - 0.5, x[0] + 0.5])
+    mid = (x[1:] + x[:-1]) / 2
+    return np.concatenate([[2 * x[0] - mid[0]], mid, [2 * x[-1] - mid[-1]]])
+
+
+def _hatch_cells(ax: Axes, xa: np.ndarray, xb: np.ndarray, mask: np.ndarray) -> None:
+    """Hatch the grid cells where ``mask`` (shape ``(len(xb), len(xa))``) is True.
+
+    The hatching follows the cells of the probability map exactly: every cell becomes a
+    constant 2 x 2 block whose corners sit just inside its edges, so the contour at 0.5 runs
+    along cell edges instead of halfway through the neighbouring supported cells (a plain
+    ``contourf`` of the grid values interpolates, and hatched a supported recommendation).
+    """
+    ea, eb = _cell_edges(np.asarray(xa, float)), _cell_edges(np.asarray(xb, float))
+    da, db = 1e-6 * (ea[-1] - ea[0]), 1e-6 * (eb[-1] - eb[0])
+    ca = np.column_stack([ea[:-1] + da, ea[1:] - da]).ravel()
+    cb = np.column_stack([eb[:-1] + db, eb[1:] - db]).ravel()
+    z = np.repeat(np.repeat(mask.astype(float), 2, axis=0), 2, axis=1)
+    ax.contourf(ca, cb, z, levels=[0.5, 1.5], colors="none", hatches=["//"])
 
 
 def _plot_profile(
