@@ -457,10 +457,11 @@ def eda(
         import matplotlib.pyplot as plt
 
         from bayesbio.eda import run_eda
+        from bayesbio.space import is_campaign
         from bayesbio.study import atomic_path
 
         space = _space(process)
-        groups = [g for g in space.groups if g != "campaign"]
+        groups = [g for g in space.groups if not is_campaign(g)]
         result = run_eda(
             _read(data, columns, sheet),
             group=groups[0] if groups else None,

@@ -633,6 +633,39 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     return None
 
 
+_TITLE_LOOKAHEAD = 20  # rows searched for the header below titles and notes
+
+
+def _filled(row: Sequence[Any]) -> int:
+    return sum(c is not None and bool(str(c).strip()) for c in row)
+
+
+def _title_rows(rows: Sequence[Sequence[Any]]) -> int:
+    """Return how many leading rows of ``rows`` (non-blank rows) are titles above the header.
+
+    Lab logs often carry a title or a note above the table ("Fermentation log 2025 -
+    confidential"): a row with fewer than half the filled cells of the widest of the first
+    rows (and at most one when the table is narrow). The header is the first row with at
+    least half as many (and at least 2) filled cells; 0 when that is the first row.
+    """
+    counts = [_filled(r) for r in rows[:_TITLE_LOOKAHEAD]]
+    if not counts:
+        return 0
+    need = max(2, (max(counts) + 1) // 2)
+    if max(counts) < 3:
+        return 0
+    return next((i for i, c in enumerate(counts) if c >= need), 0)
+
+
+def _title_note(rows: Sequence[Sequence[Any]], where: str) -> str:
+    texts = [" ".join(str(c).strip() for c in r if c is not None and str(c).strip()) for r in rows]
+    shown = "; ".join(repr(t[:60]) for t in texts[:3]) + ("; ..." if len(texts) > 3 else "")
+    return (
+        f"{len(rows)} row(s) above the header {where}hold a title or notes, not column names "
+        f"({shown}); the header is the first row that names the columns."
+    )
+
+
 def _sample_rows(text: str, delimiter: str) -> list[list[str]]:
     """Return the first non-blank rows of ``text`` split by ``delimiter`` (quote-aware)."""
     sample = text[:_SAMPLE_CHARS]
@@ -655,6 +688,7 @@ def _sniff_delimiter(text: str) -> tuple[str, list[str]]:
     scores: dict[str, tuple[float, int]] = {}
     for d in _DELIMITERS:
         rows = _sample_rows(text, d)
+        rows = rows[_title_rows(rows) :]
         if not rows:
             continue
         n_header = len(rows[0])
@@ -741,29 +775,27 @@ def _read_text(
             "delimiter explicitly (for example ';')"
         )
 
-    # The header is the first row with a non-blank field, read by us, not by pandas.
+    # The header is the first row with a non-blank field below any title rows, read by us,
+    # not by pandas.
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header: list[str] | None = None
-    width = 0
-    longer = rows = 0
+    filled: list[tuple[list[str], int]] = []
     try:
-        for row in reader:
-            if header is None:
-                if any(f.strip() for f in row):
-                    header = row
-                    skip = reader.line_num
-                    width = len(row)
-            elif any(f.strip() for f in row):
-                rows += 1
-                # filled fields beyond the header's (trailing empty ones are an export's habit)
-                longer += sum(bool(f.strip()) for f in row[len(header) :]) >= 2
-                width = max(width, len(row))
+        filled = [(row, reader.line_num) for row in reader if any(f.strip() for f in row)]
     except csv.Error as err:
         raise ReadError(
             f"{name}: cannot split line {reader.line_num} into fields ({err}); check the "
             "file's quoting or give the delimiter explicitly"
         ) from err
-    assert header is not None  # the text is not blank
+    titles = _title_rows([row for row, _ in filled])
+    header, skip = filled[titles]
+    if titles:
+        notes.append(_title_note([row for row, _ in filled[:titles]], f"(line {skip}) "))
+    width = max(len(row) for row, _ in filled[titles:])
+    rows = len(filled) - titles - 1
+    # filled fields beyond the header's (trailing empty ones are an export's habit)
+    longer = sum(
+        sum(bool(f.strip()) for f in row[len(header) :]) >= 2 for row, _ in filled[titles + 1 :]
+    )
     if rows and longer > rows / 2 and len(header) > 1:
         # "36,55" in a comma-delimited file is two fields: every row outgrows its header
         comma = " (decimal commas in a comma-delimited file: '36,55' splits into two fields?)"
@@ -841,16 +873,21 @@ def _read_excel(file: Path, name: str, sheet: str | int | None) -> tuple[pd.Data
             counts = _numbers_per_sheet(book) if sheet is None and len(sheets) > 1 else None
             chosen = _choose_sheet(name, sheets, sheet, counts)
             where = f"{name}, sheet {chosen!r}"
-            header: list[Any] | None = None
-            skip = 0
+            first: list[tuple[list[Any], int]] = []  # the first non-blank rows, 0-based
             for i, row in enumerate(book[chosen].iter_rows(values_only=True)):
-                if any(c is not None and str(c).strip() for c in row):
-                    header, skip = list(row), i + 1
-                    break
+                if _filled(row):
+                    first.append((list(row), i))
+                    if len(first) >= _TITLE_LOOKAHEAD:
+                        break
         finally:
             book.close()
-        if header is None:
+        if not first:
             raise ReadError(f"{where}: the sheet is empty; choose the sheet that holds the table")
+        titles = _title_rows([row for row, _ in first])
+        header, skip = first[titles][0], first[titles][1] + 1
+        title_notes = (
+            (_title_note([row for row, _ in first[:titles]], f"(row {skip}) "),) if titles else ()
+        )
         while header and (header[-1] is None or not str(header[-1]).strip()):
             header.pop()
         names = _header_names(header)
@@ -865,6 +902,7 @@ def _read_excel(file: Path, name: str, sheet: str | int | None) -> tuple[pd.Data
                 "Excel and save it again"
             ) from err
     table, dropped, n_dropped, notes = _finish(data, names, letters=True)
+    notes = (*title_notes, *notes)
     if counts is not None:
         others = ", ".join(repr(s) for s in sheets if s != chosen)
         notes = (

@@ -1198,13 +1198,19 @@ def infer_space(
             if _norm(c) in {"yield", "titer", "titre", "product", "y"}
             or _norm(c).startswith(("yield", "titer", "titre"))
         ]
+        how = "named like a yield"
+        if not hits:  # a product measured otherwise: enzyme activity, productivity, expression
+            hits = [c for c in numeric if _PRODUCT_NAME.search(_norm(c))]
+            how = "named like a product measure"
         if not hits:
+            last = str(numeric[-1]) if numeric else "NAME"
             raise SpaceError(
-                f"cannot tell the response column among {numeric}; pass response=... "
-                "(CLI: --response NAME)"
+                f"cannot tell the response column among {[str(c) for c in numeric]}; name "
+                f"it: response={last!r} in Python, --response {_shell_word(last)} on the "
+                "command line (the last numeric column is shown as an example)"
             )
         response = str(hits[0])
-        notes.append(f"response: {response!r} (named like a yield)")
+        notes.append(f"response: {response!r} ({how})")
     if response not in table.columns:
         raise SpaceError(f"response column {response!r} not in the table {list(table.columns)}")
     dates = [c for c in text if _looks_like_dates(table[c])]
@@ -1420,6 +1426,15 @@ def _volume_labels(values: pd.Series) -> bool:
     )
 
 
+def is_campaign(column: Any) -> bool:
+    """Whether a group column holds production campaigns (blocks in time), by its name.
+
+    ``campaign``, ``Campaign``, ``Campaign ID``, ``Kampagne``: a batch run tomorrow belongs to
+    a new campaign, so studies pool over this level instead of recommending for a past one.
+    """
+    return _norm(column).startswith(("campaign", "kampagne"))
+
+
 def volume_first(columns: Sequence[str], table: pd.DataFrame) -> list[str]:
     """Return group ``columns`` with those holding vessel sizes ("10L", "1000 L") first.
 
@@ -1527,7 +1542,9 @@ def _draft_factor(
     unit = below or _guess_unit(str(col))
     source = "the units row under the header" if below else "its name"
     known = _KNOWN_LIMITS.get(unit.strip().lower() if unit else "")
+    physical_note = None
     if known is not None and known[0] <= lo_r and hi_r <= known[1]:
+        physical_note = len(notes)
         limits = known
         outside = [
             v for v in table[col].pipe(_as_numbers).dropna() if not known[0] <= v <= known[1]
@@ -1549,13 +1566,20 @@ def _draft_factor(
         )
         dropped = slips[(slips < drafted[0]) | (slips > drafted[1])]
         if len(dropped):
+            inside = (
+                f", inside the physical [{limits[0]:g}, {limits[1]:g}] {unit}"
+                if physical_note is not None
+                else ""
+            )
+            if physical_note is not None:  # one note says both
+                del notes[physical_note]
             limits = drafted
             notes.append(
-                f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}] (half the "
-                "operating range's low end to twice its high end, at least a factor "
+                f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}]{inside} "
+                "(half the operating range's low end to twice its high end, at least a factor "
                 f"{_SLIP_RATIO:g} around the median) so that the cleaner drops "
-                f"{sorted(set(dropped.round(6).tolist()))} as impossible; widen them if a "
-                "value there is real"
+                f"{sorted(set(dropped.round(6).tolist()))} as impossible; narrow them to what "
+                "your process can reach, or widen them if a value there is real"
             )
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "
@@ -1598,6 +1622,14 @@ def _round(x: float) -> float:
 
 
 _YIELD_NAME = re.compile(r"yield|tit(er|re)|product|conc")
+_PRODUCT_NAME = re.compile(r"activit|productivit|expression|aktivit")
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word (quoted when it holds spaces or shell characters)."""
+    return text if re.fullmatch(r"[\w.,:/@%+=-]+", text) else "'" + text.replace("'", "'\\''") + "'"
+
+
 _MINIMISE_NAME = re.compile(
     r"impurit|hcp|host_cell|aggregat|la[ck]tat|acetat|ammoni|by_?product|nebenprodukt|endotoxin"
     r"|dna|waste|cost"

@@ -35,6 +35,7 @@ from bayesbio.report import Report
 from bayesbio.space import (
     ProcessSpace,
     display_unit,
+    is_campaign,
     lower_first,
     number_text,
     resolve_space,
@@ -989,7 +990,7 @@ def _run_study(
     _save(tables, out, "clean_batches", table)
     _save(tables, out, "cleaning_log", log)
     if groups is None:
-        groups = [g for g in space.group_columns(table) if g != "campaign"]
+        groups = [g for g in space.group_columns(table) if not is_campaign(g)]
     groups = list(groups)
     report.section("Data and cleaning")
     n_dropped = int((log["action"] == "dropped").sum()) if len(log) else 0

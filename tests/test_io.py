@@ -145,6 +145,36 @@ def test_a_units_row_under_the_header_is_read_as_units_not_a_batch(table, tmp_pa
     assert len(read_table(tmp_path / "gappy.csv")) == len(table)
 
 
+@pytest.mark.parametrize("fmt", ["xlsx", "csv", "bare.csv"])
+def test_title_rows_above_the_header_are_skipped_and_named(table, tmp_path, fmt):
+    """A lab log's title and a note above the table are not its header."""
+    path = tmp_path / f"log.{fmt}"
+    titles = ["Fermentation log 2025 - confidential", "Operator: K. Meier"]
+    if fmt == "xlsx":
+        book = openpyxl.Workbook()
+        sheet = book.active
+        sheet.append([titles[0]])
+        sheet.append([])
+        sheet.append([None, titles[1]])
+        sheet.append(list(table.columns))
+        for row in table.itertuples(index=False):
+            sheet.append(list(row))
+        book.save(path)
+    else:
+        empty = "," * (table.shape[1] - 1) if fmt == "csv" else ""
+        head = f"{titles[0]}{empty}\n\n{titles[1]}{empty}\n"
+        path.write_text(head + table.to_csv(index=False), encoding="utf-8")
+    got, info = read_table_with_info(path)
+    pd.testing.assert_frame_equal(got, table, check_dtype=False)
+    note = next(n for n in info.notes if "above the header" in n)
+    assert "2 row(s) above the header" in note and all(repr(t) in note for t in titles)
+    assert ("(row 4)" if fmt == "xlsx" else "(line 4)") in note
+    # a table whose first row names the columns is read as before, without the note
+    table.to_csv(tmp_path / "plain.csv", index=False)
+    _, info = read_table_with_info(tmp_path / "plain.csv")
+    assert not any("above the header" in n for n in info.notes)
+
+
 def test_missing_sheet_lists_the_sheets(table, tmp_path):
     path = tmp_path / "book.xlsx"
     _write_excel(path, {"Notes": table.iloc[:1], "Runs": table})

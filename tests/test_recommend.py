@@ -496,7 +496,10 @@ def test_one_recommendation_with_1000_draws_is_fast(table):
         ({"kind": "other"}, "kind must be one of"),
         ({"risk": 1.5}, r"risk must be in \(0, 1\)"),
         ({"group": {"scale": "2000L"}}, "group names unknown column"),
-        ({"group": None}, "group must name the target group"),
+        (
+            {"group": None},
+            r"group must name the target group.*the next campaign.*kind='new_group'",
+        ),
         ({"n_draws": 0}, "n_draws must be >= 10"),
         ({"group": {"site": "Z"}}, r"known labels of 'site': \['A', 'B'\]"),
         ({"group": {"site": "Z"}, "kind": "existing"}, "not a label seen in training"),
@@ -1314,6 +1317,30 @@ def _routine_with_one_far_batch(seed=0):
     u = np.vstack([a, far, b])
     labels = np.array(["A"] * 9 + ["B"] * 8)
     return unit_to_domain(u), labels
+
+
+def test_support_samples_fill_the_region_the_guard_accepts():
+    from bayesbio.recommend.support import Support
+
+    points, labels = _routine_with_one_far_batch()
+    support = Support(points, labels, labels == "A", SPACE)
+    limit = np.sqrt(stats.chi2.ppf(0.99, 4))
+    base = points[0]
+    draws = support.sample("group", limit, 4000, base, np.random.default_rng(1))
+    # every draw is accepted by the guard, and the draws reach its edge
+    dist = support.guard_distance(draws, "group")
+    assert dist.max() <= limit + 1e-9 and np.quantile(dist, 0.9) > 0.7 * limit
+    # they fill the neighbourhood of the recipe and of the far batch, none lies halfway
+    u = support._scale(draws)
+    assert (np.abs(u[:, 0] - 0.3) < 0.05).mean() > 0.5
+    assert (np.abs(u[:, 0] - 0.95) < 0.05).mean() > 0.05
+    assert not ((u[:, 0] > 0.5) & (u[:, 0] < 0.8)).any()
+    # overall support: around the overall centre, in the overall metric
+    wide = support.sample("overall", limit, 500, base, np.random.default_rng(1))
+    assert support.guard_distance(wide, "overall").max() <= limit + 1e-9
+    # same generator state, same draws
+    again = support.sample("group", limit, 4000, base, np.random.default_rng(1))
+    np.testing.assert_array_equal(draws, again)
 
 
 def test_group_support_measures_a_narrow_group_in_its_own_spread():

@@ -15,6 +15,7 @@ from bayesbio.space import (
     SpaceError,
     convert_units,
     infer_space,
+    is_campaign,
     resolve_space,
     space_to_starter_toml,
 )
@@ -303,8 +304,16 @@ def test_starter_toml_must_be_edited_before_it_loads(tmp_path):
 
 
 def test_infer_space_asks_for_the_response_when_none_is_named_like_one():
-    with pytest.raises(SpaceError, match="pass response="):
-        infer_space(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+    with pytest.raises(SpaceError, match=r"name it: response='Feed rate' in Python, --response "
+                       r"'Feed rate' on the command line"):  # fmt: skip
+        infer_space(pd.DataFrame({"a": [1.0, 2.0], "Feed rate": [3.0, 4.0]}))
+    # a product measured as an activity (or productivity, expression) is the response
+    table = pd.DataFrame(
+        {"Agitation": [400.0, 450.0], "Enzyme activity": [650.0, 700.0], "pH": [7.0, 7.1]}
+    )
+    sp, notes = infer_space(table)
+    assert sp.response.name == "Enzyme activity"
+    assert "response: 'Enzyme activity' (named like a product measure)" in notes
 
 
 def test_infer_space_reads_a_messy_real_file_as_a_scientist_would():
@@ -367,6 +376,11 @@ def test_infer_space_keeps_doe_excursions_in_the_range_and_drafts_limits_against
     t_lo, t_hi = sp.limits["Temp (°C)"]
     assert 3.65 < t_lo < 35.0 and t_hi > 37.4
     assert sp.limits["Feed (% per d)"] == (0.0, math.inf)  # no slip: limits from 0 as before
+    # one note for the temperature's limits: drafted inside the physical ones, not two notes
+    # that seem to contradict each other
+    limit_notes = [n for n in notes if n.startswith("factor 'Temp (°C)'") and "limits" in n]
+    assert len(limit_notes) == 1
+    assert f"limits drafted at [{t_lo:g}, {t_hi:g}], inside the physical [0, 100]" in text
 
 
 def test_infer_space_names_batches_a_status_column_marks_as_failed():
@@ -623,3 +637,11 @@ def test_explanation_names_factors_once_with_their_units_and_ends_sentences_once
     )
     text = sentence(f"Setpoint: {point_text(space, np.array([36.4, 38.8]))}")
     assert text == "Setpoint: Temp. 36.4 °C, DO 38.8 % air sat."
+
+
+def test_campaign_columns_are_known_by_name_in_any_spelling():
+    """Studies pool over production campaigns however the file spells the column."""
+    for name in ("campaign", "Campaign", "Campaign ID", "KAMPAGNE", "campaign_no"):
+        assert is_campaign(name), name
+    for name in ("scale", "Site", "Bioreactor", "camp"):
+        assert not is_campaign(name), name

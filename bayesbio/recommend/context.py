@@ -265,7 +265,9 @@ def build_context(
             shown = combos.head(3).to_dict("records")
             raise ValueError(
                 f"group must name the target group, e.g. group={shown[0]}; the training data "
-                f"hold {len(combos)} combinations of {group_cols} (first: {shown})"
+                f"hold {len(combos)} combinations of {group_cols} (first: {shown}); for a "
+                "group without batches yet (the next campaign, a new site) give its new "
+                "label with kind='new_group'"
             )
     if kind == "auto":
         kind = "existing" if mask.any() else "new_group"
