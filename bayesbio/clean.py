@@ -280,9 +280,9 @@ class CleanResult:
     warnings : list of str
         First one per column that looks recorded in another unit as a whole (naming the
         column, the likely unit and the ``[columns]`` line that declares it; its values are
-        never converted), then one per column with more than :data:`WARN_SHARE` of its rows
-        dropped, repaired or flagged as a unit slip, naming the column, the share and what to
-        check.
+        never converted), then one per column with more than :data:`WARN_SHARE` of its rows,
+        and at least two, dropped, repaired or flagged as a unit slip, naming the column, the
+        share and what to check (a single row is in the log, not a pattern to warn about).
     column_summary : pandas.DataFrame
         One row per column (factors, response, groups, batch id, and ``(whole row)`` for
         duplicates): ``column``, ``rows`` (input rows), ``dropped``, ``repaired`` (a value
@@ -1425,7 +1425,7 @@ def _summarise(
         k = int(per_column.get(col, 0))
         share = k / n if n else 0.0
         records.append({"column": col, "rows": n, **counts, "share": share})
-        if share > WARN_SHARE:
+        if share > WARN_SHARE and k >= 2:  # one row is a slip, logged; not a pattern
             warnings.append(
                 _warning(col, k, n, entries[counted & (entries["column"] == col)], space)
             )
@@ -1455,7 +1455,7 @@ def _warning(col: str, k: int, n: int, hit: pd.DataFrame, space: ProcessSpace) -
     elif kinds & {"label", "missing_label"}:
         text += "; check the labels in the file."
     elif kinds & {"missing", "missing_id"}:
-        text += "; check the file for empty cells."
+        text += "; check the file for empty cells and cells marked missing (n.d., NA, -)."
     else:
         text += "."
     return text

@@ -44,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 _STATE: dict[str, Any] = {"debug": False, "quiet": False, "verbose": False, "said": set()}
@@ -479,7 +480,13 @@ def eda(
 
 
 def _bayes(
-    seed: int, draws: int, tune: int, chains: int, space: Any = None, target_accept: float = 0.95
+    seed: int,
+    draws: int,
+    tune: int,
+    chains: int,
+    space: Any = None,
+    target_accept: float = 0.95,
+    likelihood: str = "auto",
 ) -> Any:
     from bayesbio.models import BayesianYieldModel
 
@@ -490,9 +497,35 @@ def _bayes(
         random_seed=seed,
         space=space,
         target_accept=target_accept,
+        likelihood=likelihood,
     )
 
 
+def _model_options(likelihood: str, target_accept: float) -> dict[str, Any]:
+    """Check --likelihood and --target-accept; return them as the model's arguments."""
+    from bayesbio.checks import check_choice, check_fraction
+
+    choices = ("auto", "normal", "student_t", "mixture")
+    return {
+        "likelihood": check_choice("--likelihood", likelihood, choices),
+        "target_accept": check_fraction("--target-accept", target_accept),
+    }
+
+
+Likelihood = Annotated[
+    str,
+    typer.Option(
+        help="Likelihood of the Bayesian model: auto (robust Student-t below 1,000 batches), "
+        "normal, student_t, or mixture (each batch normal or failed; P(failed) per batch)."
+    ),
+]
+TargetAccept = Annotated[
+    float,
+    typer.Option(
+        help="Target acceptance rate of NUTS, in (0, 1): higher takes smaller steps "
+        "(fewer divergent transitions, slower)."
+    ),
+]
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
 Tune = Annotated[int, typer.Option(help="Tuning steps per chain.")]
 Chains = Annotated[int, typer.Option(help="Markov chains.")]
@@ -556,13 +589,8 @@ def fit(
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
-    target_accept: Annotated[
-        float,
-        typer.Option(
-            help="Target acceptance rate of NUTS, in (0, 1): higher takes smaller steps "
-            "(fewer divergent transitions, slower)."
-        ),
-    ] = 0.95,
+    target_accept: TargetAccept = 0.95,
+    likelihood: Likelihood = "auto",
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -587,7 +615,8 @@ def fit(
         _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
         table = _read(data, columns, sheet)
-        model = _bayes(seed, draws, tune, chains, space, target_accept)
+        options = _model_options(likelihood, target_accept)
+        model = _bayes(seed, draws, tune, chains, space, **options)
         steps = f"{chains} chain(s) x {tune} + {draws} steps"
         with _activity(f"sampling the posterior ({steps})"), _interrupts():
             model.fit(table, force=force)
@@ -776,7 +805,7 @@ def _cli_terms(message: str) -> str:
 
     ``bounds['x'] = (a, b)`` -> ``--bound x=a:b``, ``fixed['x'] = v`` -> ``--fix x=v``,
     ``group={'scale': '2L'}`` -> ``-g scale=2L``, ``kind='new_group'`` -> ``--kind new_group``
-    (likewise ``objective``), ``spec=VALUE`` -> ``--spec VALUE``, ``n_splits`` ->
+    (likewise ``objective`` and ``likelihood``), ``spec=VALUE`` -> ``--spec VALUE``, ``n_splits`` ->
     ``--n-splits``, ``columns={...}`` -> ``--columns FILE_NAME=NAME``.
     """
     message = re.sub(
@@ -786,7 +815,7 @@ def _cli_terms(message: str) -> str:
     )
     message = re.sub(r"(?:constraints\.)?fixed\['([^']+)'\] = ([^ ]+)", r"--fix \1=\2", message)
     message = re.sub(r"\bgroup=(\{[^{}]*\})", _group_options, message)
-    message = re.sub(r"\b(kind|objective)='(\w+)'", r"--\1 \2", message)
+    message = re.sub(r"\b(kind|objective|likelihood)='(\w+)'", r"--\1 \2", message)
     message = re.sub(r"\bspec=(VALUE|[-+0-9.eE]+)", r"--spec \1", message)
     message = re.sub(r"\bn_splits\b", "--n-splits", message)
     message = message.replace(
@@ -894,6 +923,7 @@ def design_space(
         from bayesbio.recommend import design_space as run_design_space
         from bayesbio.recommend.context import space_or_default
         from bayesbio.recommend.messages import meet_text
+        from bayesbio.space import number_text
 
         groups = _mapping(group, "--group", "COLUMN=LABEL")
         ds = run_design_space(
@@ -919,7 +949,11 @@ def design_space(
             f"{int(ds.grid['inside'].sum())} of {len(ds.grid)} grid points inside; proven "
             "acceptable ranges:"
         )
-        _say(ds.par.to_string())
+        shown = ds.par.copy()
+        for end in ("low", "high"):  # four significant digits, as every other value said
+            shown[end] = [number_text(float(v), 4) for v in shown[end]]
+        shown.index = [ds_space.label(f) for f in shown.index]
+        _say(shown.to_string())
         for note in ds.settings["notes"]:
             _say(f"note: {note}")
 
@@ -1020,6 +1054,8 @@ def study(
     draws: Annotated[int | None, typer.Option(help="Posterior draws per chain.")] = None,
     tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
     chains: Annotated[int | None, typer.Option(help="Markov chains.")] = None,
+    target_accept: TargetAccept = 0.95,
+    likelihood: Likelihood = "auto",
     groups: Annotated[
         list[str] | None,
         typer.Option(
@@ -1056,7 +1092,10 @@ def study(
 
         space = _space(process)
         _check_run_options(draws=draws, tune=tune, chains=chains)
-        overrides: dict[str, Any] = {"harvest": harvest}
+        overrides: dict[str, Any] = {
+            "harvest": harvest,
+            **_model_options(likelihood, target_accept),
+        }
         if prob is not None:
             overrides["prob"] = check_fraction("--prob", prob)
         if risk is not None:
@@ -1175,7 +1214,13 @@ def next_(
         ),
     ] = None,
     sheet: Sheet = None,
-    batches: Annotated[int, typer.Option(help="Number of next batches to propose.")] = 4,
+    batches: Annotated[
+        int | None,
+        typer.Option(
+            help="Number of next batches to propose (4; a continued campaign: as many as its "
+            "last round proposed)."
+        ),
+    ] = None,
     recipe: Recipe = None,
     group: Group = None,
     columns: Columns = None,
@@ -1204,6 +1249,8 @@ def next_(
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
+    target_accept: TargetAccept = 0.95,
+    likelihood: Likelihood = "auto",
     process: Process = None,
     out: Out = Path("output"),
     seed: Seed = 2024,
@@ -1230,6 +1277,7 @@ def next_(
             _check_run_options(draws=draws, tune=tune, chains=chains)
             space = _space(process)
             params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
+            params.update(_model_options(likelihood, target_accept))
             camp = Campaign(
                 space,
                 _read(data, columns, sheet),
@@ -1242,6 +1290,8 @@ def next_(
         else:
             fixed = {"--group": group, "--process": process, "--delta": delta, "--recipe": recipe}
             given = [name for name, value in fixed.items() if value is not None]
+            given += ["--likelihood"] * (likelihood != "auto")
+            given += ["--target-accept"] * (target_accept != 0.95)
             if given:
                 raise ValueError(
                     f"{', '.join(given)} cannot change a running campaign (it keeps the "
@@ -1259,6 +1309,9 @@ def next_(
                 with _activity(f"adding {len(new)} batch(es) and refitting"), _interrupts():
                     camp.add(new)
                 _say(f"round {camp.round}: {len(new)} batch(es) added, {len(camp.table)} in all")
+        if batches is None:  # a continued campaign keeps its round size
+            last = camp.history[-1]["proposed"] if camp.history else []
+            batches = len(last) or 4
         with _activity("fitting the model and proposing batches"), _interrupts():
             frame = camp.recommend(batches)
         _write(frame, out, "next_batches.csv")
@@ -1310,6 +1363,12 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
             + "): nothing untried passed the safety rule; a larger --delta lets the "
             "campaign explore."
         )
+    beyond = _beyond_runs(camp, frame)
+    if beyond:
+        lines.append(
+            "Beyond the values the group has run (the model extrapolates there; its SD says "
+            "how far to trust it): " + "; ".join(beyond) + "."
+        )
     lines += [
         f"Safety rule: {frame.attrs.get('rule', '')} for every batch (P(safe)); "
         "'expected' is the posterior mean of the mean response there, SD its uncertainty.",
@@ -1318,6 +1377,41 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
         "--results FILE",
     ]
     return "\n".join(lines)
+
+
+def _beyond_runs(camp: Any, frame: Any) -> list[str]:
+    """Per proposal, the factors set beyond the group's own batches (by > 2 % of the range)."""
+    import numpy as np
+
+    from bayesbio.space import quantity_text
+
+    space = camp.space
+    table = camp.table
+    mask = np.ones(len(table), dtype=bool)
+    for col, label in (camp.group or {}).items():
+        if col in table.columns:
+            mask &= table[col].astype(str).to_numpy() == str(label)
+    if not mask.any():
+        return []
+    out = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        said = []
+        for f in space.factors:
+            if f.fixed is not None:
+                continue
+            ran = table.loc[mask, f.name].astype(float)
+            slack = 0.02 * (f.operating[1] - f.operating[0])
+            value = float(row[f.name])
+            if value > ran.max() + slack:
+                edge = f"highest run {quantity_text('', float(ran.max()), f.unit).strip()}"
+            elif value < ran.min() - slack:
+                edge = f"lowest run {quantity_text('', float(ran.min()), f.unit).strip()}"
+            else:
+                continue
+            said.append(f"{quantity_text(f.label, value, f.unit)} ({edge})")
+        if said:
+            out.append(f"batch {i + 1}: " + ", ".join(said))
+    return out
 
 
 def _repeated_batches(camp: Any, frame: Any) -> dict[int, str]:

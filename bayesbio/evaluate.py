@@ -45,6 +45,7 @@ from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
 
 from bayesbio import schema
 from bayesbio.checks import check_fraction
+from bayesbio.models._tables import quiet_extrapolation
 from bayesbio.models.protocol import YieldModel
 from bayesbio.space import ProcessSpace, display_unit, resolve_space, with_unit
 
@@ -513,22 +514,23 @@ def _evaluate_fold(
             if not protocol:
                 mean[:] = est.predict(X[factors])
                 kinds[:] = "existing"
-            for kind, mask in _kind_subsets(est, train, X, space) if protocol else []:
-                sub = X.loc[X.index[mask]]
-                kinds[mask] = kind
-                if _accepts(est.predict, "kind") or kind == "existing":
-                    mean[mask] = _call(est.predict, sub, kind)
-                else:
-                    mean[mask] = _call(est.predict_interval, sub, kind)["mean"].to_numpy()
-                if hasattr(est, "predict_interval"):
-                    for p in ci_probs:
-                        iv = _call(est.predict_interval, sub, kind, ci_prob=p)
-                        bounds[p][0][mask] = iv["lower"].to_numpy()
-                        bounds[p][1][mask] = iv["upper"].to_numpy()
-                if hasattr(est, "predict_draws"):
-                    draws[:, mask] = _call(
-                        est.predict_draws, sub, kind, n_draws=n_draws, noise=True, random_seed=seed
-                    )
+            with quiet_extrapolation():  # held-out batches: predicting them is the test
+                for kind, mask in _kind_subsets(est, train, X, space) if protocol else []:
+                    sub = X.loc[X.index[mask]]
+                    kinds[mask] = kind
+                    if _accepts(est.predict, "kind") or kind == "existing":
+                        mean[mask] = _call(est.predict, sub, kind)
+                    else:
+                        mean[mask] = _call(est.predict_interval, sub, kind)["mean"].to_numpy()
+                    if hasattr(est, "predict_interval"):
+                        for p in ci_probs:
+                            iv = _call(est.predict_interval, sub, kind, ci_prob=p)
+                            bounds[p][0][mask] = iv["lower"].to_numpy()
+                            bounds[p][1][mask] = iv["upper"].to_numpy()
+                    if hasattr(est, "predict_draws"):
+                        draws[:, mask] = _call(
+                            est.predict_draws, sub, kind, n_draws=n_draws, noise=True, random_seed=seed
+                        )
         except Exception as err:
             raise RuntimeError(
                 f"model {name!r} failed on {fold.scheme} fold {fold.fold!r}: {err}"

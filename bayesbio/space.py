@@ -195,12 +195,18 @@ def convert_units(values: Any, from_unit: str, to_unit: str) -> np.ndarray:
     if src == dst:
         return arr.copy()
     try:
-        return np.asarray(_registry().Quantity(arr, src).to(dst).magnitude, dtype=np.float64)
+        out = np.asarray(_registry().Quantity(arr, src).to(dst).magnitude, dtype=np.float64)
     except pint.DimensionalityError:
         raise SpaceError(
             f"cannot convert {from_unit!r} to {to_unit!r}: different dimensions "
             f"({src.dimensionality} vs {dst.dimensionality})"
         ) from None
+    # 12 significant digits, far beyond any measurement: 98.6 degF is 37 degC, not
+    # 36.99999999999999 (floating-point noise of the conversion in every written table)
+    finite = np.isfinite(out) & (out != 0)
+    mag = np.floor(np.log10(np.abs(np.where(finite, out, 1.0))))
+    scale = 10.0 ** (11 - mag)
+    return np.where(finite, np.round(out * scale) / scale, out)
 
 
 def _same_unit(a: str, b: str) -> bool:

@@ -84,6 +84,11 @@ class StudyConfig:
         MCMC settings of the Bayesian model.
     structures : tuple of str, default ("quadratic", "gp")
         Response-surface structures stacked for model risk.
+    likelihood : str, default "auto"
+        Likelihood of the Bayesian model (``"auto"``, ``"normal"``, ``"student_t"``,
+        ``"mixture"``; see :class:`~bayesbio.models.BayesianYieldModel`).
+    target_accept : float, default 0.95
+        NUTS target acceptance rate (higher: smaller steps, fewer divergent transitions).
     spec_quantile : float, default 0.5
         The yield spec of the design space is this quantile of the cleaned yields, unless
         ``spec`` is given.
@@ -115,6 +120,8 @@ class StudyConfig:
     tune: int = 1000
     chains: int = 4
     structures: tuple[str, ...] = ("quadratic", "gp")
+    likelihood: str = "auto"
+    target_accept: float = 0.95
     spec_quantile: float = 0.5
     spec: float | None = None
     prob: float = 0.8
@@ -788,7 +795,7 @@ def _recommendation_display(
             bad: f"{bad[1:]}th percentile",
             "prob_spec": "P(meet spec)",
             "p_better_than_recipe": "P(better than recipe)",
-            "within_support": "inside the data",
+            "within_support": "within data support",
             "true_regret_pct": "true regret [%] (simulator)",
         }
     )
@@ -1057,6 +1064,8 @@ def _run_study(
             random_seed=seed,
             space=space,
             extra_runs=extra_runs,
+            likelihood=cfg.likelihood,
+            target_accept=cfg.target_accept,
         )
 
     models = {
@@ -1345,6 +1354,9 @@ def _run_study(
                 caption=f"Proven acceptable ranges, {name}",
                 labels={"parameter": "factor", "fixed": "held fixed"},
             )
+            notes = [n for n in ds.settings.get("notes", []) if not n.startswith("grid cut")]
+            if notes:  # what the ranges hide: a zero width, a centre outside them
+                report.text(f"{name}: " + "; ".join(notes) + ".")
         _savefig(
             report,
             out,

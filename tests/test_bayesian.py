@@ -358,6 +358,26 @@ def test_fit_accepts_y_separately(prior_sampler, small_table):
     np.testing.assert_allclose(model.training_table_["yield"], y)
 
 
+def test_predictions_far_beyond_the_data_and_the_operating_range_warn(prior_sampler, small_table):
+    from bayesbio.models import ExtrapolationWarning
+
+    model = BayesianYieldModel(structures=("quadratic",), random_seed=1).fit(small_table)
+    x = small_table.drop(columns="yield").iloc[:3].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at the training setpoints: no warning
+        model.predict(x)
+        model.predict_interval(x)
+    x.loc[x.index[1], "temperature"] = 45.0  # operating range 30-39 degC, within the limits
+    with pytest.warns(ExtrapolationWarning) as caught:
+        model.predict(x)
+    (said,) = [str(w.message) for w in caught]
+    assert said.startswith("BayesianYieldModel.predict: 1 of 3 setpoint(s) lie beyond both")
+    assert "Temperature 45 (operating range 30-39, batches " in said and "°C)" in said
+    with pytest.warns(ExtrapolationWarning) as caught:  # once, not again through predict
+        model.predict_interval(x)
+    assert len(caught) == 1 and "predict_interval" in str(caught[0].message)
+
+
 def test_predict_draws_semantics(prior_sampler, small_table):
     model = BayesianYieldModel(structures=("quadratic",), random_seed=1).fit(small_table)
     x = small_table.drop(columns="yield").iloc[:7]
@@ -373,7 +393,9 @@ def test_predict_draws_semantics(prior_sampler, small_table):
         model.predict_draws(unseen)
     with pytest.raises(ValueError, match="group column 'scale' is missing"):
         model.predict_draws(x.drop(columns="scale"))
-    assert model.predict_draws(unseen, kind="new_group", n_draws=5).shape == (5, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' deprecation of unknown categories included
+        assert model.predict_draws(unseen, kind="new_group", n_draws=5).shape == (5, 7)
     assert model.predict_draws(x.drop(columns="site"), kind="new_group", n_draws=5).shape == (5, 7)
     assert model.predict_draws(x.drop(columns=["scale", "site"]), kind="population").shape[1] == 7
 

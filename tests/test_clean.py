@@ -576,6 +576,18 @@ def test_few_drops_give_no_warning():
     result = clean(df)
     assert result.warnings == []
     assert result.column_summary.set_index("column").loc["mixing_time", "dropped"] == 3
+    # one row of a small table is above 5 % but a slip, not a pattern: logged, not warned
+    small = small_table(n=17)
+    small.loc[0, "mixing_time"] = 0.2
+    small.loc[1, "yield"] = np.nan
+    result = clean(small)
+    assert result.warnings == []
+    assert (result.log["action"] == "dropped").sum() == 2
+    # two missing values of 17 are: the warning says where to look
+    small.loc[2, "yield"] = np.nan
+    (text,) = clean(small).warnings
+    assert text.startswith("yield: 12 % of rows (2 of 17) were dropped for a missing value")
+    assert "cells marked missing (n.d., NA, -)" in text
 
 
 def test_minutes_in_a_seconds_column_are_flagged_not_repaired_or_dropped():

@@ -509,6 +509,15 @@ def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(
     assert par[["low", "high"]].isna().all().all()
     assert "note: empty design space: no supported grid point reaches" in result.output
     assert "design space: P(yield >= 25 g/L) >= 0.9 (higher is better); 0 of " in result.output
+    # a design space that holds points: ranges by label, four significant digits
+    result = runner.invoke(app, [*args, "--spec", "1"])
+    assert result.exit_code == 0, result.output
+    par = pd.read_csv(tmp_path / "proven_acceptable_ranges_scale-2L_site-A.csv")
+    assert par[["low", "high"]].notna().all().all()
+    shown = result.output.split("proven acceptable ranges:")[1].split("note:")[0]
+    assert "Dissolved oxygen" in shown and "Mixing time" in shown
+    numbers = re.findall(r"\d+\.\d+", shown)
+    assert numbers and all(len(n.replace(".", "").lstrip("0")) <= 4 for n in numbers), shown
 
 
 @pytest.mark.parametrize(
@@ -871,3 +880,36 @@ def test_cli_messages_name_options_not_python_arguments():
     assert rerun.startswith("Increase --tune/--draws, raise --target-accept")
     help_text = runner.invoke(app, ["fit", "--help"]).output
     assert "--target-accept" in help_text
+    # the cleaner's advice for failed batches, as the option that follows it
+    mixture = _cli_terms("or fit with likelihood='mixture', which models failed batches")
+    assert "fit with --likelihood mixture" in mixture
+    for command in ("fit", "study", "next"):
+        text = runner.invoke(app, [command, "--help"]).output
+        assert "--likelihood" in text and "--target-accept" in text, command
+
+
+def test_cli_model_options_reach_the_model_and_are_checked(tmp_path, batches, monkeypatch):
+    from bayesbio.models import BayesianYieldModel
+
+    seen = {}
+
+    def fitted(self, X, y=None, **kwargs):
+        seen.update(likelihood=self.likelihood, target_accept=self.target_accept)
+        self.diagnostics_ = {}
+        self.stacking_weights_ = pd.Series(dtype=float)
+        return self
+
+    monkeypatch.setattr(BayesianYieldModel, "fit", fitted)
+    monkeypatch.setattr(BayesianYieldModel, "save", lambda self, path: Path(path).touch())
+    args = ["fit", "-d", batches, "--out", str(tmp_path / "m")]
+    result = runner.invoke(app, [*args, "--likelihood", "mixture", "--target-accept", "0.99"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"likelihood": "mixture", "target_accept": 0.99}
+    bad = runner.invoke(app, [*args, "--likelihood", "cauchy"])
+    assert bad.exit_code == 2 and "--likelihood must be one of" in bad.output
+    bad = runner.invoke(app, [*args, "--target-accept", "1.5"])
+    assert bad.exit_code == 2 and "--target-accept" in bad.output
+    # the study passes them to its model through its configuration
+    from bayesbio.study import StudyConfig
+
+    assert StudyConfig().likelihood == "auto" and StudyConfig().target_accept == 0.95

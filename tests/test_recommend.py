@@ -198,6 +198,14 @@ def test_recommend_honours_bounds_and_fixed_parameters(table):
     assert len(moved) == 1
     assert f"Temperature {number_text(recipe_t, 4)} °C" in moved[0]
     assert "moved into the box (Temperature 33 °C)" in moved[0]  # pH: fixed, said apart
+    # the recipe as run keeps its pH; the reference holds pH at its fixed value, and the
+    # model's view of both is said (so P(better) is not read as one against the recipe as run)
+    recipe_ph = float(np.median(table.loc[table["site"] == "A", "ph"]))
+    held = [w for w in rec.warnings if "the constraints hold pH 7.3 fixed" in w]
+    assert len(held) == 1 and f"the recipe runs pH {number_text(recipe_ph, 4)}" in held[0]
+    assert "at the recipe as run and" in held[0] and "compare with the latter" in held[0]
+    assert rec.settings["recipe"]["ph"] == pytest.approx(recipe_ph)
+    assert rec.summary.loc["recipe", "ph"] == 7.3
     # the same constraints as a plain mapping
     with pytest.warns(BoundWarning):
         rec2 = recommend(
@@ -216,7 +224,10 @@ def test_a_fixed_factor_outside_the_operating_range_warns_and_the_reason_says_so
     assert outside <= SPACE.limits["ph"][1]  # within the physical limits: allowed
     cloud = make_table(60, centre=0.5, spread=0.05, seed=5)
     model = KnownPosterior(cloud, vertex=(0.5, 0.5, 0.5, 0.5), vertex_sd=[0.005] * 4)
-    with pytest.warns(ExtrapolationWarning, match=r"fixed\['ph'\] = .* outside the operating"):
+    with (
+        pytest.warns(ExtrapolationWarning, match=r"fixed\['ph'\] = .* outside the operating"),
+        pytest.warns(BoundWarning, match=r"the constraints hold pH 7.8 fixed"),
+    ):
         rec = recommend(
             model,
             group={"site": "A"},
@@ -364,17 +375,18 @@ def test_design_space_probabilities_match_exact_values_on_quadratic(table):
 
 def test_design_space_honours_fixed_parameters_and_defaults_center_to_recommendation(table):
     model = KnownPosterior(table, vertex_sd=[0.01] * 4)
-    ds = design_space(
-        model,
-        7.0,
-        0.8,
-        group={"site": "B"},
-        resolution=4,
-        map_resolution=5,
-        n_draws=300,
-        constraints={"fixed": {"ph": 7.0}},
-        random_seed=1,
-    )
+    with pytest.warns(BoundWarning, match="the constraints hold pH 7 fixed while the recipe"):
+        ds = design_space(
+            model,
+            7.0,
+            0.8,
+            group={"site": "B"},
+            resolution=4,
+            map_resolution=5,
+            n_draws=300,
+            constraints={"fixed": {"ph": 7.0}},
+            random_seed=1,
+        )
     assert len(ds.grid) == 4**3
     assert (ds.grid["ph"] == 7.0).all()
     assert set(ds.maps) == {
@@ -424,6 +436,10 @@ def test_unseen_group_needs_kind_new_group(table):
     assert rec.kind == "new_group"
     assert set(model.kinds) == {"new_group"}
     assert np.isnan(rec.support_distance["group"])
+    # the explanation gives the distance the guard used (overall), not the group's NaN
+    support_line = next(t for t in rec.explain().splitlines() if t.startswith("Support:"))
+    assert "nan" not in support_line
+    assert f"distance {rec.support_distance['overall']:.2f}" in support_line
     # known labels keep kind="auto" -> "existing"
     assert recommend(model, group={"site": "B"}, random_seed=1, **FAST).kind == "existing"
 
@@ -939,7 +955,10 @@ def test_toy_recommendation_respects_space_fixed_factor_bounds_and_constraints()
     assert rec.support_distance["limit"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, 2)))
     # user bounds cut the operating range; Constraints.fixed overrides the space's value
     cons = {"bounds": {"speed": (300.0, 1500.0)}, "fixed": {"feed": 4.0, "time": 30.0}}
-    with pytest.warns(BoundWarning, match="factor 'speed' is on the lower bound 300 rpm"):
+    with (
+        pytest.warns(BoundWarning, match="factor 'speed' is on the lower bound 300 rpm"),
+        pytest.warns(BoundWarning, match=r"hold Feed 4 mL/h, Time 30 h fixed while the recipe"),
+    ):
         rec = recommend(model, group={"site": "A"}, constraints=cons, random_seed=1, **FAST)
     for row in ("recommended", "mean_optimal"):
         assert 300.0 <= rec.summary.loc[row, "speed"] <= 500.0
@@ -1183,6 +1202,34 @@ def test_model_based_support_grows_where_the_model_extrapolates():
             **FAST,
         )
     assert ratio.support_distance["sd_ratio"] > 5.0  # far from group A's mixing times
+
+
+def test_design_space_holds_to_the_model_based_support_as_recommend_does():
+    """A grid point where the group's mean is far less certain than at its data is not
+    supported, even within the distance limit (as recommend() holds its setpoints)."""
+    model = SpreadingSlope(two_group_table())
+    kw = {"group": {"site": "A"}, "resolution": 9, "map_resolution": 5, "n_draws": 300}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)
+        ds = design_space(model, 5.5, 0.8, constraints={"support": "overall"}, random_seed=0, **kw)
+        wide = design_space(
+            model,
+            5.5,
+            0.8,
+            constraints={"support": "overall", "max_sd_ratio": None},
+            random_seed=0,
+            **kw,
+        )
+    grid = ds.grid
+    near = grid["distance"] <= ds.settings["max_distance"]
+    np.testing.assert_array_equal(grid["supported"], near & (grid["sd_ratio"] <= 2.0))
+    assert (near & (grid["sd_ratio"] > 2.0)).any()  # distance alone would accept these
+    assert not grid.loc[grid["sd_ratio"] > 2.0, "inside"].any()
+    # with the model-based measure off, the distance alone decides
+    np.testing.assert_array_equal(
+        wide.grid["supported"], wide.grid["distance"] <= ds.settings["max_distance"]
+    )
+    assert wide.grid["inside"].sum() > grid["inside"].sum()
 
 
 def test_safe_improvement_keeps_the_recipe_when_the_posterior_cannot_separate(table):

@@ -265,6 +265,10 @@ def test_convert_units_handles_offset_and_rejects_other_dimensions():
         convert_units([32.0, 98.6, 212.0], "degF", "degC"), [0, 37, 100], atol=1e-9
     )
     np.testing.assert_allclose(convert_units([310.15], "K", "degC"), [37.0])
+    # no floating-point noise in the tables people read: 98.6 degF is 37 degC exactly
+    assert convert_units([98.6, 99.5], "degF", "degC").tolist() == [37.0, 37.5]
+    assert str(convert_units([0.1], "L", "mL")[0]) == "100.0"
+    assert np.isnan(convert_units([np.nan], "degF", "degC")[0])
     np.testing.assert_allclose(convert_units([1.5], "min", "s"), [90.0])
     np.testing.assert_allclose(convert_units([250.0], "mg/L", "g/L"), [0.25])
     with pytest.raises(SpaceError, match="different dimensions"):

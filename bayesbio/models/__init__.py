@@ -11,9 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from bayesbio.models._tables import ExtrapolationWarning
 from bayesbio.models.baselines import ForestYield, LassoYield
 
-__all__ = ["BayesianYieldModel", "ForestYield", "LassoYield", "simulation_based_calibration"]
+__all__ = [
+    "BayesianYieldModel",
+    "ExtrapolationWarning",
+    "ForestYield",
+    "LassoYield",
+    "simulation_based_calibration",
+]
 
 _LAZY = {
     "BayesianYieldModel": "bayesbio.models.bayesian",

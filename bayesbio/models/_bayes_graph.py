@@ -32,7 +32,7 @@ STRUCTURES = design.STRUCTURES
 
 
 def _codes(table: pd.DataFrame, spec: dict[str, Any], g: str) -> np.ndarray:
-    return pd.Categorical(table[g].astype(str), categories=spec["levels"][g]).codes.astype(np.int64)
+    return pd.Index(spec["levels"][g]).get_indexer(table[g].astype(str)).astype(np.int64)
 
 
 def _full_design(

@@ -78,7 +78,8 @@ class _Rows:
                 self.n_new[g] = 1
                 continue
             labels = table[g].astype(str).to_numpy()
-            known = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
+            # -1 for a label not seen in training (pandas' Categorical would warn, then raise)
+            known = pd.Index(levels).get_indexer(labels).astype(np.int64)
             unknown = known < 0
             if unknown.any():
                 if kind == "existing":

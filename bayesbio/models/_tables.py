@@ -13,21 +13,102 @@ failures read the same for every model:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bayesbio import schema
-from bayesbio.space import ProcessSpace, SpaceError
+from bayesbio.space import ProcessSpace, SpaceError, number_text, unit_suffix
 
-__all__ = ["SpaceMismatchError", "check_factor_columns", "unknown_labels_error", "validate"]
+__all__ = [
+    "ExtrapolationWarning",
+    "SpaceMismatchError",
+    "check_factor_columns",
+    "quiet_extrapolation",
+    "unknown_labels_error",
+    "validate",
+    "warn_beyond_data",
+]
 
 _MAX_LABELS = 20
 
 
 class SpaceMismatchError(schema.SchemaError, SpaceError):
     """A table does not match a model's process space (its factor columns are missing)."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A setpoint lies outside the support of the historical data.
+
+    Raised by recommendations whose setpoint leaves the guard's support, and by a model's
+    ``predict`` / ``predict_interval`` for setpoints beyond both the operating range and the
+    training batches (:func:`warn_beyond_data`).
+    """
+
+
+# beyond the operating range and the training batches by more than this share of the range
+_BEYOND_SLACK = 0.05
+
+
+@contextmanager
+def quiet_extrapolation() -> Iterator[None]:
+    """Silence :class:`ExtrapolationWarning` from predictions inside this block.
+
+    For callers that judge extrapolation themselves (recommendations measure their support;
+    cross-validation predicts held-out batches on purpose).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        yield
+
+
+def warn_beyond_data(
+    table: pd.DataFrame, space: ProcessSpace, training: pd.DataFrame, who: str
+) -> None:
+    """Warn when setpoints lie beyond both the operating range and the training batches.
+
+    A prediction there is the fitted surface carried where no batch and no declared range
+    vouches for it: a concave quadratic on the log scale can fall to 1e-16 with an interval
+    of width zero. Each factor is allowed its operating range and the range its training
+    batches ran, widened by 5 % of the operating range.
+    """
+    n = len(table)
+    beyond = np.zeros(n, dtype=bool)
+    said = []
+    for f in space.factors:
+        if f.name not in table.columns or f.name not in training.columns:
+            continue
+        x = pd.to_numeric(table[f.name], errors="coerce").to_numpy(dtype=float)
+        ran = pd.to_numeric(training[f.name], errors="coerce").dropna()
+        if not len(ran):
+            continue
+        slack = _BEYOND_SLACK * (f.operating[1] - f.operating[0])
+        lo = min(f.operating[0], float(ran.min())) - slack
+        hi = max(f.operating[1], float(ran.max())) + slack
+        out = (x < lo) | (x > hi)
+        if not out.any():
+            continue
+        beyond |= out
+        far = x[out][np.argmax(np.abs(x[out] - (lo + hi) / 2))]
+        said.append(
+            f"{f.label} {number_text(float(far), 4)} (operating range "
+            f"{number_text(f.operating[0], 4)}-{number_text(f.operating[1], 4)}, batches "
+            f"{number_text(float(ran.min()), 4)}-{number_text(float(ran.max()), 4)}"
+            f"{unit_suffix(f.unit)})"
+        )
+    if said:
+        warnings.warn(
+            f"{who}: {int(beyond.sum())} of {n} setpoint(s) lie beyond both the operating range "
+            f"and the training batches ({'; '.join(said)}): the prediction there carries the "
+            "fitted surface where no data vouch for it, and its interval reflects the model's "
+            "form, not evidence",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )
 
 
 def _norm(name: Any) -> str:

@@ -216,7 +216,13 @@ from bayesbio.models._bayes_spec import (
 )
 from bayesbio.models._bayes_spec import data_priors as data_priors
 from bayesbio.models._bayes_stacking import _loo_stacking
-from bayesbio.models._tables import SpaceMismatchError, check_factor_columns, validate
+from bayesbio.models._tables import (
+    SpaceMismatchError,
+    check_factor_columns,
+    quiet_extrapolation,
+    validate,
+    warn_beyond_data,
+)
 from bayesbio.schema import warn_missing_groups
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -787,7 +793,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         dtype: Any = np.float64,
         include_failures: bool = True,
     ) -> np.ndarray:
-        """Posterior predictive draws of yield (g/L), vectorised in numpy.
+        """Posterior predictive draws of the response, in its unit, vectorised in numpy.
 
         Parameters
         ----------
@@ -897,7 +903,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         return out
 
     def predict(self, X: pd.DataFrame, *, kind: str = "existing") -> np.ndarray:
-        """Posterior mean yield (g/L) of a batch at each setpoint.
+        """Posterior mean response of a batch at each setpoint, in the response's unit.
 
         Parameters
         ----------
@@ -909,13 +915,15 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         Returns
         -------
         numpy.ndarray
-            Stacking-weighted posterior mean of ``exp(mu + sigma**2 / 2)``, g/L. With
+            Stacking-weighted posterior mean of ``exp(mu + sigma**2 / 2)``, in the
+            response's unit (g/L for the demo process). With
             ``likelihood="mixture"`` this is the expected yield of a *normal* (not failed)
             batch; failures show in :meth:`predict_draws` with ``noise=True``.
         """
         check_is_fitted(self, "idata_")
         check_choice("kind", kind, KINDS)
         table = self._prediction_table(X, "predict")
+        warn_beyond_data(table, self.space_, self.training_table_, f"{type(self).__name__}.predict")
         rows = _Rows(table, self.spec_, kind, self.space_)
         rng = np.random.default_rng(0)
         total = np.zeros(rows.n)
@@ -964,7 +972,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         random_seed: int | None = 0,
         include_failures: bool = True,
     ) -> pd.DataFrame:
-        """Equal-tailed predictive interval of a new batch's yield (g/L).
+        """Equal-tailed predictive interval of a new batch's response, in its unit.
 
         Parameters
         ----------
@@ -986,11 +994,13 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         Returns
         -------
         pandas.DataFrame
-            ``mean``, ``lower``, ``upper`` in g/L, indexed like ``X``.
+            ``mean``, ``lower``, ``upper`` in the response's unit, indexed like ``X``.
         """
         ci_prob = check_fraction("ci_prob", ci_prob)
         check_is_fitted(self, "idata_")
-        self._prediction_table(X, "predict_interval")  # errors name the method called
+        table = self._prediction_table(X, "predict_interval")  # errors name the method called
+        who = f"{type(self).__name__}.predict_interval"
+        warn_beyond_data(table, self.space_, self.training_table_, who)
         # quantiles chunk by chunk of rows: a (n_draws, 16k) block stays in cache and memory
         q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
         lower, upper = np.empty(len(X)), np.empty(len(X))
@@ -1007,6 +1017,6 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
                 include_failures=include_failures,
             )
             lower[lo:hi], upper[lo:hi] = _quantiles(draws, q)
-        return pd.DataFrame(
-            {"mean": self.predict(X, kind=kind), "lower": lower, "upper": upper}, index=X.index
-        )
+        with quiet_extrapolation():  # said once, above
+            mean = self.predict(X, kind=kind)
+        return pd.DataFrame({"mean": mean, "lower": lower, "upper": upper}, index=X.index)

@@ -282,8 +282,10 @@ def build_context(
     support = Support(points, schema.group_keys(table, named), mask, space)
     reach_notes = reach_box(res, points[mask]) if kind == "existing" else []
     recipe = np.median(points[mask] if mask.any() else points, axis=0)
-    for j, v in res.fixed.items():
-        recipe[j] = v
+    # the process runs the factors its space fixes at one value; a constraint's fixed value
+    # moves the reference from the recipe, and says so (recipe_moved_messages)
+    for name, v in space.fixed.items():
+        recipe[space.factor_names.index(name)] = v
     width = space.upper - space.lower
     data_sd = points.std(axis=0, ddof=1) if len(points) > 1 else width * 0.1
     data_sd = np.where(data_sd > 0, data_sd, width * 0.01)
@@ -296,8 +298,11 @@ def build_context(
 def group_recipe(recipe: Mapping[str, float] | None, ctx: Context) -> np.ndarray:
     """Return the group's recipe: ``recipe`` where given, else the group's median setpoint.
 
-    Fixed factors take their fixed values; a value outside the physical limits is a
-    ValueError naming the factor and its limits.
+    Factors the space fixes take their fixed values; a factor fixed by the constraints keeps
+    the recipe's value here (the recipe as run: the reference, ``ctx.clip(recipe)``, holds
+    it at the fixed value, and :func:`~bayesbio.recommend.messages.recipe_moved_messages`
+    says so). A value outside the physical limits is a ValueError naming the factor and its
+    limits.
     """
     out = ctx.recipe.astype(float).copy()
     space = ctx.space
@@ -313,8 +318,8 @@ def group_recipe(recipe: Mapping[str, float] | None, ctx: Context) -> np.ndarray
                 f"{lo:g} to {hi:g} {space.units[name]} of {name!r}"
             )
         out[space.factor_names.index(name)] = v
-    for j, v in ctx.res.fixed.items():
-        out[j] = v
+    for name, v in space.fixed.items():
+        out[space.factor_names.index(name)] = v
     return out
 
 

@@ -23,6 +23,7 @@ from bayesbio.recommend.messages import EmptyDesignSpaceWarning, emit, point_tex
 from bayesbio.recommend.objectives import check_spec
 from bayesbio.recommend.recommendation import Recommendation, recommend
 from bayesbio.recommend.sampler import Evaluator, seed_pair
+from bayesbio.recommend.support import outside, sd_ratio_fn
 from bayesbio.space import ProcessSpace
 
 if TYPE_CHECKING:
@@ -49,8 +50,9 @@ class DesignSpace:
         Tidy grid over the search bounds, cut to the box around the data support when the
         guard is on (``settings["grid_bounds"]``; fixed factors at their values): the factors,
         ``prob`` (P(meet spec)), ``expected_yield`` (expected response), ``distance`` (support
-        distance used by the guard), ``supported`` and ``inside`` (``prob >= prob`` and, with
-        the guard on, supported).
+        distance used by the guard), ``sd_ratio`` (the model-based support measure),
+        ``supported`` (within both support limits, as :func:`recommend` holds its setpoints)
+        and ``inside`` (``prob >= prob`` and, with the guard on, supported).
     maps : dict
         Slices through ``center``: ``{(f1, f2): DataFrame}`` for every pair of free factors (a
         finer 2-D grid of ``f1, f2, prob, expected_yield, supported, inside``); with a single
@@ -368,19 +370,24 @@ def _slices(
 def _prob_table(
     ev: Evaluator, ctx: Context, points: np.ndarray, spec: float, prob: float, noise: bool
 ) -> pd.DataFrame:
-    p_meet, mean = [], []
+    p_meet, mean, ratio = [], [], []
+    ratio_of = sd_ratio_fn(ev, ctx)
     step = 2048
     for start in range(0, len(points), step):
         chunk = points[start : start + step]
         y = ev.raw(chunk, noise=noise)
         p_meet.append(ctx.meets(y, spec).mean(axis=0))
         # the expected response: no new-batch noise (heavy-tailed noise has no usable mean)
-        mean.append((ev.raw(chunk, noise=False) if noise else y).mean(axis=0))
+        f = ev.raw(chunk, noise=False) if noise else y
+        mean.append(f.mean(axis=0))
+        ratio.append(ratio_of(f))
     out = pd.DataFrame(points, columns=ctx.factors)
     out["prob"] = np.concatenate(p_meet)
     out["expected_yield"] = np.concatenate(mean)
     out["distance"] = ctx.support.guard_distance(points, ctx.res.support)
-    out["supported"] = out["distance"] <= ctx.res.max_distance
+    out["sd_ratio"] = np.concatenate(ratio)
+    # the support recommend() holds to: the distance limit and the model-based SD ratio
+    out["supported"] = outside(ctx, points, out["sd_ratio"].to_numpy()) <= 0
     ok = out["prob"] >= prob
     out["inside"] = ok & out["supported"] if ctx.res.guard else ok
     return out

@@ -16,15 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio.space import ProcessSpace, quantity_text, unit_suffix
+from bayesbio.models._tables import ExtrapolationWarning
+from bayesbio.space import ProcessSpace, number_text, quantity_text, unit_suffix
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
     from bayesbio.recommend.context import Context
-
-
-class ExtrapolationWarning(UserWarning):
-    """A setpoint lies outside the support of the historical data (Mahalanobis limit)."""
 
 
 class ModelDiagnosticsWarning(UserWarning):
@@ -204,18 +201,43 @@ def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
     return out
 
 
-def recipe_moved_messages(ctx: Context, moved: np.ndarray) -> list[str]:
-    """One sentence when the recipe lies outside the search box and was moved into it."""
+def recipe_moved_messages(
+    ctx: Context, moved: np.ndarray, expected: tuple[float, float] | None = None
+) -> list[str]:
+    """Sentences for a recipe the constraints move: outside the box, or a factor fixed.
+
+    ``expected`` is the model's mean response at the recipe as run and at the moved one: a
+    fixed factor's cost (or gain) is said with it, so a P(better) against the moved recipe
+    is not read as one against the recipe as run.
+    """
     space = ctx.space
     changed = [j for j in range(space.k) if not np.isclose(moved[j], ctx.recipe[j])]
-    if not changed:
-        return []
-    was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in changed)
-    now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in changed)
-    return [
-        f"the recipe ({was}) lies outside the search box: the reference to beat, and the "
-        f"setpoint kept when nothing beats it, is the recipe moved into the box ({now})"
-    ]
+    held = [j for j in changed if j in ctx.res.fixed]
+    boxed = [j for j in changed if j not in ctx.res.fixed]
+    out = []
+    if boxed:
+        was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in boxed)
+        now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in boxed)
+        out.append(
+            f"the recipe ({was}) lies outside the search box: the reference to beat, and the "
+            f"setpoint kept when nothing beats it, is the recipe moved into the box ({now})"
+        )
+    if held:
+        now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in held)
+        was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in held)
+        text = (
+            f"the constraints hold {now} fixed while the recipe runs {was}: the reference to "
+            f"beat, and the setpoint kept when nothing beats it, is the recipe with {now}"
+        )
+        if expected is not None:
+            unit = _unit(space, space.response.name)
+            text += (
+                f"; the model expects {number_text(expected[0])}{unit} at the recipe as run "
+                f"and {number_text(expected[1])}{unit} with {now}, so P(better than the "
+                "recipe) and the gain compare with the latter"
+            )
+        out.append(text)
+    return out
 
 
 def _unit(space: ProcessSpace, name: str) -> str:

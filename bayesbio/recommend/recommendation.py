@@ -250,12 +250,17 @@ class Recommendation:
             )
             + f"), against {number_text(float(recipe['expected_yield']))}{unit} at the recipe.",
             f"Why: {self.reason}.",
-            f"Support: {self.support_used}; distance {self.support_distance['group']:.2f} "
+            f"Support: {self.support_used}; distance {self._guard_distance():.2f} "
             f"(limit {self.support_distance['limit']:.2f}).",
         ]
         lines += [f"Note: {n}" for n in self.settings.get("notes", [])]
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+    def _guard_distance(self) -> float:
+        """Return the distance the guard measured: the group's, or overall for a new group."""
+        group = self.support_distance.get("group", np.nan)
+        return float(group if np.isfinite(group) else self.support_distance["overall"])
 
     def plot(self, *, ax: Axes | None = None) -> Axes:
         """Plot the predictive distributions (:func:`~bayesbio.recommend.plot_recommendation`)."""
@@ -441,7 +446,9 @@ def recommend(
     guard_d = float(ctx.support.guard_distance(point[None], ctx.res.support)[0])
     extrap = support_messages(ctx, point, guard_d, ratio3[0]) if improve else []
     bounds = bound_messages(ctx, point) if improve else []
-    bounds += recipe_moved_messages(ctx, r0[0])
+    if not np.allclose(ctx.recipe, r0[0]):  # the model's view of the recipe as run, and moved
+        both = ev.raw(np.vstack([ctx.recipe, r0[0]]), noise=False).mean(axis=0)
+        bounds += recipe_moved_messages(ctx, r0[0], (float(both[0]), float(both[1])))
     next_exp = None
     if not improve:
         supported = cands[choice.ok[-len(cands) :]]

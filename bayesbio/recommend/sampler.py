@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from bayesbio.checks import make_rng
+from bayesbio.models._tables import quiet_extrapolation
 from bayesbio.recommend.transfer import group_slopes
 
 if TYPE_CHECKING:
@@ -114,7 +115,8 @@ class Evaluator:
         posterior mean), without Monte Carlo error; execution offsets are not applied.
         """
         self.calls += 1
-        return np.asarray(self.model.predict(self.ctx.frame(points)), dtype=float)
+        with quiet_extrapolation():  # the recommendation says where it extrapolates
+            return np.asarray(self.model.predict(self.ctx.frame(points)), dtype=float)
 
     def calibrate_noise(self, f: np.ndarray, y: np.ndarray) -> bool:
         """Fit the common-noise transplant from draws without (``f``) and with (``y``) noise.
