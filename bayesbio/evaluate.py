@@ -529,7 +529,12 @@ def _evaluate_fold(
                             bounds[p][1][mask] = iv["upper"].to_numpy()
                     if hasattr(est, "predict_draws"):
                         draws[:, mask] = _call(
-                            est.predict_draws, sub, kind, n_draws=n_draws, noise=True, random_seed=seed
+                            est.predict_draws,
+                            sub,
+                            kind,
+                            n_draws=n_draws,
+                            noise=True,
+                            random_seed=seed,
                         )
         except Exception as err:
             raise RuntimeError(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesbio.models._tables import ExtrapolationWarning
+from bayesbio.models._tables import ExtrapolationWarning as ExtrapolationWarning
 from bayesbio.space import ProcessSpace, number_text, quantity_text, unit_suffix
 
 if TYPE_CHECKING:
