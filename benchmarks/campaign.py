@@ -500,6 +500,18 @@ def make_method(name: str, case: Case, model_params: Mapping[str, Any]) -> Metho
 
 
 # -- the loop ----------------------------------------------------------------------------------
+def repeats(x: np.ndarray, table: pd.DataFrame, case: Case) -> float:
+    """Share of the proposed setpoints ``x`` that repeat one already in ``table``.
+
+    Within 0.1 % of each factor's operating range: a batch the history has already run.
+    """
+    width = case.hi - case.lo
+    past = (table[case.factors].to_numpy(dtype=float) - case.lo) / width
+    new = (np.atleast_2d(x) - case.lo) / width
+    gap = np.abs(new[:, None, :] - past[None, :, :]).max(axis=2).min(axis=1)
+    return float(np.mean(gap < 1e-3))
+
+
 def run_case(
     world_name: str,
     n0: int,
@@ -530,6 +542,7 @@ def run_case(
                 value = case.value(x)
                 add(name, r, "lost", float(np.mean(case.regret(x))))
                 add(name, r, "unsafe", float(np.mean(value < UNSAFE_FRACTION * case.recipe_value)))
+                add(name, r, "repeat", repeats(x, method.table, case))
                 method.add(case.run(x, r))
                 add(name, r, "regret", float(case.regret(method.answer())[0]))
                 add(name, r, "seconds", time.perf_counter() - t0)
@@ -548,6 +561,8 @@ def summarise(results: pd.DataFrame) -> dict[int, tuple[pd.DataFrame, pd.DataFra
         wide = regret.copy()
         wide["lost"] = means.loc["lost"].groupby("method").mean()
         wide["unsafe %"] = 100.0 * means.loc["unsafe"].groupby("method").mean()
+        if "repeat" in means.index.get_level_values("metric"):
+            wide["repeat %"] = 100.0 * means.loc["repeat"].groupby("method").mean()
         total = part[part["metric"] == "seconds"].groupby(["method", "world", "seed"])["value"]
         wide["s/run"] = total.sum().groupby("method").mean()
         last = part["round"].max()

@@ -1,4 +1,3 @@
-import time
 import warnings
 
 import numpy as np
@@ -137,11 +136,9 @@ def test_campaign_with_bayesian_model_round_trips_through_netcdf(tmp_path):
     params = {"structures": ("quadratic",), "draws": 200, "tune": 200, "chains": 2}
     group = {"scale": "200L", "site": "A"}
     camp = Campaign(None, table, model_params={**params, "random_seed": 1}, group=group)
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")  # short chains: convergence warnings are expected
         batch = camp.recommend(4, n_draws=300)
-    assert time.perf_counter() - start < 120
     assert len(batch) == 4 and (batch["scale"] == "200L").all()
     camp.save(tmp_path / "c")
     assert (tmp_path / "c" / "model.nc").exists()
@@ -178,13 +175,15 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     ran["yield"] = 5.0
     ran.to_csv(tmp_path / "round1.csv", index=False)
     more = ["next", "--campaign", str(tmp_path / "o" / "campaign")]
-    more += ["--results", str(tmp_path / "round1.csv"), "--batches", "2", "--out", str(tmp_path)]
+    more += ["--results", str(tmp_path / "round1.csv"), "--out", str(tmp_path)]
     result = CliRunner().invoke(app, more)
     assert result.exit_code == 0, result.output
     assert "round 1: 2 batch(es) added, 32 in all" in result.output
     again = Campaign.load(tmp_path / "campaign")
     assert again.round == 1 and len(again.table) == 32 and again.recipe == back.recipe
+    # without --batches the campaign keeps its round size (2, not the default 4)
     assert len(pd.read_csv(tmp_path / "next_batches.csv")) == 2
+    assert "Round 1: 2 batch(es) to run" in result.output
 
 
 def test_cli_next_says_how_to_start_or_continue_a_campaign(tmp_path):
@@ -310,3 +309,20 @@ def test_the_safety_rule_of_a_response_to_minimise_is_said_as_computed():
         proposals = camp.recommend(batch_size=2)
     assert proposals.attrs["rule"] == "P(impurity <= 1.2 x recipe) >= 0.9"
     assert (proposals["p_safe"] >= 0.9).all()
+
+
+def test_cli_next_names_proposals_beyond_the_values_the_group_has_run():
+    from types import SimpleNamespace
+
+    from bayesbio.cli import _beyond_runs
+
+    table = start_table(8).assign(site=["A"] * 6 + ["B"] * 2)
+    table.loc[6:, "speed"] = 480.0  # site B ran fast; site A's batches are near 180 rpm
+    camp = SimpleNamespace(space=SPACE1, table=table, group={"site": "A"})
+    top = float(table.loc[table["site"] == "A", "speed"].max())
+    frame = pd.DataFrame({"site": ["A", "A"], "speed": [top + 2.0, top + 60.0]})
+    said = _beyond_runs(camp, frame)
+    assert len(said) == 1 and said[0].startswith("batch 2: Speed ")
+    assert f"(highest run {top:.4g} rpm)" in said[0]
+    low = pd.DataFrame({"site": ["A"], "speed": [100.0]})
+    assert "lowest run" in _beyond_runs(camp, low)[0]

@@ -75,8 +75,11 @@ def test_argmax_setpoint_errors_name_bad_arguments(known):
         interpret.argmax_setpoint(known, group={"plant": "X"})
     with pytest.raises(ValueError, match="bounds\\['ph'\\]"):
         interpret.argmax_setpoint(known, bounds={"ph": (7.5, 7.0)})
-    with pytest.raises(ValueError, match=r"fixed.*'pH'"):
-        interpret.argmax_setpoint(known, fixed={"pH": 7.0})
+    with pytest.raises(ValueError, match=r"fixed.*'acidity'"):
+        interpret.argmax_setpoint(known, fixed={"acidity": 7.0})
+    # a factor's label names it as well as its name
+    by_label = interpret.argmax_setpoint(known, group={"site": "A"}, fixed={"pH": 7.0})
+    assert by_label["ph"] == 7.0
     with pytest.raises(ValueError, match="tolerance"):
         interpret.optimal_range(known, tolerance=1.5)
 

@@ -1366,30 +1366,6 @@ def _routine_with_one_far_batch(seed=0):
     return unit_to_domain(u), labels
 
 
-def test_support_samples_fill_the_region_the_guard_accepts():
-    from bayesbio.recommend.support import Support
-
-    points, labels = _routine_with_one_far_batch()
-    support = Support(points, labels, labels == "A", SPACE)
-    limit = np.sqrt(stats.chi2.ppf(0.99, 4))
-    base = points[0]
-    draws = support.sample("group", limit, 4000, base, np.random.default_rng(1))
-    # every draw is accepted by the guard, and the draws reach its edge
-    dist = support.guard_distance(draws, "group")
-    assert dist.max() <= limit + 1e-9 and np.quantile(dist, 0.9) > 0.7 * limit
-    # they fill the neighbourhood of the recipe and of the far batch, none lies halfway
-    u = support._scale(draws)
-    assert (np.abs(u[:, 0] - 0.3) < 0.05).mean() > 0.5
-    assert (np.abs(u[:, 0] - 0.95) < 0.05).mean() > 0.05
-    assert not ((u[:, 0] > 0.5) & (u[:, 0] < 0.8)).any()
-    # overall support: around the overall centre, in the overall metric
-    wide = support.sample("overall", limit, 500, base, np.random.default_rng(1))
-    assert support.guard_distance(wide, "overall").max() <= limit + 1e-9
-    # same generator state, same draws
-    again = support.sample("group", limit, 4000, base, np.random.default_rng(1))
-    np.testing.assert_array_equal(draws, again)
-
-
 def test_group_support_measures_a_narrow_group_in_its_own_spread():
     """A 2,000 L vessel runs 90-110 rpm, a 50 L one 140-200 rpm: 150 rpm is far for the first."""
     from bayesbio.recommend.support import _SPREAD_PRIOR_BATCHES, Support

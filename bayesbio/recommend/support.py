@@ -119,36 +119,6 @@ class Support:
             out = np.minimum(out, near)
         return out
 
-    def sample(
-        self, which: str, limit: float, n: int, base: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        """Draw ``n`` setpoints spread over the support the guard accepts.
-
-        Each draw picks one of the guard's centres (for group support the group's median
-        setpoint or one of its own batches, else the overall centre) and a point uniformly
-        within that centre's ellipsoid of radius ``limit`` in the guard's metric. ``base``
-        (a full setpoint) gives the factors the space fixes; the caller clips to its bounds.
-        A dense candidate set inside the support, so that a search held to it is not left
-        with the group's own past setpoints as the only candidates there.
-        """
-        if which == "group" and self.centre_group is not None:
-            centres = np.vstack([self.centre_group, self._own])
-            cov = self.cov_group
-        else:
-            centres = self.centre[None]
-            cov = np.linalg.inv(self.prec) if len(self.dims) else self.prec
-        out = np.tile(np.asarray(base, dtype=float), (n, 1))
-        d = len(self.dims)
-        if not d or not n:
-            return out
-        g = rng.standard_normal((n, d))
-        g /= np.linalg.norm(g, axis=1, keepdims=True)
-        radius = limit * rng.uniform(size=n) ** (1.0 / d)
-        z = centres[rng.integers(len(centres), size=n)]
-        z = z + (radius[:, None] * g) @ np.linalg.cholesky(cov).T
-        out[:, self.dims] = self.lo + z * self.width
-        return out
-
     def guard_distance(self, points: np.ndarray, which: str) -> np.ndarray:
         """Distance used by the guard: ``which``, falling back to overall for a new group."""
         if which == "group" and self.centre_group is not None:
