@@ -680,17 +680,8 @@ def test_plots_return_matplotlib_objects(table):
     _, ax = plt.subplots()
     assert plot_recommendation(rec, ax=ax) is ax
     assert isinstance(rec.plot(), Axes)
-    ds = design_space(
-        model,
-        7.0,
-        0.8,
-        group={"site": "A"},
-        center=rec,
-        resolution=3,
-        map_resolution=6,
-        n_draws=200,
-        random_seed=1,
-    )
+    ds_args = {"group": {"site": "A"}, "center": rec, "resolution": 3, "n_draws": 200}
+    ds = design_space(model, 7.0, 0.8, map_resolution=6, random_seed=1, **ds_args)
     fig = plot_design_space(ds)
     assert isinstance(fig, Figure)
     assert len([a for a in fig.axes if a.get_visible()]) == 6 + 1  # panels + colour bar
@@ -708,17 +699,9 @@ def test_plots_return_matplotlib_objects(table):
     # the hatching covers exactly the unsupported cells of the map, no supported grid point
     # (a tight support limit, so that every panel holds both)
     space = ProcessSpace.default()
+    tight = {"max_distance": 1.5}
     ds = design_space(
-        model,
-        7.0,
-        0.8,
-        group={"site": "A"},
-        center=rec,
-        resolution=3,
-        map_resolution=9,
-        constraints={"max_distance": 1.5},
-        n_draws=200,
-        random_seed=1,
+        model, 7.0, 0.8, map_resolution=9, constraints=tight, random_seed=1, **ds_args
     )
     fig = plot_design_space(ds)
     n_checked = 0
