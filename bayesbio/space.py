@@ -1547,6 +1547,15 @@ def _draft_factor(
     below = _unit_below_header(table, col)
     unit = below or _guess_unit(str(col))
     source = "the units row under the header" if below else "its name"
+    if unit and display_unit(unit) == "°C" and len(slips):
+        celsius = (slips - 32.0) / 1.8  # a value written in degF: 98.6 for 37 degC
+        read = [(v, c) for v, c in zip(slips, celsius, strict=True) if lo_r <= c <= hi_r]
+        if read:
+            notes.append(
+                f"factor {col!r}: "
+                + ", ".join(f"{number_text(v, 4)} reads as {number_text(c, 4)} °C" for v, c in read)
+                + " if written in °F; `bayesbio clean` repairs such a slip and logs it"
+            )
     known = _KNOWN_LIMITS.get(unit.strip().lower() if unit else "")
     physical_note = None
     if known is not None and known[0] <= lo_r and hi_r <= known[1]:
@@ -1573,7 +1582,7 @@ def _draft_factor(
         dropped = slips[(slips < drafted[0]) | (slips > drafted[1])]
         if len(dropped):
             inside = (
-                f", inside the physical [{limits[0]:g}, {limits[1]:g}] {unit}"
+                f", inside the physical [{limits[0]:g}, {limits[1]:g}] {display_unit(unit)}"
                 if physical_note is not None
                 else ""
             )
@@ -1583,9 +1592,10 @@ def _draft_factor(
             notes.append(
                 f"factor {col!r}: limits drafted at [{limits[0]:g}, {limits[1]:g}]{inside} "
                 "(half the operating range's low end to twice its high end, at least a factor "
-                f"{_SLIP_RATIO:g} around the median) so that the cleaner drops "
-                f"{sorted(set(dropped.round(6).tolist()))} as impossible; narrow them to what "
-                "your process can reach, or widen them if a value there is real"
+                f"{_SLIP_RATIO:g} around the median) so that the cleaner treats "
+                f"{sorted(set(dropped.round(6).tolist()))} as impossible (repaired where it "
+                "reads as a unit slip, else dropped; both logged); narrow them to what your "
+                "process can reach, or widen them if a value there is real"
             )
     notes.append(
         f"factor {col!r}: operating range [{_round(lo_r)}, {_round(hi_r)}] (data "

@@ -387,6 +387,25 @@ def test_infer_space_keeps_doe_excursions_in_the_range_and_drafts_limits_against
     assert f"limits drafted at [{t_lo:g}, {t_hi:g}], inside the physical [0, 100]" in text
 
 
+def test_infer_space_reads_a_fahrenheit_slip_in_a_celsius_column_as_such():
+    rng = np.random.default_rng(3)
+    n = 20
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Temp (°C)": np.r_[rng.normal(36.5, 0.3, n - 1), 98.6],
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+        }
+    )
+    _, notes = infer_space(table, response="Titer (g/L)")
+    assert any(
+        n.startswith("factor 'Temp (°C)': 98.6 reads as 37 °C if written in °F") for n in notes
+    )
+    (limits,) = [n for n in notes if "limits drafted at" in n]
+    assert "inside the physical [0, 100] °C" in limits
+    assert "repaired where it reads as a unit slip, else dropped" in limits
+
+
 def test_infer_space_names_batches_a_status_column_marks_as_failed():
     rng = np.random.default_rng(5)
     n = 12
