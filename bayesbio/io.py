@@ -644,17 +644,26 @@ def _title_rows(rows: Sequence[Sequence[Any]]) -> int:
     """Return how many leading rows of ``rows`` (non-blank rows) are titles above the header.
 
     Lab logs often carry a title or a note above the table ("Fermentation log 2025 -
-    confidential"): a row with fewer than half the filled cells of the widest of the first
-    rows (and at most one when the table is narrow). The header is the first row with at
-    least half as many (and at least 2) filled cells; 0 when that is the first row.
+    confidential", "Operator: K. Meier"): a row of one or two filled cells, fewer than half
+    of the widest of the first rows. The header is the first row after such rows with at
+    least half as many (and at least 2) filled cells, mostly text (column names, not the
+    numbers of a batch); 0 when that is the first row, or when the row found holds numbers:
+    then the rows above were a sparse header (names over some columns only), kept as such.
     """
     counts = [_filled(r) for r in rows[:_TITLE_LOOKAHEAD]]
-    if not counts:
+    if not counts or max(counts) < 3:
         return 0
     need = max(2, (max(counts) + 1) // 2)
-    if max(counts) < 3:
+    i = 0
+    while i < len(counts) and counts[i] < need and counts[i] <= 2:  # a title: one or two cells
+        i += 1
+    if i == 0 or i >= len(counts) or counts[i] < need:
         return 0
-    return next((i for i, c in enumerate(counts) if c >= need), 0)
+    # the row found must name columns (mostly text): else the rows above were a sparse
+    # header (names over some columns only) and the row found is the first batch
+    cells = [c for c in rows[i] if c is not None and str(c).strip()]
+    names = sum(not _is_number(c) for c in cells)
+    return i if names * 2 > len(cells) else 0
 
 
 def _title_note(rows: Sequence[Sequence[Any]], where: str) -> str:

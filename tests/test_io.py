@@ -169,6 +169,24 @@ def test_title_rows_above_the_header_are_skipped_and_named(table, tmp_path, fmt)
     note = next(n for n in info.notes if "above the header" in n)
     assert "2 row(s) above the header" in note and all(repr(t) in note for t in titles)
     assert ("(row 4)" if fmt == "xlsx" else "(line 4)") in note
+    # a sparse header (two names over six columns of values) is still the header
+    sparse = tmp_path / f"sparse.{'xlsx' if fmt == 'xlsx' else 'csv'}"
+    rows = [["Batch", None, None, None, None, "Yield"]] + [
+        [f"B{i}", 1, 2, 3, 4, 5.5] for i in range(3)
+    ]
+    if fmt == "xlsx":
+        book = openpyxl.Workbook()
+        for row in rows:
+            book.active.append(row)
+        book.save(sparse)
+    else:
+        sparse.write_text(
+            "\n".join(",".join("" if c is None else str(c) for c in r) for r in rows) + "\n",
+            encoding="utf-8",
+        )
+    got, info = read_table_with_info(sparse)
+    assert len(got) == 3 and "Batch" in got.columns and "Yield" in got.columns
+    assert not any("above the header" in n for n in info.notes)
     # a table whose first row names the columns is read as before, without the note
     table.to_csv(tmp_path / "plain.csv", index=False)
     _, info = read_table_with_info(tmp_path / "plain.csv")
