@@ -504,10 +504,10 @@ def _bayes(
 def _model_options(likelihood: str, target_accept: float) -> dict[str, Any]:
     """Check --likelihood and --target-accept; return them as the model's arguments."""
     from bayesbio.checks import check_choice, check_fraction
+    from bayesbio.models._bayes_spec import LIKELIHOODS
 
-    choices = ("auto", "normal", "student_t", "mixture")
     return {
-        "likelihood": check_choice("--likelihood", likelihood, choices),
+        "likelihood": check_choice("--likelihood", likelihood, LIKELIHOODS),
         "target_accept": check_fraction("--target-accept", target_accept),
     }
 

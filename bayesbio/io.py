@@ -636,8 +636,13 @@ def _utf16_without_bom(sample: bytes) -> str | None:
 _TITLE_LOOKAHEAD = 20  # rows searched for the header below titles and notes
 
 
+def _cells(row: Sequence[Any]) -> list[str]:
+    """Return the filled cells of a row, as stripped text."""
+    return [str(c).strip() for c in row if c is not None and str(c).strip()]
+
+
 def _filled(row: Sequence[Any]) -> int:
-    return sum(c is not None and bool(str(c).strip()) for c in row)
+    return len(_cells(row))
 
 
 def _title_rows(rows: Sequence[Sequence[Any]]) -> int:
@@ -661,13 +666,13 @@ def _title_rows(rows: Sequence[Sequence[Any]]) -> int:
         return 0
     # the row found must name columns (mostly text): else the rows above were a sparse
     # header (names over some columns only) and the row found is the first batch
-    cells = [c for c in rows[i] if c is not None and str(c).strip()]
+    cells = _cells(rows[i])
     names = sum(not _is_number(c) for c in cells)
     return i if names * 2 > len(cells) else 0
 
 
 def _title_note(rows: Sequence[Sequence[Any]], where: str) -> str:
-    texts = [" ".join(str(c).strip() for c in r if c is not None and str(c).strip()) for r in rows]
+    texts = [" ".join(_cells(r)) for r in rows]
     shown = "; ".join(repr(t[:60]) for t in texts[:3]) + ("; ..." if len(texts) > 3 else "")
     return (
         f"{len(rows)} row(s) above the header {where}hold a title or notes, not column names "
@@ -789,7 +794,7 @@ def _read_text(
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     filled: list[tuple[list[str], int]] = []
     try:
-        filled = [(row, reader.line_num) for row in reader if any(f.strip() for f in row)]
+        filled = [(row, reader.line_num) for row in reader if _filled(row)]
     except csv.Error as err:
         raise ReadError(
             f"{name}: cannot split line {reader.line_num} into fields ({err}); check the "

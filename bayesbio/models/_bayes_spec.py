@@ -49,6 +49,8 @@ _CENTRED_SIGNAL_RATIO = 4.0
 _SLOPES_MIN_PER_LEVEL = 20.0  # "auto": varying slopes (linear and squared) from this median
 _SUFFICIENT_MIN_ROWS = 1000
 _LIKELIHOODS = ("normal", "student_t", "mixture")
+#: the ``likelihood`` argument's choices ("auto": Student-t below 1,000 batches, else normal)
+LIKELIHOODS = ("auto", *_LIKELIHOODS)
 CURVATURES = ("auto", "concave", "convex", "free")
 
 
@@ -124,7 +126,7 @@ def _make_spec(
     curvature: str = "auto",
     varying_terms: str = "auto",
 ) -> dict[str, Any]:
-    check_choice("likelihood", likelihood, ("auto", *_LIKELIHOODS))
+    check_choice("likelihood", likelihood, LIKELIHOODS)
     check_choice("varying_terms", varying_terms, ("auto", *design.VARYING_TERMS))
     check_choice("curvature", curvature, CURVATURES)
     if likelihood == "auto":

@@ -214,17 +214,19 @@ def recipe_moved_messages(
     changed = [j for j in range(space.k) if not np.isclose(moved[j], ctx.recipe[j])]
     held = [j for j in changed if j in ctx.res.fixed]
     boxed = [j for j in changed if j not in ctx.res.fixed]
+
+    def said(idx: list[int], point: np.ndarray) -> str:
+        return ", ".join(value_text(space, ctx.factors[j], point[j]) for j in idx)
+
     out = []
     if boxed:
-        was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in boxed)
-        now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in boxed)
+        was, now = said(boxed, ctx.recipe), said(boxed, moved)
         out.append(
             f"the recipe ({was}) lies outside the search box: the reference to beat, and the "
             f"setpoint kept when nothing beats it, is the recipe moved into the box ({now})"
         )
     if held:
-        now = ", ".join(value_text(space, ctx.factors[j], moved[j]) for j in held)
-        was = ", ".join(value_text(space, ctx.factors[j], ctx.recipe[j]) for j in held)
+        was, now = said(held, ctx.recipe), said(held, moved)
         text = (
             f"the constraints hold {now} fixed while the recipe runs {was}: the reference to "
             f"beat, and the setpoint kept when nothing beats it, is the recipe with {now}"
