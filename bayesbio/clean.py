@@ -78,6 +78,7 @@ from bayesbio.space import (
     SpaceError,
     _parse_unit,
     _volume_labels,
+    conversion_digits,
     convert_units,
     resolve_space,
     unit_suffix,
@@ -503,11 +504,11 @@ def _unit_converter(src: str, dst: str) -> Callable[[float], float]:
     return lambda v: float(convert_units([v], src, dst)[0])
 
 
-#: The classic conversions into degC, written out so that results stay bit-identical to
-#: earlier releases (pint's offset arithmetic differs in the last digit).
+#: The classic conversions into degC, written out (pint's offset arithmetic differs in the
+#: last digit), to the 12 significant digits of every conversion.
 _INTO_DEGC: dict[str, Callable[[Any], Any]] = {
-    "kelvin": lambda v: v - 273.15,
-    "degree_Fahrenheit": lambda v: (v - 32.0) / 1.8,
+    "kelvin": lambda v: conversion_digits(v - 273.15),
+    "degree_Fahrenheit": lambda v: conversion_digits((v - 32.0) / 1.8),
 }
 
 

@@ -308,15 +308,34 @@ def _mapping(
 
 def _read_file(path: Path, sheet: str | None = None) -> Any:
     """Read a data file; say which sheet was read and anything else the reader noticed."""
+    return _read_file_info(path, sheet)[0]
+
+
+def _read_file_info(path: Path, sheet: str | None = None, option: str = "--sheet") -> Any:
+    """:func:`_read_file` that also returns the reader's :class:`~bayesbio.io.ReadInfo`."""
     from bayesbio.io import read_table_with_info
 
     chosen: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
     if chosen is not None and path.suffix.lower() not in (".xlsx", ".xlsm"):
-        _fail(f"--sheet applies to Excel workbooks only, not to {path.name}")
+        _fail(f"{option} applies to Excel workbooks only, not to {path.name}")
     table, info = read_table_with_info(path, sheet=chosen)
     for note in info.notes:
         _say(f"note: {note}")
-    return table
+    return table, info
+
+
+def _file_name(option: str, path: Path, info: Any, sheet_option: str = "--sheet") -> str:
+    """Name a file in messages as the user gave it: ``--history runs.xlsx, sheet 'Runs'``.
+
+    A sheet the reader chose among several is named with the others and the option to pick.
+    """
+    name = f"{option} {path}"
+    if info.sheet:
+        name += f", sheet {info.sheet!r}"
+        if len(info.sheets) > 1 and "sheet" not in info.given:
+            others = ", ".join(repr(s) for s in info.sheets if s != info.sheet)
+            name += f" (chosen as the one with most numbers; also {others}: {sheet_option})"
+    return name
 
 
 def _read(path: Path, columns: list[str] | None, sheet: str | None = None) -> Any:
@@ -998,27 +1017,39 @@ def harvest_decision(
             help="Also write the decision (and the excluded rows) as CSV files in this folder.",
         ),
     ] = None,
+    sheet: Sheet = None,
+    now_sheet: Annotated[
+        str | None,
+        typer.Option(
+            "--now-sheet",
+            help="Worksheet of --now when it is an Excel workbook (as --sheet for --history).",
+        ),
+    ] = None,
     seed: Seed = 2024,
 ) -> None:
-    """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision)."""
+    """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision).
+
+    The decision and its table are printed even with -q (they are the result); notes on
+    rows left out of the growth rates are not.
+    """
     with _errors():
-        from bayesbio.harvest import DECISION_POLICIES, HarvestSpec, read_runs
+        from bayesbio.harvest import DECISION_POLICIES, HarvestSpec, validate_runs
         from bayesbio.harvest import harvest_decision as decide
 
         if policy not in DECISION_POLICIES:
             _fail(f"--policy must be one of {', '.join(DECISION_POLICIES)}; got {policy!r}")
         declared = HarvestSpec.from_toml(spec) if spec is not None else HarvestSpec()
-        result = decide(
-            read_runs(history, spec=declared, name=f"--history {history}"),
-            read_runs(now, spec=declared, name=f"--now {now}", min_points=1),
-            spec=declared,
-            policy=policy,
-            random_seed=seed,
+        table, info = _read_file_info(history, sheet)
+        past = validate_runs(table, spec=declared, name=_file_name("--history", history, info))
+        table, info = _read_file_info(now, now_sheet, "--now-sheet")
+        running = validate_runs(
+            table, spec=declared, name=_file_name("--now", now, info, "--now-sheet"), min_points=1
         )
+        result = decide(past, running, spec=declared, policy=policy, random_seed=seed)
         for row in result.excluded.itertuples():
             _say(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
-        _say(result.explain())
-        _say(result.to_frame().round(4).to_string(index=False))
+        typer.echo(result.explain())
+        typer.echo(result.to_frame().round(4).to_string(index=False))
         if out is not None:
             _write(result.to_frame(), out, "harvest_decision.csv")
             _write(result.excluded, out, "harvest_excluded.csv")

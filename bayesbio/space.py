@@ -201,8 +201,16 @@ def convert_units(values: Any, from_unit: str, to_unit: str) -> np.ndarray:
             f"cannot convert {from_unit!r} to {to_unit!r}: different dimensions "
             f"({src.dimensionality} vs {dst.dimensionality})"
         ) from None
-    # 12 significant digits, far beyond any measurement: 98.6 degF is 37 degC, not
-    # 36.99999999999999 (floating-point noise of the conversion in every written table)
+    return conversion_digits(out)
+
+
+def conversion_digits(values: np.ndarray) -> np.ndarray:
+    """Round converted values to 12 significant digits, far beyond any measurement.
+
+    98.6 degF is 37 degC, not 36.99999999999999: the floating-point noise of a conversion
+    would otherwise reach every written table. Non-finite values and zeros pass unchanged.
+    """
+    out = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(out) & (out != 0)
     mag = np.floor(np.log10(np.abs(np.where(finite, out, 1.0))))
     scale = 10.0 ** (11 - mag)

