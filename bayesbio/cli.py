@@ -120,7 +120,13 @@ def _root(
         bool, typer.Option("--verbose", "-v", help="Also print the library's log messages.")
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print errors only (no progress, no notes).")
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print errors only (no progress, notes, warnings or results on screen; "
+            "results still go to the --out files).",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -1029,8 +1035,7 @@ def harvest_decision(
 ) -> None:
     """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision).
 
-    The decision and its table are printed even with -q (they are the result); notes on
-    rows left out of the growth rates are not.
+    With -q nothing is printed but errors: add --out to keep the decision as a CSV file.
     """
     with _errors():
         from bayesbio.harvest import DECISION_POLICIES, HarvestSpec, validate_runs
@@ -1048,8 +1053,8 @@ def harvest_decision(
         result = decide(past, running, spec=declared, policy=policy, random_seed=seed)
         for row in result.excluded.itertuples():
             _say(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
-        typer.echo(result.explain())
-        typer.echo(result.to_frame().round(4).to_string(index=False))
+        _say(result.explain())
+        _say(result.to_frame().round(4).to_string(index=False))
         if out is not None:
             _write(result.to_frame(), out, "harvest_decision.csv")
             _write(result.excluded, out, "harvest_excluded.csv")
