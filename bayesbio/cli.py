@@ -1383,7 +1383,7 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
     lines = [
         f"Round {camp.round}: {len(shown)} batch(es) to run"
         + (f" for {group_text(group)}" if group else "")
-        + f" ({frame.attrs.get('n_safe', '?')} candidate setpoints passed the safety rule).",
+        + f" ({frame.attrs.get('n_safe', '?')} new setpoints passed the safety rule).",
     ]
     if recipe is not None:
         lines.append(f"Recipe (the reference): {point_text(space, recipe)}.")

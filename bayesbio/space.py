@@ -1572,13 +1572,26 @@ def _draft_factor(
         outside = [
             v for v in table[col].pipe(_as_numbers).dropna() if not known[0] <= v <= known[1]
         ]
+        repaired = {}
+        if display_unit(unit) == "°C":  # kelvin or Fahrenheit slips the cleaner converts
+            for v in outside:
+                for name, c in (("kelvin", v - 273.15), ("°F", (v - 32.0) / 1.8)):
+                    if lo_r <= c <= hi_r:
+                        repaired[v] = (
+                            f"{number_text(v, 5)} reads as {number_text(c, 4)} °C in {name}"
+                        )
+                        break
+        dropped_values = sorted(set(outside) - set(repaired))
+        fate = []
+        if repaired:
+            fate.append(
+                "; ".join(repaired.values()) + ": the cleaner repairs such a slip and logs it"
+            )
+        if dropped_values:
+            fate.append(f"the cleaner will drop {dropped_values[:5]} as impossible")
         notes.append(
             f"factor {col!r}: physical limits [{known[0]:g}, {known[1]:g}] {unit} drafted"
-            + (
-                f"; the cleaner will drop {sorted(set(outside))[:5]} as impossible"
-                if outside
-                else ""
-            )
+            + "".join(f"; {f}" for f in fate)
         )
     if ((slips >= limits[0]) & (slips <= limits[1])).any():  # not dropped by the limits yet
         # well clear of the operating range (half its low end, twice its high end) and at
@@ -1620,6 +1633,8 @@ def _draft_response(
     """Draft the response: unit and direction from its name (g/L assumed for a yield)."""
     below = _unit_below_header(table, response)
     unit = below or _guess_unit(response)
+    if unit == "% air sat." and not below and not _DO_NAME.search(_norm(response)):
+        unit = "%"  # a share of the product (a variant, an impurity), not oxygen saturation
     if unit:
         source = "the units row under the header" if below else "its name"
         notes.append(f"response unit {unit!r} from {source}")
@@ -1635,7 +1650,10 @@ def _draft_response(
     )
     if (pd.to_numeric(table[response], errors="coerce") < 0).any():
         notes.append(f"response {response!r} has negative values: the log-scale models need >= 0")
-    return Response(rename.get(response, response), unit, (0.0, math.inf), direction, response)
+    limits = (0.0, 100.0) if unit == "%" else (0.0, math.inf)
+    if unit == "%":
+        notes.append("response limits [0, 100] % (a share)")
+    return Response(rename.get(response, response), unit, limits, direction, response)
 
 
 def _round(x: float) -> float:
@@ -1656,13 +1674,14 @@ def _shell_word(text: str) -> str:
 
 _MINIMISE_NAME = re.compile(
     r"impurit|hcp|host_cell|aggregat|la[ck]tat|acetat|ammoni|by_?product|nebenprodukt|endotoxin"
-    r"|dna|waste|cost"
+    r"|dna|waste|cost|clipp|degrad|fragment|truncat|misfold|deamid|hmw|lmw|contaminat"
 )
+_DO_NAME = re.compile(r"(^|_)do($|_)|dissolved|oxygen|po2|sauerstoff|air_sat")
 #: measured outcomes, not setpoints: a second response in the file is not drafted as a factor
 _OUTCOME_NAME = re.compile(
     r"yield|ausbeute|tit(er|re)|impurit|hcp|host_cell|aggregat|la[ck]tat|acetat"
     r"|by_?product|nebenprodukt|endotoxin|biomass|biomasse|wcw|dcw|cdw|od_?600|vcd"
-    r"|viab|cell_density|zelldichte"
+    r"|viab|cell_density|zelldichte|clipp|degrad|fragment|truncat|misfold|deamid"
 )
 
 

@@ -326,3 +326,69 @@ def test_cli_next_names_proposals_beyond_the_values_the_group_has_run():
     assert f"(highest run {top:.4g} rpm)" in said[0]
     low = pd.DataFrame({"site": ["A"], "speed": [100.0]})
     assert "lowest run" in _beyond_runs(camp, low)[0]
+
+
+SPACE2 = toy_space(2)  # speed 100-500 rpm, feed; titer in mg/L
+
+
+def truth2(frame):
+    u = (frame[list(SPACE2.factor_names)].to_numpy(float) - SPACE2.lower) / (
+        SPACE2.upper - SPACE2.lower
+    )
+    return 50.0 - 30.0 * ((u - [0.6, 0.5]) ** 2).sum(axis=1)
+
+
+def start_table2(n=10, seed=0, sd=0.04, centre=(0.3, 0.4)):
+    """Batches scattered around a recipe at ``centre`` (unit scale); the optimum is (0.6, 0.5)."""
+    rng = np.random.default_rng(seed)
+    u = np.clip(np.asarray(centre) + sd * rng.standard_normal((n, 2)), 0.0, 1.0)
+    table = pd.DataFrame(
+        SPACE2.lower + u * (SPACE2.upper - SPACE2.lower), columns=SPACE2.factor_names
+    )
+    table.insert(0, "site", "A")
+    table.insert(0, "run", [f"H{i:02d}" for i in range(n)])
+    table["titer"] = truth2(table) + 1.0 * rng.standard_normal(n)
+    return table
+
+
+def _unit_gap(points, table):
+    width = SPACE2.upper - SPACE2.lower
+    a = (points[list(SPACE2.factor_names)].to_numpy(float) - SPACE2.lower) / width
+    b = (table[list(SPACE2.factor_names)].to_numpy(float) - SPACE2.lower) / width
+    return np.abs(a[:, None, :] - b[None, :, :]).max(axis=2).min(axis=1)
+
+
+def test_proposals_are_new_setpoints_while_new_safe_ones_exist():
+    table = start_table2()
+    camp = Campaign(SPACE2, table, model=lambda: ConjugateQuadratic(SPACE2), random_seed=4)
+    for r in range(3):
+        batch = camp.recommend(4, n_draws=300)
+        assert batch.attrs["n_safe"] >= 4
+        # none repeats a batch the group has run (the campaign's own earlier ones included)
+        assert (_unit_gap(batch, camp.table) >= 0.02).all(), r
+        rows = batch[["site", *SPACE2.factor_names]].copy()
+        rows.insert(0, "run", [f"R{r}-{i}" for i in range(4)])
+        rows["titer"] = truth2(rows)
+        camp.add(rows)
+
+
+def test_when_only_the_recipe_is_safe_the_campaign_takes_small_steps_from_it():
+    # a rule no batch can meet (P(lose at most 0.1 % of the recipe's yield) >= 0.999): the
+    # recipe itself has P(safe) about 0.55, so small steps that are nearly as safe are
+    # proposed instead of four replicates of the recipe
+    table = start_table2(sd=0.02)
+    camp = Campaign(
+        SPACE2,
+        table,
+        model=lambda: ConjugateQuadratic(SPACE2),
+        delta=0.001,
+        safety_prob=0.999,
+        random_seed=5,
+    )
+    batch = camp.recommend(4, n_draws=300)
+    step = _unit_gap(batch, pd.DataFrame([camp.recipe]))
+    assert (step <= 0.03 + 1e-9).all()  # small steps around the recipe ...
+    assert (step > 0.0).sum() >= 3  # ... not replicates of it
+    assert batch[list(SPACE2.factor_names)].round(9).drop_duplicates().shape[0] == 4
+    (p_recipe,) = batch.loc[step == 0.0, "p_safe"]
+    assert p_recipe < 0.9 and (batch["p_safe"] >= p_recipe - 0.02).all()

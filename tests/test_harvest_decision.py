@@ -241,6 +241,33 @@ def test_growth_ahead_follows_a_culture_that_stops_growing():
         pooled = harvest_decision(history, now, spec=HarvestSpec(growth_window="all"))
     assert not pooled.harvest and pooled.knowledge.protein.alpha > 0.1
     assert "from 48 h on in 6 past run(s)" in ahead.explain()
+    by_epoch = harvest_decision(history, now, spec=HarvestSpec(growth_window="epochs"))
+    assert by_epoch.harvest
+    low, high = by_epoch.reward_continue_range
+    assert low <= by_epoch.reward_continue <= high and by_epoch.reward_continue_se > 0
+
+
+def test_epoch_laws_follow_each_epochs_own_growth_shrunk_towards_the_pooled_law():
+    from bayesbio.harvest import epoch_knowledge
+
+    rng = np.random.default_rng(2)
+    rows = [
+        {"run_id": f"S{r}", "epoch": e, "phi": (0.45 if e < 6 else 0.0) + rng.normal(0, 0.01),
+         "psi": 0.1 + rng.normal(0, 0.01)}
+        for r in range(6)
+        for e in range(16)
+    ]  # fmt: skip
+    growth = pd.DataFrame(rows)
+    pooled = KnowledgeState.from_data(growth["phi"], growth["psi"])
+    laws = epoch_knowledge(growth, pooled, 2, 15)
+    assert list(laws) == list(range(2, 16))
+    mu_pool = pooled.protein.alpha
+    # 6 growth rates of the epoch against a prior worth 2 at the pooled mean
+    assert laws[2].protein.alpha == pytest.approx((6 * 0.45 + 2 * mu_pool) / 8, abs=0.01)
+    assert laws[10].protein.alpha == pytest.approx(2 * mu_pool / 8, abs=0.01)
+    assert laws[10].protein.nu == 8 and laws[10].impurity.alpha == pytest.approx(0.1, abs=0.01)
+    empty = epoch_knowledge(growth[growth["epoch"] < 12], pooled, 12, 15)
+    assert empty[14].protein.alpha == pytest.approx(mu_pool)  # no past run: the pooled law
 
 
 def test_the_value_of_continuing_comes_with_its_model_risk_and_monte_carlo_error(history):

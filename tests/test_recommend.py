@@ -919,6 +919,9 @@ def test_recommend_lands_on_toy_optimum_in_k_factor_space(k, direction):
         assert rec.settings["objective_description"].startswith(direction)
         assert rec.to_frame().attrs["direction"] == direction
         assert "impurity" in rec.quantiles.name or "titer" in rec.quantiles.name
+        # the recipe (the table's median) is off the vertex: a cut of a minimum is a reduction
+        said = "expected gain +" if direction == "maximise" else "expected reduction "
+        assert rec.decision == "improve" and said in rec.reason, rec.reason
     # the default support radius is the chi 99 % radius for the free dimension
     assert rec.support_distance["limit"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, k)))
 
@@ -1064,6 +1067,21 @@ def test_design_space_default_call_signature_still_works_on_k_space():
     np.testing.assert_allclose(toy_unit(space, ds.center), TOY_VERTEX[:2], atol=0.05)
     assert np.isfinite(ds.par[["low", "high"]].to_numpy()).all()
     assert ds.slices == {("speed", "feed"): {}}
+
+
+def test_an_empty_design_space_of_a_response_to_minimise_says_to_raise_the_spec():
+    space = toy_space(2, direction="minimise")
+    model = ToyModel(space, vertex=TOY_VERTEX, noise_sd=1.0).fit(toy_table(space))
+    with pytest.warns(EmptyDesignSpaceWarning, match="raise the spec or lower the probability"):
+        design_space(  # impurity <= 40 mg/L where its least is 50: met nowhere
+            model, 40.0, 0.9, group={"site": "A"}, resolution=3, map_resolution=3, n_draws=100
+        )
+    maximise = toy_space(2)
+    model = ToyModel(maximise, vertex=TOY_VERTEX, noise_sd=1.0).fit(toy_table(maximise))
+    with pytest.warns(EmptyDesignSpaceWarning, match="lower the spec or lower the probability"):
+        design_space(
+            model, 60.0, 0.9, group={"site": "A"}, resolution=3, map_resolution=3, n_draws=100
+        )
 
 
 def test_next_batches_reads_the_space():

@@ -406,6 +406,40 @@ def test_infer_space_reads_a_fahrenheit_slip_in_a_celsius_column_as_such():
     assert "repaired where it reads as a unit slip, else dropped" in limits
 
 
+def test_infer_space_says_a_kelvin_value_in_a_celsius_column_is_repaired_not_dropped():
+    rng = np.random.default_rng(4)
+    n = 20
+    table = pd.DataFrame(
+        {
+            "Run": [f"R{i}" for i in range(n)],
+            "Temp (°C)": np.r_[rng.normal(25.0, 1.0, n - 2), 298.55, 250.0],
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+        }
+    )
+    _, notes = infer_space(table, response="Titer (g/L)")
+    (limits,) = [n for n in notes if "physical limits [0, 100]" in n]
+    assert "298.55 reads as 25.4 °C in kelvin: the cleaner repairs such a slip" in limits
+    assert "the cleaner will drop [250.0] as impossible" in limits
+
+
+def test_infer_space_drafts_a_share_to_minimise_in_percent():
+    rng = np.random.default_rng(6)
+    n = 20
+    table = pd.DataFrame(
+        {
+            "Batch": [f"B{i}" for i in range(n)],
+            "Temp (°C)": rng.normal(25.0, 1.0, n),
+            "DO (%)": rng.uniform(20.0, 40.0, n),
+            "Clipped variant (%)": rng.uniform(3.0, 9.0, n),
+        }
+    )
+    sp, notes = infer_space(table, response="Clipped variant (%)")
+    assert sp.response.unit == "%" and sp.response.limits == (0.0, 100.0)
+    assert sp.response.direction == "minimise"
+    assert sp.units["DO (%)"] == "% air sat."  # a factor named like oxygen keeps its unit
+    assert "response limits [0, 100] % (a share)" in notes
+
+
 def test_infer_space_names_batches_a_status_column_marks_as_failed():
     rng = np.random.default_rng(5)
     n = 12

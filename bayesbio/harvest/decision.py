@@ -102,6 +102,7 @@ __all__ = [
     "HarvestDecision",
     "HarvestSpec",
     "RunData",
+    "epoch_knowledge",
     "growth_window",
     "harvest_decision",
     "knowledge_from_runs",
@@ -129,7 +130,9 @@ _TOP_KEYS = (
     "growth_window",
 )
 #: Which past growth a decision at epoch t learns from (see HarvestSpec.growth_window).
-GROWTH_WINDOWS: tuple[str, ...] = ("ahead", "all")
+GROWTH_WINDOWS: tuple[str, ...] = ("ahead", "epochs", "all")
+#: Weight, in growth rates, of the pooled law behind each epoch's own law ("epochs").
+_EPOCH_PRIOR_POINTS = 2.0
 #: Fewest history growth rates the "ahead" window keeps (earlier epochs are added until then).
 _MIN_AHEAD_POINTS = 10
 _ECONOMICS_KEYS = (
@@ -171,13 +174,16 @@ class HarvestSpec:
         How far from an epoch a measurement may lie, as a fraction of an epoch.
     phases : tuple of str, optional
         Phase labels whose rows count; default all rows.
-    growth_window : {"ahead", "all"}, default "ahead"
+    growth_window : {"ahead", "epochs", "all"}, default "ahead"
         Which past growth a decision learns from. ``"ahead"``: the past runs' growth from the
         decision's epoch on (the growth still ahead of the running batch; earlier epochs are
         added until at least 10 growth rates count) and the running batch's latest growth
         rate, so a culture that slows down, or whose impurity speeds up late, is judged by the
-        growth of its own stage. ``"all"``: every epoch pooled into one growth law, as the
-        model of Wang et al. (2024) assumes (best when growth is the same at every epoch).
+        growth of its own stage. ``"epochs"``: the same, and each future epoch also gets its
+        own law from the past runs' growth at that epoch (shrunk towards the pooled one;
+        RL-MR and plug-in look ahead with them). ``"all"``: every epoch pooled into one growth
+        law, as the model of Wang et al. (2024) assumes (best when growth is the same at
+        every epoch).
     protein_cap, impurity_limit : float, optional
         Protein cap (harvest forced) and impurity failure limit, in the declared units;
         default 50x and 40x the running batch's first measurement.
@@ -859,6 +865,91 @@ def growth_window(
     )
 
 
+def epoch_knowledge(
+    history: pd.DataFrame, pooled: KnowledgeState, first: int, last: int
+) -> dict[int, KnowledgeState]:
+    """Return each epoch's own growth law, from the past runs' growth at that epoch.
+
+    Epoch ``e``'s knowledge state is the posterior from the history's growth rates at ``e``
+    under a prior worth :data:`_EPOCH_PRIOR_POINTS` growth rates at the pooled law ``pooled``
+    (its mean and plug-in SD): an epoch with many past runs follows them, one with none keeps
+    the pooled law.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Growth-rate pairs of past runs (:attr:`RunData.growth`).
+    pooled : KnowledgeState
+        The law of the growth ahead (proper).
+    first, last : int
+        Epochs to return (inclusive).
+
+    Returns
+    -------
+    dict of int to KnowledgeState
+        One proper state per epoch ``first..last``.
+    """
+    k = _EPOCH_PRIOR_POINTS
+
+    def prior(nig: Any) -> Any:
+        mu, sd = nig.plug_in()
+        return type(nig)(alpha=mu, nu=k, lam=k / 2.0, beta=k / 2.0 * sd**2)
+
+    base = KnowledgeState(prior(pooled.protein), prior(pooled.impurity))
+    out = {}
+    for e in range(first, last + 1):
+        rows = history[history["epoch"] == e]
+        state = base
+        for phi, psi in rows[["phi", "psi"]].itertuples(index=False):
+            state = state.update(float(phi), float(psi))
+        out[e] = state
+    return out
+
+
+def _epoch_continuation(
+    params: HarvestParams,
+    laws: dict[int, KnowledgeState],
+    t: int,
+    p: float,
+    i: float,
+    rng: np.random.Generator | None,
+    n_draws: int,
+) -> np.ndarray:
+    """Value of continuing at ``(p, i)`` with a growth law per epoch, one value per draw.
+
+    ``rng`` None: the plug-in laws (one value). Otherwise ``n_draws`` Thompson draws of every
+    epoch's law; each draw's backward induction runs with its own law at each epoch.
+    """
+    from .mdp import reward_grid, single_thread_blas
+    from .operator import ShockLaw, continuation, grid_operator, make_grid
+
+    def law(state: KnowledgeState) -> tuple[ShockLaw, ShockLaw]:
+        if rng is None:
+            mu_p, s_p, mu_i, s_i = state.plug_in()
+            return ShockLaw.normal(np.array([mu_p]), np.array([s_p])), ShockLaw.normal(
+                np.array([mu_i]), np.array([s_i])
+            )
+        mu_p, s_p, mu_i, s_i = state.thompson(rng, n_draws)
+        return ShockLaw.normal(mu_p, s_p), ShockLaw.normal(mu_i, s_i)
+
+    grid = make_grid(params)
+    draws = {e: law(laws[e]) for e in range(t, params.T)}
+    values = None
+    with single_thread_blas():
+        rg = reward_grid(params, grid)
+        for e in range(params.T - 1, t, -1):
+            cont = grid_operator(params, *draws[e], grid).apply(values)
+            values = np.maximum(rg, cont)
+        return continuation(
+            params,
+            *draws[t],
+            np.asarray(p)[..., None],
+            np.asarray(i)[..., None],
+            values,
+            grid=grid,
+        )
+
+
 def summarize_knowledge(
     knowledge: KnowledgeState, *, ci_prob: float = 0.94, epoch_hours: float = 6.0
 ) -> pd.DataFrame:
@@ -1332,6 +1423,17 @@ def harvest_decision(
             pol = make_policy(policy, params, knowledge=prior)
         if policy == "CP":
             action = pol.decide(HarvestState(t, p, i, knowledge))
+        elif spec.growth_window == "epochs" and policy in ("RL-MR", "plug-in"):
+            laws = epoch_knowledge(hist.growth, knowledge, t, params.T - 1)
+            rng = np.random.default_rng(seed) if policy == "RL-MR" else None
+            draws = np.asarray(
+                _epoch_continuation(params, laws, t, p, i, rng, n_draws), dtype=float
+            ).ravel()
+            q = float(draws.mean())
+            if len(draws) > 1:
+                q_se = float(draws.std(ddof=1) / math.sqrt(len(draws)))
+                q_range = (float(np.quantile(draws, 0.1)), float(np.quantile(draws, 0.9)))
+            action = HARVEST if reward >= q else 0
         else:
             if policy == "RL-MR":
                 draws = np.asarray(pol.continuation_draws(t, knowledge, p, i), dtype=float)

@@ -404,7 +404,7 @@ def _par_notes(
         notes.append(
             f"the design space is a single grid point ({n_in} of {n_all} grid points inside): no "
             "range of setpoints holds the spec with the required probability, so its proven "
-            "acceptable ranges are a point; lower the spec or the probability before using it"
+            f"acceptable ranges are a point; {_relax(ctx)} before using it"
         )
     else:
         point = [f for f in free if par.loc[f, "low"] == par.loc[f, "high"]]
@@ -413,8 +413,7 @@ def _par_notes(
                 f"the proven acceptable range of {point} has zero width: the largest box of "
                 "the design space is one grid step thin there: only that value is proven, "
                 "with the others anywhere within their proven ranges; a slice plot shows "
-                "where the design space runs (lower the spec or the probability for a usable "
-                "range)"
+                f"where the design space runs ({_relax(ctx)} for a usable range)"
             )
     low, high = par["low"].to_numpy(dtype=float), par["high"].to_numpy(dtype=float)
     out = [
@@ -441,9 +440,15 @@ def _empty_note(ctx: Context, grid: pd.DataFrame, prob: float) -> str:
     at = point_text(ctx.space, grid.loc[best, ctx.factors].to_numpy(dtype=float))
     return (
         f"empty design space: no {where} reaches P(meet spec) >= {prob:g}; the highest is "
-        f"{grid.loc[best, 'prob']:.3f} at {at} (lower the spec or the probability, or run "
-        "batches where the model is unsure)"
+        f"{grid.loc[best, 'prob']:.3f} at {at} ({_relax(ctx)}, or run batches where the "
+        "model is unsure)"
     )
+
+
+def _relax(ctx: Context) -> str:
+    """How to widen a design space: a looser spec (lower for a maximum, higher for a minimum)."""
+    way = "lower" if ctx.sign > 0 else "raise"
+    return f"{way} the spec or lower the probability"
 
 
 def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray]) -> pd.DataFrame:

@@ -672,6 +672,20 @@ def _shift_and_premium(
     return shift, premium
 
 
+def _gain_text(space: ProcessSpace, gain: float, pct: float) -> str:
+    """Return the expected gain in the response's terms: a rise of a maximum, a cut of a minimum.
+
+    ``gain`` is the improvement in the response's unit (positive = better) and ``pct`` the
+    same in % of the recipe's value; a response in % has its gain in percentage points.
+    """
+    unit = space.response.unit
+    amount = f"{abs(gain):.3g} percentage points" if unit == "%" else f"{abs(gain):.3g} {unit}"
+    if space.response.maximise:
+        return f"expected gain {'+' if gain >= 0 else '-'}{amount}, {pct:+.1f} %"
+    word = "reduction" if gain >= 0 else "increase"
+    return f"expected {word} {amount}, {abs(pct):.1f} %"
+
+
 def _reason(
     ctx: Context,
     choice: _Choice,
@@ -681,14 +695,11 @@ def _reason(
 ) -> tuple[str, float, float, float]:
     """One sentence why, with the P(better), gain and gain in % it states."""
     space = ctx.space
-    unit = space.response.unit
     i = 0 if choice.decision == "improve" else 3
     pb, gn, gp = float(gain["p_better"][i]), float(gain["gain"][i]), float(gain["gain_pct"][i])
     if choice.decision == "improve":
-        reason = (
-            f"beats the recipe with probability {pb:.2f} (expected gain {gn:+.3g} {unit}, "
-            f"{gp:+.1f} %)"
-            + (f" >= the required {confidence:g}" if confidence else "; no confidence required")
+        reason = f"beats the recipe with probability {pb:.2f} ({_gain_text(space, gn, gp)})" + (
+            f" >= the required {confidence:g}" if confidence else "; no confidence required"
         )
     else:
         best = point_text(space, choice.final[choice.i_best])
@@ -709,7 +720,7 @@ def _reason(
         reason = (
             "kept the recipe"
             + (f" (with {', '.join(held)} held fixed)" if held else "")
-            + f": {why} (expected gain {gn:+.3g} {unit}, {gp:+.1f} %); "
+            + f": {why} ({_gain_text(space, gn, gp)}); "
             + (
                 "run the next_experiments to learn where the optimum lies"
                 if has_experiments
