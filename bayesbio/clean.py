@@ -990,6 +990,21 @@ def _drop_no_product(state: _State) -> None:
     state.drop(none, response, reasons, y, kind="no_product")
 
 
+def _marked_failed(state: _State) -> np.ndarray:
+    """Rows (all of them, by position) a status or comment column marks as failed."""
+    space = state.space
+    own = {*space.factor_names, space.response.name, space.batch_id, *space.groups}
+    marked = np.zeros(state.n, dtype=bool)
+    for col in state.df.columns:
+        if col in own or not STATUS_COLUMN.search(str(col)):
+            continue
+        text = state.df[col]
+        if pd.api.types.is_numeric_dtype(text):
+            continue
+        marked |= text.astype(str).str.contains(FAILED_WORDS, na=False).to_numpy()
+    return marked
+
+
 def _warn_marked_failed(state: _State) -> None:
     """Warn (never drop) when kept batches are marked failed in a status or comment column.
 
@@ -1395,9 +1410,18 @@ def _absent_declared(
 
 
 def _summarise(
-    log: _Log, n: int, space: ProcessSpace, columns: Sequence[str]
+    log: _Log,
+    n: int,
+    space: ProcessSpace,
+    columns: Sequence[str],
+    failed: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Per-column counts of log rows, and a warning for each column above :data:`WARN_SHARE`."""
+    """Per-column counts of log rows, and a warning for each column above :data:`WARN_SHARE`.
+
+    Rows a status column marks as failed (``failed``, by position) count in the summary but
+    not towards the warnings: an aborted batch's empty or impossible response says nothing
+    about the column's unit or the file's empty cells.
+    """
     entries = log.entries()
     entries["column"] = entries["column"].fillna(_WHOLE_ROW)
     counted = (
@@ -1416,6 +1440,12 @@ def _summarise(
         .size()
         .unstack(fill_value=0)
     )
+    if failed is not None and failed.any():
+        rows = pd.to_numeric(entries["row"], errors="coerce")
+        known = (rows.notna() & (rows >= 0) & (rows < len(failed))).to_numpy()
+        on_failed = np.zeros(len(entries), dtype=bool)
+        on_failed[known] = failed[rows[known].astype(int).to_numpy()]
+        counted = counted & ~on_failed
     hits = entries[counted].drop_duplicates(["column", "row"])
     per_column = hits.groupby("column").size()
     records = []
@@ -1609,7 +1639,7 @@ def clean(
             groups=groups or None,
         )
     present = [*numeric, *groups, *([batch_id] if batch_id in df.columns else [])]
-    summary, warnings = _summarise(state.log, state.n, sp, present)
+    summary, warnings = _summarise(state.log, state.n, sp, present, _marked_failed(state))
     warnings = absent + list(column_units.values()) + state.warnings + warnings
     counts = log["action"].value_counts().to_dict()
     _log.info("cleaned %d rows: kept %d; actions %s", state.n, len(out), counts)

@@ -1263,7 +1263,9 @@ def next_(
     delta: Annotated[
         float | None,
         typer.Option(
-            help="Tolerated loss: P(yield >= (1 - delta) x recipe) >= 0.9 (new campaign; 0.2)."
+            help="Tolerated loss against the recipe: each batch needs P(response >= (1 - delta) "
+            "x recipe) >= 0.9, or <= (1 + delta) x recipe for a response to minimise (new "
+            "campaign; 0.2)."
         ),
     ] = None,
     campaign: Annotated[

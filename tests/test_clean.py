@@ -234,6 +234,21 @@ def test_batches_marked_failed_in_a_status_column_are_named_not_dropped():
     assert not any(w.startswith("Comment:") for w in result.warnings)
 
 
+def test_aborted_batches_dropped_for_their_response_do_not_question_the_unit():
+    df = small_table(n=30)
+    df["Status"] = "OK"
+    df.loc[[3, 7], "Status"] = ["aborted", "aborted"]
+    df.loc[3, "yield"] = np.nan  # aborted: nothing measured
+    df.loc[7, "yield"] = -1.0  # aborted: a placeholder
+    df.loc[11, "yield"] = np.nan  # an empty cell of a normal batch
+    result = clean(df)
+    assert {3, 7, 11} <= set(result.log.loc[result.log["action"] == "dropped", "row"])
+    assert not any(w.startswith("yield:") for w in result.warnings), result.warnings
+    # the same rows without a status: 3 of 30 dropped is worth asking about
+    plain = clean(df.drop(columns="Status"))
+    assert any(w.startswith("yield: 10 % of rows (3 of 30)") for w in plain.warnings)
+
+
 def test_the_model_names_batches_with_no_product_by_their_id():
     from bayesbio.models._bayes_spec import _make_spec
     from bayesbio.space import ProcessSpace

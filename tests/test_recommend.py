@@ -1092,6 +1092,11 @@ def test_next_batches_reads_the_space():
     assert list(ranked.columns[:3]) == ["rank", "speed", "feed"]
     assert ranked.attrs["units"] == "mg/L" and ranked.attrs["direction"] == "minimise"
     assert (ranked["expected_regret_reduction"] >= -1e-9).all()
+    # the risk of each experiment: near the vertex (the minimum) a batch is safe and better
+    # than the recipe; far up the bowl's side it is neither
+    by_speed = ranked.set_index("speed")
+    assert by_speed.loc[220.0, "p_safe"] > 0.9 and by_speed.loc[220.0, "p_better_than_recipe"] > 0.9
+    assert by_speed.loc[480.0, "p_safe"] < 0.5 and by_speed.loc[480.0, "p_better_than_recipe"] < 0.1
 
 
 def test_grid_resolution_keeps_many_factor_grids_small():

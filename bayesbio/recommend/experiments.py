@@ -24,6 +24,9 @@ from bayesbio.recommend.support import feasible
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
 
+#: Loss against the recipe's mean response that ``p_safe`` tolerates (Campaign's default delta).
+SAFE_LOSS = 0.2
+
 
 def next_batches(
     model: YieldModel | Any,
@@ -77,8 +80,12 @@ def next_batches(
         The ``k`` best candidates, best first, with ``expected_regret_reduction`` (response
         unit; the value of information), ``expected_regret_after``, ``expected_yield`` and
         ``posterior_sd`` of the mean response there, ``noise_sd`` and ``ess`` (mean effective
-        sample size of the importance weights). ``attrs["current_expected_regret"]`` holds the
-        regret of deciding now.
+        sample size of the importance weights), and the risk of the experiment itself:
+        ``p_better_than_recipe`` (of the mean response there) and ``p_safe``, the probability
+        that a batch there reaches 0.8 x the recipe's mean response (at most 1.2 x for a
+        response to minimise; the safety rule of :class:`~bayesbio.recommend.Campaign`): an
+        informative batch may be a costly one. ``attrs["current_expected_regret"]`` holds the
+        regret of deciding now (over the decision set valued here).
 
     Notes
     -----
@@ -112,13 +119,21 @@ def next_batches(
     if ok.any():
         decisions = decisions[ok]
     cand = cand_table[ctx.factors].to_numpy(dtype=float)
-    f = ev.raw(np.vstack([decisions, cand]), noise=False)
-    f_dec, f_cand = ctx.sign * f[:, : len(decisions)], f[:, len(decisions) :]
+    recipe = ctx.clip(ctx.recipe[None])
+    f = ev.raw(np.vstack([decisions, cand, recipe]), noise=False)
+    f_dec, f_cand = ctx.sign * f[:, : len(decisions)], f[:, len(decisions) : -1]
+    f_recipe = f[:, -1]
+    y_cand = ev.raw(cand, noise=True)
+    # the risk of the experiment itself, as a Campaign judges it: a batch there reaching
+    # (1 - 0.2) x the recipe's mean (at most 1.2 x for a response to minimise)
+    floor = (1.0 - SAFE_LOSS) * f_recipe if ctx.sign > 0 else (1.0 + SAFE_LOSS) * f_recipe
+    p_safe = (ctx.sign * (y_cand - floor[:, None]) >= 0).mean(axis=0)
+    p_better = (ctx.sign * (f_cand - f_recipe[:, None]) > 0).mean(axis=0)
     if noise_sd is None:
         # the new-batch noise of the same posterior draws, its SD read from the interquartile
         # range (IQR / 1.349, the SD of a normal): under a heavy-tailed likelihood the plain
         # SD is a few extreme draws and would make every observation look uninformative
-        e = ev.raw(cand, noise=True) - f_cand
+        e = y_cand - f_cand
         robust = stats.iqr(e, axis=0, scale="normal")
         floor = 1e-3 * np.abs(f_cand.mean(axis=0)) + 1e-6
         sigma = np.maximum(robust, floor)
@@ -159,6 +174,8 @@ def next_batches(
     out["posterior_sd"] = f_cand.std(axis=0)
     out["noise_sd"] = sigma
     out["ess"] = ess
+    out["p_better_than_recipe"] = p_better
+    out["p_safe"] = p_safe
     out = out.sort_values("expected_regret_reduction", ascending=False, kind="stable")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out = out.head(k)
