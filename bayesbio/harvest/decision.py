@@ -906,6 +906,16 @@ def epoch_knowledge(
     return out
 
 
+def _value_summary(draws: Any) -> tuple[float, float, tuple[float, float]]:
+    """Mean, Monte Carlo SE and 10-90 % range of per-draw values (NaN for a single value)."""
+    values = np.asarray(draws, dtype=float).ravel()
+    if len(values) < 2:
+        return float(values.mean()), float("nan"), (float("nan"), float("nan"))
+    low, high = np.quantile(values, [0.1, 0.9])
+    se = float(values.std(ddof=1) / math.sqrt(len(values)))
+    return float(values.mean()), se, (float(low), float(high))
+
+
 def _epoch_continuation(
     params: HarvestParams,
     laws: dict[int, KnowledgeState],
@@ -1426,21 +1436,13 @@ def harvest_decision(
         elif spec.growth_window == "epochs" and policy in ("RL-MR", "plug-in"):
             laws = epoch_knowledge(hist.growth, knowledge, t, params.T - 1)
             rng = np.random.default_rng(seed) if policy == "RL-MR" else None
-            draws = np.asarray(
-                _epoch_continuation(params, laws, t, p, i, rng, n_draws), dtype=float
-            ).ravel()
-            q = float(draws.mean())
-            if len(draws) > 1:
-                q_se = float(draws.std(ddof=1) / math.sqrt(len(draws)))
-                q_range = (float(np.quantile(draws, 0.1)), float(np.quantile(draws, 0.9)))
+            q, q_se, q_range = _value_summary(
+                _epoch_continuation(params, laws, t, p, i, rng, n_draws)
+            )
             action = HARVEST if reward >= q else 0
         else:
             if policy == "RL-MR":
-                draws = np.asarray(pol.continuation_draws(t, knowledge, p, i), dtype=float)
-                q = float(draws.mean())
-                if len(draws) > 1:
-                    q_se = float(draws.std(ddof=1) / math.sqrt(len(draws)))
-                    q_range = (float(np.quantile(draws, 0.1)), float(np.quantile(draws, 0.9)))
+                q, q_se, q_range = _value_summary(pol.continuation_draws(t, knowledge, p, i))
             else:
                 q = float(pol.continuation_function(t, knowledge)(np.asarray(p), np.asarray(i)))
             action = HARVEST if reward >= q else 0

@@ -23,12 +23,13 @@ table so far, how to build the yield model, the target group and its recipe. Eac
    its own neighbourhood, so the region moves with the experiments, one step per round.
    The safety rule is judged from draws that carry the group's own slope deviation
    (``transfer_risk=True``): whether this vessel responds as the others did is a risk too.
-   A setpoint the group has already run is not proposed again (a replicate informs only
-   the noise); small steps around the recipe (within 3 % of the ranges) are always among
-   the candidates and pass the rule when they are nearly as safe as the recipe itself
-   (``P(safe)`` at least the recipe's, capped at ``safety_prob``, less 0.02), so a round in
-   which nothing else is safe learns the local slope instead of replicating the recipe. The
-   recipe is proposed only when no other candidate remains.
+   A setpoint the group has already run is proposed again only when no new safe one is
+   left (a replicate informs only the noise); small steps around the recipe (within 3 % of
+   the ranges) are always among the candidates and pass the rule when they are nearly as
+   safe as the recipe itself (``P(safe)`` at least the recipe's, capped at ``safety_prob``,
+   less 0.02), so a round in which nothing else is safe learns the local slope instead of
+   replicating the recipe. The recipe competes as any candidate, once per round; it is
+   replicated only when no other safe candidate remains.
 3. :meth:`Campaign.add` appends the results and refits (a fresh fit on the whole table; the
    samplers bayesbio uses do not warm-start).
 4. :meth:`Campaign.best` is the safe recommendation of :func:`bayesbio.recommend.recommend`:
