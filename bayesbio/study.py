@@ -813,6 +813,7 @@ def _next_display(
         "expected_regret_reduction",
         "expected_yield",
         "posterior_sd",
+        "p_safe",
     ]
     shown = next_table[[c for c in wanted if c in next_table.columns]].reset_index(drop=True)
     units = {f.name: f.unit for f in space.factors if f.unit.strip().lower() != "ph"}
@@ -823,6 +824,7 @@ def _next_display(
             "expected_regret_reduction": "expected cut in regret",
             "expected_yield": f"expected mean {lower_first(space.response.label)}",
             "posterior_sd": "uncertainty (SD)",
+            "p_safe": "P(at most 20 % worse than the recipe)",
         }
     )
     return shown, units, labels
@@ -1296,8 +1298,10 @@ def _run_study(
         report.table(
             nshown,
             caption="Where to run the next batches: candidates ranked by the expected cut in "
-            "regret (value of information) per group; candidates below 0.5 % of the expected "
-            f"{response.noun} are left out",
+            "regret (value of information) per group, with the risk of each (the probability "
+            "that a batch there is at most 20 % worse than the recipe; an informative batch may "
+            f"be a costly one); candidates below 0.5 % of the expected {response.noun} are "
+            "left out",
             units=nunits,
             labels=nlabels,
         )

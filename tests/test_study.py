@@ -99,6 +99,7 @@ def test_study_writes_tables_model_and_accounts_for_every_row(quick_study):
     nxt = pd.read_csv(out / "next_batches.csv")
     worth = nxt["expected_regret_reduction"] > 0.005 * nxt["expected_yield"].abs()
     assert (nxt["worth_a_batch"] == worth).all()
+    assert nxt["p_safe"].between(0, 1).all()  # and the risk of each experiment
     assert stages[-1][1] == stages[-1][2]
 
 

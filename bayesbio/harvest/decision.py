@@ -131,7 +131,7 @@ _TOP_KEYS = (
 )
 #: Which past growth a decision at epoch t learns from (see HarvestSpec.growth_window).
 GROWTH_WINDOWS: tuple[str, ...] = ("ahead", "epochs", "all")
-#: Weight, in growth rates, of the pooled law behind each epoch's own law ("epochs").
+#: Least weight, in growth rates, of the pooled law behind each epoch's own law ("epochs").
 _EPOCH_PRIOR_POINTS = 2.0
 #: Fewest history growth rates the "ahead" window keeps (earlier epochs are added until then).
 _MIN_AHEAD_POINTS = 10
@@ -871,9 +871,12 @@ def epoch_knowledge(
     """Return each epoch's own growth law, from the past runs' growth at that epoch.
 
     Epoch ``e``'s knowledge state is the posterior from the history's growth rates at ``e``
-    under a prior worth :data:`_EPOCH_PRIOR_POINTS` growth rates at the pooled law ``pooled``
-    (its mean and plug-in SD): an epoch with many past runs follows them, one with none keeps
-    the pooled law.
+    under a prior at the pooled law ``pooled`` worth ``kappa`` growth rates, ``kappa`` chosen
+    by the data (empirical Bayes, method of moments over the epochs ``first..last``): the
+    variance of growth within an epoch over the variance of the epochs' true mean growth
+    between them, at most the pooled law's own count. Where every epoch grows alike (one
+    growth law, as the paper assumes) ``kappa`` is large and each epoch keeps the pooled law;
+    where the culture changes pace, each epoch follows its own past runs.
 
     Parameters
     ----------
@@ -889,13 +892,15 @@ def epoch_knowledge(
     dict of int to KnowledgeState
         One proper state per epoch ``first..last``.
     """
-    k = _EPOCH_PRIOR_POINTS
+    ahead = history[(history["epoch"] >= first) & (history["epoch"] <= last)]
 
-    def prior(nig: Any) -> Any:
+    def prior(nig: Any, column: str) -> Any:
+        values = [g.to_numpy(dtype=float) for _, g in ahead.groupby("epoch")[column]]
+        k = min(_prior_weight(values), nig.nu)
         mu, sd = nig.plug_in()
         return type(nig)(alpha=mu, nu=k, lam=k / 2.0, beta=k / 2.0 * sd**2)
 
-    base = KnowledgeState(prior(pooled.protein), prior(pooled.impurity))
+    base = KnowledgeState(prior(pooled.protein, "phi"), prior(pooled.impurity, "psi"))
     out = {}
     for e in range(first, last + 1):
         rows = history[history["epoch"] == e]
@@ -904,6 +909,26 @@ def epoch_knowledge(
             state = state.update(float(phi), float(psi))
         out[e] = state
     return out
+
+
+def _prior_weight(values: list[np.ndarray]) -> float:
+    """Growth rates the pooled law is worth in one epoch's prior (method of moments).
+
+    Within-epoch variance over the between-epoch variance of the true means (the variance of
+    the epochs' means less its sampling part); infinite when the epochs' means vary no more
+    than sampling explains, at least :data:`_EPOCH_PRIOR_POINTS`.
+    """
+    groups = [v for v in values if len(v) >= 2]
+    if len(groups) < 2:
+        return math.inf
+    within = sum(float(((v - v.mean()) ** 2).sum()) for v in groups) / sum(
+        len(v) - 1 for v in groups
+    )
+    means = np.array([v.mean() for v in groups])
+    between = float(means.var(ddof=1)) - within * float(np.mean([1.0 / len(v) for v in groups]))
+    if between <= 0:
+        return math.inf
+    return max(within / between, _EPOCH_PRIOR_POINTS)
 
 
 def _value_summary(draws: Any) -> tuple[float, float, tuple[float, float]]:
@@ -933,13 +958,18 @@ def _epoch_continuation(
     from .mdp import reward_grid, single_thread_blas
     from .operator import ShockLaw, continuation, grid_operator, make_grid
 
+    seed = None if rng is None else int(rng.integers(2**63 - 1))
+
     def law(state: KnowledgeState) -> tuple[ShockLaw, ShockLaw]:
-        if rng is None:
+        if seed is None:
             mu_p, s_p, mu_i, s_i = state.plug_in()
             return ShockLaw.normal(np.array([mu_p]), np.array([s_p])), ShockLaw.normal(
                 np.array([mu_i]), np.array([s_i])
             )
-        mu_p, s_p, mu_i, s_i = state.thompson(rng, n_draws)
+        # the same random numbers for every epoch (draw m is quantile m of each epoch's law):
+        # where the epochs' laws agree, a draw is one growth law for the whole run, as the
+        # pooled model's model risk is
+        mu_p, s_p, mu_i, s_i = state.thompson(np.random.default_rng(seed), n_draws)
         return ShockLaw.normal(mu_p, s_p), ShockLaw.normal(mu_i, s_i)
 
     grid = make_grid(params)
