@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), default=list(WORLDS))
     parser.add_argument("--seeds", type=int, default=2, help="histories per world (default 2)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seed of the first history (default 0)"
+    )
     parser.add_argument("--runs", type=int, default=20, help="new runs per history (default 20)")
     parser.add_argument(
         "--windows",
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the slowing warning is expected in two worlds
         for name in args.worlds:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 rows += run_world(name, seed, args.runs, tuple(args.windows))
     res = pd.DataFrame(rows)
     print(
