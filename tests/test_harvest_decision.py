@@ -242,7 +242,7 @@ def test_growth_ahead_follows_a_culture_that_stops_growing():
     assert not pooled.harvest and pooled.knowledge.protein.alpha > 0.1
     assert "from 48 h on in 6 past run(s)" in ahead.explain()
     by_epoch = harvest_decision(history, now, spec=HarvestSpec(growth_window="epochs"))
-    assert by_epoch.harvest
+    assert by_epoch.harvest and "each epoch ahead with its own growth law" in by_epoch.explain()
     low, high = by_epoch.reward_continue_range
     assert low <= by_epoch.reward_continue <= high and by_epoch.reward_continue_se > 0
 

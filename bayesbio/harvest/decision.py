@@ -1227,6 +1227,11 @@ class HarvestDecision:
             f"protein is expected to grow {math.expm1(mu_p):+.0%} and impurity "
             f"{math.expm1(mu_i):+.0%} per {epoch}"
         )
+        if s.growth_window == "epochs" and self.policy in ("RL-MR", "plug-in"):
+            learnt += (
+                " on average, each epoch ahead with its own growth law from the past runs' "
+                "growth at that epoch"
+            )
         if self.policy == "RL-MR":
             learnt += (
                 "; the policy averages its decision over the growth laws these data still allow "
