@@ -24,8 +24,9 @@ policy is asked at every epoch, with the measurements so far, and the run is har
 first "harvest now" (or forced at the horizon, or failed when its true impurity passes the
 limit). Scores are the realised rewards (true amounts at harvest) of each method:
 
-* ``ahead``   -- :func:`harvest_decision` with ``growth_window="ahead"`` (the default);
-* ``epochs``  -- the same with ``growth_window="epochs"``: a growth law per future epoch;
+* ``epochs``  -- :func:`harvest_decision` with ``growth_window="epochs"`` (the default): a
+  growth law per future epoch;
+* ``ahead``   -- the same with ``growth_window="ahead"``: one law for the growth ahead;
 * ``all``     -- the same with ``growth_window="all"``, the paper's pooled growth law;
 * ``fixed``   -- the best fixed harvest epoch, chosen on 400 further runs of the world (what an
   experienced team would learn from many batches; an optimistic baseline);

@@ -234,14 +234,14 @@ def test_growth_ahead_follows_a_culture_that_stops_growing():
         )
     table = pd.concat(runs, ignore_index=True)
     history, now = table[table["run_id"] != "S0"], table[table["run_id"] == "S0"].iloc[:9]
-    ahead = harvest_decision(history, now, random_seed=0)
+    ahead = harvest_decision(history, now, spec=HarvestSpec(growth_window="ahead"), random_seed=0)
     assert ahead.harvest and ahead.growth_from_h == 48.0
     assert abs(ahead.knowledge.protein.alpha) < 0.01  # no growth ahead
     with pytest.warns(UserWarning, match="growth_window"):  # the pooled law is told about
         pooled = harvest_decision(history, now, spec=HarvestSpec(growth_window="all"))
     assert not pooled.harvest and pooled.knowledge.protein.alpha > 0.1
     assert "from 48 h on in 6 past run(s)" in ahead.explain()
-    by_epoch = harvest_decision(history, now, spec=HarvestSpec(growth_window="epochs"))
+    by_epoch = harvest_decision(history, now)  # the default: a growth law per epoch ahead
     assert by_epoch.harvest and "each epoch ahead with its own growth law" in by_epoch.explain()
     low, high = by_epoch.reward_continue_range
     assert low <= by_epoch.reward_continue <= high and by_epoch.reward_continue_se > 0
@@ -326,7 +326,9 @@ def test_common_practice_continues_without_a_value_estimate(history):
 
 def test_decision_matches_the_rlmr_policy_it_wraps(history):
     now = mean_path(HarvestParams(), 11)
-    result = harvest_decision(history, now, random_seed=4)
+    # one growth law ahead: the decision is RL-MR's on that law ("epochs" looks ahead with a
+    # law per epoch instead)
+    result = harvest_decision(history, now, spec=HarvestSpec(growth_window="ahead"), random_seed=4)
     state = HarvestState(
         result.epoch, now["protein"].iloc[-1], now["impurity"].iloc[-1], result.knowledge
     )
