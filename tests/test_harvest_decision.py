@@ -199,14 +199,20 @@ def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
         )
     slowing = pd.concat(runs, ignore_index=True)
     now = slowing[slowing["run_id"] == "S0"].iloc[:8].assign(run_id="NOW")
+    past = slowing[slowing["run_id"] != "S0"]
+    one_law = HarvestSpec(growth_window="ahead")
     with pytest.warns(UserWarning, match=r"The history's protein growth slows with culture time"):
-        harvest_decision(slowing[slowing["run_id"] != "S0"], now, random_seed=0)
-    # the paper's process (one growth law for every epoch): no such warning
+        harvest_decision(past, now, spec=one_law, random_seed=0)
     import warnings
 
+    # a law per epoch (the default) follows the slowing: nothing to warn about
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        harvest_decision(history, mean_path(HarvestParams(), 6), random_seed=0)
+        harvest_decision(past, now, random_seed=0)
+    # the paper's process (one growth law for every epoch): no such warning either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        harvest_decision(history, mean_path(HarvestParams(), 6), spec=one_law, random_seed=0)
 
 
 def test_growth_ahead_follows_a_culture_that_stops_growing():
@@ -448,6 +454,13 @@ def test_days_read_as_hours_warn_about_the_time_unit(history):
     days = history.assign(time=history["time"] / 24.0 * 4)  # 0, 1, 2, ... : day numbers
     with pytest.warns(UserWarning, match=r"not at a decision epoch .* typically 1 h apart.*'d'"):
         validate_runs(days)
+    now = days[days["run_id"] == "R0"].iloc[:8].assign(run_id="NOW")  # last at "7 h"
+    past = days[days["run_id"] != "R0"]
+    with (
+        pytest.warns(UserWarning, match="not at a decision epoch"),
+        pytest.raises(HarvestDataError, match=r"check time_unit, declared 'h', and epoch_hours"),
+    ):
+        harvest_decision(past, now)
 
 
 @pytest.mark.parametrize("value", [0.0, -0.3])

@@ -1311,7 +1311,8 @@ def _warn_if_slowing(
     :attr:`HarvestSpec.growth_window`).
     """
     said = []
-    if len(history) >= 8 and history["epoch"].nunique() >= 3:
+    per_epoch = spec.growth_window == "epochs"  # each epoch's own law follows the trend
+    if not per_epoch and len(history) >= 8 and history["epoch"].nunique() >= 3:
         rho, p_value = stats.spearmanr(history["epoch"], history["phi"])
         if rho < -0.5 and p_value < 0.01:
             by_epoch = history.groupby("epoch")["phi"].mean()
@@ -1340,13 +1341,17 @@ def _warn_if_slowing(
             if spec.growth_window == "all"
             else ""
         )
-        warnings.warn(
-            "; ".join(said)[0].upper()
-            + "; ".join(said)[1:]
-            + ". The model takes one growth law until the horizon, so it expects growth "
+        advice = (
+            ". The decision expects the growth the past runs showed at each epoch ahead, "
+            "which this run is falling short of: check it, and give the decision less weight"
+            if per_epoch
+            else ". The model takes one growth law until the horizon, so it expects growth "
             f"that a slowing culture will not give: use {window}set horizon_hours in the spec "
             "to where growth stops, or label phases (a phase column and phases = [...]) so "
-            "that the slowing epochs stay out of the growth law",
+            "that the slowing epochs stay out of the growth law"
+        )
+        warnings.warn(
+            "; ".join(said)[0].upper() + "; ".join(said)[1:] + advice,
             UserWarning,
             stacklevel=3,
         )
@@ -1425,10 +1430,16 @@ def harvest_decision(
     late = cur.excluded[cur.excluded["row"] > last["row"]]
     if len(late):
         e = late.iloc[-1]
+        hint = (
+            f" (or, if the run is sampled on another grid, check time_unit, declared "
+            f"{spec.time_unit!r}, and epoch_hours, {spec.epoch_hours:g})"
+            if str(e["reason"]).startswith("not at a decision epoch")
+            else ""
+        )
         raise HarvestDataError(
             f"{where}: the latest measurement (row {int(e['row'])}) was left out: {e['reason']}; "
             "decisions are taken at the latest complete measurement at a decision epoch, so "
-            "complete or remove that row"
+            f"complete or remove that row{hint}"
         )
     t = int(last["epoch"])
     used, own, start = growth_window(hist.growth, cur.growth, t, spec.growth_window)
