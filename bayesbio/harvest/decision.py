@@ -1059,7 +1059,8 @@ class HarvestDecision:
         the epoch's cost and the failure risk); NaN when the harvest is forced or the policy
         has no value estimate (CP).
     p_fail_next : float
-        Predictive probability that impurity passes its limit in the next epoch (failure).
+        Predictive probability that impurity passes its limit in the next epoch (failure),
+        from the next epoch's own growth law under ``growth_window="epochs"``.
     forced : str or None
         Why the harvest is forced (horizon or protein cap), else None.
     knowledge_prior : KnowledgeState
@@ -1466,7 +1467,14 @@ def harvest_decision(
             "rule the batch has failed, so there is no harvest decision to make"
         )
     reward = float(params.reward(p, i))
-    p_fail = float(knowledge.impurity.predictive().sf(math.log(params.i_bar / i)))
+    # the next epoch's impurity growth: its own law where each epoch has one
+    laws = (
+        epoch_knowledge(hist.growth, knowledge, t, params.T - 1)
+        if spec.growth_window == "epochs" and t < params.T
+        else {}
+    )
+    nxt = laws[t] if laws else knowledge
+    p_fail = float(nxt.impurity.predictive().sf(math.log(params.i_bar / i)))
     forced = None
     if t >= params.T:
         forced = f"the batch reached the stationary phase at {spec.horizon_hours:g} h"
@@ -1483,8 +1491,7 @@ def harvest_decision(
             pol = make_policy(policy, params, knowledge=prior)
         if policy == "CP":
             action = pol.decide(HarvestState(t, p, i, knowledge))
-        elif spec.growth_window == "epochs" and policy in ("RL-MR", "plug-in"):
-            laws = epoch_knowledge(hist.growth, knowledge, t, params.T - 1)
+        elif laws and policy in ("RL-MR", "plug-in"):
             rng = np.random.default_rng(seed) if policy == "RL-MR" else None
             q, q_se, q_range = _value_summary(
                 _epoch_continuation(params, laws, t, p, i, rng, n_draws)
