@@ -179,25 +179,31 @@ def test_batch_far_past_its_optimum_is_told_to_harvest_now(history):
     assert pooled.n_history_points == len(validate_runs(history).growth)
 
 
-def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
-    """Logistic-like runs: growth falls with culture time, which one growth law cannot follow."""
-    rates = np.linspace(0.6, 0.02, 12)  # log growth per 6 h epoch, falling
-    rng = np.random.default_rng(3)
+def runs_from_rates(phi, psi, n_runs, sd, seed):
+    """Runs ``S0..`` every 6 h whose log growth per epoch is ``phi``/``psi`` plus N(0, sd)."""
+    rng = np.random.default_rng(seed)
+    n = len(phi)
     runs = []
-    for r in range(5):
-        phi = np.concatenate([[0.0], rates + rng.normal(0.0, 0.02, 12)])
-        psi = np.concatenate([[0.0], np.full(12, 0.05) + rng.normal(0.0, 0.02, 12)])
+    for r in range(n_runs):
+        p = np.r_[0.0, phi + rng.normal(0.0, sd, n)]
+        q = np.r_[0.0, psi + rng.normal(0.0, sd, n)]
         runs.append(
             pd.DataFrame(
                 {
                     "run_id": f"S{r}",
-                    "time": 6.0 * np.arange(13),
-                    "protein": np.exp(np.cumsum(phi)),
-                    "impurity": np.exp(np.cumsum(psi)),
+                    "time": 6.0 * np.arange(n + 1),
+                    "protein": np.exp(np.cumsum(p)),
+                    "impurity": np.exp(np.cumsum(q)),
                 }
             )
         )
-    slowing = pd.concat(runs, ignore_index=True)
+    return pd.concat(runs, ignore_index=True)
+
+
+def test_a_culture_that_slows_before_the_horizon_is_warned_about(history):
+    """Logistic-like runs: growth falls with culture time, which one growth law cannot follow."""
+    rates = np.linspace(0.6, 0.02, 12)  # log growth per 6 h epoch, falling
+    slowing = runs_from_rates(rates, np.full(12, 0.05), 5, 0.02, seed=3)
     now = slowing[slowing["run_id"] == "S0"].iloc[:8].assign(run_id="NOW")
     past = slowing[slowing["run_id"] != "S0"]
     one_law = HarvestSpec(growth_window="ahead")
@@ -222,23 +228,8 @@ def test_growth_ahead_follows_a_culture_that_stops_growing():
     continue; the past runs' growth from the decision's epoch on is nil, and continuing only
     costs (the epoch's cost and 10 % more impurity).
     """
-    rng = np.random.default_rng(5)
     rates = np.r_[np.full(6, 0.45), np.zeros(10)]
-    runs = []
-    for r in range(7):
-        phi = np.r_[0.0, rates + rng.normal(0.0, 0.01, 16)]
-        psi = np.r_[0.0, np.full(16, 0.10) + rng.normal(0.0, 0.01, 16)]
-        runs.append(
-            pd.DataFrame(
-                {
-                    "run_id": f"S{r}",
-                    "time": 6.0 * np.arange(17),
-                    "protein": np.exp(np.cumsum(phi)),
-                    "impurity": np.exp(np.cumsum(psi)),
-                }
-            )
-        )
-    table = pd.concat(runs, ignore_index=True)
+    table = runs_from_rates(rates, np.full(16, 0.10), 7, 0.01, seed=5)
     history, now = table[table["run_id"] != "S0"], table[table["run_id"] == "S0"].iloc[:9]
     ahead = harvest_decision(history, now, spec=HarvestSpec(growth_window="ahead"), random_seed=0)
     assert ahead.harvest and ahead.growth_from_h == 48.0
