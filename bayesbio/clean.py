@@ -990,18 +990,24 @@ def _drop_no_product(state: _State) -> None:
     state.drop(none, response, reasons, y, kind="no_product")
 
 
-def _marked_failed(state: _State) -> np.ndarray:
-    """Rows (all of them, by position) a status or comment column marks as failed."""
+def _failed_marks(state: _State) -> Iterator[tuple[Any, np.ndarray]]:
+    """Each status or comment column, with the rows (all, by position) it marks as failed."""
     space = state.space
     own = {*space.factor_names, space.response.name, space.batch_id, *space.groups}
-    marked = np.zeros(state.n, dtype=bool)
     for col in state.df.columns:
         if col in own or not STATUS_COLUMN.search(str(col)):
             continue
         text = state.df[col]
         if pd.api.types.is_numeric_dtype(text):
             continue
-        marked |= text.astype(str).str.contains(FAILED_WORDS, na=False).to_numpy()
+        yield col, text.astype(str).str.contains(FAILED_WORDS, na=False).to_numpy()
+
+
+def _marked_failed(state: _State) -> np.ndarray:
+    """Rows (all of them, by position) a status or comment column marks as failed."""
+    marked = np.zeros(state.n, dtype=bool)
+    for _, rows in _failed_marks(state):
+        marked |= rows
     return marked
 
 
@@ -1012,19 +1018,13 @@ def _warn_marked_failed(state: _State) -> None:
     belongs in the yield model is the scientist's call, so the batches are named.
     """
     space = state.space
-    own = {*space.factor_names, space.response.name, space.batch_id, *space.groups}
     alive = np.flatnonzero(state.alive)
-    for col in state.df.columns:
-        if col in own or not STATUS_COLUMN.search(str(col)):
-            continue
-        text = state.df[col].iloc[alive]
-        if pd.api.types.is_numeric_dtype(text):
-            continue
-        marked = text.astype(str).str.contains(FAILED_WORDS, na=False).to_numpy()
+    for col, marks in _failed_marks(state):
+        marked = marks[alive]
         if not marked.any():
             continue
         rows = alive[marked]
-        words = sorted(set(text[marked].astype(str).str.strip()))[:4]
+        words = sorted(set(state.df[col].iloc[rows].astype(str).str.strip()))[:4]
         state.warnings.append(
             f"{col}: {len(rows)} kept batch(es) marked {words} "
             f"({schema._ids(state.df, np.isin(np.arange(state.n), rows), space.batch_id)}): "
