@@ -805,6 +805,8 @@ def _recommendation_display(
 def _next_display(
     next_table: pd.DataFrame, space: ProcessSpace, groups: Sequence[str]
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    from bayesbio.recommend.acquisition import SAFE_LOSS
+
     unit = display_unit(space.response.unit)
     wanted = [
         *[g for g in groups if g in next_table.columns],
@@ -824,7 +826,7 @@ def _next_display(
             "expected_regret_reduction": "expected cut in regret",
             "expected_yield": f"expected mean {lower_first(space.response.label)}",
             "posterior_sd": "uncertainty (SD)",
-            "p_safe": "P(at most 20 % worse than the recipe)",
+            "p_safe": f"P(at most {100 * SAFE_LOSS:g} % worse than the recipe)",
         }
     )
     return shown, units, labels
@@ -1299,9 +1301,9 @@ def _run_study(
             nshown,
             caption="Where to run the next batches: candidates ranked by the expected cut in "
             "regret (value of information) per group, with the risk of each (the probability "
-            "that a batch there is at most 20 % worse than the recipe; an informative batch may "
-            f"be a costly one); candidates below 0.5 % of the expected {response.noun} are "
-            "left out",
+            f"that a batch there is at most {100 * recommend.acquisition.SAFE_LOSS:g} % worse "
+            "than the recipe; an informative batch may be a costly one); candidates below "
+            f"0.5 % of the expected {response.noun} are left out",
             units=nunits,
             labels=nlabels,
         )

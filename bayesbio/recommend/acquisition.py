@@ -29,9 +29,24 @@ UNSAFE = -1e6  # score of a supported setpoint short of the confidence (plus its
 INFEASIBLE = -1e9  # score of an unsupported setpoint (minus how far outside)
 
 
+#: Loss against the recipe's mean response a proposed batch may risk (Campaign's ``delta``).
+SAFE_LOSS = 0.2
+
+
 def p_better(sign: float, f: np.ndarray, f_ref: np.ndarray) -> np.ndarray:
     """Share of draws in which ``f`` beats ``f_ref`` in the response's direction."""
     return (sign * (f - f_ref) > 0).mean(axis=0)
+
+
+def p_safe(sign: float, y: np.ndarray, ref: np.ndarray, delta: float = SAFE_LOSS) -> np.ndarray:
+    """Share of draws in which a batch ``y`` is at most ``delta`` worse than ``ref``.
+
+    ``y`` has one column per setpoint, ``ref`` one value per draw (the recipe's mean
+    response); a batch passes at ``>= (1 - delta) x ref`` for a response to maximise and at
+    ``<= (1 + delta) x ref`` for one to minimise.
+    """
+    floor = (1.0 - delta) * ref if sign > 0 else (1.0 + delta) * ref
+    return (sign * (y - floor[:, None]) >= 0).mean(axis=0)
 
 
 @dataclass

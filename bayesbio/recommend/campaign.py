@@ -57,6 +57,7 @@ import pandas as pd
 
 from bayesbio import schema
 from bayesbio.checks import check_fraction, check_int
+from bayesbio.recommend.acquisition import SAFE_LOSS, p_better, p_safe
 from bayesbio.recommend.constraints import Constraints
 from bayesbio.recommend.context import build_context, group_recipe, resolve_group
 from bayesbio.recommend.recommendation import Recommendation, recommend
@@ -151,7 +152,7 @@ class Campaign:
         model_params: Mapping[str, Any] | None = None,
         group: Mapping[str, Any] | None = None,
         recipe: Mapping[str, float] | None = None,
-        delta: float = 0.2,
+        delta: float = SAFE_LOSS,
         safety_prob: float = 0.9,
         min_confidence: float = 0.9,
         constraints: Constraints | Mapping[str, Any] | None = None,
@@ -301,17 +302,16 @@ class Campaign:
         else:
             ref = f[:, 0]
         y = ev.raw(cands, noise=True)
-        floor = (1.0 - self.delta) * ref if sgn > 0 else (1.0 + self.delta) * ref
-        p_safe = (sgn * (y - floor[:, None]) >= 0).mean(axis=0)
-        ok = p_safe >= self.safety_prob
+        safe = p_safe(sgn, y, ref, self.delta)
+        ok = safe >= self.safety_prob
         if self.trust_region:
             ok &= ctx.support.guard_distance(cands, ctx.res.support) <= ctx.res.max_distance
         unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
         if d:
             # a small step from the recipe is nearly as safe as the recipe itself
             local = np.max(np.abs(unit - unit[0]), axis=1) <= _LOCAL_REACH + 1e-12
-            bar = min(self.safety_prob, float(p_safe[0])) - _LOCAL_MARGIN
-            ok |= local & (p_safe >= bar)
+            bar = min(self.safety_prob, float(safe[0])) - _LOCAL_MARGIN
+            ok |= local & (safe >= bar)
         ok[0] = True  # the recipe is always allowed
         # a setpoint the group has run comes only after every new one: a replicate informs
         # only the noise
@@ -344,8 +344,8 @@ class Campaign:
         out = ctx.frame(cands[idx])
         out["expected_yield"] = f[:, idx].mean(axis=0)
         out["sd"] = f[:, idx].std(axis=0)
-        out["p_safe"] = p_safe[idx]
-        out["p_better_than_recipe"] = (sgn * (f[:, idx] - f[:, :1]) > 0).mean(axis=0)
+        out["p_safe"] = safe[idx]
+        out["p_better_than_recipe"] = p_better(sgn, f[:, idx], f[:, :1])
         out["draw"] = draws
         out.attrs.update(
             round=self.round,

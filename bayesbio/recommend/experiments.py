@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesbio.checks import check_int
+from bayesbio.recommend.acquisition import p_better, p_safe
 from bayesbio.recommend.constraints import Constraints
 from bayesbio.recommend.context import build_context, validate_setpoints
 from bayesbio.recommend.sampler import Evaluator, seed_pair
@@ -23,9 +24,6 @@ from bayesbio.recommend.support import feasible
 
 if TYPE_CHECKING:
     from bayesbio.models.protocol import YieldModel
-
-#: Loss against the recipe's mean response that ``p_safe`` tolerates (Campaign's default delta).
-SAFE_LOSS = 0.2
 
 
 def next_batches(
@@ -124,11 +122,6 @@ def next_batches(
     f_dec, f_cand = ctx.sign * f[:, : len(decisions)], f[:, len(decisions) : -1]
     f_recipe = f[:, -1]
     y_cand = ev.raw(cand, noise=True)
-    # the risk of the experiment itself, as a Campaign judges it: a batch there reaching
-    # (1 - 0.2) x the recipe's mean (at most 1.2 x for a response to minimise)
-    floor = (1.0 - SAFE_LOSS) * f_recipe if ctx.sign > 0 else (1.0 + SAFE_LOSS) * f_recipe
-    p_safe = (ctx.sign * (y_cand - floor[:, None]) >= 0).mean(axis=0)
-    p_better = (ctx.sign * (f_cand - f_recipe[:, None]) > 0).mean(axis=0)
     if noise_sd is None:
         # the new-batch noise of the same posterior draws, its SD read from the interquartile
         # range (IQR / 1.349, the SD of a normal): under a heavy-tailed likelihood the plain
@@ -174,8 +167,9 @@ def next_batches(
     out["posterior_sd"] = f_cand.std(axis=0)
     out["noise_sd"] = sigma
     out["ess"] = ess
-    out["p_better_than_recipe"] = p_better
-    out["p_safe"] = p_safe
+    # the risk of the experiment itself, as a Campaign judges it (its default delta)
+    out["p_better_than_recipe"] = p_better(ctx.sign, f_cand, f_recipe[:, None])
+    out["p_safe"] = p_safe(ctx.sign, y_cand, f_recipe)
     out = out.sort_values("expected_regret_reduction", ascending=False, kind="stable")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out = out.head(k)
