@@ -959,7 +959,7 @@ def _epoch_continuation(
     ``rng`` None: the plug-in laws (one value). Otherwise ``n_draws`` Thompson draws of every
     epoch's law; each draw's backward induction runs with its own law at each epoch.
     """
-    from .mdp import reward_grid, single_thread_blas
+    from .mdp import backward_induction
     from .operator import ShockLaw, continuation, grid_operator, make_grid
 
     seed = None if rng is None else int(rng.integers(2**63 - 1))
@@ -978,20 +978,13 @@ def _epoch_continuation(
 
     grid = make_grid(params)
     draws = {e: law(laws[e]) for e in range(t, params.T)}
-    values = None
-    with single_thread_blas():
-        rg = reward_grid(params, grid)
-        for e in range(params.T - 1, t, -1):
-            cont = grid_operator(params, *draws[e], grid).apply(values)
-            values = np.maximum(rg, cont)
-        return continuation(
-            params,
-            *draws[t],
-            np.asarray(p)[..., None],
-            np.asarray(i)[..., None],
-            values,
-            grid=grid,
-        )
+    values = None  # V_{t+1}; None at t + 1 = T, where continuing ends in R
+    if t + 1 < params.T:
+        ops = {e: grid_operator(params, *draws[e], grid) for e in range(t + 1, params.T)}
+        values = backward_induction(params, ops, grid, t_stop=t + 1)[0]
+    return continuation(
+        params, *draws[t], np.asarray(p)[..., None], np.asarray(i)[..., None], values, grid=grid
+    )
 
 
 def summarize_knowledge(

@@ -16,6 +16,7 @@ draws) with one ``matmul`` pair per epoch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -79,7 +80,7 @@ def reward_grid(params: HarvestParams, grid: Grid) -> np.ndarray:
 
 def backward_induction(
     params: HarvestParams,
-    op: GridOperator,
+    op: GridOperator | Mapping[int, GridOperator],
     grid: Grid,
     *,
     t_stop: int = 0,
@@ -91,8 +92,9 @@ def backward_induction(
     ----------
     params : HarvestParams
         Model parameters.
-    op : GridOperator
-        Precomputed operator (batch of laws).
+    op : GridOperator or mapping of int to GridOperator
+        Precomputed operator (batch of laws), or one per epoch ``t_stop..T-1`` (the growth
+        laws of each epoch; their batch shapes must agree).
     grid : Grid
         The grid of ``op``.
     t_stop : int, default 0
@@ -126,18 +128,21 @@ def single_thread_blas() -> threadpool_limits:
 
 def _backward_induction(
     params: HarvestParams,
-    op: GridOperator,
+    op: GridOperator | Mapping[int, GridOperator],
     grid: Grid,
     t_stop: int,
     keep_all: bool,
     harvest: np.ndarray | None = None,
 ) -> list[np.ndarray]:
+    def at(t: int) -> GridOperator:
+        return op[t] if isinstance(op, Mapping) else op
+
     rg = reward_grid(params, grid)
-    batch = op.K.shape[:-2]
+    batch = at(params.T - 1).K.shape[:-2]
     values = np.broadcast_to(rg, (*batch, grid.n, grid.n))
     kept = [values]
     for t in range(params.T - 1, t_stop - 1, -1):
-        cont = op.apply(None if t == params.T - 1 else values)
+        cont = at(t).apply(None if t == params.T - 1 else values)
         values = np.maximum(rg, cont)
         if harvest is not None:
             harvest[t] = rg >= cont
