@@ -1477,25 +1477,21 @@ def harvest_decision(
     q_range = (float("nan"), float("nan"))
     if forced is not None:
         action = HARVEST
+    elif laws and policy in ("RL-MR", "plug-in"):  # a growth law per epoch ahead
+        rng = np.random.default_rng(seed) if policy == "RL-MR" else None
+        q, q_se, q_range = _value_summary(_epoch_continuation(params, laws, t, p, i, rng, n_draws))
+        action = HARVEST if reward >= q else 0
+    elif policy == "CP":
+        cp = make_policy(policy, params, knowledge=prior)
+        action = cp.decide(HarvestState(t, p, i, knowledge))
     else:
         if policy == "RL-MR":
             pol = RLMR(params, n_draws=n_draws, random_seed=seed)
+            q, q_se, q_range = _value_summary(pol.continuation_draws(t, knowledge, p, i))
         else:
             pol = make_policy(policy, params, knowledge=prior)
-        if policy == "CP":
-            action = pol.decide(HarvestState(t, p, i, knowledge))
-        elif laws and policy in ("RL-MR", "plug-in"):
-            rng = np.random.default_rng(seed) if policy == "RL-MR" else None
-            q, q_se, q_range = _value_summary(
-                _epoch_continuation(params, laws, t, p, i, rng, n_draws)
-            )
-            action = HARVEST if reward >= q else 0
-        else:
-            if policy == "RL-MR":
-                q, q_se, q_range = _value_summary(pol.continuation_draws(t, knowledge, p, i))
-            else:
-                q = float(pol.continuation_function(t, knowledge)(np.asarray(p), np.asarray(i)))
-            action = HARVEST if reward >= q else 0
+            q = float(pol.continuation_function(t, knowledge)(np.asarray(p), np.asarray(i)))
+        action = HARVEST if reward >= q else 0
     result = HarvestDecision(
         decision="harvest now" if action == HARVEST else "continue",
         policy=policy,
