@@ -1556,7 +1556,7 @@ def _draft_factor(
     unit = below or _guess_unit(str(col))
     source = "the units row under the header" if below else "its name"
     if unit and display_unit(unit) == "°C" and len(slips):
-        celsius = (slips - 32.0) / 1.8  # a value written in degF: 98.6 for 37 degC
+        celsius = convert_units(slips, "degF", "degC")  # a value written in degF: 98.6 -> 37
         read = [(v, c) for v, c in zip(slips, celsius, strict=True) if lo_r <= c <= hi_r]
         if read:
             notes.append(
@@ -1575,7 +1575,8 @@ def _draft_factor(
         repaired = {}
         if display_unit(unit) == "°C":  # kelvin or Fahrenheit slips the cleaner converts
             for v in outside:
-                for name, c in (("kelvin", v - 273.15), ("°F", (v - 32.0) / 1.8)):
+                for name, src in (("kelvin", "K"), ("°F", "degF")):
+                    c = float(convert_units([v], src, "degC")[0])
                     if lo_r <= c <= hi_r:
                         repaired[v] = (
                             f"{number_text(v, 5)} reads as {number_text(c, 4)} °C in {name}"
