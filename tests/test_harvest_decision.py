@@ -441,6 +441,14 @@ def test_a_date_in_the_time_column_asks_for_culture_time(history):
         validate_runs(bad)
 
 
+def test_samples_wider_apart_than_an_epoch_suggest_the_epoch_length(history):
+    daily = history[history["time"] % 24 == 0]  # on the 6 h grid, but never one epoch apart
+    with pytest.raises(
+        HarvestDataError, match=r"typically 24 h apart: .* declare epoch_hours = 24 in the spec"
+    ):
+        knowledge_from_runs(daily)
+
+
 def test_days_read_as_hours_warn_about_the_time_unit(history):
     days = history.assign(time=history["time"] / 24.0 * 4)  # 0, 1, 2, ... : day numbers
     with pytest.warns(UserWarning, match=r"not at a decision epoch .* typically 1 h apart.*'d'"):

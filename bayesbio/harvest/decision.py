@@ -616,8 +616,8 @@ def validate_runs(
         f"{_time_text(spec.epoch_tolerance * spec.epoch_hours, spec)})",
     )
     if len(off) >= 4 and off.mean() > 0.5:
-        steps = frame.groupby("run_id", sort=False)["time_h"].diff().dropna()
-        typical = _time_text(float(steps.median()), spec) if len(steps) else "unknown"
+        step = _typical_step(frame)
+        typical = _time_text(step, spec) if math.isfinite(step) else "unknown"
         warnings.warn(
             f"{where}: {int(off.sum())} of {len(off)} measurements are not at a decision epoch "
             f"(every {_time_text(spec.epoch_hours, spec)}) and are left out; measurements are "
@@ -818,13 +818,16 @@ def _knowledge(
         ) from None
 
 
+def _typical_step(frame: pd.DataFrame) -> float:
+    """Median time between a run's consecutive measurements, h (NaN with none)."""
+    steps = frame.groupby("run_id", sort=False)["time_h"].diff().dropna()
+    return float(steps.median()) if len(steps) else math.nan
+
+
 def _epoch_hint(runs: RunData) -> str:
     """Return a hint when measurements lie wider apart than an epoch (none one epoch apart)."""
-    steps = runs.table.groupby("run_id", sort=False)["time_h"].diff().dropna()
-    if steps.empty:
-        return ""
-    typical = float(steps.median())
-    if typical <= runs.spec.epoch_hours * (1.0 + runs.spec.epoch_tolerance):
+    typical = _typical_step(runs.table)
+    if not typical > runs.spec.epoch_hours * (1.0 + runs.spec.epoch_tolerance):
         return ""
     return (
         f"; the measurements are typically {_time_text(typical, runs.spec)} apart: if that is "
