@@ -332,6 +332,28 @@ def test_a_zero_width_proven_range_of_one_factor_is_noted(table):
     assert len(notes) == 1 and "of ['temperature'] has zero width" in notes[0]
 
 
+def test_proven_ranges_are_searched_again_on_a_zoomed_grid(table):
+    # a temperature band narrower than one step of the full grid: the full grid holds it at
+    # one temperature; the zoomed search finds a range, proven at its corners
+    model = KnownPosterior(
+        table, vertex=np.full(4, 0.5), curvature=(0.5, 30.0, 0.5, 0.5), noise_sd=0.1
+    )
+    ds = design_space(
+        model, 7.0, 0.9, group={"site": "A"}, resolution=5, map_resolution=5, random_seed=2
+    )
+    inside = ds.grid[ds.grid["inside"]]
+    assert inside["temperature"].nunique() == 1  # one grid value thin on the full grid
+    par = ds.par
+    assert par.loc["temperature", "high"] > par.loc["temperature", "low"]
+    assert set(ds.settings["par_zoom"]) == set(PARAMS)
+    assert not [n for n in ds.settings["notes"] if "zero width" in n]
+    corners = np.array(list(itertools.product(*par[["low", "high"]].to_numpy())))
+    u = (corners - LO) / WIDTH
+    mean = 8.0 - ((u - 0.5) ** 2 * model.curvature).sum(axis=1)
+    exact = 1 - stats.norm.cdf((7.0 - mean) / 0.1)
+    assert exact.min() >= 0.9 - 0.03
+
+
 def test_design_space_probabilities_match_exact_values_on_quadratic(table):
     # a tight posterior: P(meet) is the noise tail at the known mean
     vertex = np.array([0.5, 0.5, 0.5, 0.5])

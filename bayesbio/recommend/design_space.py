@@ -177,8 +177,12 @@ def design_space(
     The proven acceptable ranges are the largest axis-aligned box (most grid points) whose
     faces lie on grid points and whose grid points are all inside the design space; the search
     over all such boxes is exhaustive (a summed-area table over the last two factors,
-    enumeration over the others). Between grid points the box is an interpolation: refine
-    ``resolution`` to tighten it.
+    enumeration over the others). The box found on the grid is then searched again on a
+    grid of the same resolution over that box widened by one grid step on every side
+    (``settings["par_zoom"]`` gives that grid's bounds), so its faces come closer to the
+    design space's boundary: a design space one grid step thin in a factor gets a range
+    there instead of a single value. Between grid points the box is still an interpolation:
+    raise ``resolution`` to tighten it further.
     """
     prob = check_fraction("prob", prob)
     resolution = check_int("resolution", resolution, minimum=2)
@@ -227,7 +231,7 @@ def design_space(
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, space.k)
     grid = _prob_table(ev, ctx, mesh, spec_value, prob, noise)
     maps, slices = _slices(ev, ctx, center_point, spec_value, prob, noise, map_resolution)
-    par = _par(ctx, grid, axes)
+    par, zoomed = _refined_par(ev, ctx, grid, axes, spec_value, prob, noise)
     training = ctx.table.loc[ctx.in_group, factors].reset_index(drop=True)
     settings = {
         "resolution": used,
@@ -239,6 +243,7 @@ def design_space(
         "constraints": ctx.res.constraints,
         "max_distance": ctx.res.max_distance,
         "n_draws": n_draws,
+        "par_zoom": zoomed,
         "transfer_risk": None if ev.slopes is None else ev.slopes.describe(),
         "random_seed": random_seed if isinstance(random_seed, int | None) else "generator",
         "notes": list(ctx.notes),
@@ -449,6 +454,44 @@ def _relax(ctx: Context) -> str:
     """How to widen a design space: a looser spec (lower for a maximum, higher for a minimum)."""
     way = "lower" if ctx.sign > 0 else "raise"
     return f"{way} the spec or lower the probability"
+
+
+def _refined_par(
+    ev: Evaluator,
+    ctx: Context,
+    grid: pd.DataFrame,
+    axes: list[np.ndarray],
+    spec: float,
+    prob: float,
+    noise: bool,
+) -> tuple[pd.DataFrame, dict[str, tuple[float, float]] | None]:
+    """Proven acceptable ranges: the largest box on the grid, searched again zoomed in.
+
+    The zoom grid has the full grid's resolution over the box found there, widened by one
+    grid step each way (so it is never coarser than the full grid); the box found on it is
+    checked at every one of its grid points. Returns the ranges and the zoom grid's bounds
+    per free factor (None when nothing is inside or no factor is free).
+    """
+    par = _par(ctx, grid, axes)
+    free = ctx.res.free
+    if len(free) == 0 or par["low"].isna().all():
+        return par, None
+    zoom_axes = []
+    for j, axis in enumerate(axes):
+        if j not in free:
+            zoom_axes.append(axis)
+            continue
+        i_lo = int(np.searchsorted(axis, par["low"].iloc[j] - 1e-12 * abs(axis).max()))
+        i_hi = int(np.searchsorted(axis, par["high"].iloc[j] - 1e-12 * abs(axis).max()))
+        lo, hi = axis[max(i_lo - 1, 0)], axis[min(i_hi + 1, len(axis) - 1)]
+        zoom_axes.append(np.linspace(lo, hi, len(axis)))
+    mesh = np.stack(np.meshgrid(*zoom_axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
+    zoom = _prob_table(ev, ctx, mesh, spec, prob, noise)
+    bounds = {ctx.factors[j]: (float(zoom_axes[j][0]), float(zoom_axes[j][-1])) for j in free}
+    if not zoom["inside"].any():  # the full grid's points are not on the zoom grid
+        return par, bounds
+    fine = _par(ctx, zoom, zoom_axes)
+    return fine, bounds
 
 
 def _par(ctx: Context, grid: pd.DataFrame, axes: list[np.ndarray]) -> pd.DataFrame:
