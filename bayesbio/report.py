@@ -197,6 +197,13 @@ _TOPICS = {
         "probability found and where. Lower the spec or the probability (--spec, --prob), or "
         "run batches near that setpoint so the model grows surer there.",
     ),
+    "CalibrationWarning": (
+        "Model calibration",
+        "caution",
+        "The model's stated probabilities were too confident on held-out batches of this "
+        "data: read P(meet spec) and P(better) as optimistic, ask for more margin, and confirm "
+        "a recommendation with a batch before adopting it.",
+    ),
     "BoundWarning": (
         "Optimum at the edge of the operating range",
         "caution",

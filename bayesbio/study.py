@@ -26,6 +26,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayesbio import schema
 from bayesbio.models._discrepancy import MIN_PAIRS
@@ -723,6 +724,49 @@ def lack_of_fit_text(model: Any) -> str:
     )
 
 
+def calibration_warning(
+    summary: pd.DataFrame, n_batches: int, *, model: str = "Bayesian", level: float = 0.9
+) -> str | None:
+    """Return a warning when a model's cross-validated intervals were too narrow beyond chance.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :attr:`~bayesbio.evaluate.Comparison.summary` with a ``coverage_<level>`` metric.
+    n_batches : int
+        Held-out batches behind the coverage (each batch held out once).
+    model : str, default "Bayesian"
+        The model's name in ``summary``.
+    level : float, default 0.9
+        Nominal coverage of the interval.
+
+    Returns
+    -------
+    str or None
+        The warning, when the share of held-out batches inside the intervals is below the
+        nominal level with a one-sided binomial p-value under 0.05; otherwise None.
+    """
+    frame = summary.reset_index() if "model" not in summary.columns else summary
+    metric = f"coverage_{round(100 * level)}"
+    rows = frame[(frame["model"] == model) & (frame["metric"] == metric)]
+    if rows.empty or n_batches < 1 or not np.isfinite(rows["mean"].iloc[0]):
+        return None
+    cov = float(rows["mean"].iloc[0])
+    k = int(round(cov * n_batches))
+    p = float(stats.binom.cdf(k, n_batches, level))
+    if p >= 0.05:
+        return None
+    return (
+        f"[compare] CalibrationWarning: in cross-validation the {model} model's "
+        f"{100 * level:.0f} % predictive intervals held {100 * cov:.0f} % of the held-out "
+        f"batches (about {k} of {n_batches}; binomial p = {p:.2g} against {100 * level:.0f} "
+        "%): on this data its intervals are too narrow, so its probabilities (P(meet spec), "
+        "P(better than the recipe), design spaces) are optimistic. Ask for more margin (a "
+        "higher probability or a stricter spec), check the outlying batches, or add batches "
+        "where the recommendations go."
+    )
+
+
 def _weights_text(model: Any) -> str:
     weights = getattr(model, "stacking_weights_", None)
     if weights is None:
@@ -1093,6 +1137,9 @@ def _run_study(
         ),
     )
     summary = _plain_index(comparison.summary)
+    calibration = calibration_warning(summary, len(table))
+    if calibration:
+        report.warn(calibration)
     _save(tables, out, "comparison_scores", comparison.scores)
     _save(tables, out, "comparison_summary", summary)
     report.section("Model comparison (same folds for every model)")
@@ -1420,6 +1467,8 @@ def _run_study(
     )
     _save(tables, out, "summary", overview)
     all_warnings = [*clean_warnings, *(w for w in stages.warnings if w not in clean_warnings)]
+    if calibration:
+        all_warnings.append(calibration)
     for w in all_warnings:
         report.warn(w)
     _write_summary(

@@ -10,7 +10,15 @@ import pytest
 
 from bayesbio.simulate import GroupLevel, ProcessBiology, simulate_batches
 from bayesbio.space import Factor, ProcessSpace, Response
-from bayesbio.study import StudyConfig, _safe_name, quick_config, read_table, run_study
+from bayesbio.report import group_warnings
+from bayesbio.study import (
+    StudyConfig,
+    _safe_name,
+    calibration_warning,
+    quick_config,
+    read_table,
+    run_study,
+)
 
 SECTIONS = (
     "Data and cleaning",
@@ -506,3 +514,29 @@ def test_the_report_says_which_groups_get_no_recommendation():
     assert _groups_text(["scale"], table, _site_groups(["scale"], table)) == ""  # all shown
     # a process declared sites outermost: every vessel size still gets its recommendation
     assert _site_groups(["site", "scale"], table) == chosen
+
+
+def _coverage_summary(cov):
+    return pd.DataFrame(
+        {
+            "model": ["Bayesian", "Bayesian", "LASSO"],
+            "scheme": "kfold",
+            "metric": ["coverage_90", "rmse", "coverage_90"],
+            "mean": [cov, 0.5, 0.2],
+        }
+    )
+
+
+def test_cross_validated_intervals_too_narrow_beyond_chance_are_warned():
+    text = calibration_warning(_coverage_summary(23 / 30), 30)
+    assert text is not None and text.startswith("[compare] CalibrationWarning")
+    assert "held 77 % of the held-out batches (about 23 of 30" in text
+    assert "optimistic" in text
+    (notice,) = group_warnings([text])
+    assert notice.topic == "Model calibration" and notice.severity == "caution"
+    assert notice.finding.startswith("in cross-validation the Bayesian model's")
+    # within chance of 90 % at this size, or a model not in the table: no warning
+    assert calibration_warning(_coverage_summary(25 / 30), 30) is None
+    assert calibration_warning(_coverage_summary(0.5), 30, model="RandomForest") is None
+    # the LASSO's own row is read when asked for
+    assert "LASSO model" in calibration_warning(_coverage_summary(0.9), 30, model="LASSO")
