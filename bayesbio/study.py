@@ -752,7 +752,7 @@ def calibration_warning(
     if rows.empty or n_batches < 1 or not np.isfinite(rows["mean"].iloc[0]):
         return None
     cov = float(rows["mean"].iloc[0])
-    k = int(round(cov * n_batches))
+    k = round(cov * n_batches)
     p = float(stats.binom.cdf(k, n_batches, level))
     if p >= 0.05:
         return None
