@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from bayesbio.report import group_warnings
 from bayesbio.simulate import GroupLevel, ProcessBiology, simulate_batches
 from bayesbio.space import Factor, ProcessSpace, Response
-from bayesbio.report import group_warnings
 from bayesbio.study import (
     StudyConfig,
     _safe_name,
