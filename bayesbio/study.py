@@ -90,11 +90,16 @@ class StudyConfig:
         ``"mixture"``; see :class:`~bayesbio.models.BayesianYieldModel`).
     target_accept : float, default 0.95
         NUTS target acceptance rate (higher: smaller steps, fewer divergent transitions).
-    spec_quantile : float, default 0.5
-        The yield spec of the design space is this quantile of the cleaned yields, unless
-        ``spec`` is given.
+    spec_quantile : float, default 0.1
+        Unless ``spec`` is given, each target group's spec is this quantile of its own cleaned
+        batches' responses (the upper quantile ``1 - spec_quantile`` for a response to
+        minimise), a level nine in ten of its past batches met with the default: its design
+        space holds the setpoints where a new batch meets that level with the required
+        probability.
+        A group with fewer than 5 batches takes the quantile over its first grouping level
+        (the scale), or over all batches.
     spec : float or None, default None
-        Yield specification, g/L.
+        Response specification in the response's unit, the same for every group.
     prob : float, default 0.8
         Required probability of meeting the spec inside the design space.
     objective : str, default "cvar"
@@ -123,7 +128,7 @@ class StudyConfig:
     structures: tuple[str, ...] = ("quadratic", "gp")
     likelihood: str = "auto"
     target_accept: float = 0.95
-    spec_quantile: float = 0.5
+    spec_quantile: float = 0.1
     spec: float | None = None
     prob: float = 0.8
     objective: str = "cvar"
@@ -631,6 +636,71 @@ def _site_groups(groups: Sequence[str], table: pd.DataFrame) -> list[dict[str, s
     return list(chosen.values())
 
 
+#: Fewest batches of a group whose own responses set its default spec.
+MIN_SPEC_BATCHES = 5
+
+
+def group_spec(
+    table: pd.DataFrame,
+    response: str,
+    group: Mapping[str, str],
+    quantile: float,
+    *,
+    maximise: bool = True,
+) -> tuple[float, str]:
+    """Return a group's default spec: a quantile of its own batches' responses.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The cleaned batch table.
+    response : str
+        Response column.
+    group : mapping
+        Group labels, most specific last (e.g. ``{"scale": "2000L", "site": "B"}``); empty for
+        the whole table.
+    quantile : float
+        Quantile of the responses, in (0, 1); for a response to minimise the upper quantile
+        ``1 - quantile`` is used, so the spec is "as good as" the same share of batches.
+    maximise : bool, default True
+        Direction of the response.
+
+    Returns
+    -------
+    tuple of (float, str)
+        The spec and which batches it was taken from (e.g. ``"the 2000L / B batches (9)"``);
+        a group with fewer than :data:`MIN_SPEC_BATCHES` batches falls back to its first
+        grouping level, then to all batches.
+    """
+    q = quantile if maximise else 1.0 - quantile
+    items = list(group.items())
+    for depth in range(len(items), -1, -1):
+        keys = items[:depth]
+        mask = np.ones(len(table), dtype=bool)
+        for col, label in keys:
+            mask &= table[col].astype(str).to_numpy() == str(label)
+        values = pd.to_numeric(table.loc[mask, response], errors="coerce").dropna()
+        if len(values) >= MIN_SPEC_BATCHES or (depth == 0 and len(values)):
+            where = " / ".join(str(v) for _, v in keys) if keys else "all"
+            return float(values.quantile(q)), f"{where} batches ({len(values)})"
+    raise ValueError(f"no {response!r} values to set a spec from")
+
+
+def _spec_text(
+    specs: Mapping[str, tuple[float, str]], quantile: float, unit: str, maximise: bool
+) -> str:
+    """Say the spec of each target group and where it came from."""
+    values = list(specs.items())
+    if all(source == "given" for _, (_, source) in values):
+        return f"spec {number_text(values[0][1][0])} {unit}"
+    pct = round(100 * (quantile if maximise else 1 - quantile))
+    parts = [f"{name} {number_text(v)} {unit} ({src})" for name, (v, src) in values]
+    return (
+        f"spec per group, the {pct}th percentile of its own batches (of its scale or of all "
+        f"batches where it has fewer than {MIN_SPEC_BATCHES}): " + "; ".join(parts)
+    )
+
+
 def _groups_text(
     groups: Sequence[str], table: pd.DataFrame, chosen: Sequence[Mapping[str, str]]
 ) -> str:
@@ -909,7 +979,7 @@ def _write_summary(
     overview: pd.DataFrame,
     *,
     space: ProcessSpace,
-    spec: float,
+    specs: Mapping[str, float],
     objective: str,
     n_raw: int,
     n_kept: int,
@@ -965,7 +1035,7 @@ def _write_summary(
     facts.append(
         "model sampling checks: " + ("failed (" + "; ".join(failed) + ")" if failed else "passed")
     )
-    facts.append(f"spec {number_text(spec)} {unit}")
+    facts.append(", ".join(f"spec {k} {number_text(v)} {unit}" for k, v in specs.items()))
     report.text("; ".join(facts) + ".")
 
 
@@ -1266,16 +1336,20 @@ def _run_study(
         _savefig(report, out, name, plot(model), caption)
 
     # 6. recommendations and design spaces per group
-    spec = (
-        cfg.spec
-        if cfg.spec is not None
-        else float(table[response.name].quantile(cfg.spec_quantile))
-    )
     unit = display_unit(response.unit)
+    specs: dict[str, tuple[float, str]] = {}
 
     def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any], pd.DataFrame]:
         rows, recs, spaces, ranked = [], [], [], []
         for i, grp in enumerate(_site_groups(groups, table)[:3]):
+            spec, source = (
+                (float(cfg.spec), "given")
+                if cfg.spec is not None
+                else group_spec(
+                    table, response.name, grp, cfg.spec_quantile, maximise=response.maximise
+                )
+            )
+            specs[_group_title(grp)] = (spec, source)
             rec = recommend.recommend(
                 model,
                 group=grp or None,
@@ -1295,7 +1369,7 @@ def _run_study(
                 n_draws=500,
                 random_seed=int(seeds[6]) + i,
             )
-            frame = rec.to_frame().rename_axis("setpoint").reset_index()
+            frame = rec.to_frame().rename_axis("setpoint").reset_index().assign(spec=spec)
             if grp:
                 frame = frame.assign(**grp)
             if truth is not None and set(truth.groups.columns) <= set(grp):
@@ -1326,8 +1400,9 @@ def _run_study(
     meets = ">=" if response.maximise else "<="
     report.text(
         f"Objective: {recs[0][1].settings.get('objective_description', cfg.objective)}; "
-        f"{response.label.lower()} spec {number_text(spec)} {unit}; design space = setpoints with "
-        f"P(new batch {meets} spec) >= {cfg.prob:g}. Factors searched over their operating "
+        f"{response.label.lower()} {_spec_text(specs, cfg.spec_quantile, unit, response.maximise)}"
+        f"; design space = setpoints with P(new batch {meets} spec) >= {cfg.prob:g}. Factors "
+        "searched over their operating "
         "ranges: "
         + _ranges_text(space)
         + " The recipe of a group is its median historical setpoint."
@@ -1398,13 +1473,14 @@ def _run_study(
             else False
         ):
             report.text(
-                f"{name}: no setpoint on the searched grid meets the spec with probability "
-                f"{cfg.prob:g}, so there are no proven acceptable ranges."
+                f"{name}: no setpoint on the searched grid meets the spec "
+                f"({number_text(ds.spec)} {unit}) with probability {cfg.prob:g}, so there are "
+                "no proven acceptable ranges."
             )
         else:
             report.table(
                 par,
-                caption=f"Proven acceptable ranges, {name}",
+                caption=f"Proven acceptable ranges, {name} (spec {number_text(ds.spec)} {unit})",
                 labels={"parameter": "factor", "fixed": "held fixed"},
             )
             notes = [n for n in ds.settings.get("notes", []) if not n.startswith("grid cut")]
@@ -1475,7 +1551,7 @@ def _run_study(
         report,
         overview,
         space=space,
-        spec=spec,
+        specs={k: v for k, (v, _) in specs.items()},
         objective=recs[0][1].settings.get("objective_description", cfg.objective),
         n_raw=len(raw),
         n_kept=len(table),

@@ -15,6 +15,7 @@ from bayesbio.study import (
     StudyConfig,
     _safe_name,
     calibration_warning,
+    group_spec,
     quick_config,
     read_table,
     run_study,
@@ -540,3 +541,26 @@ def test_cross_validated_intervals_too_narrow_beyond_chance_are_warned():
     assert calibration_warning(_coverage_summary(0.5), 30, model="RandomForest") is None
     # the LASSO's own row is read when asked for
     assert "LASSO model" in calibration_warning(_coverage_summary(0.9), 30, model="LASSO")
+
+
+def test_a_groups_default_spec_is_a_quantile_of_its_own_batches():
+    table = pd.DataFrame(
+        {
+            "scale": ["2L"] * 10 + ["2000L"] * 5,
+            "site": ["A"] * 10 + ["B"] * 3 + ["C"] * 2,
+            "titer": [*range(1, 11), 20.0, 21.0, 22.0, 23.0, 24.0],
+        }
+    )
+    spec, where = group_spec(table, "titer", {"scale": "2L", "site": "A"}, 0.25)
+    assert spec == pytest.approx(pd.Series(range(1, 11)).quantile(0.25))
+    assert where == "2L / A batches (10)"
+    # too few batches of 2000L / B: the quantile of its scale; of 2000L / C and of a new
+    # scale with 2: of all batches
+    spec, where = group_spec(table, "titer", {"scale": "2000L", "site": "B"}, 0.25)
+    assert where == "2000L batches (5)" and spec == pytest.approx(21.0)
+    two = table.assign(scale=["2L"] * 13 + ["20L"] * 2)
+    spec, where = group_spec(two, "titer", {"scale": "20L", "site": "C"}, 0.25)
+    assert where == "all batches (15)" and spec == pytest.approx(table["titer"].quantile(0.25))
+    # a response to minimise: as good as three in four batches is the upper quartile
+    spec, _ = group_spec(table, "titer", {"scale": "2L"}, 0.25, maximise=False)
+    assert spec == pytest.approx(pd.Series(range(1, 11)).quantile(0.75))
