@@ -49,6 +49,7 @@ from bayesbio.summary import (
     diagnostics_failed,
     diagnostics_table,
     study_summary,
+    worth_a_batch,
 )
 
 __all__ = [
@@ -1384,16 +1385,14 @@ def _run_study(
             rows.append(frame)
             recs.append((grp, rec))
             spaces.append((grp, ds))
-            ranked.append(_next_batches(model, rec, grp, space, int(seeds[5]) + 100 + i))
+            nxt = _next_batches(model, rec, grp, space, int(seeds[5]) + 100 + i)
+            # a candidate is worth a batch of its own when it cuts the expected regret by
+            # >= 0.5 % of the recommendation's response and passes the campaign's safety rule;
+            # the table says so, as the report's summary does
+            ranked.append(nxt.assign(worth_a_batch=worth_a_batch(nxt, rec.expected_yield)))
         return pd.concat(rows, ignore_index=True), recs, spaces, pd.concat(ranked)
 
     rec_table, recs, spaces, next_table = stages.run("recommend", recommend_all)
-    # a candidate is worth a batch of its own when it cuts the expected regret by >= 0.5 %;
-    # the table says so, as the report does
-    next_table = next_table.assign(
-        worth_a_batch=next_table["expected_regret_reduction"]
-        > 0.005 * next_table["expected_yield"].abs().clip(lower=1e-12)
-    )
     _save(tables, out, "recommendations", rec_table)
     _save(tables, out, "next_batches", next_table)
     report.section("Risk-aware setpoint recommendations and design spaces")
@@ -1424,8 +1423,10 @@ def _run_study(
             caption="Where to run the next batches: candidates ranked by the expected cut in "
             "regret (value of information) per group, with the risk of each (the probability "
             f"that a batch there is at most {100 * recommend.acquisition.SAFE_LOSS:g} % worse "
-            "than the recipe; an informative batch may be a costly one); candidates below "
-            f"0.5 % of the expected {response.noun} are left out",
+            "than the recipe); candidates whose cut is below 0.5 % of the expected "
+            f"{response.noun}, or whose probability is below "
+            f"{recommend.acquisition.SAFETY_PROB:g} (the campaign's safety rule: an informative "
+            "batch may be a costly one), are left out",
             units=nunits,
             labels=nlabels,
         )
@@ -1438,10 +1439,13 @@ def _run_study(
         ]
         if left:
             report.text(
-                f"Next batches, {'; '.join(left)}: no single extra batch among 40 candidates is "
-                "expected to change the recommendation (expected cut in regret below 0.5 % of "
-                f"the {response.noun}); confirmation batches at the recommendation are the next "
-                "step."
+                f"Next batches, {'; '.join(left)}: no single safe extra batch among 40 "
+                "candidates is expected to change the recommendation (expected cut in regret "
+                f"below 0.5 % of the {response.noun}, or a risk of a batch more than "
+                f"{100 * recommend.acquisition.SAFE_LOSS:g} % worse than the recipe above "
+                f"{1 - recommend.acquisition.SAFETY_PROB:.2g}); confirmation batches at the "
+                "recommendation are the next step, and `bayesbio next` proposes experiments "
+                "under the safety rule."
             )
     for grp, rec in recs:
         label = "_".join(grp.values()) or "all"

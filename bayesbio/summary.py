@@ -278,6 +278,41 @@ def _recipe_next_text(space: ProcessSpace, rec: Recommendation) -> str | None:
     return f"1-2 batches at {setpoint_text(space, top)} to learn whether it beats the recipe"
 
 
+def worth_a_batch(ranked: pd.DataFrame, reference: float | None = None) -> pd.Series:
+    """Return which next-batch candidates are worth a batch of their own.
+
+    A candidate of :func:`~bayesbio.recommend.next_batches` is worth a batch when it is
+    expected to cut the regret by at least 0.5 % of the expected response (of ``reference``,
+    or of the candidate's own expected response) and, where the table gives ``p_safe``, when
+    it passes the campaign's safety rule (``p_safe >= SAFETY_PROB``: at most ``SAFE_LOSS``
+    worse than the recipe with that probability).
+
+    Parameters
+    ----------
+    ranked : pandas.DataFrame
+        Candidates with ``expected_regret_reduction`` and ``expected_yield`` (and ``p_safe``).
+    reference : float, optional
+        Response level the 0.5 % is taken of; default each candidate's expected response.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Indexed like ``ranked``.
+    """
+    from bayesbio.recommend.acquisition import SAFETY_PROB
+
+    scale = (
+        pd.Series(abs(float(reference)), index=ranked.index)
+        if reference is not None
+        else ranked["expected_yield"].abs()
+    ).clip(lower=1e-12)
+    gain = pd.to_numeric(ranked["expected_regret_reduction"], errors="coerce")
+    worth = gain > 0.005 * scale
+    if "p_safe" in ranked.columns:
+        worth &= pd.to_numeric(ranked["p_safe"], errors="coerce") >= SAFETY_PROB
+    return worth.fillna(False).astype(bool)
+
+
 def _next_text(
     space: ProcessSpace,
     rec: Recommendation,
@@ -292,10 +327,11 @@ def _next_text(
     else:
         text = "2-3 confirmation batches at the recommendation"
     if ranked is not None and len(ranked) and risk != "extrapolation":
-        top = ranked.iloc[0]
-        gain = float(top.get("expected_regret_reduction", np.nan))
-        # worth a batch of its own when it is expected to cut the regret by >= 0.5 %
-        if np.isfinite(gain) and gain > 0.005 * max(abs(rec.expected_yield), 1e-12):
+        # worth a batch of its own: expected to cut the regret by >= 0.5 %, and safe
+        worth = ranked[worth_a_batch(ranked, reference=rec.expected_yield)]
+        if len(worth):
+            top = worth.iloc[0]
+            gain = float(top["expected_regret_reduction"])
             at = np.array([float(top[f]) for f in space.factor_names])
             spread = space.upper - space.lower
             near = np.all(np.abs(at - rec.setpoint.to_numpy(dtype=float)) <= 0.02 * spread)

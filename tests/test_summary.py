@@ -9,6 +9,7 @@ from bayesbio.summary import (
     diagnostics_failed,
     main_risk,
     setpoint_text,
+    worth_a_batch,
 )
 
 
@@ -120,3 +121,17 @@ def test_summary_says_keep_the_recipe_when_recommend_falls_back(model, table_k2)
     assert row["run"].startswith("keep the recipe: ")
     assert row["main_risk"] in ("no confident improvement", "failed diagnostics", "extrapolation")
     assert "no confident improvement" in RISKS
+
+
+def test_a_candidate_is_worth_a_batch_only_when_informative_and_safe():
+    ranked = pd.DataFrame(
+        {
+            "expected_regret_reduction": [0.30, 0.20, 0.001, 0.05],
+            "expected_yield": [0.35, 6.0, 6.1, 5.9],
+            # the most informative candidate is a near-certain failed batch
+            "p_safe": [0.0075, 0.95, 0.99, 0.90],
+        }
+    )
+    assert worth_a_batch(ranked, reference=6.0).tolist() == [False, True, False, True]
+    # without a reference each candidate's own response sets the 0.5 %
+    assert worth_a_batch(ranked.drop(columns="p_safe")).tolist() == [True, True, False, True]

@@ -31,6 +31,9 @@ INFEASIBLE = -1e9  # score of an unsupported setpoint (minus how far outside)
 
 #: Loss against the recipe's mean response a proposed batch may risk (Campaign's ``delta``).
 SAFE_LOSS = 0.2
+#: Probability with which a proposed batch must stay within that loss (Campaign's
+#: ``safety_prob``; the study's "worth a batch" asks the same of a next-batch candidate).
+SAFETY_PROB = 0.9
 
 
 def p_better(sign: float, f: np.ndarray, f_ref: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ import pandas as pd
 
 from bayesbio import schema
 from bayesbio.checks import check_fraction, check_int
-from bayesbio.recommend.acquisition import SAFE_LOSS, p_better, p_safe
+from bayesbio.recommend.acquisition import SAFE_LOSS, SAFETY_PROB, p_better, p_safe
 from bayesbio.recommend.constraints import Constraints
 from bayesbio.recommend.context import build_context, group_recipe, resolve_group
 from bayesbio.recommend.recommendation import Recommendation, recommend
@@ -153,7 +153,7 @@ class Campaign:
         group: Mapping[str, Any] | None = None,
         recipe: Mapping[str, float] | None = None,
         delta: float = SAFE_LOSS,
-        safety_prob: float = 0.9,
+        safety_prob: float = SAFETY_PROB,
         min_confidence: float = 0.9,
         constraints: Constraints | Mapping[str, Any] | None = None,
         trust_region: bool = True,
