@@ -1384,6 +1384,7 @@ _KNOWN_LIMITS = {
     "ph": (0.0, 14.0),
     "degc": (0.0, 100.0),
     "°c": (0.0, 100.0),
+    "%": (0.0, 100.0),
 }
 
 #: a scale label written as a volume: "3 m3", "3000 L", "2,5 L", "500 mL"
@@ -1728,6 +1729,7 @@ _UNIT_HINTS = [
     (r"(^|_)(s|sec|seconds)$", "s"),
     (r"(^|_)(min|minutes)$", "min"),
     (r"(^|_)(h|hr|hours)$", "h"),
+    (r"(^|_)d$", "day"),  # "Shift day (d)": a one-letter unit the brackets rule skips
     (r"(^|_)rpm$", "rpm"),
     (r"(^|_)(g_l|g/l|gl|g_per_l)$", "g/L"),
     (r"(^|_)(mg_l|mg/l|mgl|mg_per_l)$", "mg/L"),
@@ -1756,6 +1758,8 @@ def _guess_unit(column: str) -> str:
     key = re.sub(r"_+", "_", key)
     for pattern, unit in _UNIT_HINTS:
         if re.search(pattern, key):
+            if unit == "% air sat." and not _DO_NAME.search(key):
+                return "%"  # a share (glucose feed %, a variant), not oxygen saturation
             return unit
     # a unit in brackets that pint reads: "Feed rate (mL/h)", "Duration [days]"
     for inside in re.findall(r"[(\[]([^()\[\]]+)[)\]]", column):

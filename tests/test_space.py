@@ -440,6 +440,25 @@ def test_infer_space_drafts_a_share_to_minimise_in_percent():
     assert "response limits [0, 100] % (a share)" in notes
 
 
+def test_infer_space_reads_a_share_factor_in_percent_and_days_in_d():
+    rng = np.random.default_rng(7)
+    n = 20
+    table = pd.DataFrame(
+        {
+            "Glucose feed (%)": rng.uniform(3.0, 6.0, n),
+            "Shift day (d)": rng.uniform(3.0, 8.0, n),
+            "pO2 %": rng.uniform(20.0, 60.0, n),
+            "Titer (g/L)": rng.uniform(3.0, 5.0, n),
+        }
+    )
+    sp, _ = infer_space(table, response="Titer (g/L)")
+    # a feed share is not oxygen saturation (the cleaner repairs DO-only slips in that unit)
+    assert sp.units["Glucose feed (%)"] == "%"
+    assert sp.factor("Glucose feed (%)").limits == (0.0, 100.0)
+    assert sp.units["Shift day (d)"] == "day"
+    assert sp.units["pO2 %"] == "% air sat."
+
+
 def test_infer_space_names_batches_a_status_column_marks_as_failed():
     rng = np.random.default_rng(5)
     n = 12
