@@ -512,6 +512,20 @@ def repeats(x: np.ndarray, table: pd.DataFrame, case: Case) -> float:
     return float(np.mean(gap < 1e-3))
 
 
+def crowded(x: np.ndarray, case: Case, gap: float = 0.1) -> float:
+    """Share of the proposed setpoints ``x`` within ``gap`` of another one of the same round.
+
+    Unit scale over each factor's operating range, max norm: two batches of one round spent
+    on nearly the same guess.
+    """
+    new = (np.atleast_2d(x) - case.lo) / (case.hi - case.lo)
+    if len(new) < 2:
+        return 0.0
+    dist = np.abs(new[:, None, :] - new[None, :, :]).max(axis=2)
+    np.fill_diagonal(dist, np.inf)
+    return float(np.mean(dist.min(axis=1) < gap))
+
+
 def run_case(
     world_name: str,
     n0: int,
@@ -543,6 +557,7 @@ def run_case(
                 add(name, r, "lost", float(np.mean(case.regret(x))))
                 add(name, r, "unsafe", float(np.mean(value < UNSAFE_FRACTION * case.recipe_value)))
                 add(name, r, "repeat", repeats(x, method.table, case))
+                add(name, r, "crowded", crowded(x, case))
                 method.add(case.run(x, r))
                 add(name, r, "regret", float(case.regret(method.answer())[0]))
                 add(name, r, "seconds", time.perf_counter() - t0)
@@ -563,6 +578,8 @@ def summarise(results: pd.DataFrame) -> dict[int, tuple[pd.DataFrame, pd.DataFra
         wide["unsafe %"] = 100.0 * means.loc["unsafe"].groupby("method").mean()
         if "repeat" in means.index.get_level_values("metric"):
             wide["repeat %"] = 100.0 * means.loc["repeat"].groupby("method").mean()
+        if "crowded" in means.index.get_level_values("metric"):
+            wide["crowded %"] = 100.0 * means.loc["crowded"].groupby("method").mean()
         total = part[part["metric"] == "seconds"].groupby(["method", "world", "seed"])["value"]
         wide["s/run"] = total.sum().groupby("method").mean()
         last = part["round"].max()
