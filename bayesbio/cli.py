@@ -12,7 +12,7 @@ sampling diagnostics or an extrapolating recommendation); 130 interrupted (Ctrl-
 of the interrupted step saved.
 
 Outputs never overwrite each other: every command writes its own file names (``eda_summary.csv``,
-``compare_summary.csv``, ``recommendation_<group>.csv``, ...), each file is written under a
+``compare_summary.csv``, ``recommendation_COLUMN-LABEL.csv``, ...), each file is written under a
 temporary name and renamed into place (an interrupted run leaves the earlier file), and
 commands refuse to replace their own input (``clean``) or an existing batch table
 (``simulate``, unless ``--force``). Library warnings are printed as one ``warning:`` line
@@ -25,6 +25,7 @@ import ast
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -137,7 +138,9 @@ def _root(
 ) -> None:
     if verbose and quiet:
         _fail("-v/--verbose and -q/--quiet exclude each other; pass one of them")
-    _STATE.update(debug=debug, quiet=quiet, verbose=verbose, said=set(), demo_space=False)
+    _STATE.update(
+        debug=debug, quiet=quiet, verbose=verbose, said=set(), demo_space=False, clean_option=False
+    )
     log = logging.getLogger("bayesbio")
     while _LOG_HANDLER:  # one handler, on the current stderr (tests swap streams)
         log.removeHandler(_LOG_HANDLER.pop())
@@ -197,6 +200,8 @@ def _errors() -> Iterator[list[warnings.WarningMessage]]:
                 " (no --process given, so the demo process was assumed: declare your own "
                 "with --process; `bayesbio init-process --data FILE` drafts one)"
             )
+        if _STATE.get("clean_option") and "clean the table first" in str(exc):
+            hint += " (or add --clean to this command)"
         _fail(f"{type(exc).__name__}: {_cli_terms(str(exc))}{hint}")
     if not _STATE["quiet"]:
         from bayesbio.study import NOT_FOR_THE_USER
@@ -348,6 +353,31 @@ def _read(path: Path, columns: list[str] | None, sheet: str | None = None) -> An
     from bayesbio import schema
 
     return schema.rename_columns(_read_file(path, sheet), _mapping(columns))
+
+
+def _read_data(
+    path: Path, columns: list[str] | None, sheet: str | None, space: Any, clean: bool, out: Path
+) -> Any:
+    """Read a batch table; with ``clean``, clean it first and write the cleaned table and log."""
+    table = _read(path, columns, sheet)
+    _STATE["clean_option"] = True  # a schema error may point to --clean
+    if not clean:
+        return table
+    from bayesbio.clean import clean as clean_table
+
+    result = clean_table(table, "default", space=space)
+    _write_all({"clean_batches.csv": result.table, "cleaning_log.csv": result.log}, out)
+    dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
+    _say(
+        f"cleaned: kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions "
+        f"({out / 'cleaning_log.csv'})"
+    )
+    _echo_warnings(result)
+    if len(result.table) == 0:
+        raise ValueError(
+            f"--clean dropped every row: {out / 'cleaning_log.csv'} says why for each row"
+        )
+    return result.table
 
 
 def _space(process: Path | None) -> Any:
@@ -512,9 +542,11 @@ def _bayes(
     space: Any = None,
     target_accept: float = 0.95,
     likelihood: str = "auto",
+    structures: tuple[str, ...] | None = None,
 ) -> Any:
     from bayesbio.models import BayesianYieldModel
 
+    extra = {} if structures is None else {"structures": structures}
     return BayesianYieldModel(
         draws=draws,
         tune=tune,
@@ -523,18 +555,28 @@ def _bayes(
         space=space,
         target_accept=target_accept,
         likelihood=likelihood,
+        **extra,
     )
 
 
-def _model_options(likelihood: str, target_accept: float) -> dict[str, Any]:
-    """Check --likelihood and --target-accept; return them as the model's arguments."""
+def _model_options(
+    likelihood: str, target_accept: float, structures: list[str] | None = None
+) -> dict[str, Any]:
+    """Check --likelihood, --target-accept and --structures; return the model's arguments."""
     from bayesbio.checks import check_choice, check_fraction
     from bayesbio.models._bayes_spec import LIKELIHOODS
+    from bayesbio.models.bayesian import STRUCTURES
 
-    return {
+    out: dict[str, Any] = {
         "likelihood": check_choice("--likelihood", likelihood, LIKELIHOODS),
         "target_accept": check_fraction("--target-accept", target_accept),
     }
+    if structures:
+        names = [n.strip() for item in structures for n in item.split(",") if n.strip()]
+        if not names:
+            raise ValueError("--structures: name at least one structure")
+        out["structures"] = tuple(check_choice("--structures", n, STRUCTURES) for n in names)
+    return out
 
 
 Likelihood = Annotated[
@@ -549,6 +591,23 @@ TargetAccept = Annotated[
     typer.Option(
         help="Target acceptance rate of NUTS, in (0, 1): higher takes smaller steps "
         "(fewer divergent transitions, slower)."
+    ),
+]
+Structures = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--structures",
+        help="Response-surface structures stacked by leave-one-out accuracy, repeatable or "
+        "comma-separated: quadratic, gp, spline, quadratic_by_group (each scale its own optimum "
+        "location, for an optimum that moves with scale) [quadratic, gp].",
+    ),
+]
+CleanFirst = Annotated[
+    bool,
+    typer.Option(
+        "--clean",
+        help="Clean the table first, as `bayesbio clean` and `study` do (default policy; "
+        "clean_batches.csv and cleaning_log.csv are written to --out, every change logged).",
     ),
 ]
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
@@ -570,6 +629,7 @@ def compare(
     tune: Tune = 500,
     chains: Chains = 2,
     process: Process = None,
+    clean: CleanFirst = False,
     out: Out = Path("output"),
     seed: Seed = 2024,
 ) -> None:
@@ -589,7 +649,7 @@ def compare(
         }
         if bayesian:
             models["Bayesian"] = _bayes(seed, draws, tune, chains, space)
-        table = _read(data, columns, sheet)
+        table = _read_data(data, columns, sheet, space, clean, out)
         with _activity(f"comparing {len(models)} models on {cv} folds"), _interrupts():
             result = run_compare(
                 models, table, cv=cv, n_splits=n_splits, random_seed=seed, space=space
@@ -616,7 +676,9 @@ def fit(
     chains: Chains = 4,
     target_accept: TargetAccept = 0.95,
     likelihood: Likelihood = "auto",
+    structures: Structures = None,
     process: Process = None,
+    clean: CleanFirst = False,
     out: Out = Path("output"),
     seed: Seed = 2024,
     strict: Strict = False,
@@ -639,8 +701,8 @@ def fit(
 
         _check_run_options(draws=draws, tune=tune, chains=chains)
         space = _space(process)
-        table = _read(data, columns, sheet)
-        options = _model_options(likelihood, target_accept)
+        table = _read_data(data, columns, sheet, space, clean, out)
+        options = _model_options(likelihood, target_accept, structures)
         model = _bayes(seed, draws, tune, chains, space, **options)
         steps = f"{chains} chain(s) x {tune} + {draws} steps"
         with _activity(f"sampling the posterior ({steps})"), _interrupts():
@@ -822,7 +884,7 @@ def _group_options(match: re.Match[str]) -> str:
         return match.group(0)
     if not isinstance(pairs, dict):
         return match.group(0)
-    return " ".join(f"-g {k}={v}" for k, v in pairs.items())
+    return " ".join(f"-g {shlex.quote(f'{k}={v}')}" for k, v in pairs.items())
 
 
 def _cli_terms(message: str) -> str:
@@ -887,8 +949,9 @@ def recommend(
 ) -> None:
     """Risk-aware setpoint for a group (bayesbio.recommend.recommend).
 
-    Writes recommendation_<group>.csv (recommendation.csv without --group). The model file
-    carries its process space; --process only checks it matches.
+    Writes recommendation_COLUMN-LABEL.csv, e.g. recommendation_scale-2000L_site-B.csv
+    (recommendation.csv without --group). The model file carries its process space; --process
+    only checks it matches.
     """
     with _errors() as caught:
         from bayesbio.checks import check_choice, check_fraction
@@ -941,8 +1004,9 @@ def design_space(
 ) -> None:
     """Bayesian design space and proven acceptable ranges (bayesbio.recommend.design_space).
 
-    Writes design_space_grid_<group>.csv and proven_acceptable_ranges_<group>.csv. The model
-    file carries its process space; --process only checks it matches.
+    Writes design_space_grid_COLUMN-LABEL.csv and proven_acceptable_ranges_COLUMN-LABEL.csv
+    (as recommend names its file). The model file carries its process space; --process only
+    checks it matches.
     """
     with _errors():
         from bayesbio.recommend import design_space as run_design_space
@@ -1074,7 +1138,10 @@ def study(
     quick: Annotated[bool, typer.Option(help="Reduced settings (about a minute).")] = False,
     spec: Annotated[
         float | None,
-        typer.Option(help="Response spec, in the response's unit (default: the data's median)."),
+        typer.Option(
+            help="Response spec, in the response's unit, for every group (default: per target "
+            "group, the 10th percentile of its own batches)."
+        ),
     ] = None,
     prob: Annotated[
         float | None,
@@ -1092,6 +1159,17 @@ def study(
     chains: Annotated[int | None, typer.Option(help="Markov chains.")] = None,
     target_accept: TargetAccept = 0.95,
     likelihood: Likelihood = "auto",
+    structures: Structures = None,
+    transfer_risk: Annotated[
+        bool,
+        typer.Option(
+            "--transfer-risk",
+            help="Judge each group's recommendation and design space with its own slope risk: "
+            "a move the group never made is as uncertain as the model's varying-slope prior "
+            "says, not as sure as the effect pooled over the other groups (for optima that "
+            "move with scale).",
+        ),
+    ] = False,
     groups: Annotated[
         list[str] | None,
         typer.Option(
@@ -1130,7 +1208,8 @@ def study(
         _check_run_options(draws=draws, tune=tune, chains=chains)
         overrides: dict[str, Any] = {
             "harvest": harvest,
-            **_model_options(likelihood, target_accept),
+            "transfer_risk": transfer_risk,
+            **_model_options(likelihood, target_accept, structures),
         }
         if prob is not None:
             overrides["prob"] = check_fraction("--prob", prob)
@@ -1289,9 +1368,12 @@ def next_(
     chains: Chains = 4,
     target_accept: TargetAccept = 0.95,
     likelihood: Likelihood = "auto",
+    structures: Structures = None,
     process: Process = None,
+    clean: CleanFirst = False,
     out: Out = Path("output"),
     seed: Seed = 2024,
+    strict: Strict = False,
 ) -> None:
     """Propose the next batches of a campaign (bayesbio.recommend.Campaign.recommend).
 
@@ -1315,10 +1397,10 @@ def next_(
             _check_run_options(draws=draws, tune=tune, chains=chains)
             space = _space(process)
             params = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
-            params.update(_model_options(likelihood, target_accept))
+            params.update(_model_options(likelihood, target_accept, structures))
             camp = Campaign(
                 space,
-                _read(data, columns, sheet),
+                _read_data(data, columns, sheet, space, clean, out),
                 model_params=params,
                 group=_mapping(group, "--group", "COLUMN=LABEL"),
                 recipe=_recipe(recipe, space),
@@ -1329,7 +1411,9 @@ def next_(
             fixed = {"--group": group, "--process": process, "--delta": delta, "--recipe": recipe}
             given = [name for name, value in fixed.items() if value is not None]
             given += ["--likelihood"] * (likelihood != "auto")
-            given += ["--target-accept"] * (target_accept != 0.95)
+            given += ["--structures"] * bool(structures)
+            given += ["--clean (clean the results file with `bayesbio clean`)"] * clean
+            given += ["--seed"] * (seed != 2024)
             if given:
                 raise ValueError(
                     f"{', '.join(given)} cannot change a running campaign (it keeps the "
@@ -1342,22 +1426,61 @@ def next_(
                 )
             camp = Campaign.load(campaign)
             _STATE["demo_space"] = False
+            # sampler settings may change between rounds (the remedy for a failed check)
+            sampler = _changed_sampler(camp, draws, tune, chains, target_accept)
             if results is not None:
                 new = _read(results, columns)
                 with _activity(f"adding {len(new)} batch(es) and refitting"), _interrupts():
                     camp.add(new)
-                _say(f"round {camp.round}: {len(new)} batch(es) added, {len(camp.table)} in all")
+                _say(
+                    f"results of round {camp.round} added: {len(new)} batch(es), "
+                    f"{len(camp.table)} in all"
+                )
+            elif sampler:
+                with _activity(f"refitting with {sampler}"), _interrupts():
+                    camp.fit()
         if batches is None:  # a continued campaign keeps its round size
             last = camp.history[-1]["proposed"] if camp.history else []
             batches = len(last) or 4
         with _activity("fitting the model and proposing batches"), _interrupts():
             frame = camp.recommend(batches)
+            best = camp.best()
+        from bayesbio.summary import diagnostics_failed
+
+        failed = diagnostics_failed(getattr(camp.model_, "diagnostics_", None))
+        if strict and failed:
+            _fail_strict(
+                "sampling checks failed: " + "; ".join(failed),
+                "nothing written; rerun with larger --draws/--tune",
+            )
         _write(frame, out, "next_batches.csv")
         camp.save(out / "campaign")
-        typer.echo(_next_text(camp, frame, out))
+        typer.echo(_next_text(camp, frame, out, best, failed))
 
 
-def _next_text(camp: Any, frame: Any, out: Path) -> str:
+def _changed_sampler(camp: Any, draws: int, tune: int, chains: int, target_accept: float) -> str:
+    """Apply sampler options that differ from the defaults to a running campaign's model.
+
+    Returns what changed (``"draws 2000, tune 2000"``), empty when nothing did.
+    """
+    wanted = {"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept}
+    defaults = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95}
+    change = {k: v for k, v in wanted.items() if v != defaults[k]}
+    if not change:
+        return ""
+    if camp.model is not None:
+        raise ValueError(
+            "--draws/--tune/--chains/--target-accept: this campaign fits a model of its own "
+            "(a factory), whose settings the CLI cannot change"
+        )
+    _check_run_options(draws=draws, tune=tune, chains=chains)
+    camp.model_params.update(change)
+    return ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in change.items())
+
+
+def _next_text(
+    camp: Any, frame: Any, out: Path, best: Any = None, failed: list[str] | None = None
+) -> str:
     """Return the proposed batches for people: rule, recipe, rounded values, next step."""
     from bayesbio.recommend.messages import group_text, point_text
     from bayesbio.space import number_text, with_unit
@@ -1366,11 +1489,21 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
     r = space.response
     recipe = [camp.recipe[p] for p in space.factor_names] if camp.recipe else None
     group = {k: str(v) for k, v in (camp.group or {}).items()}
-    shown = frame.drop(columns=["draw"], errors="ignore").copy()
+    shown = frame.drop(columns=["draw", "q05", "q95"], errors="ignore").copy()
     for col in space.factor_names:
         shown[col] = [number_text(v, 4) for v in shown[col]]
     for col in ("expected_yield", "sd"):
         shown[col] = [number_text(v) for v in shown[col]]
+    if {"q05", "q95"} <= set(frame.columns):
+        at = shown.columns.get_loc("sd") + 1
+        shown.insert(
+            at,
+            "interval",
+            [
+                f"{number_text(a)}-{number_text(b)}"
+                for a, b in zip(frame["q05"], frame["q95"], strict=True)
+            ],
+        )
     for col in ("p_safe", "p_better_than_recipe"):
         shown[col] = [f"{v:.2f}" for v in shown[col]]
     names = {f.name: with_unit(f.label, f.unit) for f in space.factors}
@@ -1378,12 +1511,13 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
         {
             "expected_yield": with_unit(f"expected {r.label}", r.unit),
             "sd": with_unit("SD", r.unit),
+            "interval": with_unit("a batch, 90 %", r.unit),
             "p_safe": "P(safe)",
             "p_better_than_recipe": "P(better than recipe)",
         }
     )
     lines = [
-        f"Round {camp.round}: {len(shown)} batch(es) to run"
+        f"Round {camp.round + 1}: {len(shown)} batch(es) to run"
         + (f" for {group_text(group)}" if group else "")
         + f" ({frame.attrs.get('n_safe', '?')} new setpoints passed the safety rule).",
     ]
@@ -1409,12 +1543,60 @@ def _next_text(camp: Any, frame: Any, out: Path) -> str:
         )
     lines += [
         f"Safety rule: {frame.attrs.get('rule', '')} for every batch (P(safe)); "
-        "'expected' is the posterior mean of the mean response there, SD its uncertainty.",
+        "'expected' is the posterior mean of the mean response there, SD its uncertainty; "
+        "the interval is where a new batch there lands with 90 % probability.",
         shown.rename(columns=names).to_string(index=False),
-        f"Run them, then add their results: bayesbio next --campaign {out / 'campaign'} "
-        "--results FILE",
     ]
+    if best is not None:
+        lines.append(_best_text(space, best, camp.min_confidence))
+    lines.append(_checks_text(camp.model_, failed or [], out))
+    lines.append(
+        f"Run them, then add their results: bayesbio next --campaign {out / 'campaign'} "
+        "--results FILE"
+    )
     return "\n".join(lines)
+
+
+def _best_text(space: Any, best: Any, min_confidence: float) -> str:
+    """One line on the campaign's current safe recommendation (Campaign.best)."""
+    from bayesbio.recommend.messages import point_text
+    from bayesbio.space import number_text
+
+    unit = space.response.unit
+    if best.decision == "recipe":
+        return (
+            f"Best so far: keep the recipe ({number_text(best.expected_yield)} {unit} "
+            f"expected); no setpoint beats it with P >= {min_confidence:g} yet (the best "
+            f"reaches P(better) {best.p_better_than_recipe:.2f})."
+        )
+    return (
+        "Best so far (what to adopt if the campaign stopped now): "
+        f"{point_text(space, best.setpoint.to_numpy(dtype=float))}, expected "
+        f"{number_text(best.expected_yield)} {unit} (gain {number_text(best.expected_gain)} "
+        f"{unit}, {best.expected_gain_pct:+.1f} % on the recipe), P(better) "
+        f"{best.p_better_than_recipe:.2f}."
+    )
+
+
+def _checks_text(model: Any, failed: list[str], out: Path) -> str:
+    """One line on the fit's sampling checks: passed with figures, or failed with the remedy."""
+    diag = getattr(model, "diagnostics_", None)
+    if failed:
+        return (
+            "Sampling checks FAILED (" + "; ".join(failed) + "): the proposals and P(safe) rest "
+            f"on unreliable draws; refit with more: bayesbio next --campaign {out / 'campaign'} "
+            "--draws 2000 --tune 2000 (--strict stops here instead)."
+        )
+    if not isinstance(diag, dict) or not diag:
+        return "Sampling checks: none (the model gives no sampling diagnostics)."
+    blocks = [v for v in diag.values() if isinstance(v, dict)] or [diag]
+    r_hat = max(float(b.get("max_r_hat", float("nan"))) for b in blocks)
+    ess = min(float(b.get("min_ess_bulk", float("nan"))) for b in blocks)
+    div = sum(int(b.get("divergences", 0) or 0) for b in blocks)
+    return (
+        f"Sampling checks passed (max R-hat {r_hat:.3f}, min ESS {ess:.0f}, {div} divergent "
+        "transitions)."
+    )
 
 
 def _beyond_runs(camp: Any, frame: Any) -> list[str]:

@@ -287,7 +287,7 @@ def plot_profiler(
         bbox_to_anchor=(0.5, -0.02),
     )
     fig.suptitle(
-        f"Profiler: predicted {space.response.label.lower()} along each factor, others held at "
+        f"Profiler: predicted {space.response.noun} along each factor, others held at "
         f"the setpoint; group: {group_text(ctx.group)}",
         fontsize=10,
     )

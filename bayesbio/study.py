@@ -116,6 +116,10 @@ class StudyConfig:
         batch table). None: only for the demo process.
     design_resolution : int, default 6
         Grid points per factor of the design-space search.
+    transfer_risk : bool, default False
+        Recommendations and design spaces judge each group's moves with its own slope risk
+        (``transfer_risk`` of :func:`bayesbio.recommend.recommend`): for optima that move
+        with scale.
     """
 
     n_batches: int = 48
@@ -138,6 +142,7 @@ class StudyConfig:
     harvest_sizes: tuple[int, ...] = (3, 10)
     harvest: bool | None = None
     design_resolution: int = 6
+    transfer_risk: bool = False
 
     @classmethod
     def quick(cls) -> StudyConfig:
@@ -995,7 +1000,7 @@ def _write_summary(
     report.start_summary("Summary")
     better = "higher" if r.maximise else "lower"
     report.text(
-        f"What to run per target group, with the expected {r.label.lower()} of a new batch and "
+        f"What to run per target group, with the expected {r.noun} of a new batch and "
         f"a bad batch ({level}th percentile) against the group's recipe (its median historical "
         f"setpoint); P(better) is the probability that the mean {r.noun} at the recommendation "
         f"is {better} than at the recipe. Objective: {objective}."
@@ -1306,7 +1311,7 @@ def _run_study(
         (
             "posterior_effects",
             pplots.plot_marginal_effects,
-            f"Expected {response.label.lower()} along each factor (others at their training "
+            f"Expected {response.noun} along each factor (others at their training "
             "medians), 90 % band per group level, training batches as dots",
         ),
         (
@@ -1357,6 +1362,7 @@ def _run_study(
                 objective=cfg.objective,
                 risk=cfg.risk,
                 spec=spec,
+                transfer_risk=cfg.transfer_risk,
                 random_seed=int(seeds[5]) + i,
             )
             ds = recommend.design_space(
@@ -1368,6 +1374,7 @@ def _run_study(
                 resolution=cfg.design_resolution,
                 map_resolution=20,
                 n_draws=500,
+                transfer_risk=cfg.transfer_risk,
                 random_seed=int(seeds[6]) + i,
             )
             frame = rec.to_frame().rename_axis("setpoint").reset_index().assign(spec=spec)
@@ -1399,7 +1406,7 @@ def _run_study(
     meets = ">=" if response.maximise else "<="
     report.text(
         f"Objective: {recs[0][1].settings.get('objective_description', cfg.objective)}; "
-        f"{response.label.lower()} {_spec_text(specs, cfg.spec_quantile, unit, response.maximise)}"
+        f"{response.noun} {_spec_text(specs, cfg.spec_quantile, unit, response.maximise)}"
         f"; design space = setpoints with P(new batch {meets} spec) >= {cfg.prob:g}. Factors "
         "searched over their operating "
         "ranges: "
@@ -1456,7 +1463,7 @@ def _run_study(
             f"profiler_{label}",
             plot_profiler(model, rec.setpoint, grp or None, recipe=rec.recipe, n_draws=300),
             f"Profiler through the recommended setpoint, {name}: predicted mean "
-            f"{response.label.lower()} with 80 % band along each factor, the others held at the "
+            f"{response.noun} with 80 % band along each factor, the others held at the "
             "recommendation (red); recipe dotted grey, training batches as ticks",
         )
         _savefig(
@@ -1464,7 +1471,7 @@ def _run_study(
             out,
             f"recommendation_{label}",
             recommend.plot_recommendation(rec),
-            f"Predictive {response.label.lower()} at recipe vs recommendation, {name}",
+            f"Predictive {response.noun} at recipe vs recommendation, {name}",
         )
     for grp, ds in spaces:
         label = "_".join(grp.values()) or "all"

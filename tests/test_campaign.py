@@ -42,6 +42,8 @@ def factory():
     return ConjugateQuadratic(SPACE1)
 
 
+# a quadratic fitted to 8 batches whose noise all fell one way is too sure (the add warns)
+@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
 def test_campaign_converges_to_the_optimum_of_a_1d_function_within_5_rounds():
     camp = Campaign(SPACE1, start_table(), model=factory, random_seed=3)
     first = camp.best(objective="mean", n_draws=400)
@@ -101,6 +103,8 @@ def test_trust_region_keeps_proposals_within_the_groups_support():
     assert far.attrs["n_safe"] > near.attrs["n_safe"]
 
 
+# a quadratic fitted to 8 batches whose noise all fell one way is too sure (the add warns)
+@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
 def test_campaign_save_load_round_trip(tmp_path):
     camp = Campaign(SPACE1, start_table(), model=factory, random_seed=5, delta=0.15)
     camp.add(run_batches(camp.recommend(2, n_draws=200), 0, seed=1))
@@ -160,9 +164,12 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     text = result.output
-    assert "Round 0: 2 batch(es) to run for scale 200L, site A" in text
+    assert "Round 1: 2 batch(es) to run for scale 200L, site A" in text
     assert "Recipe (the reference): Mixing time" in text and "Safety rule: P(yield >= 0.8" in text
     assert "P(safe)" in text and " draw " not in text and "--results FILE" in text
+    # where a batch lands, what to adopt now, and whether the fit passed its checks
+    assert "a batch, 90 % [g/L]" in text and "Best so far" in text
+    assert "Sampling checks passed (max R-hat" in text or "Sampling checks FAILED (" in text
     proposals = pd.read_csv(tmp_path / "o" / "next_batches.csv")
     assert len(proposals) == 2 and (proposals["scale"] == "200L").all()
     assert (proposals["p_safe"] >= 0.9).all()
@@ -178,12 +185,22 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     more += ["--results", str(tmp_path / "round1.csv"), "--out", str(tmp_path)]
     result = CliRunner().invoke(app, more)
     assert result.exit_code == 0, result.output
-    assert "round 1: 2 batch(es) added, 32 in all" in result.output
+    assert "results of round 1 added: 2 batch(es), 32 in all" in result.output
     again = Campaign.load(tmp_path / "campaign")
     assert again.round == 1 and len(again.table) == 32 and again.recipe == back.recipe
     # without --batches the campaign keeps its round size (2, not the default 4)
     assert len(pd.read_csv(tmp_path / "next_batches.csv")) == 2
-    assert "Round 1: 2 batch(es) to run" in result.output
+    assert "Round 2: 2 batch(es) to run" in result.output
+    # the remedy for a failed check works on a running campaign: more draws, refitted
+    refit = ["next", "--campaign", str(tmp_path / "campaign"), "--draws", "120"]
+    refit += ["--tune", "100", "--chains", "2", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, refit)
+    assert result.exit_code == 0, result.output
+    third = Campaign.load(tmp_path / "r" / "campaign")
+    assert third.model_params["draws"] == 120 and third.round == 1
+    assert all(d.posterior.sizes["draw"] == 120 for d in third.model_.idata_.values())
+    # proposing again in the same round replaces that round's proposals
+    assert [h["round"] for h in third.history] == [0, 1]
 
 
 def test_cli_next_says_how_to_start_or_continue_a_campaign(tmp_path):
@@ -204,6 +221,8 @@ def test_cli_next_says_how_to_start_or_continue_a_campaign(tmp_path):
     assert fixed.exit_code == 2 and "--group, --delta cannot change a running campaign" in (
         fixed.output
     )
+    seeded = runner.invoke(app, ["next", "--campaign", str(empty), "--seed", "7"])
+    assert seeded.exit_code == 2 and "--seed cannot change a running campaign" in seeded.output
 
 
 def test_campaign_seed_seeds_the_default_model_per_round():
@@ -260,6 +279,8 @@ def test_a_mistyped_group_is_named_at_construction_before_any_fit():
     }
 
 
+# a quadratic fitted to 8 batches whose noise all fell one way is too sure (the add warns)
+@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
 def test_results_written_otherwise_join_the_campaigns_group():
     camp = Campaign(SPACE1, start_table(), model=factory, random_seed=5)
     rows = run_batches(camp.recommend(2, n_draws=200), 0, seed=1)
@@ -392,3 +413,20 @@ def test_when_only_the_recipe_is_safe_the_campaign_takes_small_steps_from_it():
     assert batch[list(SPACE2.factor_names)].round(9).drop_duplicates().shape[0] == 4
     (p_recipe,) = batch.loc[step == 0.0, "p_safe"]
     assert p_recipe < 0.9 and (batch["p_safe"] >= p_recipe - 0.02).all()
+
+
+def test_add_names_results_outside_the_operating_range_and_their_predictions():
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=3)
+    batch = camp.recommend(2, n_draws=300)
+    assert (batch["q05"] < batch["expected_yield"]).all()
+    assert (batch["expected_yield"] < batch["q95"]).all()
+    ran = run_batches(batch, 1, seed=3)
+    ran.loc[0, "titer"] = float(batch["q05"].iloc[0]) - 5.0  # far below what was predicted
+    extra = ran.iloc[:1].assign(run="X1", speed=520.0)  # beyond the 100-500 rpm range
+    with pytest.warns(UserWarning) as caught:
+        camp.add(pd.concat([ran, extra], ignore_index=True))
+    text = " ".join(str(w.message) for w in caught)
+    assert "'speed' outside its operating range 100-500 rpm (X1 at 520)" in text
+    # the two results matched to their proposals (the batch at 520 rpm was not proposed)
+    assert "of 2 result(s) of the proposed batches fell outside their 90 % predictive" in text
+    assert f"{ran.loc[0, 'run']} {ran.loc[0, 'titer']:.4g} (predicted " in text

@@ -700,6 +700,18 @@ def test_cli_study_passes_its_options_to_the_study(tmp_path, fake_study):
     assert (cfg.draws, cfg.tune, cfg.chains) == (300, 250, 3)
     assert cfg.cv_splits == 3  # the rest of --quick is kept
     assert kwargs["groups"] == ["scale", "site"] and kwargs["force"] is True
+    assert cfg.transfer_risk is False and cfg.structures == ("quadratic",)  # --quick's
+
+
+def test_cli_study_takes_structures_and_transfer_risk(tmp_path, fake_study):
+    calls, _ = fake_study
+    args = ["study", "--out", str(tmp_path), "--structures", "quadratic_by_group,gp"]
+    result = runner.invoke(app, [*args, "--transfer-risk", "--force"])
+    assert result.exit_code == 0, result.output
+    cfg = calls[0]["config"]
+    assert cfg.structures == ("quadratic_by_group", "gp") and cfg.transfer_risk is True
+    bad = runner.invoke(app, ["study", "--out", str(tmp_path), "--structures", "cubic"])
+    assert bad.exit_code == 2 and "--structures must be one of" in bad.output
 
 
 def test_cli_study_strict_exits_3_on_a_convergence_warning(tmp_path, fake_study):
@@ -875,6 +887,9 @@ def test_cli_messages_name_options_not_python_arguments():
     assert "--objective prob_spec" in said and "--spec VALUE" in said
     assert "--n-splits must be" in said and "--columns FILE_NAME=NAME" in said
     assert "={" not in said
+    # a label with a space is quoted, so the suggestion can be pasted into a shell
+    spaced = _cli_terms("e.g. group={'Scale': '10 L'}")
+    assert "-g 'Scale=10 L'" in spaced
     # the convergence warning's advice, as the options of `bayesbio fit`
     rerun = _cli_terms("Increase tune/draws, raise target_accept, or simplify the model")
     assert rerun.startswith("Increase --tune/--draws, raise --target-accept")
@@ -913,3 +928,25 @@ def test_cli_model_options_reach_the_model_and_are_checked(tmp_path, batches, mo
     from bayesbio.study import StudyConfig
 
     assert StudyConfig().likelihood == "auto" and StudyConfig().target_accept == 0.95
+
+
+def test_commands_that_model_a_raw_table_clean_it_with_clean(tmp_path):
+    from bayesbio.simulate import simulate_batches
+
+    raw = simulate_batches(40, defects=True, random_seed=3).table
+    raw.loc[raw.index[2], "temperature"] = None  # a missing setpoint: the model refuses it
+    data = tmp_path / "raw.csv"
+    raw.to_csv(data, index=False)
+    refused = runner.invoke(app, ["fit", "-d", str(data), "--out", str(tmp_path / "f")])
+    assert refused.exit_code == 2
+    assert "clean the table first" in refused.output
+    assert "(or add --clean to this command)" in refused.output
+    out = tmp_path / "c"
+    args = ["compare", "-d", str(data), "--no-bayesian", "--n-splits", "3", "--clean"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "cleaned: kept" in result.output
+    log = pd.read_csv(out / "cleaning_log.csv")
+    kept = pd.read_csv(out / "clean_batches.csv")
+    assert len(kept) + (log["action"] == "dropped").sum() == len(raw)
+    assert (out / "compare_summary.csv").is_file()

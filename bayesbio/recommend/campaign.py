@@ -254,14 +254,17 @@ class Campaign:
         pandas.DataFrame
             One row per proposed batch: the group columns, the factors (domain units),
             ``expected_yield`` and ``sd`` (posterior mean and SD of the mean response there),
-            ``p_safe`` (P(batch yield >= (1 - delta) x recipe yield); for a response to
-            minimise P(batch value <= (1 + delta) x recipe value)), ``p_better_than_recipe``
+            ``q05`` and ``q95`` (the 90 % predictive interval of a new batch there, batch noise
+            included; :meth:`add` names results that fall outside it), ``p_safe`` (P(batch
+            yield >= (1 - delta) x recipe yield); for a response to minimise P(batch value <=
+            (1 + delta) x recipe value)), ``p_better_than_recipe``
             and ``draw`` (the posterior draw it is best under). ``attrs["round"]`` is the
             round; ``attrs["n_safe"]`` how many new candidates (setpoints the group has not
             run) passed the safety rule;
             ``attrs["notes"]`` what was resolved for you (e.g. a group column not named).
             Setpoints the group has run come only after every new safe candidate; with no
-            safe candidate left, the proposals are the recipe (replicates).
+            safe candidate left, the proposals are the recipe (replicates). Proposing again in
+            the same round replaces that round's proposals in :attr:`history`.
         """
         q = check_int("batch_size", batch_size, minimum=1)
         n_draws = check_int("n_draws", n_draws, minimum=max(10, q))
@@ -344,6 +347,8 @@ class Campaign:
         out = ctx.frame(cands[idx])
         out["expected_yield"] = f[:, idx].mean(axis=0)
         out["sd"] = f[:, idx].std(axis=0)
+        # where a new batch there lands: its 90 % predictive interval (batch noise included)
+        out["q05"], out["q95"] = np.quantile(y[:, idx], [0.05, 0.95], axis=0)
         out["p_safe"] = safe[idx]
         out["p_better_than_recipe"] = p_better(sgn, f[:, idx], f[:, :1])
         out["draw"] = draws
@@ -359,9 +364,14 @@ class Campaign:
             + f"{self.safety_prob:g}",
             notes=list(ctx.notes),
         )
-        self.history.append(
-            {"round": self.round, "proposed": _records(out[[*ctx.group_cols, *ctx.factors]])}
-        )
+        entry = {
+            "round": self.round,
+            "proposed": _records(out[[*ctx.group_cols, *ctx.factors, "q05", "q95"]]),
+        }
+        if self.history and self.history[-1].get("round") == self.round:
+            self.history[-1].update(entry)  # proposed again for the same round: replaced
+        else:
+            self.history.append(entry)
         return out
 
     def add(self, results: pd.DataFrame) -> Self:
@@ -371,7 +381,9 @@ class Campaign:
         ----------
         results : pandas.DataFrame
             New batches with the columns of :attr:`table` (batch id, group columns, factors,
-            response); batch ids must be new.
+            response); batch ids must be new. A warning names results run outside a factor's
+            operating range and results outside the 90 % predictive interval of the proposal
+            they ran (matched by setpoint, within 2 % of the ranges).
 
         Returns
         -------
@@ -387,6 +399,11 @@ class Campaign:
                     f"results: column {bid!r} repeats batch ids already in the campaign "
                     f"{seen[:5]}; give each new batch a new id"
                 )
+        said = _outside_operating(self.space, new) + _against_predictions(
+            self.space, new, self.history[-1].get("proposed", []) if self.history else []
+        )
+        if said:
+            warnings.warn("Campaign.add: " + "; ".join(said), UserWarning, stacklevel=2)
         self.table = pd.concat([self.table, new], ignore_index=True)
         if self.history and "added" not in self.history[-1]:
             self.history[-1]["added"] = len(new)
@@ -563,6 +580,67 @@ class Campaign:
 
             out.model_ = BayesianYieldModel.load(model_file)
         return out
+
+
+def _outside_operating(space: ProcessSpace, new: pd.DataFrame) -> list[str]:
+    """Name the results run outside a factor's operating range (the model extrapolates)."""
+    said = []
+    bid = space.batch_id
+    for f in space.factors:
+        if f.name not in new.columns:
+            continue
+        values = pd.to_numeric(new[f.name], errors="coerce")
+        lo, hi = f.operating
+        off = values[(values < lo) | (values > hi)]
+        if len(off):
+            where = [
+                f"{new.loc[i, bid] if bid in new.columns else f'row {i}'} at {v:g}"
+                for i, v in off.items()
+            ]
+            said.append(
+                f"{f.name!r} outside its operating range {lo:g}-{hi:g} {f.unit} "
+                f"({', '.join(where[:5])}): the model extrapolates its surface there; check the "
+                "value, or widen the range in the process declaration if it is real"
+            )
+    return said
+
+
+def _against_predictions(
+    space: ProcessSpace, new: pd.DataFrame, proposed: list[dict[str, Any]]
+) -> list[str]:
+    """Name the results outside the 90 % predictive interval of the proposal they ran.
+
+    A result is matched to a proposal of the last round at (nearly) its setpoint: within 2 %
+    of every factor's operating range.
+    """
+    prop = [p for p in proposed if "q05" in p and "q95" in p]
+    names = [f.name for f in space.factors]
+    if not prop or space.response.name not in new.columns or not set(names) <= set(new.columns):
+        return []
+    width = np.maximum(space.upper - space.lower, 1e-12)
+    at = np.array([[float(p[n]) for n in names] for p in prop])
+    x = new[names].to_numpy(dtype=float)
+    gap = (np.abs(x[:, None, :] - at[None, :, :]) / width).max(axis=2)
+    y = pd.to_numeric(new[space.response.name], errors="coerce").to_numpy(dtype=float)
+    bid = space.batch_id
+    matched, outside = 0, []
+    for i in range(len(new)):
+        j = int(np.argmin(gap[i]))
+        if gap[i, j] > 0.02 or not np.isfinite(y[i]):
+            continue
+        matched += 1
+        lo, hi = float(prop[j]["q05"]), float(prop[j]["q95"])
+        if not lo <= y[i] <= hi:
+            name = new[bid].iloc[i] if bid in new.columns else f"row {i}"
+            outside.append(f"{name} {y[i]:.4g} (predicted {lo:.4g}-{hi:.4g})")
+    if not outside:
+        return []
+    return [
+        f"{len(outside)} of {matched} result(s) of the proposed batches fell outside their 90 % "
+        f"predictive intervals (about 1 in 10 is expected by chance): {', '.join(outside[:6])}; "
+        "more than that says the model was too sure there (check those batches, and read the "
+        "next round's P(safe) as optimistic)"
+    ]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
