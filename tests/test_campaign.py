@@ -393,6 +393,17 @@ def test_proposals_are_new_setpoints_while_new_safe_ones_exist():
         camp.add(rows)
 
 
+def test_proposals_of_one_round_are_not_spent_on_nearly_one_setpoint():
+    camp = Campaign(SPACE2, start_table2(), model=lambda: ConjugateQuadratic(SPACE2), random_seed=4)
+    batch = camp.recommend(4, n_draws=300)
+    u = (batch[list(SPACE2.factor_names)].to_numpy() - SPACE2.lower) / (
+        SPACE2.upper - SPACE2.lower
+    )
+    gaps = np.abs(u[:, None, :] - u[None, :, :]).max(axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    assert gaps.min() >= 0.1  # 10 % of a range apart in at least one factor
+
+
 def test_when_only_the_recipe_is_safe_the_campaign_takes_small_steps_from_it():
     # a rule no batch can meet (P(lose at most 0.1 % of the recipe's yield) >= 0.999): the
     # recipe itself has P(safe) about 0.55, so small steps that are nearly as safe are

@@ -72,6 +72,9 @@ __all__ = ["Campaign"]
 
 _FORMAT = "1"
 _MIN_GAP = 0.02  # proposals closer than this (unit scale, max norm) count as the same
+# proposals of one round closer than this (unit scale, max norm) spend two batches on nearly
+# one guess: kept apart while a new safe setpoint that far from the others exists
+_ROUND_GAP = 0.1
 # Small steps around the recipe: this many candidates within this reach (unit scale, max
 # norm), safe when P(safe) >= min(safety_prob, P(safe) at the recipe) - _LOCAL_MARGIN.
 # Measured on the independent worlds (BENCHMARKS.md, 2026-12-07, sixth session): with the
@@ -263,8 +266,10 @@ class Campaign:
             run) passed the safety rule;
             ``attrs["notes"]`` what was resolved for you (e.g. a group column not named).
             Setpoints the group has run come only after every new safe candidate; with no
-            safe candidate left, the proposals are the recipe (replicates). Proposing again in
-            the same round replaces that round's proposals in :attr:`history`.
+            safe candidate left, the proposals are the recipe (replicates). Proposals of one
+            round stay 10 % of the operating ranges apart while new safe setpoints that far
+            apart exist. Proposing again in the same round replaces that round's proposals in
+            :attr:`history`.
         """
         q = check_int("batch_size", batch_size, minimum=1)
         n_draws = check_int("n_draws", n_draws, minimum=max(10, q))
@@ -327,16 +332,16 @@ class Campaign:
         chosen: list[int] = []
         for s in draws:
             pick = 0  # nothing safe left: replicate the recipe
-            for pool in (ok & fresh, ok):
+            for pool, gap in ((ok & fresh, _ROUND_GAP), (ok & fresh, _MIN_GAP), (ok, _MIN_GAP)):
                 values = np.where(pool, sgn * f[s], -np.inf)
                 found = None
                 for i in np.argsort(-values):
                     if not pool[i]:
                         break
-                    if any(
-                        np.max(np.abs(unit[i] - unit[c]), initial=0.0) < _MIN_GAP for c in chosen
-                    ):
-                        continue  # already proposed (the recipe too: once, unless nothing else)
+                    if any(np.max(np.abs(unit[i] - unit[c]), initial=0.0) < gap for c in chosen):
+                        # already proposed, or nearly (the recipe too: once, unless nothing
+                        # else is safe)
+                        continue
                     found = int(i)
                     break
                 if found is not None:
