@@ -106,6 +106,17 @@ Strict = Annotated[
 Force = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
 
 
+def _decimal(text: str) -> float:
+    """Read a number option, with a decimal point or a decimal comma (``3.5`` or ``3,5``)."""
+    value = str(text).strip()
+    try:
+        return float(value)
+    except ValueError:
+        if re.fullmatch(r"[-+]?\d*,\d+", value):
+            return float(value.replace(",", "."))
+    raise typer.BadParameter(f"{text!r} is not a number (write e.g. 3.5 or 3,5)")
+
+
 def _show_version(value: bool) -> None:
     if value:
         from bayesbio import __version__
@@ -589,8 +600,9 @@ Likelihood = Annotated[
 TargetAccept = Annotated[
     float,
     typer.Option(
+        parser=_decimal,
         help="Target acceptance rate of NUTS, in (0, 1): higher takes smaller steps "
-        "(fewer divergent transitions, slower)."
+        "(fewer divergent transitions, slower).",
     ),
 ]
 Structures = Annotated[
@@ -787,7 +799,9 @@ Kind = Annotated[
 ]
 Risk = Annotated[
     float,
-    typer.Option(help="Quantile level (quantile) or tail fraction (cvar) of the objective."),
+    typer.Option(
+        parser=_decimal, help="Quantile level (quantile) or tail fraction (cvar) of the objective."
+    ),
 ]
 
 
@@ -921,7 +935,7 @@ def recommend(
     objective: Annotated[str, typer.Option(help="mean, quantile, prob_spec or cvar.")] = "cvar",
     risk: Risk = 0.1,
     spec: Annotated[
-        float | None, typer.Option(help="Response spec, in the response's unit.")
+        float | None, typer.Option(parser=_decimal, help="Response spec, in the response's unit.")
     ] = None,
     bound: Annotated[
         list[str] | None,
@@ -994,8 +1008,12 @@ def recommend(
 @app.command("design-space")
 def design_space(
     model: Model,
-    spec: Annotated[float, typer.Option(help="Response spec, in the response's unit.")],
-    prob: Annotated[float, typer.Option(help="Required P(new batch meets the spec).")] = 0.9,
+    spec: Annotated[
+        float, typer.Option(parser=_decimal, help="Response spec, in the response's unit.")
+    ],
+    prob: Annotated[
+        float, typer.Option(parser=_decimal, help="Required P(new batch meets the spec).")
+    ] = 0.9,
     group: Group = None,
     kind: Kind = "auto",
     process: CheckProcess = None,
@@ -1139,20 +1157,25 @@ def study(
     spec: Annotated[
         float | None,
         typer.Option(
+            parser=_decimal,
             help="Response spec, in the response's unit, for every group (default: per target "
-            "group, the 10th percentile of its own batches)."
+            "group, the 10th percentile of its own batches).",
         ),
     ] = None,
     prob: Annotated[
         float | None,
-        typer.Option(help="Required P(new batch meets the spec) in the design space [0.8]."),
+        typer.Option(
+            parser=_decimal, help="Required P(new batch meets the spec) in the design space [0.8]."
+        ),
     ] = None,
     objective: Annotated[
         str | None, typer.Option(help="Recommendation objective: mean, quantile, prob_spec, cvar.")
     ] = None,
     risk: Annotated[
         float | None,
-        typer.Option(help="Quantile level or tail fraction of the objective [0.1]."),
+        typer.Option(
+            parser=_decimal, help="Quantile level or tail fraction of the objective [0.1]."
+        ),
     ] = None,
     draws: Annotated[int | None, typer.Option(help="Posterior draws per chain.")] = None,
     tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
@@ -1342,9 +1365,10 @@ def next_(
     delta: Annotated[
         float | None,
         typer.Option(
+            parser=_decimal,
             help="Tolerated loss against the recipe: each batch needs P(response >= (1 - delta) "
             "x recipe) >= 0.9, or <= (1 + delta) x recipe for a response to minimise (new "
-            "campaign; 0.2)."
+            "campaign; 0.2).",
         ),
     ] = None,
     campaign: Annotated[

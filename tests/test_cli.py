@@ -706,10 +706,13 @@ def test_cli_study_passes_its_options_to_the_study(tmp_path, fake_study):
 def test_cli_study_takes_structures_and_transfer_risk(tmp_path, fake_study):
     calls, _ = fake_study
     args = ["study", "--out", str(tmp_path), "--structures", "quadratic_by_group,gp"]
-    result = runner.invoke(app, [*args, "--transfer-risk", "--force"])
+    result = runner.invoke(app, [*args, "--transfer-risk", "--force", "--prob", "0,85"])
     assert result.exit_code == 0, result.output
     cfg = calls[0]["config"]
     assert cfg.structures == ("quadratic_by_group", "gp") and cfg.transfer_risk is True
+    assert cfg.prob == 0.85  # a decimal comma, as European users type it
+    typo = runner.invoke(app, ["study", "--out", str(tmp_path), "--prob", "0.8x"])
+    assert typo.exit_code == 2 and "is not a number (write e.g. 3.5 or 3,5)" in typo.output
     bad = runner.invoke(app, ["study", "--out", str(tmp_path), "--structures", "cubic"])
     assert bad.exit_code == 2 and "--structures must be one of" in bad.output
 
