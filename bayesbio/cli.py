@@ -683,6 +683,14 @@ def fit(
     data: Data,
     sheet: Sheet = None,
     columns: Columns = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop",
+            help="With --campaign: a batch id to remove from the campaign (a wrong entry, a "
+            "batch to exclude), repeatable; the model is refitted without it.",
+        ),
+    ] = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
@@ -1387,6 +1395,14 @@ def next_(
             "response), added and refitted before the next proposals.",
         ),
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop",
+            help="With --campaign: a batch id to remove from the campaign (a wrong entry, a "
+            "batch to exclude), repeatable; the model is refitted without it.",
+        ),
+    ] = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
@@ -1414,9 +1430,10 @@ def next_(
                 "give --data (a new campaign) or --campaign (continue one), not both or neither"
             )
         if campaign is None:
-            if results is not None:
+            if results is not None or drop:
                 raise ValueError(
-                    "--results adds batches to a running campaign: give it with --campaign"
+                    f"{'--results adds' if results is not None else '--drop removes'} batches "
+                    "of a running campaign: give it with --campaign"
                 )
             _check_run_options(draws=draws, tune=tune, chains=chains)
             space = _space(process)
@@ -1452,6 +1469,9 @@ def next_(
             _STATE["demo_space"] = False
             # sampler settings may change between rounds (the remedy for a failed check)
             sampler = _changed_sampler(camp, draws, tune, chains, target_accept)
+            if drop:
+                camp.drop(drop, reason="bayesbio next --drop", refit=False)
+                _say(f"dropped {len(drop)} batch(es) ({', '.join(drop)}), {len(camp.table)} left")
             if results is not None:
                 new = _read(results, columns)
                 with _activity(f"adding {len(new)} batch(es) and refitting"), _interrupts():
@@ -1460,12 +1480,12 @@ def next_(
                     f"results of round {camp.round} added: {len(new)} batch(es), "
                     f"{len(camp.table)} in all"
                 )
-            elif sampler:
-                with _activity(f"refitting with {sampler}"), _interrupts():
+            elif sampler or drop:
+                with _activity(f"refitting{' with ' + sampler if sampler else ''}"), _interrupts():
                     camp.fit()
         if batches is None:  # a continued campaign keeps its round size
-            last = camp.history[-1]["proposed"] if camp.history else []
-            batches = len(last) or 4
+            last = [h["proposed"] for h in camp.history if "proposed" in h]
+            batches = len(last[-1]) if last and last[-1] else 4
         with _activity("fitting the model and proposing batches"), _interrupts():
             frame = camp.recommend(batches)
             best = camp.best()

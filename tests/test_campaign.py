@@ -213,6 +213,10 @@ def test_cli_next_says_how_to_start_or_continue_a_campaign(tmp_path):
     assert neither.exit_code == 2 and "give --data (a new campaign) or --campaign" in neither.output
     lone = runner.invoke(app, ["next", "--data", "x.csv", "--results", "r.csv"])
     assert lone.exit_code == 2 and "give it with --campaign" in lone.output
+    dropped = runner.invoke(app, ["next", "--data", "x.csv", "--drop", "B1"])
+    assert dropped.exit_code == 2 and "--drop removes batches of a running campaign" in (
+        dropped.output
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = runner.invoke(app, ["next", "--campaign", str(empty)])
@@ -396,9 +400,7 @@ def test_proposals_are_new_setpoints_while_new_safe_ones_exist():
 def test_proposals_of_one_round_are_not_spent_on_nearly_one_setpoint():
     camp = Campaign(SPACE2, start_table2(), model=lambda: ConjugateQuadratic(SPACE2), random_seed=4)
     batch = camp.recommend(4, n_draws=300)
-    u = (batch[list(SPACE2.factor_names)].to_numpy() - SPACE2.lower) / (
-        SPACE2.upper - SPACE2.lower
-    )
+    u = (batch[list(SPACE2.factor_names)].to_numpy() - SPACE2.lower) / (SPACE2.upper - SPACE2.lower)
     gaps = np.abs(u[:, None, :] - u[None, :, :]).max(axis=2)
     np.fill_diagonal(gaps, np.inf)
     assert gaps.min() >= 0.1  # 10 % of a range apart in at least one factor
@@ -441,3 +443,26 @@ def test_add_names_results_outside_the_operating_range_and_their_predictions():
     # the two results matched to their proposals (the batch at 520 rpm was not proposed)
     assert "of 2 result(s) of the proposed batches fell outside their 90 % predictive" in text
     assert f"{ran.loc[0, 'run']} {ran.loc[0, 'titer']:.4g} (predicted " in text
+
+
+@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
+def test_a_wrong_entry_can_be_dropped_from_a_campaign():
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=3)
+    batch = camp.recommend(2, n_draws=300)
+    ran = run_batches(batch, 1, seed=3)
+    camp.add(ran)
+    n = len(camp.table)
+    with pytest.raises(ValueError, match=r"\['nope'\] not in the campaign's column 'run'"):
+        camp.drop(["nope"])
+    camp.drop([ran["run"].iloc[0]], reason="typed 7.9 for 7.09")
+    assert len(camp.table) == n - 1 and ran["run"].iloc[0] not in set(camp.table["run"])
+    assert camp.history[-1] == {"round": 1, "dropped": [ran["run"].iloc[0]], "reason": (
+        "typed 7.9 for 7.09"
+    )}  # fmt: skip
+    # the next proposals (made twice: replaced) and their results pair up in the history
+    camp.recommend(2, n_draws=300)
+    camp.add(run_batches(camp.recommend(2, n_draws=300), 2, seed=3))
+    assert [sorted(h) for h in camp.history[-2:]] == [
+        ["dropped", "reason", "round"],
+        ["added", "proposed", "round"],
+    ]

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -373,8 +373,9 @@ class Campaign:
             "round": self.round,
             "proposed": _records(out[[*ctx.group_cols, *ctx.factors, "q05", "q95"]]),
         }
-        if self.history and self.history[-1].get("round") == self.round:
-            self.history[-1].update(entry)  # proposed again for the same round: replaced
+        last = self.history[-1] if self.history else {}
+        if last.get("round") == self.round and "proposed" in last and "added" not in last:
+            last.update(entry)  # proposed again for the same round: replaced
         else:
             self.history.append(entry)
         return out
@@ -404,18 +405,56 @@ class Campaign:
                     f"results: column {bid!r} repeats batch ids already in the campaign "
                     f"{seen[:5]}; give each new batch a new id"
                 )
+        open_round = [h for h in self.history if "proposed" in h and "added" not in h]
         said = _outside_operating(self.space, new) + _against_predictions(
-            self.space, new, self.history[-1].get("proposed", []) if self.history else []
+            self.space, new, open_round[-1]["proposed"] if open_round else []
         )
         if said:
             warnings.warn("Campaign.add: " + "; ".join(said), UserWarning, stacklevel=2)
         self.table = pd.concat([self.table, new], ignore_index=True)
-        if self.history and "added" not in self.history[-1]:
-            self.history[-1]["added"] = len(new)
+        if open_round:
+            open_round[-1]["added"] = len(new)
         else:
             self.history.append({"round": self.round, "added": len(new)})
         self.round += 1
         return self.fit()
+
+    def drop(self, batch_ids: Sequence[str], *, reason: str = "", refit: bool = True) -> Self:
+        """Remove batches from the campaign's table (a wrong entry, a batch to exclude), refit.
+
+        Parameters
+        ----------
+        batch_ids : sequence of str
+            Ids in the batch-id column of :attr:`table`; each must be there.
+        reason : str, optional
+            Why, kept with the ids in :attr:`history`.
+        refit : bool, default True
+            Refit the model now (False when :meth:`add` follows, which refits).
+
+        Returns
+        -------
+        Campaign
+            ``self`` at the same round, without those batches.
+        """
+        bid = self.space.batch_id
+        if bid not in self.table.columns:
+            raise ValueError(f"batch_ids: the campaign's table has no batch-id column {bid!r}")
+        ids = [str(b) for b in batch_ids]
+        if not ids:
+            raise ValueError("batch_ids: name at least one batch to drop")
+        have = self.table[bid].astype(str)
+        unknown = sorted(set(ids) - set(have))
+        if unknown:
+            raise ValueError(
+                f"batch_ids: {unknown[:5]} not in the campaign's column {bid!r} (it holds e.g. "
+                f"{have.tail(3).tolist()})"
+            )
+        keep = ~have.isin(ids)
+        if keep.sum() < 2:
+            raise ValueError("batch_ids: dropping them leaves fewer than 2 batches to fit")
+        self.table = self.table.loc[keep].reset_index(drop=True)
+        self.history.append({"round": self.round, "dropped": ids, "reason": str(reason)})
+        return self.fit() if refit else self
 
     def _same_labels(self, new: pd.DataFrame) -> pd.DataFrame:
         """Write the results' group labels as the campaign's table writes them.
