@@ -683,14 +683,6 @@ def fit(
     data: Data,
     sheet: Sheet = None,
     columns: Columns = None,
-    drop: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--drop",
-            help="With --campaign: a batch id to remove from the campaign (a wrong entry, a "
-            "batch to exclude), repeatable; the model is refitted without it.",
-        ),
-    ] = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
