@@ -674,7 +674,7 @@ def group_spec(
     Returns
     -------
     tuple of (float, str)
-        The spec and which batches it was taken from (e.g. ``"the 2000L / B batches (9)"``);
+        The spec and which batches it was taken from (e.g. ``"2000L / B batches (9)"``);
         a group with fewer than :data:`MIN_SPEC_BATCHES` batches falls back to its first
         grouping level, then to all batches.
     """
