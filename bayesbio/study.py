@@ -967,6 +967,8 @@ def _next_batches(
     cands = pd.concat(
         [rec.setpoint.to_frame().T, rec.recipe.to_frame().T, cands], ignore_index=True
     ).astype(float)
+    # a recommendation to keep the recipe is the recipe: one candidate, not two
+    cands = cands[~cands.round(9).duplicated()].reset_index(drop=True)
     ranked = next_batches(
         model,
         cands,

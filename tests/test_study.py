@@ -108,6 +108,9 @@ def test_study_writes_tables_model_and_accounts_for_every_row(quick_study):
     # recommendation's response, by a batch that passes the campaign's safety rule
     nxt = pd.read_csv(out / "next_batches.csv")
     assert nxt["p_safe"].between(0, 1).all()  # the risk of each experiment
+    factors = ["mixing_time", "temperature", "ph", "dissolved_oxygen"]
+    setpoints = nxt[["scale", "site", *factors]].round(9)
+    assert not setpoints.duplicated().any()  # a kept recipe is not ranked twice
     reference = nxt.merge(
         recs.loc[recs["setpoint"] == "recommended", ["scale", "site", "expected_yield"]],
         on=["scale", "site"],
