@@ -1576,7 +1576,13 @@ def clean(
     if missing_cols:
         raise schema.SchemaError(
             f"missing required column(s) {missing_cols}; the table has {list(df.columns)}"
-            + schema.missing_column_hint(missing_cols, df.columns, sp)
+            + (
+                ". No space was given, so the demo process was assumed: declare yours with "
+                "space=ProcessSpace.from_toml(...) or draft one from the table with "
+                "space=infer_space(table)[0] (bayesbio.space)"
+                if space is None
+                else schema.missing_column_hint(missing_cols, df.columns, sp)
+            )
         )
     if pol.groups is not None:
         absent = [g for g in pol.groups if g not in df.columns]

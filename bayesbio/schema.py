@@ -481,7 +481,8 @@ def validate(
                 )
         df[col] = values
     batch_id = sp.batch_id
-    if batch_id in df.columns:
+    # ids identify batches that were run; a table of setpoints to predict may repeat them
+    if batch_id in df.columns and require_response:
         ids = df[batch_id]
         if ids.isna().any():
             raise SchemaError(f"column '{batch_id}': {int(ids.isna().sum())} missing id(s)")

@@ -181,6 +181,9 @@ def test_duplicate_ids_named_by_validate_and_resolved_by_clean():
     log = clean(df).log
     assert log[["row", "action"]].values.tolist() == [[7, "dropped"]]
     assert log["reason"].iloc[0].startswith("duplicate batch_id of row 3")
+    # setpoints to predict on (no response) may repeat ids: a grid built from past batches
+    grid = schema.validate(df.drop(columns="yield"), require_response=False)
+    assert len(grid) == len(df)
 
 
 def test_missing_batch_id_named_by_validate_and_dropped_by_clean():
@@ -1293,3 +1296,13 @@ def test_a_factor_renamed_with_its_label_still_the_header_says_how_to_map_it():
     with pytest.raises(SchemaError, match=r"missing required column\(s\) \['Temperature'\]") as e:
         validate(table, space=space.with_changes(factors=tuple(factors)))
     assert '[columns] section (e.g. "Temp (°C)" = "Temperature")' in str(e.value)
+
+
+def test_clean_without_a_space_says_the_demo_process_was_assumed():
+    own = pd.DataFrame({"Batch": ["A1", "A2"], "Agitation [rpm]": [800, 900], "Titer": [3.1, 3.4]})
+    with pytest.raises(schema.SchemaError) as err:
+        clean(own)
+    text = str(err.value)
+    assert "missing required column(s) ['mixing_time'" in text
+    assert "No space was given, so the demo process was assumed" in text
+    assert "space=infer_space(table)[0]" in text

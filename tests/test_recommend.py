@@ -346,6 +346,9 @@ def test_proven_ranges_are_searched_again_on_a_zoomed_grid(table):
     par = ds.par
     assert par.loc["temperature", "high"] > par.loc["temperature", "low"]
     assert set(ds.settings["par_zoom"]) == set(PARAMS)
+    text = repr(ds)  # a summary in a notebook, not the whole grid
+    assert text.startswith("DesignSpace(P(response >= 7) >= 0.9") and len(text) < 400
+    assert "grid points inside" in text and "temperature " in text
     assert not [n for n in ds.settings["notes"] if "zero width" in n]
     corners = np.array(list(itertools.product(*par[["low", "high"]].to_numpy())))
     u = (corners - LO) / WIDTH

@@ -98,6 +98,23 @@ class DesignSpace:
         """Return the tidy grid (see ``grid``)."""
         return self.grid.copy()
 
+    def __repr__(self) -> str:
+        """Return a summary for a notebook: spec, probability, share inside and the ranges."""
+        meets = ">=" if self.settings.get("direction", "maximise") == "maximise" else "<="
+        ranges = ", ".join(
+            f"{name} {low:.4g}-{high:.4g}"
+            for name, low, high in zip(
+                self.par.index, self.par["low"], self.par["high"], strict=True
+            )
+            if np.isfinite(low)
+        )
+        return (
+            f"DesignSpace(P(response {meets} {self.spec:g}) >= {self.prob:g}, group "
+            f"{self.group or 'population'}: {int(self.grid['inside'].sum())} of {len(self.grid)} "
+            f"grid points inside ({100 * self.share_inside:.1f} %); proven acceptable ranges: "
+            f"{ranges or 'none'})"
+        )
+
     def plot(self, *, pairs: Sequence[tuple[str, ...]] | None = None) -> Figure:
         """Plot the slices; see :func:`~bayesbio.recommend.plots.plot_design_space`."""
         from bayesbio.recommend.plots import plot_design_space
