@@ -1580,7 +1580,7 @@ def clean(
                 ". No space was given, so the demo process was assumed: declare yours with "
                 "space=ProcessSpace.from_toml(...) or draft one from the table with "
                 "space=infer_space(table)[0] (bayesbio.space)"
-                if space is None
+                if space is None and len(missing_cols) == len(params)
                 else schema.missing_column_hint(missing_cols, df.columns, sp)
             )
         )
