@@ -366,6 +366,24 @@ def _read(path: Path, columns: list[str] | None, sheet: str | None = None) -> An
     return schema.rename_columns(_read_file(path, sheet), _mapping(columns))
 
 
+def _clean_and_write(table: Any, policy: str, space: Any, out: Path, *, said: str = "") -> Any:
+    """Clean ``table``, write clean_batches.csv and cleaning_log.csv to ``out``, say the counts.
+
+    Returns the :class:`~bayesbio.clean.CleanResult`; the caller says what an empty table means.
+    """
+    from bayesbio.clean import clean as clean_table
+
+    result = clean_table(table, policy, space=space)
+    _write_all({"clean_batches.csv": result.table, "cleaning_log.csv": result.log}, out)
+    dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
+    _say(
+        f"{said}kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions"
+        + (f" ({out / 'cleaning_log.csv'})" if said else "")
+    )
+    _echo_warnings(result)
+    return result
+
+
 def _read_data(
     path: Path, columns: list[str] | None, sheet: str | None, space: Any, clean: bool, out: Path
 ) -> Any:
@@ -374,16 +392,7 @@ def _read_data(
     _STATE["clean_option"] = True  # a schema error may point to --clean
     if not clean:
         return table
-    from bayesbio.clean import clean as clean_table
-
-    result = clean_table(table, "default", space=space)
-    _write_all({"clean_batches.csv": result.table, "cleaning_log.csv": result.log}, out)
-    dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
-    _say(
-        f"cleaned: kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions "
-        f"({out / 'cleaning_log.csv'})"
-    )
-    _echo_warnings(result)
+    result = _clean_and_write(table, "default", space, out, said="cleaned: ")
     if len(result.table) == 0:
         raise ValueError(
             f"--clean dropped every row: {out / 'cleaning_log.csv'} says why for each row"
@@ -488,8 +497,6 @@ def clean(
     --out where they would replace the input file.
     """
     with _errors():
-        from bayesbio.clean import clean as clean_table
-
         names = ("clean_batches.csv", "cleaning_log.csv")
         for name in names:
             target = out / name
@@ -498,11 +505,7 @@ def clean(
                     f"--out {out}: writing {name} there would overwrite the input --data "
                     f"{data}; choose another --out folder"
                 )
-        result = clean_table(_read(data, columns, sheet), policy, space=_space(process))
-        _write_all({names[0]: result.table, names[1]: result.log}, out)
-        dropped = int((result.log["action"] == "dropped").sum()) if len(result.log) else 0
-        _say(f"kept {len(result.table)} rows, dropped {dropped}, {len(result.log)} actions")
-        _echo_warnings(result)
+        result = _clean_and_write(_read(data, columns, sheet), policy, _space(process), out)
         if len(result.table) == 0:
             _fail(
                 f"every row was dropped: {out / names[1]} says why for each row (often a "
@@ -1625,10 +1628,13 @@ def _checks_text(model: Any, failed: list[str], out: Path) -> str:
         )
     if not isinstance(diag, dict) or not diag:
         return "Sampling checks: none (the model gives no sampling diagnostics)."
-    blocks = [v for v in diag.values() if isinstance(v, dict)] or [diag]
-    r_hat = max(float(b.get("max_r_hat", float("nan"))) for b in blocks)
-    ess = min(float(b.get("min_ess_bulk", float("nan"))) for b in blocks)
-    div = sum(int(b.get("divergences", 0) or 0) for b in blocks)
+    from bayesbio.summary import diagnostics_table
+
+    nested = all(isinstance(v, dict) for v in diag.values())
+    table = diagnostics_table(diag if nested else {"model": diag})
+    r_hat = float(table["max_r_hat"].max())
+    ess = float(table["min_ess_bulk"].min())
+    div = int(table["divergences"].fillna(0).sum())
     return (
         f"Sampling checks passed (max R-hat {r_hat:.3f}, min ESS {ess:.0f}, {div} divergent "
         "transitions)."

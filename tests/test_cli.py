@@ -953,3 +953,19 @@ def test_commands_that_model_a_raw_table_clean_it_with_clean(tmp_path):
     kept = pd.read_csv(out / "clean_batches.csv")
     assert len(kept) + (log["action"] == "dropped").sum() == len(raw)
     assert (out / "compare_summary.csv").is_file()
+
+
+def test_next_says_the_worst_sampling_figures_over_the_structures():
+    from bayesbio.cli import _checks_text
+
+    model = SimpleNamespace(
+        diagnostics_={
+            "quadratic": {"max_r_hat": 1.004, "min_ess_bulk": 900.0, "divergences": 0.0},
+            "gp": {"max_r_hat": 1.006, "min_ess_bulk": 800.0, "divergences": 0.0},
+        }
+    )
+    text = _checks_text(model, [], Path("o"))
+    assert text == "Sampling checks passed (max R-hat 1.006, min ESS 800, 0 divergent transitions)."
+    failed = _checks_text(model, ["R-hat 1.050 (needs <= 1.01)"], Path("o"))
+    assert failed.startswith("Sampling checks FAILED (R-hat 1.050") and "--draws 2000" in failed
+    assert "none" in _checks_text(SimpleNamespace(), [], Path("o"))
