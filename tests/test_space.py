@@ -387,16 +387,20 @@ def test_infer_space_keeps_doe_excursions_in_the_range_and_drafts_limits_against
     assert f"limits drafted at [{t_lo:g}, {t_hi:g}], inside the physical [0, 100]" in text
 
 
-def test_infer_space_reads_a_fahrenheit_slip_in_a_celsius_column_as_such():
-    rng = np.random.default_rng(3)
-    n = 20
-    table = pd.DataFrame(
+def _temperature_slips(seed, centre, sd, slips, n=20):
+    """A run table of temperatures in °C near ``centre`` whose last values are ``slips``."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
         {
             "Run": [f"R{i}" for i in range(n)],
-            "Temp (°C)": np.r_[rng.normal(36.5, 0.3, n - 1), 98.6],
+            "Temp (°C)": np.r_[rng.normal(centre, sd, n - len(slips)), slips],
             "Titer (g/L)": rng.uniform(1.0, 3.0, n),
         }
     )
+
+
+def test_infer_space_reads_a_fahrenheit_slip_in_a_celsius_column_as_such():
+    table = _temperature_slips(3, 36.5, 0.3, [98.6])
     _, notes = infer_space(table, response="Titer (g/L)")
     assert any(
         n.startswith("factor 'Temp (°C)': 98.6 reads as 37 °C if written in °F") for n in notes
@@ -407,15 +411,7 @@ def test_infer_space_reads_a_fahrenheit_slip_in_a_celsius_column_as_such():
 
 
 def test_infer_space_says_a_kelvin_value_in_a_celsius_column_is_repaired_not_dropped():
-    rng = np.random.default_rng(4)
-    n = 20
-    table = pd.DataFrame(
-        {
-            "Run": [f"R{i}" for i in range(n)],
-            "Temp (°C)": np.r_[rng.normal(25.0, 1.0, n - 2), 298.55, 250.0],
-            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
-        }
-    )
+    table = _temperature_slips(4, 25.0, 1.0, [298.55, 250.0])
     _, notes = infer_space(table, response="Titer (g/L)")
     (limits,) = [n for n in notes if "physical limits [0, 100]" in n]
     assert "298.55 reads as 25.4 °C in kelvin: the cleaner repairs such a slip" in limits
