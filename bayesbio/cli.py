@@ -1413,8 +1413,10 @@ def next_(
     """Propose the next batches of a campaign (bayesbio.recommend.Campaign.recommend).
 
     A new campaign (--data): fits the Bayesian model, proposes --batches setpoints for --group
-    by q-Thompson sampling under the safety rule, writes next_batches.csv and the campaign
-    (OUT/campaign). A later round (--campaign OUT/campaign --results FILE): adds the results,
+    by q-Thompson sampling under the safety rule, writes next_batches.csv, a results sheet
+    to fill in (next_results.csv: new batch ids, setpoints, an empty response column) and the
+    campaign (OUT/campaign). A later round (--campaign OUT/campaign --results FILE): adds the
+    results,
     refits and proposes again, with the group, recipe and settings the campaign started with.
     """
     with _errors():
@@ -1493,6 +1495,7 @@ def next_(
                 "nothing written; rerun with larger --draws/--tune",
             )
         _write(frame, out, "next_batches.csv")
+        _write(camp.results_template(frame), out, "next_results.csv")
         camp.save(out / "campaign")
         typer.echo(_next_text(camp, frame, out, best, failed))
 
@@ -1590,8 +1593,10 @@ def _next_text(
         lines.append(_best_text(space, best, camp.min_confidence))
     lines.append(_checks_text(camp.model_, failed or [], out))
     lines.append(
-        f"Run them, then add their results: bayesbio next --campaign {out / 'campaign'} "
-        "--results FILE"
+        f"Run them, fill in the {space.response.name!r} column of {out / 'next_results.csv'} "
+        "(new batch ids are in it; delete the rows of batches not run), then add the "
+        f"results: bayesbio next --campaign {out / 'campaign'} --results "
+        f"{out / 'next_results.csv'}"
     )
     return "\n".join(lines)
 

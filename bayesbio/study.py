@@ -30,7 +30,7 @@ from scipy import stats
 
 from bayesbio import schema
 from bayesbio.models._discrepancy import MIN_PAIRS
-from bayesbio.models.protocol import YieldModel
+from bayesbio.models.protocol import OUTLIER_WEIGHT, YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
 from bayesbio.space import (
@@ -252,10 +252,6 @@ class _Stages:
             self.progress(name, self.done, self.total)
         _log.info("study stage %s took %.1f s", name, self.timings[name])
         return result
-
-
-#: A batch weighing less than this in a Student-t fit is listed as an outlying batch
-OUTLIER_WEIGHT = 0.25
 
 
 def likely_failed_batches(

@@ -231,6 +231,7 @@ class Method:
     def __init__(self, case: Case) -> None:
         self.case = case
         self.table = case.table.copy()
+        self.details: pd.DataFrame | None = None  # the method's own figures per proposal
 
     def in_group(self) -> pd.DataFrame:
         """The target group's batches so far."""
@@ -464,6 +465,7 @@ class CampaignMethod(Method):
 
     def propose(self, q: int, round_: int) -> np.ndarray:
         out = self.campaign.recommend(batch_size=q)
+        self.details = out.drop(columns=self.case.factors, errors="ignore").reset_index(drop=True)
         return out[self.case.factors].to_numpy(dtype=float)
 
     def add(self, rows: pd.DataFrame) -> None:
@@ -526,6 +528,43 @@ def crowded(x: np.ndarray, case: Case, gap: float = 0.1) -> float:
     return float(np.mean(dist.min(axis=1) < gap))
 
 
+def proposal_rows(x: np.ndarray, method: Method, case: Case, base: Mapping[str, Any]) -> list[dict]:
+    """One record per proposed setpoint: where it is, what it truly yields, what was near.
+
+    ``ratio`` is the true expected yield over the recipe's; ``near_low`` the distance (max
+    norm, share of the ranges) to the nearest batch of the group so far whose observed yield
+    was below 80 % of the recipe's true expected yield (``inf`` when none): a proposal next
+    to a low batch the model has discounted as an outlier. The method's own columns (e.g.
+    the campaign's ``p_safe``, ``q05``) follow.
+    """
+    value = case.value(x)
+    width = case.hi - case.lo
+    part = method.in_group()
+    low = part[part["yield"].to_numpy(dtype=float) < UNSAFE_FRACTION * case.recipe_value]
+    past = (low[case.factors].to_numpy(dtype=float) - case.lo) / width
+    new = (np.atleast_2d(x) - case.lo) / width
+    near = (
+        np.abs(new[:, None, :] - past[None, :, :]).max(axis=2).min(axis=1)
+        if len(past)
+        else np.full(len(new), np.inf)
+    )
+    recipe_gap = np.abs(new - (case.recipe - case.lo) / width).max(axis=1)
+    out = []
+    for i in range(len(new)):
+        rec = {**base, "batch": i + 1}
+        rec.update({p: float(x[i, j]) for j, p in enumerate(case.factors)})
+        rec.update(
+            ratio=float(value[i] / case.recipe_value),
+            unsafe=bool(value[i] < UNSAFE_FRACTION * case.recipe_value),
+            near_low=float(near[i]),
+            from_recipe=float(recipe_gap[i]),
+        )
+        if method.details is not None and len(method.details) == len(new):
+            rec.update(method.details.iloc[i].to_dict())
+        out.append(rec)
+    return out
+
+
 def run_case(
     world_name: str,
     n0: int,
@@ -534,8 +573,13 @@ def run_case(
     rounds: int,
     batch_size: int,
     model_params: Mapping[str, Any],
+    proposals: list[dict] | None = None,
 ) -> list[dict]:
-    """Run every method's closed loop on one world x n0 x seed; return tidy rows."""
+    """Run every method's closed loop on one world x n0 x seed; return tidy rows.
+
+    With a list ``proposals``, one record per proposed batch is appended to it
+    (:func:`proposal_rows`).
+    """
     case = Case(world_name, n0, seed)
     rows: list[dict] = []
     base = {"world": world_name, "n0": n0, "seed": seed}
@@ -558,6 +602,10 @@ def run_case(
                 add(name, r, "unsafe", float(np.mean(value < UNSAFE_FRACTION * case.recipe_value)))
                 add(name, r, "repeat", repeats(x, method.table, case))
                 add(name, r, "crowded", crowded(x, case))
+                if proposals is not None:
+                    proposals.extend(
+                        proposal_rows(x, method, case, {**base, "method": name, "round": r})
+                    )
                 method.add(case.run(x, r))
                 add(name, r, "regret", float(case.regret(method.answer())[0]))
                 add(name, r, "seconds", time.perf_counter() - t0)
@@ -611,6 +659,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--jobs", type=int, default=1, help="joblib workers (default 1)")
     parser.add_argument("--out", help="CSV file for the tidy per-run rows")
+    parser.add_argument(
+        "--proposals", help="CSV file with every proposed batch (setpoint, true ratio to recipe)"
+    )
     args = parser.parse_args(argv)
     worlds = args.worlds or (list(QUICK_WORLDS) if args.quick else list(WORLDS))
     n0s = args.n0 or ([20] if args.quick else [20, 40])
@@ -634,11 +685,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         header += f"\ncampaign model: BayesianYieldModel({settings}, random_seed=seed)"
     print(header, flush=True)
     t0 = time.perf_counter()
+    keep = args.proposals is not None
     parts = Parallel(n_jobs=args.jobs)(
-        delayed(run_case)(w, n, s, tuple(methods), rounds, args.batch_size, args.model_params)
+        delayed(_run_one)(w, n, s, tuple(methods), rounds, args.batch_size, args.model_params, keep)
         for w, n, s in cases
     )
-    results = pd.DataFrame([row for part in parts for row in part])
+    results = pd.DataFrame([row for part, _ in parts for row in part])
     print(f"done in {time.perf_counter() - t0:.0f} s\n")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         for n0, (table, by_world) in summarise(results).items():
@@ -653,7 +705,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if args.out:
         results.to_csv(args.out, index=False)
         print(f"rows written to {args.out}")
+    if keep:
+        pd.DataFrame([rec for _, recs in parts for rec in recs]).to_csv(args.proposals, index=False)
+        print(f"proposals written to {args.proposals}")
     return results
+
+
+def _run_one(
+    world_name: str,
+    n0: int,
+    seed: int,
+    methods: tuple[str, ...],
+    rounds: int,
+    batch_size: int,
+    model_params: Mapping[str, Any],
+    keep: bool,
+) -> tuple[list[dict], list[dict]]:
+    """:func:`run_case` with its proposal records (empty unless ``keep``)."""
+    recs: list[dict] = []
+    rows = run_case(
+        world_name, n0, seed, methods, rounds, batch_size, model_params, recs if keep else None
+    )
+    return rows, recs
 
 
 if __name__ == "__main__":

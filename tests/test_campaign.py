@@ -166,7 +166,8 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     text = result.output
     assert "Round 1: 2 batch(es) to run for scale 200L, site A" in text
     assert "Recipe (the reference): Mixing time" in text and "Safety rule: P(yield >= 0.8" in text
-    assert "P(safe)" in text and " draw " not in text and "--results FILE" in text
+    assert "P(safe)" in text and " draw " not in text
+    assert "fill in the 'yield' column of" in text and "next_results.csv" in text
     # where a batch lands, what to adopt now, and whether the fit passed its checks
     assert "a batch, 90 % [g/L]" in text and "Best so far" in text
     assert "Sampling checks passed (max R-hat" in text or "Sampling checks FAILED (" in text
@@ -175,10 +176,10 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     assert (proposals["p_safe"] >= 0.9).all()
     back = Campaign.load(tmp_path / "o" / "campaign")
     assert back.group == {"scale": "200L", "site": "A"} and back.model_ is not None
-    # the next round: the proposals run (ids, results), added to the same campaign
-    ran = proposals[["scale", "site", *back.space.factor_names]].copy()
-    ran.insert(0, back.space.batch_id, ["N1", "N2"])
-    ran["campaign"] = "C-next"  # the default process labels every batch's campaign
+    # the next round: the results sheet filled in, added to the same campaign
+    ran = pd.read_csv(tmp_path / "o" / "next_results.csv")
+    assert list(ran["batch_id"]) == ["R1-1", "R1-2"] and ran["yield"].isna().all()
+    assert (ran["scale"] == "200L").all() and ran["campaign"].notna().all()
     ran["yield"] = 5.0
     ran.to_csv(tmp_path / "round1.csv", index=False)
     more = ["next", "--campaign", str(tmp_path / "o" / "campaign")]
@@ -466,3 +467,23 @@ def test_a_wrong_entry_can_be_dropped_from_a_campaign():
         ["dropped", "reason", "round"],
         ["added", "proposed", "round"],
     ]
+
+
+@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
+def test_the_results_template_goes_back_into_the_campaign_once_filled_in():
+    camp = Campaign(SPACE1, start_table(), model=factory, random_seed=3)
+    batch = camp.recommend(2, n_draws=300)
+    sheet = camp.results_template(batch)
+    assert list(sheet.columns) == ["run", "site", "speed", "titer"]
+    assert list(sheet["run"]) == ["R1-1", "R1-2"] and sheet["titer"].isna().all()
+    assert (sheet["site"] == "A").all()
+    assert np.allclose(sheet["speed"], batch["speed"], rtol=1e-3)  # 4 significant digits
+    # an unfilled row is named, not dropped in silence or called a cleaning problem
+    with pytest.raises(ValueError, match=r"'titer' is empty for 1 batch\(es\) \(R1-2\)"):
+        camp.add(sheet.assign(titer=[40.0, np.nan]))
+    camp.add(sheet.assign(titer=truth(sheet["speed"])))
+    assert set(camp.table["run"]) >= {"R1-1", "R1-2"}
+    # the next sheet's ids are new even when a past batch already took the plain one
+    camp.add(run_batches(camp.recommend(2, n_draws=300), 2, seed=3).assign(run=["R3-1", "X"]))
+    ids = camp.results_template(camp.recommend(2, n_draws=300))["run"]
+    assert list(ids) == ["R3-1b", "R3-2"]

@@ -239,3 +239,18 @@ def test_default_fit_down_weights_the_failed_batches_and_keeps_the_slope(
 
     back = BayesianYieldModel.load(default_fit.save(tmp_path / "t.nc"))
     pd.testing.assert_series_equal(back.batch_weight_, weight)
+
+
+def test_outlying_batches_are_listed_by_batch_id(default_fit, mixture_fit, normal_fit, table):
+    injected = set(table["run"].iloc[FAILED])
+    out = default_fit.outlying_batches()
+    assert list(out.columns) == ["run", "site", "titer", "weight"]
+    assert injected <= set(out["run"]) and out["weight"].is_monotonic_increasing
+    low = default_fit.batch_weight_ < 0.25  # the same batches as the row-indexed weights
+    assert set(out["run"]) == set(table.loc[low.to_numpy(), "run"])
+    failed = mixture_fit.outlying_batches()
+    assert injected <= set(failed["run"]) and list(failed.columns)[-1] == "p_failed"
+    assert failed["p_failed"].is_monotonic_decreasing
+    assert len(mixture_fit.outlying_batches(threshold=0.99)) <= len(failed)
+    with pytest.raises(ValueError, match="'normal' likelihood gives no per-batch measure"):
+        normal_fit.outlying_batches()

@@ -223,6 +223,7 @@ from bayesbio.models._tables import (
     validate,
     warn_beyond_data,
 )
+from bayesbio.models.protocol import OUTLIER_WEIGHT
 from bayesbio.schema import warn_missing_groups
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -422,7 +423,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         ``(nu + 1) / (nu + r**2)`` (``r``: its residual in noise sd), stacking-weighted,
         indexed like ``training_table_``. About 1 for a batch the surface explains; below
         0.25 the model treats the batch as an outlier (a failed batch, a gross error) that
-        barely moves the surface.
+        barely moves the surface. :meth:`outlying_batches` lists those by batch id.
     lack_of_fit_ : dict
         The lack-of-fit test: ``model_sigma`` (the surface's residual SD, log units,
         stacking-weighted posterior median), ``pure_error`` (robust SD of half the log-yield
@@ -719,6 +720,49 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         rate = pd.Series({"mean": mean, "lower": lower, "upper": upper}, name="failure_rate")
         rate.attrs.update({"ci_prob": _FAILURE_CI_PROB, "ci_kind": "hdi"})
         self.failure_rate_ = rate
+
+    def outlying_batches(self, threshold: float | None = None) -> pd.DataFrame:
+        """Return the training batches the fit treats as failed or outlying, by batch id.
+
+        Parameters
+        ----------
+        threshold : float, optional
+            Mixture likelihood: smallest posterior P(failed) listed (default 0.5).
+            Student-t likelihood: largest weight in the fit listed (default
+            :data:`OUTLIER_WEIGHT`, 0.25: such a batch barely moves the surface).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per batch, most extreme first: the batch id (where the training table
+            has one), group columns, response and ``p_failed`` (mixture) or ``weight``
+            (Student-t). Empty when no batch passes the threshold.
+
+        Raises
+        ------
+        ValueError
+            For the normal likelihood, which has no per-batch measure (fit with
+            ``likelihood="student_t"`` or ``"mixture"``).
+        """
+        check_is_fitted(self, "idata_")
+        prob = getattr(self, "failure_prob_", None)
+        weight = getattr(self, "batch_weight_", None)
+        if prob is not None:
+            limit = 0.5 if threshold is None else check_fraction("threshold", threshold)
+            keep, column = prob[prob >= limit].sort_values(ascending=False), "p_failed"
+        elif weight is not None:
+            limit = OUTLIER_WEIGHT if threshold is None else check_fraction("threshold", threshold)
+            keep, column = weight[weight < limit].sort_values(), "weight"
+        else:
+            raise ValueError(
+                f"outlying_batches: the {self.spec_['likelihood']!r} likelihood gives no "
+                "per-batch measure; fit with likelihood='student_t' or 'mixture'"
+            )
+        table, space = self.training_table_, self.space_
+        cols = [space.batch_id, *space.group_columns(table), space.response.name]
+        out = table.loc[keep.index, [c for c in cols if c in table.columns]].copy()
+        out[column] = keep.to_numpy()
+        return out.reset_index(drop=True)
 
     def _positive_weights(self) -> pd.Series:
         """Stacking weights of the structures that carry any, renormalised to sum 1."""

@@ -10,7 +10,11 @@ if TYPE_CHECKING:
 
     from bayesbio.space import ProcessSpace
 
-__all__ = ["YieldModel"]
+__all__ = ["OUTLIER_WEIGHT", "YieldModel"]
+
+#: A batch weighing less than this in a Student-t fit is an outlying batch: it barely moves
+#: the surface (``BayesianYieldModel.batch_weight_``, ``outlying_batches``)
+OUTLIER_WEIGHT = 0.25
 
 
 @runtime_checkable

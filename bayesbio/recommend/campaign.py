@@ -380,6 +380,64 @@ class Campaign:
             self.history.append(entry)
         return out
 
+    def results_template(self, proposals: pd.DataFrame) -> pd.DataFrame:
+        """Return a results sheet for the proposals: new batch ids, setpoints, empty response.
+
+        The table :meth:`add` takes back once each batch's response is filled in: one row per
+        proposal, with a batch id the campaign has not used (``R<round>-<i>``, plus ``b``,
+        ``c`` ... if a past batch took it), the group columns, the setpoints to 4 significant
+        digits (what the CLI prints; change a value to the setpoint actually run) and an
+        empty response column. A group column the proposals leave open (e.g. the campaign
+        label) gets the label of the target group's latest batch. Delete the rows of batches
+        that were not run.
+
+        Parameters
+        ----------
+        proposals : pandas.DataFrame
+            The output of :meth:`recommend`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns: the space's batch id, the group columns of the proposals, the factors,
+            the response (NaN).
+        """
+        factors = self.space.factor_names
+        missing = [c for c in factors if c not in proposals.columns]
+        if missing:
+            raise ValueError(
+                f"proposals: columns {missing} missing; pass the table Campaign.recommend returned"
+            )
+        bid = self.space.batch_id
+        used = set(self.table[bid].astype(str)) if bid in self.table.columns else set()
+        rnd = int(proposals.attrs.get("round", self.round)) + 1
+        ids = []
+        for i in range(len(proposals)):
+            base, suffix = f"R{rnd}-{i + 1}", ""
+            for letter in "bcdefghijklmnopqrstuvwxyz":
+                if base + suffix not in used:
+                    break
+                suffix = letter
+            ids.append(base + suffix)
+        given = [c for c in self.space.group_columns(proposals) if c in self.table.columns]
+        out = pd.DataFrame({bid: pd.array(ids, dtype="str")}, index=proposals.index)
+        for col in given:
+            out[col] = proposals[col].astype(str).to_numpy()
+        if len(proposals):
+            # group columns the proposals leave open (a campaign label): the target group's
+            # latest batch's label
+            mine = np.ones(len(self.table), dtype=bool)
+            for col in given:
+                mine &= (self.table[col].astype(str) == str(proposals[col].iloc[0])).to_numpy()
+            last = self.table[mine].iloc[-1] if mine.any() else self.table.iloc[-1]
+            for col in self.space.group_columns(self.table):
+                if col not in given:
+                    out[col] = str(last[col])
+        for col in factors:
+            out[col] = [float(f"{v:.4g}") for v in proposals[col].to_numpy(dtype=float)]
+        out[self.space.response.name] = np.nan
+        return out.reset_index(drop=True)
+
     def add(self, results: pd.DataFrame) -> Self:
         """Append the results of new batches and refit the model.
 
@@ -396,8 +454,24 @@ class Campaign:
         Campaign
             ``self``, one round further.
         """
-        new = self._same_labels(schema.validate(results, space=self.space))
         bid = self.space.batch_id
+        name = self.space.response.name
+        if isinstance(results, pd.DataFrame) and name in results.columns:
+            text = results[name].astype("string").fillna("").str.strip()
+            empty = results[name].isna() | text.isin(["", "nan", "NaN", "None"])
+            if empty.any():
+                rows = results.index[empty.to_numpy()]
+                who = (
+                    [str(v) for v in results.loc[rows, bid]]
+                    if bid in results.columns
+                    else [f"row {r}" for r in rows]
+                )
+                raise ValueError(
+                    f"results: column {name!r} is empty for {int(empty.sum())} batch(es) "
+                    f"({', '.join(who[:8])}); fill in the {self.space.response.noun} of each "
+                    "batch run and delete the rows of batches not run"
+                )
+        new = self._same_labels(schema.validate(results, space=self.space))
         if bid in new.columns and bid in self.table.columns:
             seen = sorted(set(new[bid].astype(str)) & set(self.table[bid].astype(str)))
             if seen:
