@@ -1196,6 +1196,7 @@ def study(
             "move with scale).",
         ),
     ] = False,
+    recipe: Recipe = None,
     groups: Annotated[
         list[str] | None,
         typer.Option(
@@ -1235,6 +1236,7 @@ def study(
         overrides: dict[str, Any] = {
             "harvest": harvest,
             "transfer_risk": transfer_risk,
+            "recipe": _recipe(recipe, space),
             **_model_options(likelihood, target_accept, structures),
         }
         if prob is not None:

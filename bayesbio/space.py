@@ -1626,7 +1626,32 @@ def _draft_factor(
         + (f"{unit!r} from {source}" if unit else "unknown: marked TODO")
     )
     name = rename.get(str(col), str(col))
-    return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), limits, label=str(col))
+    label = _label_of(str(col)) if unit and source == "its name" else str(col)
+    return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), limits, label=label)
+
+
+def _label_of(header: str) -> str:
+    """Return a header without the unit it ends, as a label: ``"Temp (°C)"`` -> ``"Temp"``.
+
+    The unit is shown beside the label (``"Temp [°C]"``), so ``"Agitation [rpm]"``,
+    ``"Feed rate (%/d)"`` and ``"Titer g/L"`` lose their unit part; a bracket that holds no
+    unit (``"Titer (clarified)"``) and a header that is all unit (``"pH"``) are kept.
+    """
+    text = header.strip()
+    bracket = re.match(r"^(.*?\S)\s*[(\[]([^()\[\]]+)[)\]]\s*$", text)
+    if bracket:
+        inside = bracket.group(2).strip()
+        if re.search(r"[/%°]", inside):
+            return bracket.group(1)
+        try:
+            _parse_unit(inside, "unit")
+        except SpaceError:
+            return text
+        return bracket.group(1) if len(inside) >= 2 else text
+    parts = text.rsplit(None, 1)
+    if len(parts) == 2 and re.search(r"[/%°]", parts[1]):
+        return parts[0]
+    return text
 
 
 def _draft_response(
@@ -1655,7 +1680,8 @@ def _draft_response(
     limits = (0.0, 100.0) if unit == "%" else (0.0, math.inf)
     if unit == "%":
         notes.append("response limits [0, 100] % (a share)")
-    return Response(rename.get(response, response), unit, limits, direction, response)
+    label = _label_of(response) if unit and not below else response
+    return Response(rename.get(response, response), unit, limits, direction, label)
 
 
 def _round(x: float) -> float:

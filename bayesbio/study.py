@@ -120,6 +120,10 @@ class StudyConfig:
         Recommendations and design spaces judge each group's moves with its own slope risk
         (``transfer_risk`` of :func:`bayesbio.recommend.recommend`): for optima that move
         with scale.
+    recipe : dict of str to float or None, default None
+        The plant's recipe, ``{factor: value}``, the reference of every "P(better than
+        recipe)", keep-the-recipe decision and safety rule in every target group; factors
+        not given (or None) take each group's median historical setpoint.
     """
 
     n_batches: int = 48
@@ -143,6 +147,7 @@ class StudyConfig:
     harvest: bool | None = None
     design_resolution: int = 6
     transfer_risk: bool = False
+    recipe: dict[str, float] | None = None
 
     @classmethod
     def quick(cls) -> StudyConfig:
@@ -948,6 +953,20 @@ def _next_display(
     return shown, units, labels
 
 
+def _recipe_text(recipe: Mapping[str, float] | None, space: ProcessSpace) -> str:
+    """Return the report's sentence on the recipe: the one given, or each group's median."""
+    if not recipe:
+        return " The recipe of a group is its median historical setpoint."
+    given = "; ".join(
+        f"{space.factor(k).label} {number_text(v)}{unit_suffix(space.factor(k).unit)}"
+        for k, v in recipe.items()
+    )
+    rest = len(recipe) < space.k
+    return f" The recipe is the one given ({given})" + (
+        "; other factors at each group's median historical setpoint." if rest else "."
+    )
+
+
 def _next_batches(
     model: Any, rec: Any, group: Mapping[str, str], space: ProcessSpace, seed: int
 ) -> pd.DataFrame:
@@ -1361,6 +1380,7 @@ def _run_study(
                 risk=cfg.risk,
                 spec=spec,
                 transfer_risk=cfg.transfer_risk,
+                recipe=cfg.recipe,
                 random_seed=int(seeds[5]) + i,
             )
             ds = recommend.design_space(
@@ -1409,7 +1429,7 @@ def _run_study(
         "searched over their operating "
         "ranges: "
         + _ranges_text(space)
-        + " The recipe of a group is its median historical setpoint."
+        + _recipe_text(cfg.recipe, space)
         + _groups_text(groups, table, [g for g, _ in recs])
     )
     shown, units, labels = _recommendation_display(rec_table, space, groups)

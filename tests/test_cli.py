@@ -494,6 +494,11 @@ def test_cli_recommend_measures_against_a_declared_recipe(tmp_path, loads, lasso
     ):
         wrong = runner.invoke(app, [*args, "--recipe", bad])
         assert wrong.exit_code == 2 and said in wrong.output, wrong.output
+    # the study takes the same option (checked before any work: nothing written)
+    study = ["study", "--quick", "--out", str(tmp_path / "s"), "--recipe", "temp=35"]
+    wrong = runner.invoke(app, study)
+    assert wrong.exit_code == 2 and "'temp' is not a factor of the process" in wrong.output
+    assert not (tmp_path / "s").exists()
 
 
 def test_cli_design_space_ranges_name_their_factors_and_an_empty_one_says_why(

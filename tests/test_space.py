@@ -340,7 +340,11 @@ def test_infer_space_reads_a_messy_real_file_as_a_scientist_would():
     # '/' cannot be a name in a saved model: a safe name, the header mapped under [columns]
     assert sp.factor_names == ("Feed rate (% per day)", "Temperature (°C)")
     assert ColumnSpec("Feed rate (%/day)", "Feed rate (% per day)") in sp.columns
-    assert sp.factor("Feed rate (% per day)").label == "Feed rate (%/day)"
+    # the label leaves the unit to the unit field: plots read "Feed rate [%/day]", not twice
+    assert sp.factor("Feed rate (% per day)").label == "Feed rate"
+    assert sp.factor("Temperature (°C)").label == "Temperature"
+    assert sp.response.label == "HCP impurity"
+    assert sp.factor_name("Feed rate (%/day)") == "Feed rate (% per day)"  # header still works
     assert sp.units["Temperature (°C)"] == "degC"
     # the impossible -250 %/day is named and left out of the drafted operating range, and the
     # drafted limits start at 0 so that the cleaner drops it

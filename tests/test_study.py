@@ -248,7 +248,8 @@ K2_CONFIG = quick_config(n_batches=40, cv_splits=2, harvest_replications=5)
 @pytest.fixture(scope="module")
 def k2_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("k2_study")
-    return run_study(out, config=K2_CONFIG, random_seed=3, space=K2)
+    # the plant's temperature recipe given; the feed rate left to each group's median
+    return run_study(out, config=replace(K2_CONFIG, recipe={"temp": 86.0}), random_seed=3, space=K2)
 
 
 def test_study_on_a_custom_space_runs_every_stage_on_its_factors(k2_study):
@@ -268,6 +269,9 @@ def test_study_on_a_custom_space_runs_every_stage_on_its_factors(k2_study):
     assert {"temp", "feed", "site", "true_regret_pct"} <= set(recs.columns)
     assert set(recs["site"]) == set(pd.read_csv(result.out_dir / "clean_batches.csv")["site"])
     assert (recs["true_regret_pct"] >= -1e-6).all()
+    # the given recipe is every group's reference, and the report says so
+    assert (recs.loc[recs["setpoint"] == "recipe", "temp"] == 86.0).all()
+    assert "The recipe is the one given (Culture temperature 86 °F); other factors" in text
     assert recs["temp"].between(80.0, 95.0).all() and recs["feed"].between(2.0, 10.0).all()
     assert (result.out_dir / "model.nc").stat().st_size > 0
     assert (result.out_dir / "figures" / "design_space_A.png").stat().st_size > 0
