@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), help="worlds to run")
     parser.add_argument("--n", nargs="+", type=int, help="history sizes (default 20 40 100)")
     parser.add_argument("--seeds", type=int, help="seeds per world and n (default 10)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="first seed (new histories for a confirmation)"
+    )
     parser.add_argument("--no-bayes", action="store_true", help="skip the Bayesian model")
     parser.add_argument(
         "--variants",
@@ -410,7 +413,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     seeds = args.seeds or (2 if args.quick else 10)
     bayes = not args.no_bayes
     variants = tuple(VARIANTS if "all" in args.variants else args.variants)
-    cases = [(w, n, s) for w in worlds for n in ns for s in range(seeds)]
+    first = args.first_seed
+    cases = [(w, n, s) for w in worlds for n in ns for s in range(first, first + seeds)]
     print(
         f"{len(cases)} cases: worlds {worlds}, n {ns}, {seeds} seed(s), "
         f"models {'LASSO, RF, Bayes' if bayes else 'LASSO, RF'}, {args.jobs} job(s)",
