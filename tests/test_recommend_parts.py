@@ -167,6 +167,28 @@ def test_support_bounding_box_holds_every_supported_point(which):
     assert points[inside].max(axis=0) == pytest.approx(hi, abs=0.1)
 
 
+@pytest.mark.parametrize("attribute", ["batch_weight_", "failure_prob_"])
+def test_a_batch_the_fit_discounts_does_not_vouch_for_its_neighbourhood(attribute):
+    """A lone batch of the group far out (a true cliff the model reads as an outlier)."""
+    table = _table()
+    table.loc[0, ["temperature", "feed"]] = [39.0, 9.0]  # site A, far from the others
+    table.insert(0, "batch_id", [f"B{i:02d}" for i in range(len(table))])
+    far = table.loc[[0], ["temperature", "feed"]].to_numpy(dtype=float)
+    trusted = build_context(Bowl(table), {"site": "A"}, "auto", None)
+    assert trusted.support.guard_distance(far, "group")[0] == pytest.approx(0.0, abs=1e-9)
+    assert not any("weigh little" in n for n in trusted.notes)
+    model = Bowl(table)
+    low = 0.05 if attribute == "batch_weight_" else 0.99  # outlying / failed
+    setattr(model, attribute, pd.Series(np.where(table.index == 0, low, 1.0 - low), table.index))
+    ctx = build_context(model, {"site": "A"}, "auto", None)
+    assert ctx.support.guard_distance(far, "group")[0] > ctx.res.max_distance
+    assert any("1 batch(es) of the target group weigh little in the fit" in n and "B00" in n
+               for n in ctx.notes)  # fmt: skip
+    # the group's other batches still support their own neighbourhood
+    near = table.loc[[2], ["temperature", "feed"]].to_numpy(dtype=float)
+    assert ctx.support.guard_distance(near, "group")[0] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_design_space_grid_covers_the_support_not_the_whole_box():
     from bayesbio.recommend import design_space
 

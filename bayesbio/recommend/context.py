@@ -21,6 +21,7 @@ import pandas as pd
 from bayesbio import schema
 from bayesbio.checks import KINDS as MODEL_KINDS
 from bayesbio.checks import check_choice
+from bayesbio.models.protocol import OUTLIER_WEIGHT
 from bayesbio.recommend.constraints import (
     Constraints,
     Resolved,
@@ -279,7 +280,15 @@ def build_context(
     points = table[list(space.factor_names)].to_numpy(dtype=float)
     # groups like the target: the columns it was named by (scale and site, not campaign)
     named = [c for c in group_cols if group and c in group] or group_cols
-    support = Support(points, schema.group_keys(table, named), mask, space)
+    keys = schema.group_keys(table, named)
+    # batches the fit discounts (outlying, failed) do not vouch for their neighbourhood: the
+    # surface there ignores them, and a true cliff at the edge of the data reads as one
+    trusted = ~discounted_batches(model, table)
+    if trusted.all() or trusted.sum() < 2:
+        support = Support(points, keys, mask, space)
+    else:
+        support = Support(points[trusted], np.asarray(keys)[trusted], mask[trusted], space)
+        notes += discounted_notes(table, space, mask & ~trusted)
     reach_notes = reach_box(res, points[mask]) if kind == "existing" else []
     recipe = np.median(points[mask] if mask.any() else points, axis=0)
     # the process runs the factors its space fixes at one value; a constraint's fixed value
@@ -293,6 +302,41 @@ def build_context(
         space, table, group_cols, full, mask, kind, res, support, recipe, data_sd,
         [*res.notes, *notes, *reach_notes],
     )  # fmt: skip
+
+
+def discounted_batches(model: YieldModel | Any, table: pd.DataFrame) -> np.ndarray:
+    """Return the rows of ``table`` the fit discounts (outlying or failed batches).
+
+    A Student-t weight below ``OUTLIER_WEIGHT`` (``batch_weight_``) or a posterior P(failed)
+    >= 0.5 (``failure_prob_``). Models without either attribute (and attributes not
+    indexed like ``table``) discount nothing.
+    """
+    out = np.zeros(len(table), dtype=bool)
+    for name, low in (("batch_weight_", True), ("failure_prob_", False)):
+        value = getattr(model, name, None)
+        if not isinstance(value, pd.Series) or not value.index.equals(table.index):
+            continue
+        v = value.to_numpy(dtype=float)
+        out |= (v < OUTLIER_WEIGHT) if low else (v >= 0.5)
+    return out
+
+
+def discounted_notes(table: pd.DataFrame, space: ProcessSpace, rows: np.ndarray) -> list[str]:
+    """Return the note naming the target group's discounted batches (no support)."""
+    if not rows.any():
+        return []
+    bid = space.batch_id
+    ids = (
+        table.loc[rows, bid].astype(str).tolist()
+        if bid in table.columns
+        else [f"row {i}" for i in np.flatnonzero(rows)]
+    )
+    shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+    return [
+        f"{len(ids)} batch(es) of the target group weigh little in the fit (outlying or "
+        f"failed: {shown}): they do not count as support, so a setpoint near them is not "
+        "vouched for by them (a true cliff at the edge of the data reads as an outlier)"
+    ]
 
 
 def group_recipe(recipe: Mapping[str, float] | None, ctx: Context) -> np.ndarray:
