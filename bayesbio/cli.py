@@ -1585,6 +1585,7 @@ def _next_text(
             "Beyond the values the group has run (the model extrapolates there; its SD says "
             "how far to trust it): " + "; ".join(beyond) + "."
         )
+    lines += [f"Note: {n}" for n in frame.attrs.get("notes", [])]
     lines += [
         f"Safety rule: {frame.attrs.get('rule', '')} for every batch (P(safe)); "
         "'expected' is the posterior mean of the mean response there, SD its uncertainty; "

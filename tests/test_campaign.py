@@ -487,3 +487,23 @@ def test_the_results_template_goes_back_into_the_campaign_once_filled_in():
     camp.add(run_batches(camp.recommend(2, n_draws=300), 2, seed=3).assign(run=["R3-1", "X"]))
     ids = camp.results_template(camp.recommend(2, n_draws=300))["run"]
     assert list(ids) == ["R3-1b", "R3-2"]
+
+
+class _DiscountsFirstBatch(ConjugateQuadratic):
+    """The conjugate model with a Student-t-like weight: the first batch an outlier."""
+
+    def fit(self, X, y=None):
+        super().fit(X, y)
+        self.batch_weight_ = pd.Series(np.where(np.arange(len(X)) == 0, 0.05, 1.0), X.index)
+        return self
+
+
+def test_next_prints_the_notes_of_the_proposals_such_as_discounted_batches(tmp_path):
+    from bayesbio.cli import _next_text
+
+    camp = Campaign(SPACE1, start_table(), model=lambda: _DiscountsFirstBatch(SPACE1))
+    frame = camp.recommend(2, n_draws=200)
+    assert any("weigh little in the fit (outlying or failed: H00)" in n
+               for n in frame.attrs["notes"])  # fmt: skip
+    text = _next_text(camp, frame, tmp_path)
+    assert "Note: 1 batch(es) of the target group weigh little in the fit" in text
