@@ -1566,7 +1566,8 @@ def _next_text(
         + f" ({frame.attrs.get('n_safe', '?')} new setpoints passed the safety rule).",
     ]
     if recipe is not None:
-        lines.append(f"Recipe (the reference): {point_text(space, recipe)}.")
+        said = point_text(space, recipe)  # a unit may end in a full stop ("% air sat.")
+        lines.append(f"Recipe (the reference): {said}{'' if said.endswith('.') else '.'}")
     repeats = _repeated_batches(camp, frame)
     if repeats:
         lines.append(

@@ -1009,6 +1009,7 @@ def _write_summary(
     per_column: pd.DataFrame | None,
     diagnostics: Any,
     simulated: bool,
+    recipe_given: bool = False,
 ) -> None:
     """Write the one-screen summary at the top of the report."""
     r = space.response
@@ -1018,8 +1019,9 @@ def _write_summary(
     better = "higher" if r.maximise else "lower"
     report.text(
         f"What to run per target group, with the expected {r.noun} of a new batch and "
-        f"a bad batch ({level}th percentile) against the group's recipe (its median historical "
-        f"setpoint); P(better) is the probability that the mean {r.noun} at the recommendation "
+        f"a bad batch ({level}th percentile) against the group's recipe ("
+        + ("the one given" if recipe_given else "its median historical setpoint")
+        + f"); P(better) is the probability that the mean {r.noun} at the recommendation "
         f"is {better} than at the recipe. Objective: {objective}."
     )
     shown = pd.DataFrame(
@@ -1587,6 +1589,7 @@ def _run_study(
         per_column=per_column if isinstance(per_column, pd.DataFrame) else None,
         diagnostics=getattr(model, "diagnostics_", None),
         simulated=data is None,
+        recipe_given=bool(cfg.recipe),
     )
     timing = pd.DataFrame({"stage": list(stages.timings), "seconds": list(stages.timings.values())})
     _save(tables, out, "timings", timing)

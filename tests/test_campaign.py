@@ -166,6 +166,7 @@ def test_cli_next_writes_proposals_and_the_campaign(tmp_path):
     text = result.output
     assert "Round 1: 2 batch(es) to run for scale 200L, site A" in text
     assert "Recipe (the reference): Mixing time" in text and "Safety rule: P(yield >= 0.8" in text
+    assert "air sat.." not in text  # the unit's own full stop ends the sentence
     assert "P(safe)" in text and " draw " not in text
     assert "fill in the 'yield' column of" in text and "next_results.csv" in text
     # where a batch lands, what to adopt now, and whether the fit passed its checks
