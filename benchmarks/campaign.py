@@ -573,15 +573,14 @@ def run_case(
     rounds: int,
     batch_size: int,
     model_params: Mapping[str, Any],
-    proposals: list[dict] | None = None,
-) -> list[dict]:
-    """Run every method's closed loop on one world x n0 x seed; return tidy rows.
+) -> tuple[list[dict], list[dict]]:
+    """Run every method's closed loop on one world x n0 x seed.
 
-    With a list ``proposals``, one record per proposed batch is appended to it
-    (:func:`proposal_rows`).
+    Returns the tidy score rows and one record per proposed batch (:func:`proposal_rows`).
     """
     case = Case(world_name, n0, seed)
     rows: list[dict] = []
+    proposals: list[dict] = []
     base = {"world": world_name, "n0": n0, "seed": seed}
 
     def add(method: str, round_: int, metric: str, value: float) -> None:
@@ -602,15 +601,14 @@ def run_case(
                 add(name, r, "unsafe", float(np.mean(value < UNSAFE_FRACTION * case.recipe_value)))
                 add(name, r, "repeat", repeats(x, method.table, case))
                 add(name, r, "crowded", crowded(x, case))
-                if proposals is not None:
-                    proposals.extend(
-                        proposal_rows(x, method, case, {**base, "method": name, "round": r})
-                    )
+                proposals.extend(
+                    proposal_rows(x, method, case, {**base, "method": name, "round": r})
+                )
                 method.add(case.run(x, r))
                 add(name, r, "regret", float(case.regret(method.answer())[0]))
                 add(name, r, "seconds", time.perf_counter() - t0)
         add(name, rounds, "warnings", float(len(caught)))
-    return rows
+    return rows, proposals
 
 
 def summarise(results: pd.DataFrame) -> dict[int, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -685,9 +683,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         header += f"\ncampaign model: BayesianYieldModel({settings}, random_seed=seed)"
     print(header, flush=True)
     t0 = time.perf_counter()
-    keep = args.proposals is not None
     parts = Parallel(n_jobs=args.jobs)(
-        delayed(_run_one)(w, n, s, tuple(methods), rounds, args.batch_size, args.model_params, keep)
+        delayed(run_case)(w, n, s, tuple(methods), rounds, args.batch_size, args.model_params)
         for w, n, s in cases
     )
     results = pd.DataFrame([row for part, _ in parts for row in part])
@@ -705,28 +702,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if args.out:
         results.to_csv(args.out, index=False)
         print(f"rows written to {args.out}")
-    if keep:
+    if args.proposals:
         pd.DataFrame([rec for _, recs in parts for rec in recs]).to_csv(args.proposals, index=False)
         print(f"proposals written to {args.proposals}")
     return results
-
-
-def _run_one(
-    world_name: str,
-    n0: int,
-    seed: int,
-    methods: tuple[str, ...],
-    rounds: int,
-    batch_size: int,
-    model_params: Mapping[str, Any],
-    keep: bool,
-) -> tuple[list[dict], list[dict]]:
-    """:func:`run_case` with its proposal records (empty unless ``keep``)."""
-    recs: list[dict] = []
-    rows = run_case(
-        world_name, n0, seed, methods, rounds, batch_size, model_params, recs if keep else None
-    )
-    return rows, recs
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -19,9 +20,9 @@ def bench():
     return module
 
 
-def test_campaign_benchmark_no_bayes(bench, capsys):
+def test_campaign_benchmark_no_bayes(bench, capsys, tmp_path):
     args = ["--no-bayes", "--worlds", "cardinal", "--seeds", "1", "--rounds", "1", "--n0", "20"]
-    results = bench.main(args)
+    results = bench.main([*args, "--proposals", str(tmp_path / "p.csv")])
     printed = capsys.readouterr().out
     assert "final-round regret % by world" in printed
 
@@ -45,3 +46,9 @@ def test_campaign_benchmark_no_bayes(bench, capsys):
     value = rec.set_index("metric")["value"]
     assert value["lost"] == pytest.approx(value["regret"], rel=1e-12)
     assert value["unsafe"] == 0.0
+    # every proposed batch, with its true ratio to the recipe (the recipe's own is 1)
+    proposed = pd.read_csv(tmp_path / "p.csv")
+    assert len(proposed) == 4 * len(expected)
+    kept = proposed[proposed["method"] == "recipe"]
+    assert np.allclose(kept["ratio"], 1.0) and not kept["unsafe"].any()
+    assert (kept["from_recipe"] == 0).all()
