@@ -334,8 +334,8 @@ def discounted_notes(table: pd.DataFrame, space: ProcessSpace, rows: np.ndarray)
     shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
     return [
         f"{len(ids)} batch(es) of the target group weigh little in the fit (outlying or "
-        f"failed: {shown}): they do not count as support, so a setpoint near them is not "
-        "vouched for by them (a true cliff at the edge of the data reads as an outlier)"
+        f"failed: {shown}): they do not count as support, since the surface ignores them "
+        "(a failed batch, or a true cliff: which one, only a batch near them can tell)"
     ]
 
 
