@@ -1626,30 +1626,21 @@ def _draft_factor(
         + (f"{unit!r} from {source}" if unit else "unknown: marked TODO")
     )
     name = rename.get(str(col), str(col))
-    label = _label_of(str(col)) if unit and source == "its name" else str(col)
+    label = _label_of(str(col), unit) if unit and source == "its name" else str(col)
     return Factor(name, unit or "", (_round(lo_r), _round(hi_r)), limits, label=label)
 
 
-def _label_of(header: str) -> str:
-    """Return a header without the unit it ends, as a label: ``"Temp (°C)"`` -> ``"Temp"``.
+def _label_of(header: str, unit: str) -> str:
+    """Return a header without the unit it ends with, as a label: ``"Temp (°C)"`` -> ``"Temp"``.
 
     The unit is shown beside the label (``"Temp [°C]"``), so ``"Agitation [rpm]"``,
-    ``"Feed rate (%/d)"`` and ``"Titer g/L"`` lose their unit part; a bracket that holds no
-    unit (``"Titer (clarified)"``) and a header that is all unit (``"pH"``) are kept.
+    ``"Feed rate (%/d)"`` (:func:`bare_label`) and ``"Titer g/L"`` (a last word that holds
+    ``/``, ``%`` or ``°``) lose their unit part; a bracket that holds no unit (``"Titer
+    (clarified)"``) and a header that is all unit (``"pH"``) are kept.
     """
-    text = header.strip()
-    bracket = re.match(r"^(.*?\S)\s*[(\[]([^()\[\]]+)[)\]]\s*$", text)
-    if bracket:
-        inside = bracket.group(2).strip()
-        if re.search(r"[/%°]", inside):
-            return bracket.group(1)
-        try:
-            _parse_unit(inside, "unit")
-        except SpaceError:
-            return text
-        return bracket.group(1) if len(inside) >= 2 else text
+    text = bare_label(header.strip(), unit)
     parts = text.rsplit(None, 1)
-    if len(parts) == 2 and re.search(r"[/%°]", parts[1]):
+    if text == header.strip() and len(parts) == 2 and re.search(r"[/%°]", parts[1]):
         return parts[0]
     return text
 
@@ -1680,7 +1671,7 @@ def _draft_response(
     limits = (0.0, 100.0) if unit == "%" else (0.0, math.inf)
     if unit == "%":
         notes.append("response limits [0, 100] % (a share)")
-    label = _label_of(response) if unit and not below else response
+    label = _label_of(response, unit) if unit and not below else response
     return Response(rename.get(response, response), unit, limits, direction, label)
 
 
