@@ -22,6 +22,7 @@ each; ``-q`` keeps only errors, ``-v`` adds the library's log messages.
 from __future__ import annotations
 
 import ast
+import inspect
 import logging
 import os
 import re
@@ -1450,10 +1451,11 @@ def next_(
         else:
             fixed = {"--group": group, "--process": process, "--delta": delta, "--recipe": recipe}
             given = [name for name, value in fixed.items() if value is not None]
-            given += ["--likelihood"] * (likelihood != "auto")
+            defaults = inspect.signature(next_).parameters  # the options' own defaults
+            given += ["--likelihood"] * (likelihood != defaults["likelihood"].default)
             given += ["--structures"] * bool(structures)
             given += ["--clean (clean the results file with `bayesbio clean`)"] * clean
-            given += ["--seed"] * (seed != 2024)
+            given += ["--seed"] * (seed != defaults["seed"].default)
             if given:
                 raise ValueError(
                     f"{', '.join(given)} cannot change a running campaign (it keeps the "
@@ -1508,8 +1510,8 @@ def _changed_sampler(camp: Any, draws: int, tune: int, chains: int, target_accep
     Returns what changed (``"draws 2000, tune 2000"``), empty when nothing did.
     """
     wanted = {"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept}
-    defaults = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95}
-    change = {k: v for k, v in wanted.items() if v != defaults[k]}
+    defaults = inspect.signature(next_).parameters  # the options' own defaults
+    change = {k: v for k, v in wanted.items() if v != defaults[k].default}
     if not change:
         return ""
     if camp.model is not None:
@@ -1526,7 +1528,7 @@ def _next_text(
     camp: Any, frame: Any, out: Path, best: Any = None, failed: list[str] | None = None
 ) -> str:
     """Return the proposed batches for people: rule, recipe, rounded values, next step."""
-    from bayesbio.recommend.messages import group_text, point_text
+    from bayesbio.recommend.messages import group_text, point_text, sentence
     from bayesbio.space import number_text, with_unit
 
     space = camp.space
@@ -1566,8 +1568,7 @@ def _next_text(
         + f" ({frame.attrs.get('n_safe', '?')} new setpoints passed the safety rule).",
     ]
     if recipe is not None:
-        said = point_text(space, recipe)  # a unit may end in a full stop ("% air sat.")
-        lines.append(f"Recipe (the reference): {said}{'' if said.endswith('.') else '.'}")
+        lines.append(sentence(f"Recipe (the reference): {point_text(space, recipe)}"))
     repeats = _repeated_batches(camp, frame)
     if repeats:
         lines.append(

@@ -39,6 +39,7 @@ from bayesbio.space import (
     is_campaign,
     lower_first,
     number_text,
+    quantity_text,
     resolve_space,
     unit_suffix,
     volume_first,
@@ -958,8 +959,7 @@ def _recipe_text(recipe: Mapping[str, float] | None, space: ProcessSpace) -> str
     if not recipe:
         return " The recipe of a group is its median historical setpoint."
     given = "; ".join(
-        f"{space.factor(k).label} {number_text(v)}{unit_suffix(space.factor(k).unit)}"
-        for k, v in recipe.items()
+        quantity_text(space.factor(k).label, v, space.factor(k).unit) for k, v in recipe.items()
     )
     rest = len(recipe) < space.k
     return f" The recipe is the one given ({given})" + (
