@@ -30,7 +30,7 @@ from scipy import stats
 
 from bayesbio import schema
 from bayesbio.models._discrepancy import MIN_PAIRS
-from bayesbio.models.protocol import OUTLIER_WEIGHT, YieldModel
+from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT, YieldModel
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
 from bayesbio.space import (
@@ -265,7 +265,7 @@ def likely_failed_batches(
     table: pd.DataFrame,
     log: pd.DataFrame,
     space: ProcessSpace,
-    threshold: float = 0.5,
+    threshold: float = FAILED_PROB,
 ) -> pd.DataFrame | None:
     """Return the batches the model treats as failed or outlying, with the cleaner's flags.
 
@@ -1323,8 +1323,8 @@ def _run_study(
         if len(likely):
             report.table(
                 likely,
-                caption="Likely failed batches (posterior P(failed) >= 0.5), next to what "
-                "the cleaner logged for them",
+                caption=f"Likely failed batches (posterior P(failed) >= {FAILED_PROB:g}), next "
+                "to what the cleaner logged for them",
             )
     posterior_figures: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
         (

@@ -502,6 +502,13 @@ def make_method(name: str, case: Case, model_params: Mapping[str, Any]) -> Metho
 
 
 # -- the loop ----------------------------------------------------------------------------------
+def nearest_gap(new: np.ndarray, past: np.ndarray) -> np.ndarray:
+    """Max-norm distance of each row of ``new`` to its nearest row of ``past`` (inf if none)."""
+    if not len(past):
+        return np.full(len(new), np.inf)
+    return np.abs(new[:, None, :] - past[None, :, :]).max(axis=2).min(axis=1)
+
+
 def repeats(x: np.ndarray, table: pd.DataFrame, case: Case) -> float:
     """Share of the proposed setpoints ``x`` that repeat one already in ``table``.
 
@@ -510,8 +517,7 @@ def repeats(x: np.ndarray, table: pd.DataFrame, case: Case) -> float:
     width = case.hi - case.lo
     past = (table[case.factors].to_numpy(dtype=float) - case.lo) / width
     new = (np.atleast_2d(x) - case.lo) / width
-    gap = np.abs(new[:, None, :] - past[None, :, :]).max(axis=2).min(axis=1)
-    return float(np.mean(gap < 1e-3))
+    return float(np.mean(nearest_gap(new, past) < 1e-3))
 
 
 def crowded(x: np.ndarray, case: Case, gap: float = 0.1) -> float:
@@ -543,11 +549,7 @@ def proposal_rows(x: np.ndarray, method: Method, case: Case, base: Mapping[str, 
     low = part[part["yield"].to_numpy(dtype=float) < UNSAFE_FRACTION * case.recipe_value]
     past = (low[case.factors].to_numpy(dtype=float) - case.lo) / width
     new = (np.atleast_2d(x) - case.lo) / width
-    near = (
-        np.abs(new[:, None, :] - past[None, :, :]).max(axis=2).min(axis=1)
-        if len(past)
-        else np.full(len(new), np.inf)
-    )
+    near = nearest_gap(new, past)
     recipe_gap = np.abs(new - (case.recipe - case.lo) / width).max(axis=1)
     out = []
     for i in range(len(new)):

@@ -223,7 +223,7 @@ from bayesbio.models._tables import (
     validate,
     warn_beyond_data,
 )
-from bayesbio.models.protocol import OUTLIER_WEIGHT
+from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT
 from bayesbio.schema import warn_missing_groups
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -748,7 +748,7 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
         prob = getattr(self, "failure_prob_", None)
         weight = getattr(self, "batch_weight_", None)
         if prob is not None:
-            limit = 0.5 if threshold is None else check_fraction("threshold", threshold)
+            limit = FAILED_PROB if threshold is None else check_fraction("threshold", threshold)
             keep, column = prob[prob >= limit].sort_values(ascending=False), "p_failed"
         elif weight is not None:
             limit = OUTLIER_WEIGHT if threshold is None else check_fraction("threshold", threshold)

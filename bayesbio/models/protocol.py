@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 
     from bayesbio.space import ProcessSpace
 
-__all__ = ["OUTLIER_WEIGHT", "YieldModel"]
+__all__ = ["FAILED_PROB", "OUTLIER_WEIGHT", "YieldModel"]
 
 #: A batch weighing less than this in a Student-t fit is an outlying batch: it barely moves
 #: the surface (``BayesianYieldModel.batch_weight_``, ``outlying_batches``)
 OUTLIER_WEIGHT = 0.25
+#: A batch with at least this posterior P(failed) under the mixture likelihood is a likely
+#: failed batch (``failure_prob_``, ``outlying_batches``)
+FAILED_PROB = 0.5
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ import pandas as pd
 from bayesbio import schema
 from bayesbio.checks import KINDS as MODEL_KINDS
 from bayesbio.checks import check_choice
-from bayesbio.models.protocol import OUTLIER_WEIGHT
+from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT
 from bayesbio.recommend.constraints import (
     Constraints,
     Resolved,
@@ -308,7 +308,7 @@ def discounted_batches(model: YieldModel | Any, table: pd.DataFrame) -> np.ndarr
     """Return the rows of ``table`` the fit discounts (outlying or failed batches).
 
     A Student-t weight below ``OUTLIER_WEIGHT`` (``batch_weight_``) or a posterior P(failed)
-    >= 0.5 (``failure_prob_``). Models without either attribute (and attributes not
+    >= ``FAILED_PROB`` (``failure_prob_``). Models without either attribute (and attributes not
     indexed like ``table``) discount nothing.
     """
     out = np.zeros(len(table), dtype=bool)
@@ -317,7 +317,7 @@ def discounted_batches(model: YieldModel | Any, table: pd.DataFrame) -> np.ndarr
         if not isinstance(value, pd.Series) or not value.index.equals(table.index):
             continue
         v = value.to_numpy(dtype=float)
-        out |= (v < OUTLIER_WEIGHT) if low else (v >= 0.5)
+        out |= (v < OUTLIER_WEIGHT) if low else (v >= FAILED_PROB)
     return out
 
 
