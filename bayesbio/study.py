@@ -30,7 +30,7 @@ from scipy import stats
 
 from bayesbio import schema
 from bayesbio.models._discrepancy import MIN_PAIRS
-from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT, YieldModel
+from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT, YieldModel, discounted
 from bayesbio.profiler import plot_profiler
 from bayesbio.report import Report
 from bayesbio.space import (
@@ -265,7 +265,7 @@ def likely_failed_batches(
     table: pd.DataFrame,
     log: pd.DataFrame,
     space: ProcessSpace,
-    threshold: float = FAILED_PROB,
+    threshold: float | None = None,
 ) -> pd.DataFrame | None:
     """Return the batches the model treats as failed or outlying, with the cleaner's flags.
 
@@ -274,15 +274,17 @@ def likely_failed_batches(
     model : fitted model
         A model with ``failure_prob_`` (mixture likelihood: batches with posterior P(failed)
         >= ``threshold``) or ``batch_weight_`` (Student-t likelihood: batches weighing less
-        than :data:`OUTLIER_WEIGHT` of a typical batch in the fit); others give None.
+        than ``threshold`` of a typical batch in the fit); others give None.
     table : pandas.DataFrame
         The cleaned batch table the model was fitted on.
     log : pandas.DataFrame
         The cleaner's audit log (``batch_id``, ``reason`` columns).
     space : ProcessSpace
         The process space (response and batch id names).
-    threshold : float, default 0.5
-        Smallest posterior P(failed) listed (mixture).
+    threshold : float, optional
+        Smallest posterior P(failed) listed (mixture; default :data:`FAILED_PROB`, 0.5) or
+        largest weight listed (Student-t; default :data:`OUTLIER_WEIGHT`, 0.25), the rule of
+        :func:`bayesbio.models.protocol.discounted`.
 
     Returns
     -------
@@ -292,18 +294,11 @@ def likely_failed_batches(
         flags`` (the reasons the cleaner logged for that batch, or "none"); None when the
         model has neither attribute.
     """
-    prob = getattr(model, "failure_prob_", None)
-    weight = getattr(model, "batch_weight_", None)
-    if prob is not None:
-        prob = pd.Series(np.asarray(prob, dtype=float), index=table.index)
-        keep = prob[prob >= threshold].sort_values(ascending=False)
-        column = "P(failed)"
-    elif weight is not None:
-        weight = pd.Series(np.asarray(weight, dtype=float), index=table.index)
-        keep = weight[weight < OUTLIER_WEIGHT].sort_values()
-        column = "weight in the fit"
-    else:
+    found = discounted(model, table.index, threshold)
+    if found is None:
         return None
+    keep, kind = found
+    column = {"p_failed": "P(failed)", "weight": "weight in the fit"}[kind]
     bid = space.batch_id
     cols = [c for c in (bid, *space.group_columns(table), space.response.name) if c in table]
     out = table.loc[keep.index, cols].copy()

@@ -431,6 +431,28 @@ def test_likely_failed_batches_lists_them_with_the_cleaners_flags():
     assert likely_failed_batches(SimpleNamespace(), table, log, space) is None
 
 
+def test_one_rule_selects_the_discounted_batches_of_a_fit():
+    from types import SimpleNamespace
+
+    from bayesbio.models.protocol import discounted
+    from bayesbio.recommend.context import discounted_batches
+
+    index = pd.Index([3, 5, 8, 9])
+    mixture = SimpleNamespace(failure_prob_=pd.Series([0.5, 0.1, 0.9, 0.49], index=index))
+    keep, kind = discounted(mixture, index)
+    assert kind == "p_failed" and keep.index.tolist() == [8, 3]  # >= 0.5, most likely first
+    assert discounted(mixture, index, threshold=0.05)[0].index.tolist() == [8, 3, 9, 5]
+    t_fit = SimpleNamespace(batch_weight_=pd.Series([1.0, 0.2, 0.25, 0.01], index=index))
+    keep, kind = discounted(t_fit, index)
+    assert kind == "weight" and keep.index.tolist() == [9, 5]  # < 0.25, lightest first
+    assert discounted(SimpleNamespace(), index) is None
+    assert discounted(t_fit, pd.Index([1, 2])) is None  # a measure of another table
+    # the support's rows: by position, and nothing for a measure indexed otherwise
+    table = pd.DataFrame({"x": range(4)}, index=index)
+    assert discounted_batches(t_fit, table).tolist() == [False, True, False, True]
+    assert not discounted_batches(t_fit, table.reset_index(drop=True)).any()
+
+
 def test_outlying_batches_of_a_student_t_fit_are_listed_lightest_first():
     from types import SimpleNamespace
 

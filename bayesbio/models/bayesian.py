@@ -223,7 +223,7 @@ from bayesbio.models._tables import (
     validate,
     warn_beyond_data,
 )
-from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT
+from bayesbio.models.protocol import discounted
 from bayesbio.schema import warn_missing_groups
 from bayesbio.space import ProcessSpace, resolve_space
 
@@ -745,19 +745,14 @@ class BayesianYieldModel(_PersistMixin, RegressorMixin, BaseEstimator):
             ``likelihood="student_t"`` or ``"mixture"``).
         """
         check_is_fitted(self, "idata_")
-        prob = getattr(self, "failure_prob_", None)
-        weight = getattr(self, "batch_weight_", None)
-        if prob is not None:
-            limit = FAILED_PROB if threshold is None else check_fraction("threshold", threshold)
-            keep, column = prob[prob >= limit].sort_values(ascending=False), "p_failed"
-        elif weight is not None:
-            limit = OUTLIER_WEIGHT if threshold is None else check_fraction("threshold", threshold)
-            keep, column = weight[weight < limit].sort_values(), "weight"
-        else:
+        limit = None if threshold is None else check_fraction("threshold", threshold)
+        found = discounted(self, self.training_table_.index, limit)
+        if found is None:
             raise ValueError(
                 f"outlying_batches: the {self.spec_['likelihood']!r} likelihood gives no "
                 "per-batch measure; fit with likelihood='student_t' or 'mixture'"
             )
+        keep, column = found
         table, space = self.training_table_, self.space_
         cols = [space.batch_id, *space.group_columns(table), space.response.name]
         out = table.loc[keep.index, [c for c in cols if c in table.columns]].copy()

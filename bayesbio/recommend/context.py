@@ -21,7 +21,7 @@ import pandas as pd
 from bayesbio import schema
 from bayesbio.checks import KINDS as MODEL_KINDS
 from bayesbio.checks import check_choice
-from bayesbio.models.protocol import FAILED_PROB, OUTLIER_WEIGHT
+from bayesbio.models.protocol import discounted
 from bayesbio.recommend.constraints import (
     Constraints,
     Resolved,
@@ -307,17 +307,21 @@ def build_context(
 def discounted_batches(model: YieldModel | Any, table: pd.DataFrame) -> np.ndarray:
     """Return the rows of ``table`` the fit discounts (outlying or failed batches).
 
-    A Student-t weight below ``OUTLIER_WEIGHT`` (``batch_weight_``) or a posterior P(failed)
-    >= ``FAILED_PROB`` (``failure_prob_``). Models without either attribute (and attributes not
-    indexed like ``table``) discount nothing.
+    The rule of :func:`bayesbio.models.protocol.discounted`: a Student-t weight below
+    ``OUTLIER_WEIGHT`` (``batch_weight_``) or a posterior P(failed) >= ``FAILED_PROB``
+    (``failure_prob_``). Models without either attribute (and attributes not indexed like
+    ``table``) discount nothing.
     """
     out = np.zeros(len(table), dtype=bool)
-    for name, low in (("batch_weight_", True), ("failure_prob_", False)):
+    for name in ("failure_prob_", "batch_weight_"):
         value = getattr(model, name, None)
-        if not isinstance(value, pd.Series) or not value.index.equals(table.index):
-            continue
-        v = value.to_numpy(dtype=float)
-        out |= (v < OUTLIER_WEIGHT) if low else (v >= FAILED_PROB)
+        if value is not None and not (
+            isinstance(value, pd.Series) and value.index.equals(table.index)
+        ):
+            return out  # a measure of some other table
+    found = discounted(model, pd.RangeIndex(len(table)))  # by position
+    if found is not None:
+        out[found[0].index.to_numpy()] = True
     return out
 
 
