@@ -112,6 +112,7 @@ LOG_COLUMNS: tuple[str, ...] = (
     "reason",
     "old_value",
     "new_value",
+    "kind",
 )
 
 #: Columns of :attr:`CleanResult.column_summary`.
@@ -277,7 +278,12 @@ class CleanResult:
     log : pandas.DataFrame
         One row per action, columns :data:`LOG_COLUMNS`. ``row`` (nullable ``Int64``) is the
         position in the input table, missing for actions on a whole column (``renamed``,
-        ``converted``); ``column`` is None for actions on a whole row (duplicates).
+        ``converted``); ``column`` is None for actions on a whole row (duplicates). ``kind``
+        names the check that acted, for filtering: ``column`` (a whole column renamed or
+        converted), ``missing``, ``missing_id``, ``missing_label``, ``duplicate``,
+        ``impossible``, ``no_product``, ``outlier``, ``unit`` (a unit slip repaired),
+        ``unit_suspect``, ``label``, ``label_typo``, ``imputed``, ``text`` / ``text_unit`` /
+        ``text_missing`` (text read as a number, a number with a unit, a missing value).
     warnings : list of str
         First one per column that looks recorded in another unit as a whole (naming the
         column, the likely unit and the ``[columns]`` line that declares it; its values are
@@ -355,6 +361,7 @@ class _Log:
                 "reason": entry["reason"],
                 "old_value": entry.get("old"),
                 "new_value": entry.get("new"),
+                "kind": "column",
             }
         )
 
@@ -389,7 +396,7 @@ class _Log:
                 "reason": arr(reason),
                 "old_value": arr(old),
                 "new_value": arr(new),
-                "_kind": np.full(k, kind, dtype=object),
+                "kind": np.full(k, kind, dtype=object),
                 "_order": np.full(k, self.order),
             }
         )
@@ -404,7 +411,7 @@ class _Log:
                 "row": np.concatenate([ch["row"] for ch in self.chunks]),
                 "column": np.concatenate([ch["column"] for ch in self.chunks]),
                 "action": np.concatenate([ch["action"] for ch in self.chunks]),
-                "kind": np.concatenate([ch["_kind"] for ch in self.chunks]),
+                "kind": np.concatenate([ch["kind"] for ch in self.chunks]),
             }
         )
 

@@ -355,8 +355,9 @@ def group_warnings(
             Notice(
                 "caution",
                 "Data cleaning",
-                f"{len(clean)} change(s) to the data need a check (listed below).",
-                "Confirm each change below against the source file (the cleaning log lists "
+                f"{len(clean)} cleaning note(s) need a check (listed below): changes made "
+                "to the data, and batches the records themselves mark.",
+                "Confirm each note below against the source file (the cleaning log lists "
                 "every row); if one is wrong, fix the file or the column mapping and rerun.",
                 tuple(clean),
             )

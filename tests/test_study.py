@@ -537,6 +537,21 @@ def test_cleaning_notices_ask_about_guesses_and_repairs_not_declared_renames():
     assert "group labels merged in 'site' (2 row(s))" in text
 
 
+def test_cleaning_notices_read_the_cleaners_own_log():
+    # the cleaner's log itself (not a hand-made one) carries the kind of each action, so a
+    # unit slip it repaired reaches the top of the report
+    from bayesbio.clean import clean
+    from bayesbio.simulate import simulate_batches
+    from bayesbio.study import _cleaning_notices
+
+    raw = simulate_batches(30, random_seed=3).table.reset_index(drop=True)  # no defects
+    raw.loc[4, "temperature"] = 98.6  # typed in Fahrenheit
+    log = clean(raw).log
+    assert log.loc[log["action"] == "repaired", "kind"].tolist() == ["unit"]
+    text = "\n".join(_cleaning_notices(log))
+    assert "1 value(s) in 'temperature' repaired as unit slips (e.g. unit slip: Fahrenheit" in text
+
+
 def test_the_report_says_which_groups_get_no_recommendation():
     from bayesbio.study import _groups_text, _site_groups
 
