@@ -250,6 +250,11 @@ def test_extrapolation_guard_keeps_setpoint_in_support_and_warns_without_it():
     assert rec.support_used == "group (own batches)"  # 30 batches >= 2 k + 1
     assert rec.support_distance["group"] <= rec.support_distance["limit"] + 1e-9
     assert unit(rec.setpoint)[1] < 0.8  # held back from the unsupported optimum
+    # ... and it says so: the limit, not the surface, stopped the search; go that way
+    (edge,) = [n for n in rec.settings["notes"] if "edge of the data support" in n]
+    assert f"limit {rec.support_distance['limit']:.2f}" in edge
+    assert "run batches beyond it in the same direction from the recipe (" in edge
+    assert "Note: the setpoint is at the edge of the data support" in rec.explain()
     with pytest.warns(ExtrapolationWarning, match="outside the support"):
         free = recommend(
             model, group={"site": "A"}, constraints={"guard": False}, random_seed=1, **FAST
@@ -257,6 +262,7 @@ def test_extrapolation_guard_keeps_setpoint_in_support_and_warns_without_it():
     assert unit(free.setpoint)[1] == pytest.approx(0.9, abs=0.03)
     assert any("outside the support" in w for w in free.warnings)
     assert not free.summary.loc["recommended", "within_support"]
+    assert not any("edge of the data support" in n for n in free.settings["notes"])
 
 
 def test_prob_spec_is_calibrated_on_conjugate_model(table):

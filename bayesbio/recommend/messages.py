@@ -173,6 +173,47 @@ def support_messages(ctx: Context, point: np.ndarray, dist: float, ratio: float)
     ]
 
 
+#: A recommended setpoint this close to the support limit (share of the limit) is at its edge.
+SUPPORT_EDGE = 0.97
+
+
+def support_edge_notes(ctx: Context, point: np.ndarray, dist: float) -> list[str]:
+    """One note when ``point`` sits at the edge of the support: the limit may have stopped it.
+
+    Names the direction from the recipe (the factors that moved most, as changes in their
+    units), the way further batches would extend the support.
+    """
+    limit = ctx.res.max_distance
+    edge = np.isfinite(limit) and limit > 0 and SUPPORT_EDGE * limit <= dist <= limit + 1e-9
+    if not (ctx.res.guard and edge):  # beyond the limit: support_messages warns instead
+        return []
+    space = ctx.space
+    recipe = ctx.clip(ctx.recipe[None])[0]
+    width = np.maximum(space.upper - space.lower, 1e-12)
+    moved = [
+        (abs(point[j] - recipe[j]) / width[j], ctx.factors[j], float(point[j] - recipe[j]))
+        for j in range(space.k)
+        if abs(point[j] - recipe[j]) >= 0.01 * width[j]
+    ]
+    moved.sort(reverse=True)
+    steps = ", ".join(
+        f"{space.label(name)} {'+' if d > 0 else '-'}{number_text(abs(d))}{_unit(space, name)}"
+        for _, name, d in moved[:4]
+    )
+    return [
+        f"the setpoint is at the edge of the data support (distance {dist:.2f}, limit "
+        f"{limit:.2f}): the support limit, not the surface, may be what stopped the search, "
+        "and the model may rate setpoints further out higher without batches of this group "
+        "there to go on"
+        + (
+            f". To look further, run batches beyond it in the same direction from the recipe "
+            f"({steps}); `bayesbio next` extends the support round by round"
+            if steps
+            else ""
+        )
+    ]
+
+
 def bound_messages(ctx: Context, point: np.ndarray) -> list[str]:
     """One sentence per free factor on a bound of the search box."""
     space = ctx.space

@@ -43,6 +43,7 @@ from bayesbio.recommend.messages import (
     point_text,
     recipe_moved_messages,
     sentence,
+    support_edge_notes,
     support_messages,
     value_text,
 )
@@ -253,7 +254,7 @@ class Recommendation:
             f"Support: {self.support_used}; distance {self._guard_distance():.2f} "
             f"(limit {self.support_distance['limit']:.2f}).",
         ]
-        lines += [f"Note: {n}" for n in self.settings.get("notes", [])]
+        lines += [sentence(f"Note: {n}") for n in self.settings.get("notes", [])]
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -446,6 +447,8 @@ def recommend(
     guard_d = float(ctx.support.guard_distance(point[None], ctx.res.support)[0])
     extrap = support_messages(ctx, point, guard_d, ratio3[0]) if improve else []
     bounds = bound_messages(ctx, point) if improve else []
+    if improve:
+        ctx.notes.extend(support_edge_notes(ctx, point, guard_d))
     if not np.allclose(ctx.recipe, r0[0]):  # the model's view of the recipe as run, and moved
         both = ev.raw(np.vstack([ctx.recipe, r0[0]]), noise=False).mean(axis=0)
         bounds += recipe_moved_messages(ctx, r0[0], (float(both[0]), float(both[1])))
