@@ -1242,12 +1242,17 @@ def infer_space(
         )
     if factors is None:
         factors = [str(c) for c in numeric if c not in (response, batch_id)]
-        outcomes = [c for c in factors if _OUTCOME_NAME.search(_norm(c))]
+        outcomes = [
+            c
+            for c in factors
+            if _OUTCOME_NAME.search(_norm(c)) and not _SETPOINT_NAME.search(_norm(c))
+        ]
         if outcomes:
             factors = [c for c in factors if c not in outcomes]
             notes.append(
                 f"named like measured outcomes, not setpoints: {outcomes}, left out of the "
-                f"factors (a second response? draft its own process with --response NAME)"
+                f"factors (a second response? draft its own process with --response NAME; a "
+                "setpoint after all? add it to the factors)"
             )
         notes.append(f"factors: {factors}")
     if not factors:
@@ -1634,14 +1639,16 @@ def _label_of(header: str, unit: str) -> str:
     """Return a header without the unit it ends with, as a label: ``"Temp (°C)"`` -> ``"Temp"``.
 
     The unit is shown beside the label (``"Temp [°C]"``), so ``"Agitation [rpm]"``,
-    ``"Feed rate (%/d)"`` (:func:`bare_label`) and ``"Titer g/L"`` (a last word that holds
-    ``/``, ``%`` or ``°``) lose their unit part; a bracket that holds no unit (``"Titer
+    ``"Feed rate (%/d)"`` (:func:`bare_label`), ``"Titer g/L"`` (a last word that holds
+    ``/``, ``%`` or ``°``) and ``"Agitation rpm"`` (a last word that is the unit) lose their
+    unit part; a bracket that holds no unit (``"Titer
     (clarified)"``) and a header that is all unit (``"pH"``) are kept.
     """
     text = bare_label(header.strip(), unit)
     parts = text.rsplit(None, 1)
-    if text == header.strip() and len(parts) == 2 and re.search(r"[/%°]", parts[1]):
-        return parts[0]
+    if text == header.strip() and len(parts) == 2:
+        if re.search(r"[/%°]", parts[1]) or parts[1].lower() == unit.lower():
+            return parts[0]  # "Titer g/L", "Agitation rpm"
     return text
 
 
@@ -1702,6 +1709,9 @@ _OUTCOME_NAME = re.compile(
     r"|by_?product|nebenprodukt|endotoxin|biomass|biomasse|wcw|dcw|cdw|od_?600|vcd"
     r"|viab|cell_density|zelldichte|clipp|degrad|fragment|truncat|misfold|deamid"
 )
+
+#: ... unless named as a chosen value: "OD600 at induction", "target lactate", "pH setpoint"
+_SETPOINT_NAME = re.compile(r"induc|trigger|set_?point|target|(^|_)sp($|_)|soll|ziel")
 
 
 #: A drafted factor's value further than this factor from its median is a slip (a lost decimal
@@ -1770,6 +1780,12 @@ def _unit_below_header(table: pd.DataFrame, column: Any) -> str:
     return cell
 
 
+#: Unit words an unbracketed header may end with, joined by '/' ("g/L/h", "mmol/L", "L/min")
+_UNIT_WORDS = frozenset(
+    "g mg ug µg kg ng l ml ul µl h hr min s d day mol mmol umol µmol m3 kpa bar w kw".split()
+)
+
+
 def _guess_unit(column: str) -> str:
     key = re.sub(r"[()\[\]]", "_", _norm(column)).strip("_")
     key = re.sub(r"_+", "_", key)
@@ -1787,6 +1803,14 @@ def _guess_unit(column: str) -> str:
         except SpaceError:
             continue
         return inside.strip()
+    # an unbracketed last word of common units with '/' that pint reads: "Feed rate g/L/h"
+    parts = column.strip().rsplit(None, 1)
+    if len(parts) == 2 and "/" in parts[1] and set(parts[1].lower().split("/")) <= _UNIT_WORDS:
+        try:
+            _parse_unit(parts[1], "unit")
+        except SpaceError:
+            return ""
+        return parts[1]
     return ""
 
 

@@ -537,6 +537,44 @@ def test_infer_space_leaves_typed_dates_out_and_reads_a_ph_setpoint(tmp_path):
     assert sp.units["pH setpoint"] == "pH"
 
 
+def test_infer_space_keeps_a_chosen_value_named_like_an_outcome_as_a_factor():
+    # "OD600 at induction" is the induction trigger a scientist chooses; "Final OD600" is
+    # measured: only the latter is left out of the drafted factors
+    rng = np.random.default_rng(1)
+    n = 16
+    table = pd.DataFrame(
+        {
+            "Batch": [f"FB{i:02d}" for i in range(n)],
+            "Agitation [rpm]": rng.uniform(500.0, 700.0, n),
+            "OD600 at induction": rng.uniform(15.0, 30.0, n),
+            "pH setpoint": rng.uniform(6.8, 7.2, n),
+            "Final OD600": rng.uniform(80.0, 120.0, n),
+            "Titer (g/L)": rng.uniform(1.0, 4.0, n),
+        }
+    )
+    sp, notes = infer_space(table)
+    assert sp.factor_names == ("Agitation [rpm]", "OD600 at induction", "pH setpoint")
+    assert "measured outcomes, not setpoints: ['Final OD600']" in "\n".join(notes)
+
+
+def test_infer_space_reads_a_unit_written_after_the_name_without_brackets():
+    rng = np.random.default_rng(2)
+    n = 12
+    table = pd.DataFrame(
+        {
+            "Batch": [f"B{i}" for i in range(n)],
+            "Feed rate g/L/h": rng.uniform(4.0, 8.0, n),
+            "Agitation rpm": rng.uniform(500.0, 700.0, n),
+            "Ratio a/b": rng.uniform(1.0, 2.0, n),  # not units: kept whole, unit TODO
+            "Titer g/L": rng.uniform(1.0, 3.0, n),
+        }
+    )
+    sp, _ = infer_space(table)
+    got = {f.label: f.unit for f in sp.factors}
+    assert got == {"Feed rate": "g/L/h", "Agitation": "rpm", "Ratio a/b": ""}
+    assert (sp.response.label, sp.response.unit) == ("Titer", "g/L")
+
+
 def test_infer_space_reads_a_german_export():
     """Decimal commas with one '32 °C' cell, a 'Charge' id that repeats, a header with a stray
     space, a second response (acetate): none becomes a date, an empty id or a factor."""
