@@ -1371,7 +1371,8 @@ def _draft_groups(
 #: A status or comment column's words for a batch that failed (init-process and clean name them).
 FAILED_WORDS = re.compile(
     r"\b(?:fail\w*|abort\w*|contamin\w*|terminat\w*|reject\w*|oos|out of spec\w*|crash\w*"
-    r"|lost|invalid|scrap\w*|abgebrochen|kontamin\w*|verworfen)\b",
+    r"|(?<!sample )(?<!samples )(?<!data )lost(?! samples?\b| data\b)|invalid|scrap\w*"
+    r"|abgebrochen|kontamin\w*|verworfen)\b",
     re.IGNORECASE,
 )
 #: Names of columns that say how a batch went (status, QC outcome, comments).

@@ -575,6 +575,26 @@ def test_infer_space_reads_a_unit_written_after_the_name_without_brackets():
     assert (sp.response.label, sp.response.unit) == ("Titer", "g/L")
 
 
+def test_infer_space_counts_failed_batches_not_lost_samples():
+    rng = np.random.default_rng(3)
+    n = 10
+    comments = [""] * n
+    comments[2] = "phage contamination"
+    comments[5] = "HPLC sample lost, titer from backup"
+    comments[7] = "batch lost (foam-out)"
+    table = pd.DataFrame(
+        {
+            "Batch": [f"B{i}" for i in range(n)],
+            "Temperature (°C)": rng.uniform(30.0, 37.0, n),
+            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
+            "Comment": comments,
+        }
+    )
+    _, notes = infer_space(table)
+    (note,) = [m for m in notes if "failed batches?" in m]
+    assert "2 batch(es) marked" in note and "HPLC" not in note
+
+
 def test_infer_space_reads_a_german_export():
     """Decimal commas with one '32 °C' cell, a 'Charge' id that repeats, a header with a stray
     space, a second response (acetate): none becomes a date, an empty id or a factor."""
