@@ -1198,6 +1198,15 @@ def study(
         ),
     ] = False,
     recipe: Recipe = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            "-g",
+            help="The group to recommend for, as COLUMN=LABEL, repeatable (e.g. -g scale=300L "
+            "-g site=Basel; default: for each scale, the site with the most batches).",
+        ),
+    ] = None,
     groups: Annotated[
         list[str] | None,
         typer.Option(
@@ -1240,6 +1249,9 @@ def study(
             "recipe": _recipe(recipe, space),
             **_model_options(likelihood, target_accept, structures),
         }
+        target = _mapping(group, "--group", "COLUMN=LABEL")
+        if target:
+            overrides["targets"] = (target,)
         if prob is not None:
             overrides["prob"] = check_fraction("--prob", prob)
         if risk is not None:

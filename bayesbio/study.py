@@ -125,6 +125,11 @@ class StudyConfig:
         The plant's recipe, ``{factor: value}``, the reference of every "P(better than
         recipe)", keep-the-recipe decision and safety rule in every target group; factors
         not given (or None) take each group's median historical setpoint.
+    targets : tuple of dict of str to str, or None, default None
+        The groups to recommend for, each ``{group column: label}`` (e.g. ``({"scale":
+        "300L", "site": "Basel"},)``); labels are matched ignoring case and spaces and
+        checked against the data before any fit. None: for each outermost group level (each
+        scale), the group with the most batches, at most 3.
     """
 
     n_batches: int = 48
@@ -149,6 +154,7 @@ class StudyConfig:
     design_resolution: int = 6
     transfer_risk: bool = False
     recipe: dict[str, float] | None = None
+    targets: tuple[dict[str, str], ...] | None = None
 
     @classmethod
     def quick(cls) -> StudyConfig:
@@ -704,8 +710,46 @@ def _spec_text(
     )
 
 
+def resolve_targets(
+    targets: Sequence[Mapping[str, Any]], groups: Sequence[str], table: pd.DataFrame
+) -> list[dict[str, str]]:
+    """Return the study's target groups with the data's own labels, or say what is wrong.
+
+    Each target names group columns the study pools over; a label is matched to the data's
+    labels ignoring case and spaces ("300 l" -> "300L").
+    """
+
+    def key(v: Any) -> str:
+        return re.sub(r"\s+", "", str(v)).lower()
+
+    out = []
+    for target in targets:
+        if not target:
+            raise ValueError("targets: an empty group; give COLUMN=LABEL pairs")
+        resolved = {}
+        for col, label in target.items():
+            if col not in groups or col not in table.columns:
+                raise ValueError(
+                    f"target group {dict(target)}: {col!r} is not a group column of the "
+                    f"study; use some of {list(groups)}"
+                )
+            known = sorted({str(v) for v in table[col].dropna().unique()})
+            match = [v for v in known if key(v) == key(label)]
+            if not match:
+                raise ValueError(
+                    f"target group {dict(target)}: no batch has {col} = {label!r}; known "
+                    f"labels of {col!r}: {known}"
+                )
+            resolved[col] = match[0]
+        out.append(resolved)
+    return out
+
+
 def _groups_text(
-    groups: Sequence[str], table: pd.DataFrame, chosen: Sequence[Mapping[str, str]]
+    groups: Sequence[str],
+    table: pd.DataFrame,
+    chosen: Sequence[Mapping[str, str]],
+    given: bool = False,
 ) -> str:
     """Say which groups got a recommendation and which did not (the rule of _site_groups)."""
     cols = volume_first([c for c in groups if c in table.columns], table)
@@ -713,17 +757,18 @@ def _groups_text(
         return ""
     all_groups = table.groupby(cols).size()
     left = len(all_groups) - len(chosen)
-    if left <= 0:
+    if left <= 0 and not given:
         return ""
-    rule = (
-        f" For each {cols[0]}, the {'/'.join(cols[1:])} with the most batches is shown"
-        if len(cols) > 1
-        else f" The {cols[0]} levels with the most batches are shown"
-    )
+    if given:
+        rule = " The groups shown are those given (targets, `study -g COLUMN=LABEL`)"
+    elif len(cols) > 1:
+        rule = f" For each {cols[0]}, the {'/'.join(cols[1:])} with the most batches is shown"
+    else:
+        rule = f" The {cols[0]} levels with the most batches are shown"
     return (
-        f"{rule} (at most 3 groups); {left} other group(s) of the data are not: run "
-        "`bayesbio recommend --model model.nc -g COLUMN=LABEL` (one -g per group column) "
-        "for them."
+        f"{rule}{'' if given else ' (at most 3 groups)'}; {max(left, 0)} other group(s) of "
+        "the data are not: run `bayesbio recommend --model model.nc -g COLUMN=LABEL` (one -g "
+        "per group column) for them, or name the groups with `bayesbio study -g`."
     )
 
 
@@ -1137,6 +1182,7 @@ def _run_study(
     if groups is None:
         groups = [g for g in space.group_columns(table) if not is_campaign(g)]
     groups = list(groups)
+    targets = resolve_targets(cfg.targets, groups, table) if cfg.targets else None
     report.section("Data and cleaning")
     n_dropped = int((log["action"] == "dropped").sum()) if len(log) else 0
     report.text(
@@ -1361,7 +1407,7 @@ def _run_study(
 
     def recommend_all() -> tuple[pd.DataFrame, list[Any], list[Any], pd.DataFrame]:
         rows, recs, spaces, ranked = [], [], [], []
-        for i, grp in enumerate(_site_groups(groups, table)[:3]):
+        for i, grp in enumerate(targets or _site_groups(groups, table)[:3]):
             spec, source = (
                 (float(cfg.spec), "given")
                 if cfg.spec is not None
@@ -1427,7 +1473,7 @@ def _run_study(
         "ranges: "
         + _ranges_text(space)
         + _recipe_text(cfg.recipe, space)
-        + _groups_text(groups, table, [g for g, _ in recs])
+        + _groups_text(groups, table, [g for g, _ in recs], given=bool(targets))
     )
     shown, units, labels = _recommendation_display(rec_table, space, groups)
     report.table(

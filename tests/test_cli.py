@@ -697,6 +697,7 @@ def test_cli_study_passes_its_options_to_the_study(tmp_path, fake_study):
     args = ["study", "--out", str(tmp_path), "--spec", "4.5", "--prob", "0.7"]
     args += ["--objective", "quantile", "--risk", "0.2", "--draws", "300", "--chains", "3"]
     args += ["--tune", "250", "--groups", "scale,site", "--quick", "--force"]
+    args += ["-g", "scale=2000L", "-g", "site=B"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (kwargs,) = calls
@@ -706,6 +707,7 @@ def test_cli_study_passes_its_options_to_the_study(tmp_path, fake_study):
     assert cfg.cv_splits == 3  # the rest of --quick is kept
     assert kwargs["groups"] == ["scale", "site"] and kwargs["force"] is True
     assert cfg.transfer_risk is False and cfg.structures == ("quadratic",)  # --quick's
+    assert cfg.targets == ({"scale": "2000L", "site": "B"},)
 
 
 def test_cli_study_takes_structures_and_transfer_risk(tmp_path, fake_study):

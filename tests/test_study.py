@@ -552,6 +552,37 @@ def test_cleaning_notices_read_the_cleaners_own_log():
     assert "1 value(s) in 'temperature' repaired as unit slips (e.g. unit slip: Fahrenheit" in text
 
 
+def test_target_groups_are_matched_to_the_datas_labels_or_named_as_wrong():
+    from bayesbio.study import _groups_text, resolve_targets
+
+    table = pd.DataFrame(
+        {"scale": ["10L", "10L", "300L", "300L"], "site": ["Lyon", "Basel", "Basel", "Lyon"]}
+    )
+    groups = ["scale", "site"]
+    got = resolve_targets([{"scale": "300 l", "site": "lyon"}], groups, table)
+    assert got == [{"scale": "300L", "site": "Lyon"}]
+    with pytest.raises(
+        ValueError,
+        match=r"no batch has site = 'Zurich'; known labels of 'site': \['Basel', 'Lyon'\]",
+    ):
+        resolve_targets([{"site": "Zurich"}], groups, table)
+    with pytest.raises(ValueError, match=r"'vessel' is not a group column of the study"):
+        resolve_targets([{"vessel": "A"}], groups, table)
+    text = _groups_text(groups, table, got, given=True)
+    assert "those given" in text and "3 other group(s)" in text
+
+
+@pytest.mark.slow
+def test_a_study_recommends_for_the_group_it_is_given(tmp_path):
+    config = quick_config(harvest=False, cv_splits=2, targets=({"scale": "200 l", "site": "a"},))
+    result = run_study(tmp_path, config=config, random_seed=4)
+    recs = pd.read_csv(result.out_dir / "recommendations.csv")
+    assert set(zip(recs["scale"], recs["site"], strict=True)) == {("200L", "A")}
+    assert "The groups shown are those given" in result.report_path.read_text()
+    with pytest.raises(ValueError, match="known labels of 'site'"):
+        run_study(tmp_path / "bad", config=replace(config, targets=({"site": "Z"},)), random_seed=4)
+
+
 def test_the_report_says_which_groups_get_no_recommendation():
     from bayesbio.study import _groups_text, _site_groups
 
