@@ -645,6 +645,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--worlds", nargs="+", choices=list(WORLD_NAMES), help="worlds to run")
     parser.add_argument("--n0", nargs="+", type=int, help="starting history sizes (default 20 40)")
     parser.add_argument("--seeds", type=int, help="seeds per world and n0 (default 10)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="first seed (new histories for a confirmation)"
+    )
     parser.add_argument("--rounds", type=int, help="rounds per campaign (default 5)")
     parser.add_argument("--batch-size", type=int, default=4, help="batches per round (default 4)")
     parser.add_argument(
@@ -675,10 +678,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if "botorch" in methods and not has_botorch():
         methods.remove("botorch")
         print("note: BoTorch is not installed; method botorch skipped")
-    cases = [(w, n, s) for w in worlds for n in n0s for s in range(seeds)]
+    first = args.first_seed
+    cases = [(w, n, s) for w in worlds for n in n0s for s in range(first, first + seeds)]
     settings = json.dumps(args.model_params, sort_keys=True) if args.model_params else "defaults"
     header = (
-        f"{len(cases)} cases: worlds {worlds}, n0 {n0s}, {seeds} seed(s), {rounds} round(s) x "
+        f"{len(cases)} cases: worlds {worlds}, n0 {n0s}, seeds {first}-{first + seeds - 1}, "
+        f"{rounds} round(s) x "
         f"{args.batch_size} batches, methods {methods}, {args.jobs} job(s)"
     )
     if set(methods) & set(BAYES_METHODS):
