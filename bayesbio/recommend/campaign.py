@@ -330,12 +330,25 @@ class Campaign:
             ref = ev.raw(cands[:1], noise=False)[:, 0]
         else:
             ref = f[:, 0]
+        run = ctx.to_unit(ctx.clip(group_pts)) if d and len(group_pts) else None
+
+        def judge(points: np.ndarray, u: np.ndarray, y_p: np.ndarray) -> tuple[np.ndarray, ...]:
+            """P(safe), passes the rule (and the trust region), new (not a run setpoint)."""
+            safe_p = p_safe(sgn, y_p, ref, self.delta)
+            ok_p = safe_p >= self.safety_prob
+            if self.trust_region:
+                ok_p &= ctx.support.guard_distance(points, ctx.res.support) <= ctx.res.max_distance
+            # a setpoint the group has run comes only after every new one: a replicate
+            # informs only the noise
+            fresh_p = np.ones(len(points), dtype=bool)
+            if run is not None:
+                gap = np.abs(u[:, None, :] - run[None, :, :]).max(axis=2).min(axis=1)
+                fresh_p = gap >= _MIN_GAP
+            return safe_p, ok_p, fresh_p
+
         y = ev.raw(cands, noise=True)
-        safe = p_safe(sgn, y, ref, self.delta)
-        ok = safe >= self.safety_prob
-        if self.trust_region:
-            ok &= ctx.support.guard_distance(cands, ctx.res.support) <= ctx.res.max_distance
         unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
+        safe, ok, fresh = judge(cands, unit, y)
         if d:
             # a small step from the recipe is nearly as safe as the recipe itself
             # (and from the incumbent, when the incumbent itself passes the rule: a batch
@@ -346,14 +359,7 @@ class Campaign:
                 local = np.max(np.abs(unit - unit[c]), axis=1) <= _LOCAL_REACH + 1e-12
                 bar = min(self.safety_prob, float(safe[c])) - _LOCAL_MARGIN
                 ok |= local & (safe >= bar)
-        ok[0] = True  # the recipe is always allowed
-        # a setpoint the group has run comes only after every new one: a replicate informs
-        # only the noise
-        fresh = np.ones(len(cands), dtype=bool)
-        if d and len(group_pts):
-            run = ctx.to_unit(ctx.clip(group_pts))
-            fresh = np.abs(unit[:, None, :] - run[None, :, :]).max(axis=2).min(axis=1) >= _MIN_GAP
-        fresh[0] = True
+        ok[0] = fresh[0] = True  # the recipe is always allowed
         if d and (ok & fresh).any():
             # refine around the best candidates that are eligible (safe, within the trust
             # region, new): the box's candidates mostly lie outside the region, and the
@@ -364,15 +370,7 @@ class Campaign:
             u = np.clip(unit[top][:, None, :] + cloud[None], 0.0, 1.0).reshape(-1, d)
             extra = ctx.to_points(u)
             f_x, y_x = ev_mean.raw(extra, noise=False), ev.raw(extra, noise=True)
-            safe_x = p_safe(sgn, y_x, ref, self.delta)
-            ok_x = safe_x >= self.safety_prob
-            if self.trust_region:
-                ok_x &= ctx.support.guard_distance(extra, ctx.res.support) <= ctx.res.max_distance
-            fresh_x = np.ones(len(extra), dtype=bool)
-            if len(group_pts):
-                fresh_x = (
-                    np.abs(u[:, None, :] - run[None, :, :]).max(axis=2).min(axis=1) >= _MIN_GAP
-                )
+            safe_x, ok_x, fresh_x = judge(extra, u, y_x)
             cands, f, y = np.vstack([cands, extra]), np.hstack([f, f_x]), np.hstack([y, y_x])
             safe, ok = np.concatenate([safe, safe_x]), np.concatenate([ok, ok_x])
             fresh, unit = np.concatenate([fresh, fresh_x]), np.vstack([unit, u])
