@@ -1642,8 +1642,8 @@ def _label_of(header: str, unit: str) -> str:
     The unit is shown beside the label (``"Temp [°C]"``), so ``"Agitation [rpm]"``,
     ``"Feed rate (%/d)"`` (:func:`bare_label`), ``"Titer g/L"`` (a last word that holds
     ``/``, ``%`` or ``°``) and ``"Agitation rpm"`` (a last word that is the unit) lose their
-    unit part; a bracket that holds no unit (``"Titer
-    (clarified)"``) and a header that is all unit (``"pH"``) are kept.
+    unit part; a bracket that holds no unit (``"Titer (clarified)"``) and a header that is
+    all unit (``"pH"``) are kept.
     """
     text = bare_label(header.strip(), unit)
     parts = text.rsplit(None, 1)
