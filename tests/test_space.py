@@ -537,60 +537,50 @@ def test_infer_space_leaves_typed_dates_out_and_reads_a_ph_setpoint(tmp_path):
     assert sp.units["pH setpoint"] == "pH"
 
 
+def _drafted(n, seed, columns):
+    """A batch table ``Batch`` + columns, each uniform in its (low, high) or given as a list."""
+    rng = np.random.default_rng(seed)
+    data = {"Batch": [f"B{i:02d}" for i in range(n)]}
+    for name, spec in columns.items():
+        data[name] = spec if isinstance(spec, list) else rng.uniform(*spec, n)
+    return infer_space(pd.DataFrame(data))
+
+
 def test_infer_space_keeps_a_chosen_value_named_like_an_outcome_as_a_factor():
     # "OD600 at induction" is the induction trigger a scientist chooses; "Final OD600" is
     # measured: only the latter is left out of the drafted factors
-    rng = np.random.default_rng(1)
-    n = 16
-    table = pd.DataFrame(
-        {
-            "Batch": [f"FB{i:02d}" for i in range(n)],
-            "Agitation [rpm]": rng.uniform(500.0, 700.0, n),
-            "OD600 at induction": rng.uniform(15.0, 30.0, n),
-            "pH setpoint": rng.uniform(6.8, 7.2, n),
-            "Final OD600": rng.uniform(80.0, 120.0, n),
-            "Titer (g/L)": rng.uniform(1.0, 4.0, n),
-        }
-    )
-    sp, notes = infer_space(table)
+    columns = {
+        "Agitation [rpm]": (500.0, 700.0),
+        "OD600 at induction": (15.0, 30.0),
+        "pH setpoint": (6.8, 7.2),
+        "Final OD600": (80.0, 120.0),
+        "Titer (g/L)": (1.0, 4.0),
+    }
+    sp, notes = _drafted(16, 1, columns)
     assert sp.factor_names == ("Agitation [rpm]", "OD600 at induction", "pH setpoint")
     assert "measured outcomes, not setpoints: ['Final OD600']" in "\n".join(notes)
 
 
 def test_infer_space_reads_a_unit_written_after_the_name_without_brackets():
-    rng = np.random.default_rng(2)
-    n = 12
-    table = pd.DataFrame(
-        {
-            "Batch": [f"B{i}" for i in range(n)],
-            "Feed rate g/L/h": rng.uniform(4.0, 8.0, n),
-            "Agitation rpm": rng.uniform(500.0, 700.0, n),
-            "Ratio a/b": rng.uniform(1.0, 2.0, n),  # not units: kept whole, unit TODO
-            "Titer g/L": rng.uniform(1.0, 3.0, n),
-        }
-    )
-    sp, _ = infer_space(table)
+    columns = {
+        "Feed rate g/L/h": (4.0, 8.0),
+        "Agitation rpm": (500.0, 700.0),
+        "Ratio a/b": (1.0, 2.0),  # not units: kept whole, unit TODO
+        "Titer g/L": (1.0, 3.0),
+    }
+    sp, _ = _drafted(12, 2, columns)
     got = {f.label: f.unit for f in sp.factors}
     assert got == {"Feed rate": "g/L/h", "Agitation": "rpm", "Ratio a/b": ""}
     assert (sp.response.label, sp.response.unit) == ("Titer", "g/L")
 
 
 def test_infer_space_counts_failed_batches_not_lost_samples():
-    rng = np.random.default_rng(3)
-    n = 10
-    comments = [""] * n
+    comments = [""] * 10
     comments[2] = "phage contamination"
     comments[5] = "HPLC sample lost, titer from backup"
     comments[7] = "batch lost (foam-out)"
-    table = pd.DataFrame(
-        {
-            "Batch": [f"B{i}" for i in range(n)],
-            "Temperature (°C)": rng.uniform(30.0, 37.0, n),
-            "Titer (g/L)": rng.uniform(1.0, 3.0, n),
-            "Comment": comments,
-        }
-    )
-    _, notes = infer_space(table)
+    columns = {"Temperature (°C)": (30.0, 37.0), "Titer (g/L)": (1.0, 3.0), "Comment": comments}
+    _, notes = _drafted(10, 3, columns)
     (note,) = [m for m in notes if "failed batches?" in m]
     assert "2 batch(es) marked" in note and "HPLC" not in note
 
