@@ -30,6 +30,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -1281,6 +1282,7 @@ def study(
                 )
         table = _read(data, columns, sheet) if data is not None else None
         config = replace(StudyConfig.quick() if quick else StudyConfig(), **overrides)
+        started = time.perf_counter()
         with _progress() as bar, _interrupts() as interrupted:
             task = bar.add_task("study", total=8)
 
@@ -1305,7 +1307,7 @@ def study(
             if reasons:
                 _fail_strict(reasons[0], f"the report is at {result.report_path}")
         _say(f"report: {result.report_path}")
-        _say(f"total {sum(result.timings.values()):.1f} s; {len(result.warnings)} warnings")
+        _say(f"total {time.perf_counter() - started:.1f} s; {len(result.warnings)} warnings")
         for w in result.warnings:
             _say(f"warning: {w}")
 

@@ -2,6 +2,7 @@ import base64
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -575,7 +576,12 @@ def test_target_groups_are_matched_to_the_datas_labels_or_named_as_wrong():
 @pytest.mark.slow
 def test_a_study_recommends_for_the_group_it_is_given(tmp_path):
     config = quick_config(harvest=False, cv_splits=2, targets=({"scale": "200 l", "site": "a"},))
+    start = time.perf_counter()
     result = run_study(tmp_path, config=config, random_seed=4)
+    wall = time.perf_counter() - start
+    # the timings count the figures and tables between the stages too
+    assert result.timings["figures, tables and report"] > 0.0
+    assert sum(result.timings.values()) <= wall
     recs = pd.read_csv(result.out_dir / "recommendations.csv")
     assert set(zip(recs["scale"], recs["site"], strict=True)) == {("200L", "A")}
     assert "The groups shown are those given" in result.report_path.read_text()
