@@ -1265,6 +1265,11 @@ def infer_space(
         if "/" in str(c) or str(c) != str(c).strip()
     }
     facs = [_draft_factor(table, col, rename, margin, notes) for col in factors]
+    notes.append(
+        "operating ranges are drafted from the data: every recommendation and campaign "
+        "searches only inside them, so widen each to what the process allows (a history run "
+        "near its recipe drafts ranges too narrow to reach an optimum away from it)"
+    )
     notes.extend(_ranges_by_group(table, factors, groups))
     resp = _draft_response(table, str(response), rename, notes)
     renames = [ColumnSpec(c, new) for c, new in rename.items()]

@@ -559,6 +559,7 @@ def test_infer_space_keeps_a_chosen_value_named_like_an_outcome_as_a_factor():
     sp, notes = _drafted(16, 1, columns)
     assert sp.factor_names == ("Agitation [rpm]", "OD600 at induction", "pH setpoint")
     assert "measured outcomes, not setpoints: ['Final OD600']" in "\n".join(notes)
+    assert any("widen each to what the process allows" in n for n in notes)
 
 
 def test_infer_space_reads_a_unit_written_after_the_name_without_brackets():
