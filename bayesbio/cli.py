@@ -1119,6 +1119,14 @@ def harvest_decision(
         ),
     ] = None,
     seed: Seed = 2024,
+    n_draws: Annotated[
+        int,
+        typer.Option(
+            "--n-draws",
+            help="RL-MR's Thompson draws (doubled up to 8x while the two actions are too "
+            "close to call).",
+        ),
+    ] = 32,
 ) -> None:
     """Harvest now or continue, from measured runs (bayesbio.harvest.harvest_decision).
 
@@ -1137,7 +1145,9 @@ def harvest_decision(
         running = validate_runs(
             table, spec=declared, name=_file_name("--now", now, info, "--now-sheet"), min_points=1
         )
-        result = decide(past, running, spec=declared, policy=policy, random_seed=seed)
+        result = decide(
+            past, running, spec=declared, policy=policy, random_seed=seed, n_draws=n_draws
+        )
         for row in result.excluded.itertuples():
             _say(f"note: {row.table}: run {row.run_id!r}, row {row.row}: {row.reason}")
         _say(result.explain())

@@ -283,6 +283,21 @@ def test_the_value_of_continuing_comes_with_its_model_risk_and_monte_carlo_error
     assert np.isnan(plug.reward_continue_se) and "Over the growth laws" not in plug.explain()
 
 
+def test_a_close_call_takes_more_draws_before_it_is_made(history):
+    # a cost per epoch that brings the two actions within two Monte Carlo errors at 32
+    # draws: the draws are doubled (same seed) until they separate, up to 8x
+    now = mean_path(HarvestParams(), 10)
+    assert harvest_decision(history, now, random_seed=1).n_draws == 32  # a clear call
+    spec = HarvestSpec(cost_per_epoch=79.0)
+    close = harvest_decision(history, now, spec=spec, random_seed=1)
+    assert close.n_draws > 32
+    assert abs(close.reward_harvest - close.reward_continue) >= 2 * close.reward_continue_se
+    same = harvest_decision(history, now, spec=spec, random_seed=1, n_draws=close.n_draws)
+    assert same.reward_continue == close.reward_continue  # the draws it says it used
+    tie = harvest_decision(history, now, spec=HarvestSpec(cost_per_epoch=78.0), random_seed=1)
+    assert tie.n_draws == 256 and "even at 256 draws: too close to call" in tie.explain()
+
+
 def test_economics_left_to_their_defaults_are_said(history):
     now = mean_path(HarvestParams(), 10)
     result = harvest_decision(history, now, random_seed=1)
@@ -604,6 +619,17 @@ def test_cli_harvest_decision_round_trip(tmp_path, history):
     assert np.allclose(written["expected_reward"], api.to_frame()["expected_reward"])
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.output.splitlines()[0] == result.output.splitlines()[0]
+    more = runner.invoke(app, [*args, "--n-draws", "64", "--out", str(tmp_path / "more")])
+    assert more.exit_code == 0, more.output
+    api64 = harvest_decision(
+        read_runs(tmp_path / "runs.csv", spec=spec),
+        read_runs(tmp_path / "current.csv", spec=spec, min_points=1),
+        spec=spec,
+        random_seed=3,
+        n_draws=64,
+    )
+    written = pd.read_csv(tmp_path / "more" / "harvest_decision.csv")
+    assert np.allclose(written["expected_reward"], api64.to_frame()["expected_reward"])
 
 
 def test_cli_harvest_decision_reads_the_named_sheets_of_a_workbook(tmp_path, history):

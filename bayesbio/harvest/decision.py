@@ -137,6 +137,9 @@ GROWTH_WINDOWS: tuple[str, ...] = ("ahead", "epochs", "all")
 _EPOCH_PRIOR_POINTS = 2.0
 #: Fewest history growth rates the "ahead" window keeps (earlier epochs are added until then).
 _MIN_AHEAD_POINTS = 10
+#: RL-MR's draws are doubled up to this many times those asked for while the two actions are
+#: within two Monte Carlo errors of each other (a call the seed would decide)
+_MAX_DRAWS_FACTOR = 8
 _ECONOMICS_KEYS = (
     "protein_cap",
     "impurity_limit",
@@ -1086,6 +1089,10 @@ class HarvestDecision:
         The declaration used.
     random_seed : int or None
         Seed of the policy's draws.
+    n_draws : int
+        RL-MR's Thompson draws behind ``reward_continue`` (raised from the ``n_draws`` asked
+        for while the two actions were within two Monte Carlo errors; 0 for the other
+        policies).
     """
 
     decision: str
@@ -1113,6 +1120,7 @@ class HarvestDecision:
     excluded: pd.DataFrame = field(repr=False)
     spec: HarvestSpec = field(repr=False)
     random_seed: int | None = None
+    n_draws: int = 0
 
     @property
     def harvest(self) -> bool:
@@ -1218,8 +1226,9 @@ class HarvestDecision:
                 )
                 if abs(self.reward_harvest - self.reward_continue) < 2 * self.reward_continue_se:
                     why += (
-                        "The two actions are within two Monte Carlo errors: too close to call "
-                        "at this precision (raise n_draws), and worth little either way. "
+                        f"The two actions are within two Monte Carlo errors even at "
+                        f"{self.n_draws} draws: too close to call, and worth little either way "
+                        "(more draws, n_draws / --n-draws, narrow the error). "
                     )
         since = f" from {_time_text(self.growth_from_h, s)} on" if self.growth_from_h > 0 else ""
         learnt = (
@@ -1386,7 +1395,9 @@ def harvest_decision(
     random_seed : int, optional
         Seed of RL-MR's draws (same seed, same answer).
     n_draws : int, default 32
-        Thompson draws of RL-MR.
+        Thompson draws of RL-MR. Where the two actions come out within two Monte Carlo
+        errors, the draws are doubled (same seed) up to 8x this until they separate:
+        ``HarvestDecision.n_draws`` says how many were used.
 
     Returns
     -------
@@ -1478,22 +1489,35 @@ def harvest_decision(
         forced = f"protein reached the cap of {params.p_bar * p_ref:.4g} {spec.protein_unit}"
     q = q_se = float("nan")
     q_range = (float("nan"), float("nan"))
+
+    def rlmr(draws: int) -> tuple[float, float, tuple[float, float]]:
+        """RL-MR's value of continuing from ``draws`` Thompson draws of the growth laws."""
+        if laws:  # a growth law per epoch ahead
+            rng = np.random.default_rng(seed)
+            return _value_summary(_epoch_continuation(params, laws, t, p, i, rng, draws))
+        pol = RLMR(params, n_draws=draws, random_seed=seed)
+        return _value_summary(pol.continuation_draws(t, knowledge, p, i))
+
+    used_draws = 0
     if forced is not None:
         action = HARVEST
-    elif laws and policy in ("RL-MR", "plug-in"):  # a growth law per epoch ahead
-        rng = np.random.default_rng(seed) if policy == "RL-MR" else None
-        q, q_se, q_range = _value_summary(_epoch_continuation(params, laws, t, p, i, rng, n_draws))
+    elif policy == "RL-MR":
+        used_draws = n_draws
+        q, q_se, q_range = rlmr(used_draws)
+        # too close to call at this precision: more draws (same seed), up to 8x those asked
+        while abs(reward - q) < 2.0 * q_se and used_draws < _MAX_DRAWS_FACTOR * n_draws:
+            used_draws = min(2 * used_draws, _MAX_DRAWS_FACTOR * n_draws)
+            q, q_se, q_range = rlmr(used_draws)
+        action = HARVEST if reward >= q else 0
+    elif laws and policy == "plug-in":  # a growth law per epoch ahead
+        q, q_se, q_range = _value_summary(_epoch_continuation(params, laws, t, p, i, None, 1))
         action = HARVEST if reward >= q else 0
     elif policy == "CP":
         cp = make_policy(policy, params, knowledge=prior)
         action = cp.decide(HarvestState(t, p, i, knowledge))
     else:
-        if policy == "RL-MR":
-            pol = RLMR(params, n_draws=n_draws, random_seed=seed)
-            q, q_se, q_range = _value_summary(pol.continuation_draws(t, knowledge, p, i))
-        else:
-            pol = make_policy(policy, params, knowledge=prior)
-            q = float(pol.continuation_function(t, knowledge)(np.asarray(p), np.asarray(i)))
+        pol = make_policy(policy, params, knowledge=prior)
+        q = float(pol.continuation_function(t, knowledge)(np.asarray(p), np.asarray(i)))
         action = HARVEST if reward >= q else 0
     result = HarvestDecision(
         decision="harvest now" if action == HARVEST else "continue",
@@ -1521,6 +1545,7 @@ def harvest_decision(
         excluded=_stack(hist.excluded, cur.excluded),
         spec=spec,
         random_seed=seed,
+        n_draws=used_draws,
     )
     _log.info("%s: %s (harvest %.4g, continue %.4g)", run, result.decision, reward, q)
     return result
