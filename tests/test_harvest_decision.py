@@ -2,6 +2,7 @@
 
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -675,3 +676,45 @@ def test_cli_harvest_decision_bad_input_exits_2_with_one_line(tmp_path, history)
         assert result.exit_code == 2, (expected, result.output)
         assert result.output.startswith("error: ") and expected in result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def _daily_runs(offset_h: float, jitter_h: float, seed: int = 0) -> pd.DataFrame:
+    """Six runs sampled once a day (offset from the epoch grid, with jitter), in days."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(6):
+        days = np.arange(12)
+        hours = 24.0 * days + offset_h + rng.uniform(-jitter_h, jitter_h, len(days))
+        hours[0] = 0.0
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run_id": f"D{r}",
+                    "time": hours / 24.0,
+                    "protein": np.exp(0.3 * days + rng.normal(0, 0.05, len(days))),
+                    "impurity": np.exp(0.2 * days + rng.normal(0, 0.05, len(days))),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.filterwarnings("ignore:.*not at a decision epoch:UserWarning")
+def test_measurements_between_the_epochs_are_explained_in_the_error():
+    # daily samples 17 h after each epoch (inoculated at 16:00, sampled at 09:00): none on
+    # the daily grid; the error names the reasons, epoch_tolerance and the typical step
+    spec = HarvestSpec(time_unit="d", epoch_hours=24.0, horizon_hours=24.0 * 14)
+    with pytest.raises(HarvestDataError) as err:
+        knowledge_from_runs(_daily_runs(17.0, 0.5), spec=spec)
+    text = str(err.value)
+    assert "left out: " in text and "x not at a decision epoch" in text
+    assert "raise epoch_tolerance (now 0.1 of an epoch" in text
+    assert re.search(r"the measurements are typically 1\.00\d d \(24\.\d+ h\) apart", text)
+
+
+@pytest.mark.filterwarnings("ignore:.*not at a decision epoch:UserWarning")
+def test_the_epoch_hint_reads_the_step_of_every_measurement():
+    # daily samples with +-1.5 h jitter against the default 6 h epochs: the rows left on the
+    # grid are days apart, every measured row one day apart: the hint says 24 h
+    with pytest.raises(HarvestDataError, match=r"declare epoch_hours = 24\.\d+ in the spec"):
+        knowledge_from_runs(_daily_runs(0.0, 1.5), spec=HarvestSpec(time_unit="d"))

@@ -397,6 +397,9 @@ class RunData:
         The declaration used.
     name : str
         Name of the table in messages (e.g. ``"history table"``).
+    typical_step_h : float
+        Median time between a run's consecutive measurements over every measured row (on the
+        decision grid or not), h; NaN with none.
     """
 
     table: pd.DataFrame
@@ -404,6 +407,7 @@ class RunData:
     excluded: pd.DataFrame
     spec: HarvestSpec
     name: str = "history table"
+    typical_step_h: float = math.nan
 
     @property
     def runs(self) -> list[Any]:
@@ -618,8 +622,8 @@ def validate_runs(
         f"not at a decision epoch (every {_time_text(spec.epoch_hours, spec)}, within "
         f"{_time_text(spec.epoch_tolerance * spec.epoch_hours, spec)})",
     )
+    step = _typical_step(frame)  # over every measured row, on the grid or not
     if len(off) >= 4 and off.mean() > 0.5:
-        step = _typical_step(frame)
         typical = _time_text(step, spec) if math.isfinite(step) else "unknown"
         warnings.warn(
             f"{where}: {int(off.sum())} of {len(off)} measurements are not at a decision epoch "
@@ -660,10 +664,25 @@ def validate_runs(
         )
         frame = frame[~short]
     if frame.empty:
+        reasons = pd.Series([e["reason"] for e in excluded]).value_counts()
+        why = "; ".join(f"{n} x {r}" for r, n in reasons.head(3).items())
+        hint = ""
+        if len(off) and off.mean() > 0.5:
+            hint = (
+                f". Most measurements lie between the epochs: if they are taken at a fixed "
+                f"offset from inoculation (e.g. day 0.7, 1.7, ...), raise epoch_tolerance "
+                f"(now {spec.epoch_tolerance:g} of an epoch, at most 0.49) or count time from "
+                "each run's first sample; "
+                + (
+                    f"the measurements are typically {_time_text(step, spec)} apart"
+                    if math.isfinite(step)
+                    else ""
+                )
+            )
         raise HarvestDataError(
             f"{where}: no run has {min_points} usable measurements (at decision epochs, every "
-            f"{_time_text(spec.epoch_hours, spec)}, with protein and impurity); the excluded "
-            "rows say why"
+            f"{_time_text(spec.epoch_hours, spec)}, with protein and impurity); left out: "
+            f"{why}{hint}"
         )
 
     growth_rows = []
@@ -721,6 +740,7 @@ def validate_runs(
         excluded=excl.sort_values("row", kind="stable").reset_index(drop=True),
         spec=spec,
         name=name,
+        typical_step_h=step,
     )
 
 
@@ -829,7 +849,7 @@ def _typical_step(frame: pd.DataFrame) -> float:
 
 def _epoch_hint(runs: RunData) -> str:
     """Return a hint when measurements lie wider apart than an epoch (none one epoch apart)."""
-    typical = _typical_step(runs.table)
+    typical = runs.typical_step_h  # over every measured row, not only those kept
     if not typical > runs.spec.epoch_hours * (1.0 + runs.spec.epoch_tolerance):
         return ""
     return (
