@@ -718,3 +718,25 @@ def test_the_epoch_hint_reads_the_step_of_every_measurement():
     # grid are days apart, every measured row one day apart: the hint says 24 h
     with pytest.raises(HarvestDataError, match=r"declare epoch_hours = 24\.\d+ in the spec"):
         knowledge_from_runs(_daily_runs(0.0, 1.5), spec=HarvestSpec(time_unit="d"))
+
+
+def test_sample_timestamps_count_from_each_runs_first_measurement(history):
+    # a LIMS export: dates and times (day first, with dots), each run started on its own day
+    def stamped(frame, fmt):
+        start = pd.Timestamp("2024-02-01 10:00") + pd.to_timedelta(
+            frame.groupby("run_id").ngroup() * 3, unit="D"
+        )
+        stamps = start + pd.to_timedelta(frame["time"], unit="h")
+        return frame.assign(time=stamps.dt.strftime(fmt))
+
+    now = mean_path(HarvestParams(), 10)
+    hours = harvest_decision(history, now, random_seed=2)
+    spec = HarvestSpec(time_unit="timestamp")
+    for fmt in ("%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M"):
+        dated = harvest_decision(stamped(history, fmt), stamped(now, fmt), spec=spec, random_seed=2)
+        assert dated.time_h == hours.time_h and dated.decision == hours.decision
+        assert dated.reward_continue == pytest.approx(hours.reward_continue)
+    bad = stamped(history, "%d.%m.%Y %H:%M")
+    bad.loc[3, "time"] = "day 3"
+    with pytest.raises(HarvestDataError, match=r"row 3: 'day 3' is not a date and time"):
+        harvest_decision(bad, now, spec=spec)

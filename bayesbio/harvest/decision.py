@@ -119,7 +119,9 @@ _log = logging.getLogger(__name__)
 #: which data never give).
 DECISION_POLICIES: tuple[str, ...] = ("RL-MR", "myopic", "plug-in", "plug-in-static", "CP")
 
-_TIME_UNITS = {"h": 1.0, "d": 24.0, "min": 1.0 / 60.0}
+#: hours per unit of the time column; "timestamp": dates/times, read as hours since each run's
+#: first measurement
+_TIME_UNITS = {"h": 1.0, "d": 24.0, "min": 1.0 / 60.0, "timestamp": 1.0}
 _COLUMN_KEYS = ("run_id", "time", "protein", "impurity", "phase")
 _TOP_KEYS = (
     "time_unit",
@@ -167,8 +169,11 @@ class HarvestSpec:
         Column names in the data file.
     phase : str, default "phase"
         Optional phase column; used only when present in the table.
-    time_unit : {"h", "d", "min"}, default "h"
-        Unit of the time column.
+    time_unit : {"h", "d", "min", "timestamp"}, default "h"
+        Unit of the time column. "timestamp": the column holds sample dates and times (a
+        LIMS export, e.g. ``2024-02-01 10:36`` or ``01.02.2024 10:36``, day first where
+        the date is written with dots); culture time counts from each run's first
+        measurement, in hours.
     protein_unit, impurity_unit : str, default "g/L"
         Units of the amounts (labels: only ratios enter the growth rates).
     epoch_hours : float, default 6.0
@@ -511,6 +516,8 @@ def validate_runs(
         )
     if len(table) == 0:
         raise HarvestDataError(f"{where}: no rows; it needs measurements of at least one run")
+    if spec.time_unit == "timestamp":
+        table = _hours_since_first(table, spec, where)
 
     frame = pd.DataFrame(
         {
@@ -549,7 +556,9 @@ def validate_runs(
                     f"{where}: column {col!r}, run {r['run_id']!r}, row {int(r['row'])}: "
                     f"{str(value)!r} is a date; the time column is the culture time since the "
                     f"batch started, in the declared time_unit ({spec.time_unit!r}): give a "
-                    "column of days or hours since inoculation (e.g. Day 0, 1, 2, ...)"
+                    "column of days or hours since inoculation (e.g. Day 0, 1, 2, ...), or "
+                    "declare time_unit = 'timestamp' in the spec to count the time from each "
+                    "run's first measurement"
                 )
             raise HarvestDataError(
                 f"{where}: column {col!r}, run {r['run_id']!r}, row {int(r['row'])}: "
@@ -605,10 +614,9 @@ def validate_runs(
         if (steps <= 0).any():
             k = int(np.argmax(steps <= 0))
             t1 = rows["time_h"].iloc[k + 1]
-            factor = _TIME_UNITS[unit]
             raise HarvestDataError(
                 f"{where}: column {spec.time!r}, run {run!r}, row {int(rows['row'].iloc[k + 1])}: "
-                f"time {t1 / factor:g} {unit} is measured twice; keep one measurement per time"
+                f"time {_time_text(t1, spec)} is measured twice; keep one measurement per time"
             )
     if spec.phases is not None:
         outside = ~frame["phase"].isin(spec.phases)
@@ -760,10 +768,31 @@ def _is_date(value: Any) -> bool:
     return True
 
 
+def _hours_since_first(table: pd.DataFrame, spec: HarvestSpec, where: str) -> pd.DataFrame:
+    """Return ``table`` with its timestamps as hours since each run's first measurement."""
+    raw = table[spec.time]
+    text = raw.astype(str)
+    dotted = text.str.contains(r"^\s*\d{1,2}\.\d{1,2}\.\d{2,4}", regex=True).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stamps = pd.to_datetime(raw, errors="coerce", dayfirst=bool(dotted), format="mixed")
+    bad = stamps.isna() & raw.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise HarvestDataError(
+            f"{where}: column {spec.time!r}, row {i}: {raw.iloc[i]!r} is not a date and time "
+            "(time_unit = 'timestamp'); write it like 2024-02-01 10:36 or 01.02.2024 10:36"
+        )
+    first = stamps.groupby(table[spec.run_id].to_numpy()).transform("min")
+    out = table.copy()
+    out[spec.time] = ((stamps - first) / pd.Timedelta(hours=1)).round(6)
+    return out
+
+
 def _time_text(hours: float, spec: HarvestSpec) -> str:
     """Return a time in the data's unit, hours beside it: ``"2.5 d (60 h)"``, ``"60 h"``."""
     unit = spec.time_unit
-    if unit == "h":
+    if unit in ("h", "timestamp"):
         return f"{hours:.4g} h"
     return f"{hours / _TIME_UNITS[unit]:.4g} {unit} ({hours:.4g} h)"
 
