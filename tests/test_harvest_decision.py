@@ -448,6 +448,16 @@ def test_rows_out_of_time_order_are_sorted_and_repeated_times_named(history):
     bad.loc[5, "time"] = bad.loc[4, "time"]
     with pytest.raises(HarvestDataError, match=r"run 'R0', row 5: time 24 h is measured twice"):
         validate_runs(bad)
+    # an assay repeat: averaged when the spec says so, the second row listed as left out
+    repeat = pd.concat([history.iloc[:5], history.iloc[[4]], history.iloc[5:]], ignore_index=True)
+    repeat.loc[5, ["protein", "impurity"]] = repeat.loc[4, ["protein", "impurity"]] * [1.2, 0.8]
+    runs = validate_runs(repeat, spec=HarvestSpec(repeats="mean"))
+    kept = runs.table.set_index("row").loc[4]
+    assert kept["protein"] == pytest.approx(1.1 * history.loc[4, "protein"])
+    assert kept["impurity"] == pytest.approx(0.9 * history.loc[4, "impurity"])
+    (reason,) = runs.excluded.loc[runs.excluded["row"] == 5, "reason"]
+    assert reason.startswith("assay repeat: averaged")
+    assert len(runs.growth) == len(validate_runs(history).growth)
 
 
 def test_a_date_in_the_time_column_asks_for_culture_time(history):

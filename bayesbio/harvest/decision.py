@@ -44,7 +44,8 @@ table, run, row and what to do).
 
 The declaration, :class:`HarvestSpec`, is read from TOML (every key optional)::
 
-    time_unit = "h"                  # "h", "d" or "min"
+    time_unit = "h"                  # "h", "d", "min" or "timestamp" (dates and times)
+    repeats = "error"                # "mean": average assay repeats at one time
     protein_unit = "g/L"
     impurity_unit = "g/L"
     epoch_hours = 6.0                # decision interval
@@ -132,7 +133,10 @@ _TOP_KEYS = (
     "epoch_tolerance",
     "phases",
     "growth_window",
+    "repeats",
 )
+#: What to do with two measurements of one run at one time (see HarvestSpec.repeats).
+REPEATS: tuple[str, ...] = ("error", "mean")
 #: Which past growth a decision at epoch t learns from (see HarvestSpec.growth_window).
 GROWTH_WINDOWS: tuple[str, ...] = ("ahead", "epochs", "all")
 #: Least weight, in growth rates, of the pooled law behind each epoch's own law ("epochs").
@@ -195,6 +199,10 @@ class HarvestSpec:
         with them, the other policies use the one law ahead). ``"all"``: every epoch pooled
         into one growth law, as the model of Wang et al. (2024) assumes (best when growth is
         the same at every epoch).
+    repeats : {"error", "mean"}, default "error"
+        Two measurements of one run at one time (an assay repeat): "error" stops and names
+        the row; "mean" averages their protein and impurity into the first row (the others
+        are listed as left out, with the reason).
     protein_cap, impurity_limit : float, optional
         Protein cap (harvest forced) and impurity failure limit, in the declared units;
         default 50x and 40x the running batch's first measurement.
@@ -228,6 +236,7 @@ class HarvestSpec:
     epoch_tolerance: float = 0.1
     phases: tuple[str, ...] | None = None
     growth_window: str = "epochs"
+    repeats: str = "error"
     protein_cap: float | None = None
     impurity_limit: float | None = None
     price: float | None = None
@@ -250,6 +259,7 @@ class HarvestSpec:
                 raise ValueError(f"column names must differ, got {declared}")
             check_choice("time_unit", self.time_unit, tuple(_TIME_UNITS))
             check_choice("growth_window", self.growth_window, GROWTH_WINDOWS)
+            check_choice("repeats", self.repeats, REPEATS)
             check_positive("epoch_hours", self.epoch_hours)
             check_positive("horizon_hours", self.horizon_hours)
             check_fraction("epoch_tolerance", self.epoch_tolerance)
@@ -609,6 +619,14 @@ def validate_runs(
     if not shuffled.index.equals(frame.index):  # rows as exported, not by time: sort them
         _log.info("%s: rows sorted by run and time", where)
         frame = shuffled.drop(columns="_run")
+    if spec.repeats == "mean":
+        repeat = frame.duplicated(["run_id", "time_h"], keep="first").to_numpy()
+        if repeat.any():
+            keys = [frame["run_id"], frame["time_h"]]
+            means = frame.groupby(keys, sort=False)[["protein", "impurity"]].transform("mean")
+            frame[["protein", "impurity"]] = means
+            exclude(repeat, "assay repeat: averaged into the first measurement at this time")
+            frame = frame[~repeat]
     for run, rows in frame.groupby("run_id", sort=False):
         steps = np.diff(rows["time_h"].to_numpy())
         if (steps <= 0).any():
@@ -616,7 +634,8 @@ def validate_runs(
             t1 = rows["time_h"].iloc[k + 1]
             raise HarvestDataError(
                 f"{where}: column {spec.time!r}, run {run!r}, row {int(rows['row'].iloc[k + 1])}: "
-                f"time {_time_text(t1, spec)} is measured twice; keep one measurement per time"
+                f"time {_time_text(t1, spec)} is measured twice; keep one measurement per time "
+                '(or declare repeats = "mean" in the spec to average assay repeats)'
             )
     if spec.phases is not None:
         outside = ~frame["phase"].isin(spec.phases)
