@@ -385,7 +385,6 @@ def _unit_gap(points, table):
     return np.abs(a[:, None, :] - b[None, :, :]).max(axis=2).min(axis=1)
 
 
-@pytest.mark.filterwarnings("ignore:Campaign.add.*predictive intervals:UserWarning")
 def test_proposals_are_new_setpoints_while_new_safe_ones_exist():
     table = start_table2()
     camp = Campaign(SPACE2, table, model=lambda: ConjugateQuadratic(SPACE2), random_seed=4)
@@ -424,9 +423,8 @@ def test_when_only_the_recipe_is_safe_the_campaign_takes_small_steps_from_it():
     )
     batch = camp.recommend(4, n_draws=300)
     step = _unit_gap(batch, pd.DataFrame([camp.recipe]))
-    # small steps around the recipe or the best batch so far (here one near the recipe) ...
-    assert (_unit_gap(batch, pd.concat([pd.DataFrame([camp.recipe]), table])) <= 0.03 + 1e-9).all()
-    assert (step > 0.0).sum() >= 3  # ... not replicates of the recipe
+    assert (step <= 0.03 + 1e-9).all()  # small steps around the recipe ...
+    assert (step > 0.0).sum() >= 3  # ... not replicates of it
     assert batch[list(SPACE2.factor_names)].round(9).drop_duplicates().shape[0] == 4
     (p_recipe,) = batch.loc[step == 0.0, "p_safe"]
     assert p_recipe < 0.9 and (batch["p_safe"] >= p_recipe - 0.02).all()
@@ -514,9 +512,9 @@ def test_next_prints_the_notes_of_the_proposals_such_as_discounted_batches(tmp_p
 
 def test_no_relaxed_steps_from_a_best_batch_the_rule_calls_unsafe():
     # a rule no batch can meet, as above, in a history that has found a better region than
-    # the recipe's: the small steps around the incumbent (the run setpoint rated best) get
-    # the relaxed bar only when the incumbent itself passes the rule; here it does not, so
-    # every proposal is a small step from the recipe or passes the rule as it stands
+    # the recipe's: the relaxed bar holds around the recipe only (relaxing it around a best
+    # batch the rule calls unsafe sent batches off a ridge, BENCHMARKS 2026-12-08), so every
+    # proposal is a small step from the recipe or passes the rule as it stands
     recipe_batches = start_table2(n=8, sd=0.02)
     found = start_table2(n=4, seed=1, sd=0.02, centre=(0.55, 0.5))
     found["run"] = [f"F{i}" for i in range(4)]
@@ -538,36 +536,3 @@ def test_no_relaxed_steps_from_a_best_batch_the_rule_calls_unsafe():
     batch = camp.recommend(4, n_draws=300)
     step = _unit_gap(batch, pd.DataFrame([camp.recipe]))
     assert ((step <= 0.03 + 1e-9) | (batch["p_safe"] >= 0.999)).all()
-
-
-SPACE3 = toy_space(3)
-
-
-def test_each_round_proposes_a_batch_as_good_as_the_campaigns_own_answer():
-    # few candidates over a box the trust region mostly excludes: the refinement around the
-    # best *eligible* candidates (safe, within the trust region, new) still finds setpoints
-    # the model rates at least as high as the setpoint best() would hand to production (a
-    # user saw the campaign propose recipe steps round after round while best() sat far
-    # higher)
-    def truth3(frame):
-        u = (frame[list(SPACE3.factor_names)].to_numpy(float) - SPACE3.lower) / (
-            SPACE3.upper - SPACE3.lower
-        )
-        return 50.0 - 30.0 * ((u - [0.7, 0.5, 0.5]) ** 2).sum(axis=1)
-
-    for seed in range(4):
-        rng = np.random.default_rng(seed)
-        u = np.clip([0.3, 0.5, 0.5] + 0.06 * rng.standard_normal((20, 3)), 0.0, 1.0)
-        table = pd.DataFrame(
-            SPACE3.lower + u * (SPACE3.upper - SPACE3.lower), columns=SPACE3.factor_names
-        )
-        table.insert(0, "site", "A")
-        table.insert(0, "run", [f"H{i:02d}" for i in range(20)])
-        table["titer"] = truth3(table) + 0.5 * rng.standard_normal(20)
-        camp = Campaign(SPACE3, table, model=lambda: ConjugateQuadratic(SPACE3), random_seed=seed)
-        batch = camp.recommend(4, n_draws=300, n_candidates=16)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BoundWarning)
-            best = camp.best(n_draws=300)
-        answer = camp.model_.predict(pd.DataFrame([best.setpoint]).assign(site="A"))[0]
-        assert batch["expected_yield"].max() >= answer, seed

@@ -24,17 +24,12 @@ table so far, how to build the yield model, the target group and its recipe. Eac
    The safety rule is judged from draws that carry the group's own slope deviation
    (``transfer_risk=True``): whether this vessel responds as the others did is a risk too.
    A setpoint the group has already run is proposed again only when no new safe one is
-   left (a replicate informs only the noise); small steps around the recipe and around the
-   incumbent (the setpoint the group has run that the posterior rates best; within 3 % of
+   left (a replicate informs only the noise); small steps around the recipe (within 3 % of
    the ranges) are always among the candidates and pass the rule when they are nearly as
-   safe as their centre (``P(safe)`` at least the centre's, capped at ``safety_prob``, less
-   0.02; around the incumbent only when the incumbent itself passes the rule), so a round
-   in which nothing else is safe learns the local slope, and climbs from the best batch
-   found so far, instead of replicating the recipe. The candidates are refined around the
-   best *eligible* ones (safe, within the trust region, new): the box's Latin hypercube
-   mostly lies outside the trust region, so without it a round could propose recipe steps
-   while :meth:`best` sat far higher. The recipe competes as any candidate, once per round;
-   it is replicated only when no other safe candidate remains.
+   safe as the recipe itself (``P(safe)`` at least the recipe's, capped at ``safety_prob``,
+   less 0.02), so a round in which nothing else is safe learns the local slope instead of
+   replicating the recipe. The recipe competes as any candidate, once per round; it is
+   replicated only when no other safe candidate remains.
 3. :meth:`Campaign.add` appends the results and refits (a fresh fit on the whole table; the
    samplers bayesbio uses do not warm-start).
 4. :meth:`Campaign.best` is the safe recommendation of :func:`bayesbio.recommend.recommend`:
@@ -80,14 +75,11 @@ _MIN_GAP = 0.02  # proposals closer than this (unit scale, max norm) count as th
 # proposals of one round closer than this (unit scale, max norm) spend two batches on nearly
 # one guess: kept apart while a new safe setpoint that far from the others exists
 _ROUND_GAP = 0.1
-# Small steps around the recipe and the incumbent (the run setpoint of highest posterior
-# mean): this many candidates within this reach (unit scale, max norm) of each, safe when
-# P(safe) >= min(safety_prob, P(safe) at their centre) - _LOCAL_MARGIN. Measured on the
-# independent worlds (BENCHMARKS.md, 2026-12-07, sixth session, around the recipe): with
-# the run setpoints left out, proposals repeating a past batch 30.6 -> 0 %, unsafe 6.9 ->
-# 6.9 %, final regret 7.3 -> 4.0 %. Around the incumbent too, with the refinement around
-# the best eligible candidates (2026-12-08): final regret 5.1 -> 3.7 % (quick set) and 8.0
-# -> 6.1 % (three other worlds), unsafe +1 batch in each.
+# Small steps around the recipe: this many candidates within this reach (unit scale, max
+# norm), safe when P(safe) >= min(safety_prob, P(safe) at the recipe) - _LOCAL_MARGIN.
+# Measured on the independent worlds (BENCHMARKS.md, 2026-12-07, sixth session): with the
+# run setpoints left out, proposals repeating a past batch 30.6 -> 0 %, unsafe 6.9 -> 6.9 %,
+# final regret 7.3 -> 4.0 %.
 _LOCAL_CANDIDATES = 64
 _LOCAL_REACH = 0.03
 _LOCAL_MARGIN = 0.02
@@ -258,8 +250,7 @@ class Campaign:
             Posterior draws (common to all candidates).
         n_candidates : int, default 512
             Latin-hypercube candidates over the search box (plus the group's setpoints, the
-            recipe, a refinement around the best ones and around the best eligible ones, and
-            small steps around the recipe and the incumbent).
+            recipe and a refinement around the best ones).
 
         Returns
         -------
@@ -306,18 +297,6 @@ class Campaign:
             extra = ctx.to_points(u.reshape(-1, d))
             cands = np.vstack([cands, extra])
             f = np.hstack([f, ev.raw(extra, noise=False)])
-        inc = 0
-        if d and len(group_pts):
-            # small steps around the incumbent too: the run setpoint (or the recipe) the
-            # posterior rates best, so the campaign climbs from what it has found
-            inc = int(np.argmax(sgn * f[:, : 1 + len(group_pts)].mean(axis=0)))
-            if inc:
-                step = (2.0 * lhs(_LOCAL_CANDIDATES, d, rng) - 1.0) * _LOCAL_REACH
-                u = np.clip(ctx.to_unit(cands[inc : inc + 1]) + step, 0.0, 1.0)
-                extra = ctx.to_points(u)
-                cands = np.vstack([cands, extra])
-                f = np.hstack([f, ev.raw(extra, noise=False)])
-        ev_mean = ev
         if self.transfer_risk:  # same posterior draws, each with the group's slope deviation
             ev = Evaluator(
                 model,
@@ -330,50 +309,25 @@ class Campaign:
             ref = ev.raw(cands[:1], noise=False)[:, 0]
         else:
             ref = f[:, 0]
-        run = ctx.to_unit(ctx.clip(group_pts)) if d and len(group_pts) else None
-
-        def judge(points: np.ndarray, u: np.ndarray, y_p: np.ndarray) -> tuple[np.ndarray, ...]:
-            """P(safe), passes the rule (and the trust region), new (not a run setpoint)."""
-            safe_p = p_safe(sgn, y_p, ref, self.delta)
-            ok_p = safe_p >= self.safety_prob
-            if self.trust_region:
-                ok_p &= ctx.support.guard_distance(points, ctx.res.support) <= ctx.res.max_distance
-            # a setpoint the group has run comes only after every new one: a replicate
-            # informs only the noise
-            fresh_p = np.ones(len(points), dtype=bool)
-            if run is not None:
-                gap = np.abs(u[:, None, :] - run[None, :, :]).max(axis=2).min(axis=1)
-                fresh_p = gap >= _MIN_GAP
-            return safe_p, ok_p, fresh_p
-
         y = ev.raw(cands, noise=True)
+        safe = p_safe(sgn, y, ref, self.delta)
+        ok = safe >= self.safety_prob
+        if self.trust_region:
+            ok &= ctx.support.guard_distance(cands, ctx.res.support) <= ctx.res.max_distance
         unit = ctx.to_unit(cands) if d else np.zeros((len(cands), 0))
-        safe, ok, fresh = judge(cands, unit, y)
         if d:
             # a small step from the recipe is nearly as safe as the recipe itself
-            # (and from the incumbent, when the incumbent itself passes the rule: a batch
-            # rated best that the rule calls unsafe is no place to relax it)
-            for c in {0, inc}:
-                if c and safe[c] < self.safety_prob:
-                    continue
-                local = np.max(np.abs(unit - unit[c]), axis=1) <= _LOCAL_REACH + 1e-12
-                bar = min(self.safety_prob, float(safe[c])) - _LOCAL_MARGIN
-                ok |= local & (safe >= bar)
-        ok[0] = fresh[0] = True  # the recipe is always allowed
-        if d and (ok & fresh).any():
-            # refine around the best candidates that are eligible (safe, within the trust
-            # region, new): the box's candidates mostly lie outside the region, and the
-            # refinement above follows the best ones overall
-            pool = np.flatnonzero(ok & fresh)
-            top = pool[np.argsort(-(sgn * f[:, pool].mean(axis=0)))[:8]]
-            cloud = (2.0 * lhs(32, d, rng) - 1.0) * 0.05
-            u = np.clip(unit[top][:, None, :] + cloud[None], 0.0, 1.0).reshape(-1, d)
-            extra = ctx.to_points(u)
-            f_x, y_x = ev_mean.raw(extra, noise=False), ev.raw(extra, noise=True)
-            safe_x, ok_x, fresh_x = judge(extra, u, y_x)
-            cands, f, y = np.vstack([cands, extra]), np.hstack([f, f_x]), np.hstack([y, y_x])
-            safe, ok = np.concatenate([safe, safe_x]), np.concatenate([ok, ok_x])
-            fresh, unit = np.concatenate([fresh, fresh_x]), np.vstack([unit, u])
+            local = np.max(np.abs(unit - unit[0]), axis=1) <= _LOCAL_REACH + 1e-12
+            bar = min(self.safety_prob, float(safe[0])) - _LOCAL_MARGIN
+            ok |= local & (safe >= bar)
+        ok[0] = True  # the recipe is always allowed
+        # a setpoint the group has run comes only after every new one: a replicate informs
+        # only the noise
+        fresh = np.ones(len(cands), dtype=bool)
+        if d and len(group_pts):
+            run = ctx.to_unit(ctx.clip(group_pts))
+            fresh = np.abs(unit[:, None, :] - run[None, :, :]).max(axis=2).min(axis=1) >= _MIN_GAP
+        fresh[0] = True
         draws = rng.choice(n_draws, size=q, replace=False)
         chosen: list[int] = []
         for s in draws:
