@@ -750,3 +750,5 @@ def test_sample_timestamps_count_from_each_runs_first_measurement(history):
     bad.loc[3, "time"] = "day 3"
     with pytest.raises(HarvestDataError, match=r"row 3: 'day 3' is not a date and time"):
         harvest_decision(bad, now, spec=spec)
+    with pytest.raises(HarvestDataError, match=r"holds numbers, not dates and times"):
+        harvest_decision(history, now, spec=spec)

@@ -790,6 +790,11 @@ def _is_date(value: Any) -> bool:
 def _hours_since_first(table: pd.DataFrame, spec: HarvestSpec, where: str) -> pd.DataFrame:
     """Return ``table`` with its timestamps as hours since each run's first measurement."""
     raw = table[spec.time]
+    if pd.api.types.is_numeric_dtype(raw):
+        raise HarvestDataError(
+            f"{where}: column {spec.time!r} holds numbers, not dates and times; declare the "
+            "unit of the culture time instead (time_unit = 'h', 'd' or 'min')"
+        )
     text = raw.astype(str)
     dotted = text.str.contains(r"^\s*\d{1,2}\.\d{1,2}\.\d{2,4}", regex=True).any()
     with warnings.catch_warnings():
