@@ -1322,8 +1322,10 @@ class HarvestDecision:
             )
         learnt += (
             f". Harvest is forced at {_time_text(s.horizon_hours, s)} or at a protein cap of "
-            f"{cap:.4g} "
-            f"{s.protein_unit}."
+            f"{cap:.4g} {s.protein_unit}. Rewards are the batch's value at harvest (price x "
+            "protein up to the cap, less the impurity cost) less the cost of the epochs still "
+            "to run: epochs already run are spent whatever is decided, so they are not "
+            "subtracted."
         )
         defaults = self.default_economics()
         if defaults:
