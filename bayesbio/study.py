@@ -717,32 +717,29 @@ def resolve_targets(
 ) -> list[dict[str, str]]:
     """Return the study's target groups with the data's own labels, or say what is wrong.
 
-    Each target names group columns the study pools over; a label is matched to the data's
-    labels ignoring case and spaces ("300 l" -> "300L").
+    Each target names group columns the study pools over; labels are matched as
+    :func:`~bayesbio.recommend.context.resolve_group` matches them (up to case and spaces:
+    "300 l" -> "300L").
     """
-
-    def key(v: Any) -> str:
-        return re.sub(r"\s+", "", str(v)).lower()
+    from bayesbio.recommend.context import resolve_group
 
     out = []
     for target in targets:
         if not target:
             raise ValueError("targets: an empty group; give COLUMN=LABEL pairs")
-        resolved = {}
-        for col, label in target.items():
+        for col in target:
             if col not in groups or col not in table.columns:
                 raise ValueError(
                     f"target group {dict(target)}: {col!r} is not a group column of the "
                     f"study; use some of {list(groups)}"
                 )
-            known = sorted({str(v) for v in table[col].dropna().unique()})
-            match = [v for v in known if key(v) == key(label)]
-            if not match:
-                raise ValueError(
-                    f"target group {dict(target)}: no batch has {col} = {label!r}; known "
-                    f"labels of {col!r}: {known}"
-                )
-            resolved[col] = match[0]
+        resolved, _, _ = resolve_group(
+            table,
+            list(target),
+            target,
+            allow_new=False,
+            new_hint="A study recommends for groups its data hold (targets, `study -g`)",
+        )
         out.append(resolved)
     return out
 
