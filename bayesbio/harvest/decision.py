@@ -699,13 +699,10 @@ def validate_runs(
                 f". Most measurements lie between the epochs: if they are taken at a fixed "
                 f"offset from inoculation (e.g. day 0.7, 1.7, ...), raise epoch_tolerance "
                 f"(now {spec.epoch_tolerance:g} of an epoch, at most 0.49) or count time from "
-                "each run's first sample; "
-                + (
-                    f"the measurements are typically {_time_text(step, spec)} apart"
-                    if math.isfinite(step)
-                    else ""
-                )
+                "each run's first sample"
             )
+            if math.isfinite(step):
+                hint += f"; the measurements are typically {_time_text(step, spec)} apart"
         raise HarvestDataError(
             f"{where}: no run has {min_points} usable measurements (at decision epochs, every "
             f"{_time_text(spec.epoch_hours, spec)}, with protein and impurity); left out: "
